@@ -1,0 +1,208 @@
+/**
+ * Finds, loads and pins flows. A flow is a file: YAML/JSON (parsed and validated with
+ * positions) or a TypeScript/JavaScript module exporting a `defineFlow(...)` (imported
+ * through tsx). Its version is a hash of the normalized definition plus the source of the
+ * code it runs, so a run can always tell whether the code it started with is still there.
+ * The catalog is also the engine's FlowResolver: it rebuilds a pinned version from the
+ * store and refuses to execute code that changed since.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import type { Problem } from '../core/errors.js';
+import { BatonError } from '../core/errors.js';
+import type { FlowSpec } from '../core/model.js';
+import { compilePlan } from '../core/run-machine.js';
+import type { FlowDefinition } from '../define/builder.js';
+import { isFlowDefinition } from '../define/builder.js';
+import { loadFlowFile } from '../define/load-yaml.js';
+import { importModule } from '../define/module-loader.js';
+import type { FlowResolver, ResolvedFlow } from '../engine/engine.js';
+import type { Store } from '../store/store.js';
+
+export interface LoadedFlow {
+  readonly spec: FlowSpec;
+  readonly version: string;
+  readonly sourcePath: string;
+  readonly definition?: FlowDefinition;
+}
+
+const YAML_EXT = new Set(['.yaml', '.yml', '.json']);
+const CODE_EXT = new Set(['.ts', '.mts', '.js', '.mjs']);
+
+export function isFlowFile(path: string): boolean {
+  const ext = extname(path);
+  return YAML_EXT.has(ext) || CODE_EXT.has(ext);
+}
+
+function readSource(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Version = short sha256 of the normalized spec and the sources it runs. */
+export function flowVersion(spec: FlowSpec, sources: readonly string[]): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify(spec));
+  for (const s of sources) h.update('\u0000').update(s);
+  return h.digest('hex').slice(0, 12);
+}
+
+export class FlowCatalog implements FlowResolver {
+  private readonly byPath = new Map<string, Promise<LoadedFlow>>();
+
+  constructor(
+    readonly projectDir: string,
+    private readonly options: { readonly knownPools?: readonly string[]; readonly kinds?: readonly string[]; readonly store?: Store } = {},
+  ) {}
+
+  /** The folder flows are discovered in. */
+  get flowsDir(): string {
+    return join(this.projectDir, 'flows');
+  }
+
+  /** Loads one flow file; throws a BatonError listing every problem. Cached per path. */
+  load(path: string): Promise<LoadedFlow> {
+    const abs = resolve(path);
+    let loading = this.byPath.get(abs);
+    if (!loading) {
+      loading = this.loadUncached(abs);
+      this.byPath.set(abs, loading);
+      loading.catch(() => this.byPath.delete(abs));
+    }
+    return loading;
+  }
+
+  private async loadUncached(abs: string): Promise<LoadedFlow> {
+    const ext = extname(abs);
+    if (YAML_EXT.has(ext)) {
+      const result = await loadFlowFile(abs, {
+        ...(this.options.kinds ? { kinds: this.options.kinds } : {}),
+        ...(this.options.knownPools ? { knownPools: this.options.knownPools } : {}),
+      });
+      if (!result.spec) throw problemsError(abs, result.problems);
+      const spec = result.spec;
+      const modules = spec.tasks
+        .map((t) => t.config.module)
+        .filter((m): m is string => typeof m === 'string')
+        .map((m) => readSource(resolve(dirname(abs), m)));
+      return { spec, version: flowVersion(spec, modules), sourcePath: abs };
+    }
+    if (!CODE_EXT.has(ext)) {
+      throw new BatonError('DEF_LOAD', `${abs}: not a flow file (expected .yaml, .yml, .json, .ts, .mts, .js or .mjs)`);
+    }
+    const mod = await importModule(abs);
+    const flows = Object.entries(mod).filter(([, v]) => isFlowDefinition(v)) as [string, FlowDefinition][];
+    const chosen = flows.find(([k]) => k === 'default') ?? (flows.length === 1 ? flows[0] : undefined);
+    if (!chosen) {
+      throw new BatonError(
+        'DEF_LOAD',
+        flows.length === 0
+          ? `${abs} does not export a flow`
+          : `${abs} exports ${flows.length} flows (${flows.map(([k]) => k).join(', ')}); export one, or make one the default export`,
+        { hint: 'Export the result of defineFlow({...}) as the default export.', details: { noFlow: flows.length === 0 } },
+      );
+    }
+    const definition = chosen[1];
+    const spec = definition.toSpec(abs);
+    return { spec, version: flowVersion(spec, [readSource(abs)]), sourcePath: abs, definition };
+  }
+
+  /** Finds a flow by file path, or by name among the project's flows. */
+  async find(ref: string): Promise<LoadedFlow> {
+    const asPath = resolve(ref);
+    if (isFlowFile(ref) && isFile(asPath)) return this.load(asPath);
+    for (const ext of [...YAML_EXT, ...CODE_EXT]) {
+      const candidate = join(this.flowsDir, `${ref}${ext}`);
+      if (isFile(candidate)) {
+        const loaded = await this.load(candidate);
+        if (loaded.spec.name === ref) return loaded;
+      }
+    }
+    for (const entry of await this.list()) {
+      if (entry.flow?.spec.name === ref) return entry.flow;
+    }
+    throw new BatonError('FLOW_NOT_FOUND', `no flow named "${ref}" in ${this.flowsDir}, and no flow file at ${asPath}`);
+  }
+
+  /** Every flow file under `flows/`, loaded, with its problems. */
+  async list(): Promise<{ path: string; flow?: LoadedFlow; problems: readonly Problem[] }[]> {
+    let names: string[];
+    try {
+      names = readdirSync(this.flowsDir).filter(isFlowFile).sort();
+    } catch {
+      return [];
+    }
+    const out: { path: string; flow?: LoadedFlow; problems: readonly Problem[] }[] = [];
+    for (const name of names) {
+      const path = join(this.flowsDir, name);
+      try {
+        out.push({ path, flow: await this.load(path), problems: [] });
+      } catch (error) {
+        // A code file without a flow is a helper module of the flows beside it.
+        if (error instanceof BatonError && error.details.noFlow === true) continue;
+        out.push({ path, problems: problemsOf(error, path) });
+      }
+    }
+    return out;
+  }
+
+  /** Rebuilds a pinned version for the engine; refuses changed code. */
+  async resolve(flow: string, version: string): Promise<ResolvedFlow> {
+    const store = this.options.store;
+    if (!store) throw new Error('FlowCatalog.resolve needs a store');
+    const record = await store.getFlowVersion(flow, version);
+    if (!record) throw new BatonError('FLOW_NOT_FOUND', `flow ${flow} version ${version} is not in the store`);
+    const spec = JSON.parse(record.spec) as FlowSpec;
+    const plan = compilePlan(spec);
+    const needsCode = spec.tasks.some((t) => t.kind === 'function');
+    let definition: FlowDefinition | undefined;
+    if (needsCode) {
+      let current: LoadedFlow;
+      try {
+        current = await this.load(record.sourcePath);
+      } catch (error) {
+        throw new BatonError('FLOW_VERSION_MISMATCH', `flow ${flow}: cannot load ${record.sourcePath} to run version ${version}`, {
+          cause: error,
+        });
+      }
+      if (current.version !== version) {
+        throw new BatonError(
+          'FLOW_VERSION_MISMATCH',
+          `flow ${flow}: the run is pinned to version ${version} but ${basename(record.sourcePath)} is now version ${current.version}`,
+        );
+      }
+      definition = current.definition;
+    }
+    return {
+      plan,
+      flowDir: dirname(record.sourcePath),
+      resolveFunction: (taskId) => definition?.functionOf(taskId),
+    };
+  }
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function problemsError(file: string, problems: readonly Problem[]): BatonError {
+  const first = problems[0];
+  return new BatonError(first?.code ?? 'DEF_INVALID', `${problems.length} problem(s) in ${file}`, { problems });
+}
+
+/** The problems an error stands for, for listing. */
+export function problemsOf(error: unknown, file: string): Problem[] {
+  if (error instanceof BatonError) {
+    if (error.problems.length > 0) return [...error.problems];
+    return [{ code: error.code, message: error.message, hint: error.hint, location: { file } }];
+  }
+  return [{ code: 'DEF_LOAD', message: (error as Error).message, location: { file } }];
+}

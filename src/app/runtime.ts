@@ -1,0 +1,133 @@
+/**
+ * The one place that reads configuration and wires concrete adapters: the SQLite store,
+ * the executors, the flow catalog and engines. Faces (CLI, later the server) call these
+ * functions and never build adapters themselves.
+ */
+import { randomBytes } from 'node:crypto';
+import { BatonError } from '../core/errors.js';
+import { resolveParams } from '../define/params.js';
+import type { EngineOptions } from '../engine/engine.js';
+import { Engine } from '../engine/engine.js';
+import { ExecutorRegistry } from '../engine/executor.js';
+import { functionExecutor } from '../engine/executors/function.js';
+import { shellExecutor } from '../engine/executors/shell.js';
+import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import type { RunRecord } from '../store/store.js';
+import type { BatonConfig, ConfigOverrides } from './config.js';
+import { loadConfig } from './config.js';
+import { crashPointsFromEnv } from './crash-points.js';
+import type { LoadedFlow } from './flow-catalog.js';
+import { FlowCatalog } from './flow-catalog.js';
+
+export interface Runtime {
+  readonly config: BatonConfig;
+  readonly store: SqliteStore;
+  readonly catalog: FlowCatalog;
+  readonly executors: ExecutorRegistry;
+  createEngine(overrides?: Partial<EngineOptions>): Engine;
+  close(): Promise<void>;
+}
+
+export interface RuntimeOptions {
+  readonly cwd: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly flags?: ConfigOverrides;
+}
+
+export function createExecutors(): ExecutorRegistry {
+  return new ExecutorRegistry([functionExecutor, shellExecutor]);
+}
+
+/** A catalog for validation only: no store needed. */
+export function openCatalog(options: RuntimeOptions): { config: BatonConfig; catalog: FlowCatalog } {
+  const config = loadConfig(options.cwd, options.env, options.flags);
+  const catalog = new FlowCatalog(config.projectDir, {
+    knownPools: Object.keys(config.pools),
+    kinds: createExecutors().kinds(),
+  });
+  return { config, catalog };
+}
+
+export function openRuntime(options: RuntimeOptions): Runtime {
+  const config = loadConfig(options.cwd, options.env, options.flags);
+  const faults = crashPointsFromEnv(options.env);
+  const store = new SqliteStore({ path: config.databasePath, ...(faults ? { faults } : {}) });
+  const executors = createExecutors();
+  const catalog = new FlowCatalog(config.projectDir, {
+    knownPools: Object.keys(config.pools),
+    kinds: executors.kinds(),
+    store,
+  });
+  const engines: Engine[] = [];
+  return {
+    config,
+    store,
+    catalog,
+    executors,
+    createEngine(overrides = {}) {
+      const engine = new Engine({
+        store,
+        executors,
+        flows: catalog,
+        concurrency: config.concurrency,
+        pools: config.pools,
+        leaseMs: config.leaseMs,
+        outputLimitBytes: config.outputLimitBytes,
+        logLimitBytes: config.logLimitBytes,
+        killGraceMs: config.killGraceMs,
+        ...(faults ? { faults } : {}),
+        ...overrides,
+      });
+      engines.push(engine);
+      return engine;
+    },
+    async close() {
+      for (const e of engines) await e.stop();
+      await store.close();
+    },
+  };
+}
+
+/** A new run id: time-ordered, 16 characters, e.g. `r0m3xk2a9f4c1d2e`. */
+export function newRunId(now = Date.now()): string {
+  return `r${now.toString(36).padStart(9, '0')}${randomBytes(4).toString('hex').slice(0, 6)}`;
+}
+
+export interface StartRunOptions {
+  readonly params?: Readonly<Record<string, unknown>>;
+  /** Params given as text (`--param k=v`): coerced to the declared types. */
+  readonly paramsFromText?: boolean;
+  readonly dedupeKey?: string;
+}
+
+/** Validates params and records a queued run of the flow; nothing runs yet. */
+export async function createRun(
+  rt: Runtime,
+  flow: LoadedFlow,
+  options: StartRunOptions = {},
+): Promise<{ run: RunRecord; created: boolean }> {
+  const params = resolveParams(flow.spec.params, options.params ?? {}, { fromText: options.paramsFromText ?? false });
+  const bytes = Buffer.byteLength(JSON.stringify(params));
+  if (bytes > rt.config.paramsLimitBytes) {
+    throw new BatonError(
+      'PAYLOAD_TOO_LARGE',
+      `the params of this run are ${bytes} bytes; the limit is ${rt.config.paramsLimitBytes} bytes (limits.params_bytes)`,
+    );
+  }
+  const now = Date.now();
+  return rt.store.createRun({
+    id: newRunId(now),
+    flow: {
+      flow: flow.spec.name,
+      version: flow.version,
+      spec: JSON.stringify(flow.spec),
+      sourcePath: flow.sourcePath,
+      createdAt: now,
+    },
+    params,
+    taskIds: flow.spec.tasks.map((t) => t.id),
+    createdAt: now,
+    dedupeKey: options.dedupeKey ?? null,
+    maxActiveRuns: flow.spec.maxActiveRuns,
+  });
+}

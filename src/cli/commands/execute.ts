@@ -1,0 +1,253 @@
+/**
+ * Commands that create or drive runs: run, resume, retry, cancel, worker.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { BatonError } from '../../core/errors.js';
+import type { RunInput } from '../../core/run-machine.js';
+import type { RunStateName } from '../../core/states.js';
+import { isTerminalRun } from '../../core/states.js';
+import { parseParamAssignments } from '../../define/params.js';
+import type { Engine } from '../../engine/engine.js';
+import type { Runtime } from '../../app/runtime.js';
+import { createRun, openRuntime } from '../../app/runtime.js';
+import type { CliContext } from '../context.js';
+import { progressLine, renderShow, runJson, taskJson } from '../render.js';
+
+export interface RunFlags {
+  readonly param?: string[];
+  readonly paramsFile?: string;
+  readonly wait?: boolean;
+  readonly enqueue?: boolean;
+  readonly dedupeKey?: string;
+  readonly json?: boolean;
+  readonly quiet?: boolean;
+}
+
+function readParamsFile(path: string): Record<string, unknown> {
+  let raw: unknown;
+  try {
+    raw = parseYaml(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new BatonError('USAGE', `--params-file ${path}: ${(error as Error).message}`, { cause: error });
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new BatonError('USAGE', `--params-file ${path}: expected a JSON or YAML object of param values`);
+  }
+  return raw as Record<string, unknown>;
+}
+
+/** Exit code for a finished run: 0 succeeded, 1 otherwise. */
+function exitFor(state: RunStateName): number {
+  return state === 'succeeded' ? 0 : 1;
+}
+
+/** Drives one run in this process, printing progress unless quiet or JSON. */
+async function drive(ctx: CliContext, rt: Runtime, runId: string, flags: { json?: boolean; quiet?: boolean }): Promise<number> {
+  const live = !flags.json && !flags.quiet;
+  const engine: Engine = rt.createEngine({
+    onCommitted: live
+      ? (_id, events) => {
+          for (const e of events) {
+            const line = progressLine(e);
+            if (line) ctx.stderr(line);
+          }
+        }
+      : undefined,
+    onDiagnostic: (m) => ctx.stderr(`baton: ${m}`),
+  });
+  const stopOnSignal = () => {
+    ctx.stderr('baton: interrupted; the run stays unfinished — continue it with `baton resume ' + runId + '`');
+    void engine.stop().then(() => ctx.exit(130));
+  };
+  process.once('SIGINT', stopOnSignal);
+  process.once('SIGTERM', stopOnSignal);
+  try {
+    const state = await engine.execute(runId);
+    await engine.stop();
+    await printRun(ctx, rt, runId, flags);
+    return exitFor(state);
+  } finally {
+    process.off('SIGINT', stopOnSignal);
+    process.off('SIGTERM', stopOnSignal);
+  }
+}
+
+async function printRun(ctx: CliContext, rt: Runtime, runId: string, flags: { json?: boolean; quiet?: boolean }): Promise<void> {
+  const run = await rt.store.getRun(runId);
+  if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
+  const tasks = await rt.store.getTaskRuns(runId);
+  if (flags.json) ctx.stdout(JSON.stringify({ ...runJson(run), tasks: tasks.map(taskJson) }, null, 2));
+  else ctx.stdout(renderShow(run, tasks));
+}
+
+/** Waits for a run that other processes execute. */
+async function waitFor(rt: Runtime, runId: string): Promise<RunStateName> {
+  for (;;) {
+    const run = await rt.store.getRun(runId);
+    if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
+    if (isTerminalRun(run.state)) return run.state;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export async function runCommand(ctx: CliContext, flowRef: string, flags: RunFlags): Promise<number> {
+  const rt = openRuntime(ctx.runtime);
+  try {
+    const flow = await rt.catalog.find(flowRef);
+    const params = {
+      ...(flags.paramsFile ? readParamsFile(flags.paramsFile) : {}),
+      ...parseParamAssignments(flags.param ?? []),
+    };
+    const { run, created } = await createRun(rt, flow, {
+      params,
+      paramsFromText: true,
+      ...(flags.dedupeKey ? { dedupeKey: flags.dedupeKey } : {}),
+    });
+    if (!created) ctx.stderr(`baton: a run with dedupe key ${flags.dedupeKey} exists already: ${run.id}`);
+    else if (!flags.json) ctx.stderr(`baton: run ${run.id} of ${flow.spec.name} (version ${flow.version}) created`);
+    if (flags.enqueue) {
+      if (!flags.wait) {
+        if (flags.json) ctx.stdout(JSON.stringify(runJson(run), null, 2));
+        else ctx.stdout(run.id);
+        return 0;
+      }
+      const state = await waitFor(rt, run.id);
+      await printRun(ctx, rt, run.id, flags);
+      return exitFor(state);
+    }
+    return await drive(ctx, rt, run.id, flags);
+  } finally {
+    await rt.close();
+  }
+}
+
+export async function resumeCommand(ctx: CliContext, runId: string, flags: { json?: boolean; quiet?: boolean }): Promise<number> {
+  const rt = openRuntime(ctx.runtime);
+  try {
+    const run = await rt.store.getRun(runId);
+    if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
+    if (isTerminalRun(run.state)) {
+      ctx.stderr(`baton: run ${runId} is already ${run.state}`);
+      await printRun(ctx, rt, runId, flags);
+      return exitFor(run.state);
+    }
+    return await drive(ctx, rt, runId, flags);
+  } finally {
+    await rt.close();
+  }
+}
+
+export interface RetryFlags {
+  readonly fromFailed?: boolean;
+  readonly task?: string[];
+  readonly downstream?: boolean;
+  readonly enqueue?: boolean;
+  readonly json?: boolean;
+  readonly quiet?: boolean;
+}
+
+export async function retryCommand(ctx: CliContext, runId: string, flags: RetryFlags): Promise<number> {
+  const tasks = flags.task ?? [];
+  if (!flags.fromFailed && tasks.length === 0) {
+    throw new BatonError('USAGE', 'baton retry needs --from-failed or --task <id>', {
+      hint: 'Use --from-failed to rerun what did not succeed, or --task <id> [--downstream] for chosen tasks.',
+    });
+  }
+  if (flags.fromFailed && tasks.length > 0) throw new BatonError('USAGE', '--from-failed and --task cannot be combined');
+  const rt = openRuntime(ctx.runtime);
+  try {
+    const run = await rt.store.getRun(runId);
+    if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
+    const resolved = await rt.catalog.resolve(run.flow, run.version);
+    const indexes = tasks.map((id) => {
+      const i = resolved.plan.graph.indexOf.get(id);
+      if (i === undefined) {
+        throw new BatonError('TASK_NOT_FOUND', `run ${runId} has no task "${id}"`, {
+          hint: `Tasks: ${resolved.plan.graph.ids.slice(0, 20).join(', ')}`,
+        });
+      }
+      return i;
+    });
+    const input: RunInput = flags.fromFailed
+      ? { type: 'rerun', mode: 'failed' }
+      : { type: 'rerun', mode: 'tasks', tasks: indexes, downstream: flags.downstream ?? false };
+    const engine = rt.createEngine();
+    const applied = await engine.applyDirect(runId, input, { includeFinished: true });
+    if (!applied) throw new BatonError('RUN_OWNED', `run ${runId} is owned by a live process`);
+    await engine.stop();
+    if (!flags.json) ctx.stderr(`baton: run ${runId} reopened`);
+    if (flags.enqueue) {
+      ctx.stdout(runId);
+      return 0;
+    }
+    return await drive(ctx, rt, runId, flags);
+  } finally {
+    await rt.close();
+  }
+}
+
+export async function cancelCommand(ctx: CliContext, runId: string, flags: { task?: string; json?: boolean }): Promise<number> {
+  const rt = openRuntime(ctx.runtime);
+  try {
+    const run = await rt.store.getRun(runId);
+    if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
+    if (isTerminalRun(run.state)) {
+      ctx.stderr(`baton: run ${runId} is already ${run.state}; nothing to cancel`);
+      return 0;
+    }
+    const resolved = await rt.catalog.resolve(run.flow, run.version);
+    let task: number | undefined;
+    if (flags.task !== undefined) {
+      task = resolved.plan.graph.indexOf.get(flags.task);
+      if (task === undefined) throw new BatonError('TASK_NOT_FOUND', `run ${runId} has no task "${flags.task}"`);
+    }
+    const reason = 'cancelled by user';
+    const engine = rt.createEngine();
+    const input: RunInput = task === undefined ? { type: 'cancel', reason } : { type: 'cancel', reason, task };
+    const applied = await engine.applyDirect(runId, input);
+    await engine.stop();
+    if (!applied) {
+      // A live process owns the run: leave it a request and wait for it to act.
+      await rt.store.addRequest(runId, task === undefined ? 'cancel' : 'cancel_task', {
+        reason,
+        ...(flags.task ? { task: flags.task } : {}),
+      });
+      if (task === undefined) await waitFor(rt, runId);
+      else {
+        for (let i = 0; i < 150; i++) {
+          const t = (await rt.store.getTaskRuns(runId))[task];
+          if (!t || t.state === 'cancelled' || t.state === 'succeeded' || t.state === 'failed') break;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+    }
+    const after = await rt.store.getRun(runId);
+    if (flags.json) ctx.stdout(JSON.stringify(after ? runJson(after) : null, null, 2));
+    else ctx.stdout(`${runId} ${after?.state ?? 'unknown'}`);
+    return 0;
+  } finally {
+    await rt.close();
+  }
+}
+
+export async function workerCommand(ctx: CliContext, flags: { concurrency?: number }): Promise<number> {
+  const rt = openRuntime({
+    ...ctx.runtime,
+    flags: { ...ctx.runtime.flags, ...(flags.concurrency ? { concurrency: flags.concurrency } : {}) },
+  });
+  const engine = rt.createEngine({ onDiagnostic: (m) => ctx.stderr(`baton worker: ${m}`) });
+  ctx.stderr(`baton worker ${engine.owner}: executing runs from ${rt.config.databasePath}`);
+  engine.startWorker();
+  await new Promise<void>((resolve) => {
+    const drain = (signal: string) => {
+      ctx.stderr(`baton worker: ${signal}, draining: finishing running attempts, then releasing runs`);
+      void engine.drain().then(resolve);
+    };
+    process.once('SIGTERM', () => drain('SIGTERM'));
+    process.once('SIGINT', () => drain('SIGINT'));
+  });
+  await rt.close();
+  ctx.stderr('baton worker: stopped');
+  return 0;
+}

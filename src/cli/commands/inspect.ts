@@ -1,0 +1,208 @@
+/**
+ * Read commands: runs, show, logs, flows, validate. Each has --json.
+ */
+import { BatonError } from '../../core/errors.js';
+import type { Problem } from '../../core/errors.js';
+import { RUN_STATES, isTerminalRun } from '../../core/states.js';
+import type { RunStateName } from '../../core/states.js';
+import { isFlowFile, problemsOf } from '../../app/flow-catalog.js';
+import { openCatalog, openRuntime } from '../../app/runtime.js';
+import type { CliContext } from '../context.js';
+import { renderProblem, renderRuns, renderShow, runJson, table, taskJson, time } from '../render.js';
+import { statSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+export async function runsCommand(
+  ctx: CliContext,
+  flags: { flow?: string; state?: string; limit?: number; json?: boolean },
+): Promise<number> {
+  if (flags.state !== undefined && !(flags.state in RUN_STATES)) {
+    throw new BatonError('USAGE', `--state ${flags.state}: not a run state`, {
+      hint: `Run states: ${Object.keys(RUN_STATES).join(', ')}.`,
+    });
+  }
+  const rt = openRuntime(ctx.runtime);
+  try {
+    const runs = await rt.store.listRuns({
+      ...(flags.flow ? { flow: flags.flow } : {}),
+      ...(flags.state ? { state: flags.state as RunStateName } : {}),
+      limit: flags.limit ?? 50,
+    });
+    ctx.stdout(flags.json ? JSON.stringify(runs.map(runJson), null, 2) : renderRuns(runs));
+    return 0;
+  } finally {
+    await rt.close();
+  }
+}
+
+export async function showCommand(ctx: CliContext, runId: string, flags: { json?: boolean; events?: boolean }): Promise<number> {
+  const rt = openRuntime(ctx.runtime);
+  try {
+    const run = await rt.store.getRun(runId);
+    if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
+    const tasks = await rt.store.getTaskRuns(runId);
+    const events = flags.events ? await rt.store.readEvents(runId) : [];
+    if (flags.json) {
+      ctx.stdout(
+        JSON.stringify(
+          {
+            ...runJson(run),
+            tasks: tasks.map(taskJson),
+            ...(flags.events ? { events: events.map((e) => ({ seq: e.seq, ...e.event })) } : {}),
+          },
+          null,
+          2,
+        ),
+      );
+    } else {
+      ctx.stdout(renderShow(run, tasks));
+      if (flags.events) {
+        ctx.stdout(
+          '\n' +
+            table(
+              ['SEQ', 'AT', 'EVENT', 'DETAIL'],
+              events.map((e) => {
+                const { type, at, ...rest } = e.event;
+                return [String(e.seq), time(at), type, JSON.stringify(rest).slice(0, 120)];
+              }),
+            ),
+        );
+      }
+    }
+    return 0;
+  } finally {
+    await rt.close();
+  }
+}
+
+export async function logsCommand(
+  ctx: CliContext,
+  runId: string,
+  task: string | undefined,
+  flags: { follow?: boolean; json?: boolean },
+): Promise<number> {
+  const rt = openRuntime(ctx.runtime);
+  try {
+    const run = await rt.store.getRun(runId);
+    if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
+    if (task !== undefined) {
+      const tasks = await rt.store.getTaskRuns(runId);
+      if (!tasks.some((t) => t.taskId === task)) {
+        throw new BatonError('TASK_NOT_FOUND', `run ${runId} has no task "${task}"`, {
+          hint: `Tasks: ${tasks.slice(0, 20).map((t) => t.taskId).join(', ')}`,
+        });
+      }
+    }
+    let after = 0;
+    const print = async () => {
+      const lines = await rt.store.readLogs(runId, { ...(task ? { task } : {}), afterSeq: after });
+      for (const l of lines) {
+        after = l.seq;
+        if (flags.json) ctx.stdout(JSON.stringify({ task: l.taskId, attempt: l.attempt, stream: l.stream, at: new Date(l.at).toISOString(), text: l.text }));
+        else ctx.stdout(`${new Date(l.at).toISOString().slice(11, 23)} ${l.taskId}#${l.attempt} ${l.stream === 'stderr' ? '! ' : ''}${l.text}`);
+      }
+      return lines.length;
+    };
+    await print();
+    if (flags.follow) {
+      for (;;) {
+        const current = await rt.store.getRun(runId);
+        const n = await print();
+        if (current && isTerminalRun(current.state) && n === 0) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    return 0;
+  } finally {
+    await rt.close();
+  }
+}
+
+export async function flowsCommand(ctx: CliContext, flags: { json?: boolean }): Promise<number> {
+  const { catalog } = openCatalog(ctx.runtime);
+  const entries = await catalog.list();
+  if (flags.json) {
+    ctx.stdout(
+      JSON.stringify(
+        entries.map((e) => ({
+          path: e.path,
+          name: e.flow?.spec.name ?? null,
+          version: e.flow?.version ?? null,
+          tasks: e.flow?.spec.tasks.length ?? null,
+          params: e.flow?.spec.params ?? null,
+          problems: e.problems,
+        })),
+        null,
+        2,
+      ),
+    );
+  } else if (entries.length === 0) {
+    ctx.stdout(`no flows in ${catalog.flowsDir}`);
+  } else {
+    ctx.stdout(
+      table(
+        ['FLOW', 'VERSION', 'TASKS', 'PARAMS', 'FILE'],
+        entries.map((e) => [
+          e.flow?.spec.name ?? '(invalid)',
+          e.flow?.version ?? `${e.problems.length} problem(s)`,
+          e.flow ? String(e.flow.spec.tasks.length) : '-',
+          e.flow ? Object.keys(e.flow.spec.params).join(', ') || '-' : '-',
+          e.path,
+        ]),
+      ),
+    );
+  }
+  return entries.some((e) => e.problems.length > 0) ? 3 : 0;
+}
+
+/** Flow files under a path: the file itself, or flow files in a folder (and its flows/). */
+function flowFilesUnder(path: string): string[] {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    throw new BatonError('FLOW_NOT_FOUND', `${path} does not exist`);
+  }
+  if (st.isFile()) return [path];
+  const here = readdirSync(path).filter(isFlowFile).map((n) => join(path, n));
+  const flowsDir = join(path, 'flows');
+  let nested: string[] = [];
+  try {
+    nested = readdirSync(flowsDir).filter(isFlowFile).map((n) => join(flowsDir, n));
+  } catch {
+    nested = [];
+  }
+  return [...(nested.length > 0 ? nested : here)].sort();
+}
+
+export async function validateCommand(ctx: CliContext, path: string | undefined, flags: { json?: boolean }): Promise<number> {
+  const { catalog, config } = openCatalog(ctx.runtime);
+  const target = resolve(ctx.runtime.cwd, path ?? config.projectDir);
+  const files = flowFilesUnder(target);
+  const explicitFile = files.length === 1 && files[0] === target;
+  const results: { file: string; name: string | null; version: string | null; problems: Problem[] }[] = [];
+  for (const file of files) {
+    try {
+      const flow = await catalog.load(file);
+      results.push({ file, name: flow.spec.name, version: flow.version, problems: [] });
+    } catch (error) {
+      // Helper modules beside flows export no flow; only a file named explicitly must.
+      if (!explicitFile && error instanceof BatonError && error.details.noFlow === true) continue;
+      results.push({ file, name: null, version: null, problems: problemsOf(error, file) });
+    }
+  }
+  const total = results.reduce((n, r) => n + r.problems.length, 0);
+  if (flags.json) {
+    ctx.stdout(JSON.stringify({ ok: total === 0, files: results }, null, 2));
+  } else {
+    for (const r of results) {
+      if (r.problems.length === 0) ctx.stdout(`ok    ${r.file} (flow ${r.name}, version ${r.version})`);
+      else {
+        ctx.stdout(`FAIL  ${r.file}: ${r.problems.length} problem(s)`);
+        for (const p of r.problems) ctx.stdout(`  ${renderProblem(p).replace(/\n/g, '\n  ')}`);
+      }
+    }
+    if (files.length === 0) ctx.stdout('no flow files found');
+  }
+  return total > 0 ? 3 : 0;
+}

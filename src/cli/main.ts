@@ -1,0 +1,187 @@
+/**
+ * The `baton` command line. Parsing lives here; handlers live in ./commands and are
+ * imported when their command runs, so `baton --version` loads almost nothing.
+ *
+ * Exit codes: 0 success; 1 a run failed or was cancelled; 2 usage or params; 3 invalid
+ * flow definition; 4 not found; 5 wrong state (e.g. run owned elsewhere); 6 store error.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import type { CliContext } from './context.js';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new CommanderError(2, 'baton.usage', `"${value}" is not a positive integer`);
+  return n;
+}
+
+export function buildProgram(ctx: CliContext, setExit: (code: number) => void): Command {
+  const program = new Command('baton')
+    .description('Baton: a durable data orchestrator. Flows in TypeScript or YAML; runs that survive any crash.')
+    .version(version(), '-V, --version')
+    .option('--db <path>', 'SQLite database file (default: .baton/baton.db in the project)')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => ctx.stdout(s.replace(/\n$/, '')),
+      writeErr: (s) => ctx.stderr(s.replace(/\n$/, '')),
+    });
+
+  const withDb = (): CliContext => {
+    const db = program.opts<{ db?: string }>().db;
+    return db ? { ...ctx, runtime: { ...ctx.runtime, flags: { ...ctx.runtime.flags, database: resolve(ctx.runtime.cwd, db) } } } : ctx;
+  };
+  const run = (fn: () => Promise<number>) => async () => setExit(await fn());
+
+  program
+    .command('init [dir]')
+    .description('create a project with baton.yaml and an example flow')
+    .option('--force', 'overwrite existing files')
+    .action((dir: string | undefined, o: { force?: boolean }) =>
+      run(async () => (await import('./commands/init.js')).initCommand(withDb(), dir, o))(),
+    );
+
+  program
+    .command('validate [path]')
+    .description('check flow files (a file, a folder, or the project) and report every problem')
+    .option('--json', 'print JSON')
+    .action((path: string | undefined, o: { json?: boolean }) =>
+      run(async () => (await import('./commands/inspect.js')).validateCommand(withDb(), path, o))(),
+    );
+
+  program
+    .command('flows')
+    .description("list the project's flows")
+    .option('--json', 'print JSON')
+    .action((o: { json?: boolean }) => run(async () => (await import('./commands/inspect.js')).flowsCommand(withDb(), o))());
+
+  program
+    .command('run <flow>')
+    .description('start a run of a flow (a name in the project, or a path to a flow file)')
+    .option('-p, --param <name=value>', 'a param value (repeatable)', collect)
+    .option('--params-file <file>', 'params from a JSON or YAML file')
+    .option('--enqueue', 'only queue the run for `baton worker` processes')
+    .option('--wait', 'with --enqueue: wait until the run ends')
+    .option('--dedupe-key <key>', 'create the run only once for this key')
+    .option('-q, --quiet', 'no progress lines')
+    .option('--json', 'print the finished run as JSON')
+    .action((flow: string, o: Record<string, unknown>) =>
+      run(async () => (await import('./commands/execute.js')).runCommand(withDb(), flow, o))(),
+    );
+
+  program
+    .command('runs')
+    .description('list runs, newest first')
+    .option('--flow <name>', 'only runs of this flow')
+    .option('--state <state>', 'only runs in this state')
+    .option('--limit <n>', 'at most n runs (default 50)', positiveInt)
+    .option('--json', 'print JSON')
+    .action((o: { flow?: string; state?: string; limit?: number; json?: boolean }) =>
+      run(async () => (await import('./commands/inspect.js')).runsCommand(withDb(), o))(),
+    );
+
+  program
+    .command('show <run>')
+    .description('a run with its tasks, attempts, durations and skip reasons')
+    .option('--events', 'also print the event history')
+    .option('--json', 'print JSON')
+    .action((id: string, o: { json?: boolean; events?: boolean }) =>
+      run(async () => (await import('./commands/inspect.js')).showCommand(withDb(), id, o))(),
+    );
+
+  program
+    .command('logs <run> [task]')
+    .description('task logs of a run (stdout, stderr and logger lines)')
+    .option('-f, --follow', 'keep printing until the run ends')
+    .option('--json', 'one JSON object per line')
+    .action((id: string, task: string | undefined, o: { follow?: boolean; json?: boolean }) =>
+      run(async () => (await import('./commands/inspect.js')).logsCommand(withDb(), id, task, o))(),
+    );
+
+  program
+    .command('retry <run>')
+    .description('rerun a finished run: failed tasks, or chosen tasks; successful outputs are reused')
+    .option('--from-failed', 'rerun every task that did not succeed')
+    .option('--task <id>', 'rerun this task (repeatable)', collect)
+    .option('--downstream', 'with --task: also rerun everything downstream')
+    .option('--enqueue', 'only reopen the run for `baton worker` processes')
+    .option('-q, --quiet', 'no progress lines')
+    .option('--json', 'print the finished run as JSON')
+    .action((id: string, o: Record<string, unknown>) =>
+      run(async () => (await import('./commands/execute.js')).retryCommand(withDb(), id, o))(),
+    );
+
+  program
+    .command('cancel <run>')
+    .description('cancel a run (or one task with --task); running commands are killed')
+    .option('--task <id>', 'cancel only this task')
+    .option('--json', 'print JSON')
+    .action((id: string, o: { task?: string; json?: boolean }) =>
+      run(async () => (await import('./commands/execute.js')).cancelCommand(withDb(), id, o))(),
+    );
+
+  program
+    .command('resume <run>')
+    .description('continue an unfinished run in this process (after a crash, for example)')
+    .option('-q, --quiet', 'no progress lines')
+    .option('--json', 'print the finished run as JSON')
+    .action((id: string, o: { json?: boolean; quiet?: boolean }) =>
+      run(async () => (await import('./commands/execute.js')).resumeCommand(withDb(), id, o))(),
+    );
+
+  program
+    .command('worker')
+    .description('execute queued runs, and resume unfinished ones, until stopped (SIGTERM drains)')
+    .addOption(new Option('-c, --concurrency <n>', 'attempts running at once').argParser(positiveInt))
+    .action((o: { concurrency?: number }) =>
+      run(async () => (await import('./commands/execute.js')).workerCommand(withDb(), o))(),
+    );
+
+  const db = program.command('db').description('database maintenance');
+  db.command('migrate')
+    .description('apply pending migrations (also done on every start)')
+    .action(() =>
+      run(async () => {
+        const { openRuntime } = await import('../app/runtime.js');
+        const rt = openRuntime(withDb().runtime);
+        await rt.store.migrate();
+        ctx.stdout(`database ${rt.config.databasePath} is up to date`);
+        await rt.close();
+        return 0;
+      })(),
+    );
+
+  return program;
+}
+
+/** Runs the CLI; resolves with the exit code. */
+export async function main(argv: readonly string[], ctx: CliContext): Promise<number> {
+  let code = 0;
+  const program = buildProgram(ctx, (c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return code;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return 0;
+      return 2;
+    }
+    const { renderError } = await import('./render.js');
+    const { BatonError } = await import('../core/errors.js');
+    if (ctx.runtime.env.BATON_JSON_ERRORS === '1' && error instanceof BatonError) ctx.stderr(JSON.stringify(error.toJSON()));
+    else ctx.stderr(renderError(error));
+    return error instanceof BatonError ? error.exitCode : 70;
+  }
+}

@@ -1,0 +1,280 @@
+/**
+ * The error catalog. Every error Baton raises carries a stable string `code` (the
+ * contract), a message saying what happened, a hint saying what to do next, and whether
+ * it came from user code or from Baton itself. `docs/errors.md` lists the catalog.
+ */
+
+/** Where the fault lies: in the user's flow/code/input, or inside Baton. */
+export type ErrorSource = 'user' | 'baton';
+
+/** One entry of the catalog: the default hint and the CLI exit code for a code. */
+export interface ErrorCodeInfo {
+  readonly summary: string;
+  readonly hint: string;
+  readonly exitCode: number;
+  readonly source: ErrorSource;
+}
+
+export const ERROR_CODES = {
+  DEF_INVALID: {
+    summary: 'A flow definition does not match the flow schema.',
+    hint: 'Fix the key named in the message; `baton validate` lists every problem at once.',
+    exitCode: 3,
+    source: 'user',
+  },
+  DEF_CYCLE: {
+    summary: 'The task graph has a cycle.',
+    hint: 'Remove one of the depends_on edges named in the cycle.',
+    exitCode: 3,
+    source: 'user',
+  },
+  DEF_UNKNOWN_DEPENDENCY: {
+    summary: 'A task depends on a task that does not exist.',
+    hint: 'Check the spelling of the task id in depends_on.',
+    exitCode: 3,
+    source: 'user',
+  },
+  DEF_DUPLICATE_TASK: {
+    summary: 'Two tasks share one id.',
+    hint: 'Give every task of a flow its own id.',
+    exitCode: 3,
+    source: 'user',
+  },
+  DEF_EXPRESSION: {
+    summary: 'A `${{ }}` expression is malformed or refers to something that does not exist.',
+    hint: 'Expressions may read `params.<name>` and `tasks.<upstream>.output`; see docs/flows.md.',
+    exitCode: 3,
+    source: 'user',
+  },
+  DEF_LOAD: {
+    summary: 'A flow file could not be read or imported.',
+    hint: 'Check that the file exists and that it exports a flow (default export or `flow`).',
+    exitCode: 3,
+    source: 'user',
+  },
+  FLOW_NOT_FOUND: {
+    summary: 'No flow with that name or path.',
+    hint: 'Run `baton flows` to list the flows of this project, or pass a path to a flow file.',
+    exitCode: 4,
+    source: 'user',
+  },
+  FLOW_VERSION_MISMATCH: {
+    summary: 'The flow code changed since the run started.',
+    hint: 'Restore the code the run was started with, or cancel the run and start a new one.',
+    exitCode: 5,
+    source: 'user',
+  },
+  RUN_PARAM_INVALID: {
+    summary: 'A run parameter is unknown, missing or of the wrong type.',
+    hint: 'Check the flow params with `baton flows --json`; pass values with --param k=v.',
+    exitCode: 2,
+    source: 'user',
+  },
+  RUN_NOT_FOUND: {
+    summary: 'No run with that id.',
+    hint: 'List runs with `baton runs`.',
+    exitCode: 4,
+    source: 'user',
+  },
+  RUN_NOT_RETRYABLE: {
+    summary: 'The run cannot be retried in its current state.',
+    hint: 'Only finished runs can be retried; cancel a running run first.',
+    exitCode: 5,
+    source: 'user',
+  },
+  RUN_OWNED: {
+    summary: 'Another live process is executing this run.',
+    hint: 'Wait for it, or stop that process; its lease expires if it dies.',
+    exitCode: 5,
+    source: 'user',
+  },
+  TASK_NOT_FOUND: {
+    summary: 'The run has no task with that id.',
+    hint: 'List the tasks of the run with `baton show <run>`.',
+    exitCode: 4,
+    source: 'user',
+  },
+  TASK_FAILED: {
+    summary: 'A task body threw an error or a command exited non-zero.',
+    hint: 'Read the task log with `baton logs <run> <task>`.',
+    exitCode: 1,
+    source: 'user',
+  },
+  TASK_TIMEOUT: {
+    summary: 'A task attempt ran longer than its timeout and was stopped.',
+    hint: 'Raise the task `timeout` or make the task faster.',
+    exitCode: 1,
+    source: 'user',
+  },
+  TASK_CANCELLED: {
+    summary: 'A task attempt was cancelled.',
+    hint: 'The run or the task was cancelled by a user or by a run timeout.',
+    exitCode: 1,
+    source: 'user',
+  },
+  TASK_INPUT: {
+    summary: 'A task input expression could not be evaluated at run time.',
+    hint: 'Check that the upstream output has the shape the expression reads.',
+    exitCode: 1,
+    source: 'user',
+  },
+  TASK_OUTPUT_TOO_LARGE: {
+    summary: 'A task returned an output larger than the configured limit.',
+    hint: 'Write large data to a file or table and return a reference; or raise limits.output_bytes.',
+    exitCode: 1,
+    source: 'user',
+  },
+  TASK_OUTPUT_INVALID: {
+    summary: 'A task returned a value that is not JSON-serializable.',
+    hint: 'Return plain objects, arrays, strings, numbers, booleans or null.',
+    exitCode: 1,
+    source: 'user',
+  },
+  WORKER_LOST: {
+    summary: 'The process running an attempt died or lost its lease.',
+    hint: 'The attempt is retried by the next process that takes the run.',
+    exitCode: 1,
+    source: 'baton',
+  },
+  RUN_TIMEOUT: {
+    summary: 'The run exceeded its run timeout.',
+    hint: 'Raise the flow `timeout` or make the flow faster.',
+    exitCode: 1,
+    source: 'user',
+  },
+  PAYLOAD_TOO_LARGE: {
+    summary: 'A payload is larger than the configured limit.',
+    hint: 'Pass a reference (a path or a key) instead of the data, or raise the limit.',
+    exitCode: 2,
+    source: 'user',
+  },
+  STORE_CONFLICT: {
+    summary: 'The store refused a write because another process changed the same row.',
+    hint: 'Retry the command.',
+    exitCode: 6,
+    source: 'baton',
+  },
+  STORE_FENCED: {
+    summary: 'This process no longer owns the run; its write was refused.',
+    hint: 'Another process took the run over after this one lost its lease. Nothing to do.',
+    exitCode: 6,
+    source: 'baton',
+  },
+  STORE_BUSY: {
+    summary: 'The database is locked by another process.',
+    hint: 'Retry in a moment; the engine retries by itself.',
+    exitCode: 6,
+    source: 'baton',
+  },
+  STORE_FULL: {
+    summary: 'The disk holding the database is full.',
+    hint: 'Free disk space; the engine retries by itself and loses nothing.',
+    exitCode: 6,
+    source: 'baton',
+  },
+  STORE_IO: {
+    summary: 'The database could not be read or written.',
+    hint: 'Check the database path and its permissions.',
+    exitCode: 6,
+    source: 'baton',
+  },
+  STORE_TOO_NEW: {
+    summary: 'The database was migrated by a newer Baton.',
+    hint: 'Upgrade Baton to the version that last migrated this database.',
+    exitCode: 6,
+    source: 'baton',
+  },
+  CONFIG_INVALID: {
+    summary: 'The project configuration is invalid.',
+    hint: 'Fix the key named in the message in baton.yaml or the environment.',
+    exitCode: 2,
+    source: 'user',
+  },
+  USAGE: {
+    summary: 'The command line is malformed.',
+    hint: 'Run `baton <command> --help`.',
+    exitCode: 2,
+    source: 'user',
+  },
+} as const satisfies Record<string, ErrorCodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** A location in a source file, 1-based. */
+export interface SourceLocation {
+  readonly file?: string;
+  readonly line?: number;
+  readonly column?: number;
+  /** Dotted path of the offending key, e.g. `tasks.transform.retry.max_attempts`. */
+  readonly path?: string;
+}
+
+export interface BatonErrorOptions {
+  readonly hint?: string;
+  readonly details?: Record<string, unknown>;
+  readonly cause?: unknown;
+  readonly location?: SourceLocation;
+  /** Several problems reported at once (validation). */
+  readonly problems?: readonly Problem[];
+}
+
+/** One problem found while validating; many are reported together. */
+export interface Problem {
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly hint?: string;
+  readonly location?: SourceLocation;
+}
+
+/** The base of every error Baton raises on purpose. */
+export class BatonError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string;
+  readonly details: Record<string, unknown>;
+  readonly location: SourceLocation | undefined;
+  readonly problems: readonly Problem[];
+
+  constructor(code: ErrorCode, message: string, options: BatonErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'BatonError';
+    this.code = code;
+    this.hint = options.hint ?? ERROR_CODES[code].hint;
+    this.details = options.details ?? {};
+    this.location = options.location;
+    this.problems = options.problems ?? [];
+  }
+
+  get source(): ErrorSource {
+    return ERROR_CODES[this.code].source;
+  }
+
+  get exitCode(): number {
+    return ERROR_CODES[this.code].exitCode;
+  }
+
+  /** The structured form printed by `--json` and stored in task errors. */
+  toJSON(): Record<string, unknown> {
+    return {
+      code: this.code,
+      message: this.message,
+      hint: this.hint,
+      source: this.source,
+      ...(this.location ? { location: this.location } : {}),
+      ...(this.problems.length ? { problems: this.problems } : {}),
+      ...(Object.keys(this.details).length ? { details: this.details } : {}),
+    };
+  }
+}
+
+export function isBatonError(value: unknown): value is BatonError {
+  return value instanceof BatonError;
+}
+
+/** Formats a location as `file:line:column` (parts that are known). */
+export function formatLocation(loc: SourceLocation | undefined): string {
+  if (!loc) return '';
+  const parts = [loc.file ?? '<input>'];
+  if (loc.line !== undefined) parts.push(String(loc.line));
+  if (loc.line !== undefined && loc.column !== undefined) parts.push(String(loc.column));
+  return parts.join(':');
+}

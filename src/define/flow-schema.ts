@@ -1,0 +1,484 @@
+/**
+ * The schema of a flow file (YAML or JSON), in zod. It owns the raw shape users write —
+ * snake_case keys, durations as text — and the TypeScript types of that shape, which are
+ * inferred from the schemas here and written nowhere else. It also turns zod issues into
+ * plain problems (path, message, hint) so that every message reads the same way.
+ *
+ * Tasks are checked one by one (`checkTasks`) in two halves: the keys every task has
+ * (`TaskBaseSchema`) and the keys of its kind (`TASK_KIND_SCHEMAS`, one entry per kind).
+ * Kinds added later register an entry; the loader then accepts their keys and puts them,
+ * camelCased, in `config`. Checks that span several keys or tasks, and positions in the
+ * source, are the loader's (load-yaml.ts).
+ */
+import { z } from 'zod';
+import { parseDuration } from '../core/duration.js';
+import { TRIGGER_RULES } from '../core/states.js';
+import { suggest } from './suggest.js';
+
+/** A key path into the raw document, e.g. `['tasks', 'extract', 'depends_on', 0]`. */
+export type KeyPath = readonly (string | number)[];
+
+/** Flow names, task ids, param and pool names. */
+export const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+export const NAME_MAX_LENGTH = 128;
+const NAME_RULE = `must start with a letter or _ and contain only letters, digits, _ and - (at most ${NAME_MAX_LENGTH} characters)`;
+
+export function isValidName(name: string): boolean {
+  return name.length <= NAME_MAX_LENGTH && NAME_PATTERN.test(name);
+}
+
+/** Explains why `name` is not a valid name, or returns undefined when it is. */
+export function checkName(name: string): string | undefined {
+  return isValidName(name) ? undefined : `${NAME_RULE}, got ${show(name)}`;
+}
+
+export const DURATION_FORMS = '250ms, 90s, 5m, 1h, 1m30s or a whole number of milliseconds';
+
+/** Milliseconds of a written duration; numbers must be whole, as `parseDuration` accepts fractions. */
+export function durationMs(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) && value >= 0 ? value : undefined;
+  if (typeof value === 'string') return parseDuration(value);
+  return undefined;
+}
+
+/** A duration as written (`5m`, `1m30s`, `250`) in; milliseconds out. */
+const durationSchema = z
+  .custom<string | number>((v) => durationMs(v) !== undefined, { error: `must be a duration like ${DURATION_FORMS}` })
+  .transform((v) => durationMs(v) as number);
+
+function intRange(min: number, max: number) {
+  const error = `must be an integer from ${min} to ${max}`;
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+}
+
+const POSITIVE = 'must be a positive integer';
+const positiveInt = z.number({ error: POSITIVE }).int({ error: POSITIVE }).positive({ error: POSITIVE });
+const nameSchema = z.string().refine(isValidName, { error: NAME_RULE });
+
+export const RetryFileSchema = z.strictObject({
+  max_attempts: intRange(1, 100).optional(),
+  backoff: durationSchema.optional(),
+  max_backoff: durationSchema.optional(),
+  jitter: z.enum(['full', 'none']).optional(),
+  retry_on: z.array(z.string()).optional(),
+  never_retry_on: z.array(z.string()).optional(),
+});
+
+export const PARAM_TYPES = ['string', 'number', 'integer', 'boolean', 'object', 'array'] as const;
+
+export const ParamFileSchema = z.strictObject({
+  type: z.enum(PARAM_TYPES),
+  // Any YAML value; whether it fits `type` is checked by checkParamSpec.
+  default: z.unknown().optional(),
+  enum: z.array(z.unknown()).min(1).optional(),
+  description: z.string().optional(),
+});
+
+export const DefaultsFileSchema = z.strictObject({
+  retry: RetryFileSchema.optional(),
+  timeout: durationSchema.optional(),
+  pool: z.string().min(1).optional(),
+});
+
+/** Keys every task has, whatever its kind. Unknown keys are found by the loader. */
+export const TaskBaseSchema = z.object({
+  kind: z.string(),
+  description: z.string().optional(),
+  depends_on: z.array(z.string()).optional(),
+  trigger_rule: z.enum(TRIGGER_RULES).optional(),
+  retry: RetryFileSchema.optional(),
+  timeout: durationSchema.optional(),
+  pool: z.string().min(1).optional(),
+  with: z.record(z.string(), z.unknown()).optional(),
+});
+
+const COMMAND_RULE = 'must be a non-empty list of strings (argv), or a string when shell is set';
+
+export const ShellTaskSchema = z
+  .object({
+    command: z.custom<readonly string[] | string>(
+      (v) =>
+        (Array.isArray(v) && v.length > 0 && v.every((s) => typeof s === 'string')) ||
+        (typeof v === 'string' && v.trim() !== ''),
+      { error: COMMAND_RULE },
+    ),
+    // true runs the string command with /bin/sh -c; a path names another shell.
+    shell: z.union([z.boolean(), z.string().min(1)]).optional(),
+    env: z.record(z.string(), z.string()).optional(),
+    cwd: z.string().min(1).optional(),
+  })
+  .superRefine((task, ctx) => {
+    const shell = task.shell !== undefined && task.shell !== false;
+    if (typeof task.command === 'string' && !shell) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['command'],
+        message: 'is a string, which runs through a shell, but shell is not set',
+        params: { hint: 'Add `shell: true` (or a shell path such as /bin/bash), or write command as a list: ["sh", "-c", "..."].' },
+      });
+    } else if (Array.isArray(task.command) && shell) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['shell'],
+        message: 'applies only to a string command, but command is a list',
+        params: { hint: 'Remove shell to run the list as argv, or write command as one string.' },
+      });
+    }
+  });
+
+const MODULE_PATTERN = /\.(ts|mts|js|mjs)$/;
+const EXPORT_PATTERN = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+export const FunctionTaskSchema = z.object({
+  // Relative to the flow file; resolved by the executor, not here.
+  module: z.string().regex(MODULE_PATTERN, { error: 'must be a path to a .ts, .mts, .js or .mjs file' }),
+  export: z.string().regex(EXPORT_PATTERN, { error: 'must be a JavaScript identifier' }).default('default'),
+});
+
+export type RetryFile = z.input<typeof RetryFileSchema>;
+export type ParamFile = z.input<typeof ParamFileSchema>;
+export type DefaultsFile = z.input<typeof DefaultsFileSchema>;
+export type TaskBaseFile = z.input<typeof TaskBaseSchema>;
+export type ShellTaskFile = TaskBaseFile & z.input<typeof ShellTaskSchema> & { kind: 'shell' };
+export type FunctionTaskFile = TaskBaseFile & z.input<typeof FunctionTaskSchema> & { kind: 'function' };
+/** A task as written: the base keys, plus the keys of its kind (see ShellTaskFile, FunctionTaskFile). */
+export type TaskFile = TaskBaseFile & Record<string, unknown>;
+export type ParsedTaskBase = z.output<typeof TaskBaseSchema>;
+export type ParsedRetry = z.output<typeof RetryFileSchema>;
+
+/** One kind's keys, and which of them hold `${{ }}` templates checked like `with`. */
+export interface TaskKindSchema {
+  readonly keys: z.ZodObject;
+  readonly templated: readonly string[];
+}
+
+/**
+ * Kind-specific keys, one entry per kind. The loader accepts a task's keys if they are
+ * in `TaskBaseSchema` or in its kind's entry; a key of another kind gets its own message.
+ */
+export const TASK_KIND_SCHEMAS = new Map<string, TaskKindSchema>([
+  ['shell', { keys: ShellTaskSchema, templated: ['env'] }],
+  ['function', { keys: FunctionTaskSchema, templated: [] }],
+]);
+
+/** Adds (or replaces) the keys of a task kind; `templated` keys get expression checks. */
+export function registerTaskKindSchema(
+  kind: string,
+  keys: z.ZodObject,
+  options: { templated?: readonly string[] } = {},
+): void {
+  TASK_KIND_SCHEMAS.set(kind, { keys, templated: options.templated ?? [] });
+}
+
+export const FlowFileSchema = z.strictObject({
+  name: nameSchema,
+  description: z.string().optional(),
+  params: z.record(z.string(), ParamFileSchema).optional(),
+  defaults: DefaultsFileSchema.optional(),
+  timeout: durationSchema.optional(),
+  max_active_runs: positiveInt.optional(),
+  pools: z.record(z.string(), positiveInt).optional(),
+  // Each task is checked on its own (base keys + its kind's keys), so the map's values
+  // pass through here untouched.
+  tasks: z.record(z.string(), z.custom<TaskFile>()),
+});
+
+/** A flow file as written. */
+export type FlowFile = z.input<typeof FlowFileSchema>;
+/** A flow file after the schema: durations in ms, defaults filled, tasks still raw. */
+export type ParsedFlowFile = z.output<typeof FlowFileSchema>;
+
+// --- issues → problems --------------------------------------------------------------
+
+/** A problem found by a schema; `at` says which node the loader should point at. */
+export interface SchemaProblem {
+  readonly path: KeyPath;
+  readonly message: string;
+  readonly hint: string;
+  /** `value`: the node at path; `key`: the key of the last segment; `parent`: the map that lacks the key. */
+  readonly at: 'value' | 'key' | 'parent';
+}
+
+export type SafeParse<T> = { readonly ok: true; readonly data: T } | { readonly ok: false; readonly problems: SchemaProblem[] };
+
+/** Formats a key path as users read it: `tasks.extract.depends_on[0]`. */
+export function formatPath(path: KeyPath): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out === '' ? part : `.${part}`;
+  }
+  return out;
+}
+
+/** A short rendering of a value for "got …" in messages. */
+export function show(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (Array.isArray(value)) return value.length === 0 ? 'an empty list' : 'a list';
+  if (typeof value === 'object') return 'a map';
+  return String(value);
+}
+
+const EXPECTED: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'an integer',
+  boolean: 'true or false',
+  array: 'a list',
+  object: 'a map',
+  record: 'a map',
+};
+
+/** The per-parse error map: a "must …" phrase for every issue a schema did not word itself. */
+function mustPhrase(issue: z.core.$ZodRawIssue): string {
+  switch (issue.code) {
+    case 'invalid_type':
+      return `must be ${EXPECTED[issue.expected] ?? `a ${issue.expected}`}`;
+    case 'too_small':
+    case 'too_big': {
+      const bound = issue.code === 'too_small' ? issue.minimum : issue.maximum;
+      const small = issue.code === 'too_small';
+      if (issue.origin === 'array') return `must list ${small ? 'at least' : 'at most'} ${bound} item(s)`;
+      if (issue.origin === 'string') return small && bound === 1 ? 'must not be empty' : `must be ${small ? 'at least' : 'at most'} ${bound} characters`;
+      const strict = issue.inclusive === false;
+      return `must be ${small ? (strict ? 'greater than' : 'at least') : strict ? 'less than' : 'at most'} ${bound}`;
+    }
+    case 'invalid_value':
+      return `must be one of ${issue.values.map(String).join(', ')}`;
+    case 'invalid_format':
+      return `must match ${issue.pattern ?? issue.format}`;
+    case 'invalid_union':
+      return 'has the wrong type';
+    default:
+      return 'is invalid';
+  }
+}
+
+/** The raw value at a path, or undefined. */
+export function valueAt(root: unknown, path: KeyPath): unknown {
+  let cur = root;
+  for (const part of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string | number, unknown>)[part];
+  }
+  return cur;
+}
+
+/** The object schema a key path leads to, to list the keys it accepts. */
+function schemaAt(schema: z.ZodType, path: KeyPath): z.ZodType | undefined {
+  let cur: z.ZodType | undefined = schema;
+  let i = 0;
+  while (cur) {
+    if (cur instanceof z.ZodOptional || cur instanceof z.ZodDefault) cur = cur.unwrap() as z.ZodType;
+    else if (cur instanceof z.ZodPipe) cur = cur.in as z.ZodType;
+    else if (i === path.length) return cur;
+    else if (cur instanceof z.ZodObject) cur = cur.shape[String(path[i++])] as z.ZodType | undefined;
+    else if (cur instanceof z.ZodRecord || cur instanceof z.ZodArray) {
+      cur = (cur instanceof z.ZodRecord ? cur.valueType : cur.element) as z.ZodType;
+      i++;
+    } else return undefined;
+  }
+  return undefined;
+}
+
+/** Keys of the object schema at a path (empty if it is not an object). */
+export function keysAt(schema: z.ZodType, path: KeyPath): string[] {
+  const s = schemaAt(schema, path);
+  return s instanceof z.ZodObject ? Object.keys(s.shape) : [];
+}
+
+/**
+ * Parses `input` with `schema` and words every issue. `prefix` is where `input` sits in the
+ * document; `owner` names what is being checked in "required" messages ("a shell task").
+ */
+export function parseWith<S extends z.ZodType>(
+  schema: S,
+  input: unknown,
+  prefix: KeyPath = [],
+  owner?: string,
+): SafeParse<z.output<S>> {
+  const result = schema.safeParse(input, { error: (issue) => mustPhrase(issue) });
+  if (result.success) return { ok: true, data: result.data };
+  const problems: SchemaProblem[] = [];
+  for (const issue of result.error.issues) problems.push(...describeIssue(schema, input, issue, prefix, owner));
+  return { ok: false, problems };
+}
+
+function describeIssue(
+  schema: z.ZodType,
+  input: unknown,
+  issue: z.core.$ZodIssue,
+  prefix: KeyPath,
+  owner: string | undefined,
+): SchemaProblem[] {
+  const rel = issue.path as KeyPath;
+  const path = [...prefix, ...rel];
+  if (issue.code === 'unrecognized_keys') {
+    const accepted = keysAt(schema, rel);
+    return issue.keys.map((key) => unknownKeyProblem([...path, key], accepted));
+  }
+  const raw = valueAt(input, rel);
+  const key = String(rel[rel.length - 1] ?? '');
+  const parent = valueAt(input, rel.slice(0, -1));
+  if (raw === undefined && rel.length > 0 && parent !== null && typeof parent === 'object' && !(key in parent)) {
+    return [
+      {
+        path,
+        message: `required${owner ? ` for ${owner}` : ''} but missing`,
+        hint: `Add \`${key}\` to ${formatPath(path.slice(0, -1)) || 'the top level'}.`,
+        at: 'parent',
+      },
+    ];
+  }
+  const params = (issue as { params?: { hint?: unknown } }).params;
+  if (issue.code === 'custom' && typeof params?.hint === 'string') {
+    return [{ path, message: issue.message, hint: params.hint, at: 'value' }];
+  }
+  if (issue.code === 'invalid_value') {
+    const accepted = issue.values.map(String);
+    const guess = typeof raw === 'string' ? suggest(raw, accepted) : undefined;
+    return [
+      {
+        path,
+        message: `${issue.message}, got ${show(raw)}${guess ? ` (did you mean "${guess}"?)` : ''}`,
+        hint: `Use one of: ${accepted.join(', ')}.`,
+        at: 'value',
+      },
+    ];
+  }
+  const hint = issue.message.startsWith('must be a duration')
+    ? `Write a duration such as ${DURATION_FORMS}.`
+    : issue.message.startsWith('must be ')
+      ? `Write ${issue.message.slice('must be '.length)} here.`
+      : `Fix the value: it ${issue.message}.`;
+  return [{ path, message: `${issue.message}, got ${show(raw)}`, hint, at: 'value' }];
+}
+
+/** "unknown key (did you mean …?)" for a key not in `accepted`. */
+export function unknownKeyProblem(path: KeyPath, accepted: readonly string[]): SchemaProblem {
+  const key = String(path[path.length - 1]);
+  const guess = suggest(key, accepted);
+  return {
+    path,
+    message: `unknown key${guess ? ` (did you mean "${guess}"?)` : ''}`,
+    hint: guess
+      ? `Rename it to "${guess}", or remove it.`
+      : `Remove it; keys accepted here: ${accepted.join(', ') || '(none)'}.`,
+    at: 'key',
+  };
+}
+
+// --- task keys and names ------------------------------------------------------------
+
+/** One task after its own keys were checked; `base`/`config` are set when they parsed. */
+export interface CheckedTask {
+  readonly id: string;
+  readonly raw: Record<string, unknown>;
+  /** Undefined when the kind is missing or not one of the caller's kinds. */
+  readonly kind: string | undefined;
+  readonly base?: Omit<ParsedTaskBase, 'kind'>;
+  /** The kind's keys as parsed (snake_case, defaults filled). */
+  readonly config?: Record<string, unknown>;
+  readonly templated: readonly string[];
+}
+
+/** Task keys common to every kind; `kind` itself is checked by hand for a better message. */
+const TaskCommonSchema = TaskBaseSchema.omit({ kind: true });
+const BASE_KEYS = Object.keys(TaskBaseSchema.shape);
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function problem(path: KeyPath, message: string, hint: string, at: SchemaProblem['at'] = 'value'): SchemaProblem {
+  return { path, message, hint, at };
+}
+
+const TASK_EXAMPLE = '`hello: { kind: shell, command: [echo, hi] }`';
+
+/**
+ * Checks each task's own keys: its id, its kind (one of `kinds`), the base keys and the
+ * keys of its kind. Problems across tasks (graph, expressions) are the loader's.
+ */
+export function checkTasks(
+  raw: Record<string, unknown>,
+  kinds: readonly string[],
+): { tasks: CheckedTask[]; problems: SchemaProblem[] } {
+  const problems: SchemaProblem[] = [];
+  const tasks: CheckedTask[] = [];
+  if (!isRecord(raw.tasks)) return { tasks, problems }; // the flow schema reports it
+  const entries = Object.entries(raw.tasks);
+  if (entries.length === 0) {
+    problems.push(problem(['tasks'], 'must declare at least one task', `Add a task under tasks, e.g. ${TASK_EXAMPLE}.`));
+  }
+  for (const [id, task] of entries) {
+    const bad = checkName(id);
+    if (bad) problems.push(problem(['tasks', id], `task id ${bad}`, 'Rename the task.', 'key'));
+    if (isRecord(task)) tasks.push(checkTask(id, task, kinds, problems));
+    else {
+      const message = `must be a map with kind and the keys of that kind, got ${show(task)}`;
+      problems.push(problem(['tasks', id], message, `Write the task as a map, e.g. ${TASK_EXAMPLE}.`));
+    }
+  }
+  return { tasks, problems };
+}
+
+function checkTask(id: string, task: Record<string, unknown>, kinds: readonly string[], problems: SchemaProblem[]): CheckedTask {
+  const path = ['tasks', id];
+  const known = kinds.join(', ');
+  const kind = typeof task.kind === 'string' && kinds.includes(task.kind) ? task.kind : undefined;
+  if (task.kind === undefined) {
+    problems.push(problem([...path, 'kind'], `required but missing; known kinds: ${known}`, `Add \`kind:\` with one of: ${known}.`, 'parent'));
+  } else if (kind === undefined) {
+    const guess = typeof task.kind === 'string' ? suggest(task.kind, kinds) : undefined;
+    const message =
+      typeof task.kind === 'string'
+        ? `unknown kind ${show(task.kind)}${guess ? ` (did you mean "${guess}"?)` : ''}; known kinds: ${known}`
+        : `must be the name of a kind (${known}), got ${show(task.kind)}`;
+    problems.push(problem([...path, 'kind'], message, `Set kind to one of: ${known}.`));
+  }
+  // A known kind without a registered schema has no keys of its own.
+  const entry = kind === undefined ? undefined : TASK_KIND_SCHEMAS.get(kind);
+  const kindKeys = entry ? Object.keys(entry.keys.shape) : [];
+  const pick = (keys: readonly string[]) => Object.fromEntries(Object.entries(task).filter(([k]) => keys.includes(k)));
+
+  const base = parseWith(TaskCommonSchema, pick(BASE_KEYS), path, 'a task');
+  if (!base.ok) problems.push(...base.problems);
+  const own = entry ? parseWith(entry.keys, pick(kindKeys), path, `a ${kind} task`) : undefined;
+  if (own && !own.ok) problems.push(...own.problems);
+
+  for (const key of Object.keys(task)) {
+    if (BASE_KEYS.includes(key) || kindKeys.includes(key)) continue;
+    const owners = [...TASK_KIND_SCHEMAS].filter(([k, e]) => k !== kind && key in e.keys.shape).map(([k]) => k);
+    if (owners.length === 0) problems.push(unknownKeyProblem([...path, key], [...BASE_KEYS, ...kindKeys]));
+    // With an unknown kind we cannot tell whether such a key is wrong; the kind problem says enough.
+    else if (kind !== undefined) {
+      const message = `not a key of ${kind} tasks; it belongs to ${owners.join(', ')} tasks`;
+      problems.push(problem([...path, key], message, `Remove ${key}, or change kind to ${owners[0] as string}.`, 'key'));
+    }
+  }
+  return {
+    id,
+    raw: task,
+    kind,
+    ...(base.ok ? { base: base.data } : {}),
+    ...(own?.ok ? { config: own.data as Record<string, unknown> } : {}),
+    templated: entry?.templated ?? [],
+  };
+}
+
+/** Names used as keys: params and pools (task ids are checked with their tasks). */
+export function checkNames(raw: Record<string, unknown>): SchemaProblem[] {
+  const problems: SchemaProblem[] = [];
+  for (const [section, noun] of [['params', 'param'], ['pools', 'pool']] as const) {
+    const map = raw[section];
+    if (!isRecord(map)) continue;
+    for (const name of Object.keys(map)) {
+      const bad = checkName(name);
+      if (bad) problems.push(problem([section, name], `${noun} name ${bad}`, `Rename the ${noun}.`, 'key'));
+    }
+  }
+  return problems;
+}

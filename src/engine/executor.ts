@@ -1,0 +1,84 @@
+/**
+ * The executor port: how a task kind runs one attempt. The registry is open so that later
+ * kinds (http, sql, subflow, map, wait, …) plug in without touching the engine.
+ */
+import type { TaskSpec } from '../core/model.js';
+
+/** Logger handed to task code; lines go to the task log, batched with the next commit. */
+export interface TaskLogger {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/** Everything an attempt may read. Passed to function tasks as their context. */
+export interface AttemptContext {
+  readonly runId: string;
+  readonly flow: string;
+  readonly taskId: string;
+  /** 1 for the first attempt. */
+  readonly attempt: number;
+  /** Stable across attempts and restarts: `<run>/<task>/<map index>`; use it to make side effects idempotent. */
+  readonly idempotencyKey: string;
+  readonly params: Readonly<Record<string, unknown>>;
+  /** The task's `with` values, templates rendered. */
+  readonly inputs: Readonly<Record<string, unknown>>;
+  /** Outputs of the direct upstream tasks that succeeded, by task id. */
+  readonly upstream: Readonly<Record<string, unknown>>;
+  /** Aborted on cancellation or timeout; `signal.reason` says which. */
+  readonly signal: AbortSignal;
+  readonly log: TaskLogger;
+}
+
+/** What an executor needs beyond the context: the task, where its flow lives, a raw log sink. */
+export interface AttemptRequest {
+  readonly task: TaskSpec;
+  readonly context: AttemptContext;
+  /** Folder of the flow file; relative paths in the task resolve from here. */
+  readonly flowDir: string;
+  /** For kinds that run code from the flow module itself (TypeScript flows). */
+  readonly resolveFunction: (taskId: string) => TaskFunction | undefined;
+  readonly writeLog: (stream: 'stdout' | 'stderr' | 'log', text: string) => void;
+  /** Milliseconds between SIGTERM and SIGKILL when a process is stopped. */
+  readonly killGraceMs: number;
+}
+
+/** The signature of a function task. */
+export type TaskFunction = (context: AttemptContext) => unknown;
+
+export interface TaskExecutor {
+  readonly kind: string;
+  /** Resolves with the task output, or rejects with the failure. Must settle soon after `signal` aborts. */
+  execute(request: AttemptRequest): Promise<unknown>;
+}
+
+/** Reason objects put on the AbortSignal so executors can tell timeouts from cancellation. */
+export class AttemptAbort extends Error {
+  constructor(
+    readonly kind: 'timeout' | 'cancelled' | 'lease_lost',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'AttemptAbort';
+  }
+}
+
+export class ExecutorRegistry {
+  private readonly byKind = new Map<string, TaskExecutor>();
+
+  constructor(executors: Iterable<TaskExecutor> = []) {
+    for (const e of executors) this.register(e);
+  }
+
+  register(executor: TaskExecutor): void {
+    this.byKind.set(executor.kind, executor);
+  }
+
+  get(kind: string): TaskExecutor | undefined {
+    return this.byKind.get(kind);
+  }
+
+  kinds(): string[] {
+    return [...this.byKind.keys()];
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * `function` tasks: a TypeScript or JavaScript function run in-process. A task from a
+ * TypeScript flow calls the function given to the builder; a YAML task names a module
+ * (relative to the flow file) and an export. The function receives the attempt context
+ * and returns a JSON-serializable output.
+ */
+import { resolve } from 'node:path';
+import { BatonError } from '../../core/errors.js';
+import { importModule } from '../../define/module-loader.js';
+import type { AttemptRequest, TaskExecutor, TaskFunction } from '../executor.js';
+import { AttemptAbort } from '../executor.js';
+
+const moduleCache = new Map<string, Promise<Record<string, unknown>>>();
+
+async function loadExport(modulePath: string, exportName: string, taskId: string): Promise<TaskFunction> {
+  let loading = moduleCache.get(modulePath);
+  if (!loading) {
+    loading = importModule(modulePath);
+    moduleCache.set(modulePath, loading);
+    loading.catch(() => moduleCache.delete(modulePath));
+  }
+  const mod = await loading;
+  const fn = mod[exportName];
+  if (typeof fn !== 'function') {
+    const exported = Object.keys(mod).filter((k) => typeof mod[k] === 'function');
+    throw new BatonError('DEF_LOAD', `task ${taskId}: ${modulePath} has no function export "${exportName}"`, {
+      hint: `Exported functions: ${exported.join(', ') || 'none'}. Set \`export:\` to one of them.`,
+    });
+  }
+  return fn as TaskFunction;
+}
+
+export const functionExecutor: TaskExecutor = {
+  kind: 'function',
+  async execute(request: AttemptRequest): Promise<unknown> {
+    const { task, context } = request;
+    const config = task.config as { module?: string; export?: string };
+    const fn = config.module
+      ? await loadExport(resolve(request.flowDir, config.module), config.export ?? 'default', task.id)
+      : request.resolveFunction(task.id);
+    if (!fn) {
+      throw new BatonError('DEF_LOAD', `task ${task.id} has no function to run`, {
+        hint: 'Give the task a `module` (YAML) or define it with a function in the TypeScript builder.',
+      });
+    }
+    const signal = context.signal;
+    if (signal.aborted) throw signal.reason;
+    // A function that ignores its signal cannot be stopped; the attempt still ends at once.
+    return await new Promise<unknown>((resolvePromise, reject) => {
+      const onAbort = () => reject(signal.reason instanceof AttemptAbort ? signal.reason : new AttemptAbort('cancelled', 'cancelled'));
+      signal.addEventListener('abort', onAbort, { once: true });
+      Promise.resolve()
+        .then(() => fn(context))
+        .then(
+          (value) => {
+            signal.removeEventListener('abort', onAbort);
+            resolvePromise(value);
+          },
+          (error: unknown) => {
+            signal.removeEventListener('abort', onAbort);
+            reject(error);
+          },
+        );
+    });
+  },
+};

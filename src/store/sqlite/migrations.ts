@@ -1,0 +1,100 @@
+/**
+ * Numbered SQLite migrations. Each runs once, inside a write transaction, and is recorded
+ * in schema_migrations; PostgreSQL migrations use the same numbers. A database with a
+ * migration newer than the last one here is refused (STORE_TOO_NEW).
+ */
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const SQLITE_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'runs, task runs, events, timers, requests, logs',
+    sql: `
+CREATE TABLE IF NOT EXISTS flow_versions (
+  flow TEXT NOT NULL,
+  version TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  source_path TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (flow, version)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS runs (
+  id TEXT PRIMARY KEY,
+  flow TEXT NOT NULL,
+  version TEXT NOT NULL,
+  state TEXT NOT NULL,
+  params TEXT NOT NULL,
+  dedupe_key TEXT UNIQUE,
+  created_at INTEGER NOT NULL,
+  started_at INTEGER,
+  ended_at INTEGER,
+  error TEXT,
+  owner TEXT,
+  epoch INTEGER NOT NULL DEFAULT 0,
+  lease_until INTEGER,
+  last_seq INTEGER NOT NULL DEFAULT 0,
+  task_count INTEGER NOT NULL,
+  max_active_runs INTEGER
+);
+CREATE INDEX IF NOT EXISTS runs_by_state ON runs (state, created_at);
+CREATE INDEX IF NOT EXISTS runs_by_flow ON runs (flow, created_at);
+
+CREATE TABLE IF NOT EXISTS task_runs (
+  run_id TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  task_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  started_at INTEGER,
+  ended_at INTEGER,
+  skip_reason TEXT,
+  output TEXT,
+  error TEXT,
+  PRIMARY KEY (run_id, idx)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS events (
+  run_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  data TEXT NOT NULL,
+  PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS timers (
+  run_id TEXT NOT NULL,
+  task_idx INTEGER NOT NULL,
+  due_at INTEGER NOT NULL,
+  PRIMARY KEY (run_id, task_idx)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS timers_by_due ON timers (due_at);
+
+CREATE TABLE IF NOT EXISTS requests (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_by_run ON requests (run_id);
+
+CREATE TABLE IF NOT EXISTS logs (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id TEXT NOT NULL,
+  task_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  stream TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logs_by_run ON logs (run_id, seq);
+`,
+  },
+];

@@ -1,0 +1,473 @@
+/**
+ * The SQLite store: one database file, WAL mode, `synchronous=FULL`, so that a committed
+ * transition survives power loss. Throughput comes from group commit (`commit` takes many
+ * runs' changes in one transaction), never from weaker durability. Several processes may
+ * share the file: writes take the write lock up front (BEGIN IMMEDIATE) and wait up to
+ * `busyTimeoutMs` for it. Lease times use SQLite's clock expression, the same host clock
+ * every process on this machine reads.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { BatonError } from '../../core/errors.js';
+import type { TaskError } from '../../core/model.js';
+import type { RunEvent } from '../../core/run-machine.js';
+import type { RunStateName, TaskStateName } from '../../core/states.js';
+import type {
+  ClaimOptions,
+  CommitEntry,
+  CommitResult,
+  FlowVersionRecord,
+  Lease,
+  NewRun,
+  RunFilter,
+  RunRecord,
+  RunRequest,
+  RunRequestKind,
+  Store,
+  StoredEvent,
+  StoredLogLine,
+  TaskRunRecord,
+} from '../store.js';
+import { SQLITE_MIGRATIONS } from './migrations.js';
+
+/** Named points where a test may crash the process (see engine/crash-points.ts). */
+export interface StoreFaults {
+  crashPoint(name: 'mid_commit'): void;
+}
+
+export interface SqliteStoreOptions {
+  /** Path of the database file; parent folders are created. `:memory:` for tests. */
+  readonly path: string;
+  /** How long a write waits for another process's write lock, in ms. Default 5000. */
+  readonly busyTimeoutMs?: number;
+  readonly faults?: StoreFaults;
+}
+
+const NOW_MS = `CAST(unixepoch('subsec') * 1000 AS INTEGER)`;
+
+type Row = Record<string, unknown>;
+
+function json(value: unknown): string | null {
+  return value === undefined ? null : JSON.stringify(value);
+}
+
+function parseJson<T>(text: unknown): T | null {
+  return typeof text === 'string' ? (JSON.parse(text) as T) : null;
+}
+
+/** Turns a driver error into a store error; nothing above the store sees SQLite codes. */
+export function translateSqliteError(error: unknown, action: string): BatonError {
+  if (error instanceof BatonError) return error;
+  const code = (error as { code?: unknown }).code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code === 'SQLITE_BUSY_SNAPSHOT') {
+    return new BatonError('STORE_BUSY', `the database is locked by another process (${action})`, { cause: error });
+  }
+  if (code === 'SQLITE_FULL') {
+    return new BatonError('STORE_FULL', `the disk holding the database is full (${action})`, { cause: error });
+  }
+  if (typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT')) {
+    return new BatonError('STORE_CONFLICT', `${action}: ${message}`, { cause: error });
+  }
+  return new BatonError('STORE_IO', `${action} failed: ${message}`, { cause: error });
+}
+
+function toRun(row: Row): RunRecord {
+  return {
+    id: row.id as string,
+    flow: row.flow as string,
+    version: row.version as string,
+    state: row.state as RunStateName,
+    params: parseJson<Record<string, unknown>>(row.params) ?? {},
+    dedupeKey: (row.dedupe_key as string | null) ?? null,
+    createdAt: row.created_at as number,
+    startedAt: (row.started_at as number | null) ?? null,
+    endedAt: (row.ended_at as number | null) ?? null,
+    error: parseJson<TaskError>(row.error),
+    owner: (row.owner as string | null) ?? null,
+    epoch: row.epoch as number,
+    leaseUntil: (row.lease_until as number | null) ?? null,
+    taskCount: row.task_count as number,
+    maxActiveRuns: (row.max_active_runs as number | null) ?? null,
+  };
+}
+
+function toTaskRun(row: Row): TaskRunRecord {
+  return {
+    runId: row.run_id as string,
+    index: row.idx as number,
+    taskId: row.task_id as string,
+    state: row.state as TaskStateName,
+    attempts: row.attempts as number,
+    startedAt: (row.started_at as number | null) ?? null,
+    endedAt: (row.ended_at as number | null) ?? null,
+    skipReason: (row.skip_reason as string | null) ?? null,
+    output: row.output === null ? undefined : parseJson<unknown>(row.output),
+    error: parseJson<TaskError>(row.error),
+  };
+}
+
+export class SqliteStore implements Store {
+  readonly dialect = 'sqlite' as const;
+  private readonly db: Database.Database;
+  private readonly faults: StoreFaults | undefined;
+  private readonly stmt: ReturnType<SqliteStore['prepare']>;
+
+  constructor(options: SqliteStoreOptions) {
+    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+    try {
+      this.db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 5000 });
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('foreign_keys = OFF');
+    } catch (error) {
+      throw translateSqliteError(error, `opening ${options.path}`);
+    }
+    this.faults = options.faults;
+    this.migrateSync();
+    this.stmt = this.prepare();
+  }
+
+  private migrateSync(): void {
+    const db = this.db;
+    try {
+      db.exec(
+        'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
+      );
+      const latest = SQLITE_MIGRATIONS[SQLITE_MIGRATIONS.length - 1]?.version ?? 0;
+      const applied = (db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0;
+      if (applied > latest) {
+        throw new BatonError('STORE_TOO_NEW', `the database is at migration ${applied}; this Baton knows up to ${latest}`);
+      }
+      if (applied === latest) return;
+      const run = db.transaction(() => {
+        const done = new Set(
+          (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version),
+        );
+        for (const m of SQLITE_MIGRATIONS) {
+          if (done.has(m.version)) continue;
+          db.exec(m.sql);
+          db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+            m.version,
+            m.name,
+            Date.now(),
+          );
+        }
+      });
+      run.immediate();
+    } catch (error) {
+      throw translateSqliteError(error, 'migrating the database');
+    }
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      now: db.prepare(`SELECT ${NOW_MS} AS now`),
+      putFlow: db.prepare(
+        'INSERT OR IGNORE INTO flow_versions (flow, version, spec, source_path, created_at) VALUES (?, ?, ?, ?, ?)',
+      ),
+      getFlow: db.prepare('SELECT * FROM flow_versions WHERE flow = ? AND version = ?'),
+      insertRun: db.prepare(
+        `INSERT INTO runs (id, flow, version, state, params, dedupe_key, created_at, task_count, max_active_runs, last_seq)
+         VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, 1)`,
+      ),
+      insertTask: db.prepare(`INSERT INTO task_runs (run_id, idx, task_id, state) VALUES (?, ?, ?, 'pending')`),
+      runByDedupe: db.prepare('SELECT * FROM runs WHERE dedupe_key = ?'),
+      getRun: db.prepare('SELECT * FROM runs WHERE id = ?'),
+      taskRuns: db.prepare('SELECT * FROM task_runs WHERE run_id = ? ORDER BY idx'),
+      events: db.prepare('SELECT seq, data FROM events WHERE run_id = ? AND seq > ? ORDER BY seq'),
+      insertEvent: db.prepare('INSERT INTO events (run_id, seq, type, at, data) VALUES (?, ?, ?, ?, ?)'),
+      runEpoch: db.prepare('SELECT epoch, last_seq FROM runs WHERE id = ?'),
+      updateRun: db.prepare(
+        'UPDATE runs SET state = ?, started_at = ?, ended_at = ?, error = ?, last_seq = ? WHERE id = ?',
+      ),
+      updateSeq: db.prepare('UPDATE runs SET last_seq = ? WHERE id = ?'),
+      updateTask: db.prepare(
+        `UPDATE task_runs SET state = ?, attempts = ?, started_at = ?, ended_at = ?, skip_reason = ?, output = ?, error = ?
+         WHERE run_id = ? AND idx = ?`,
+      ),
+      setTimer: db.prepare('INSERT OR REPLACE INTO timers (run_id, task_idx, due_at) VALUES (?, ?, ?)'),
+      clearTimer: db.prepare('DELETE FROM timers WHERE run_id = ? AND task_idx = ?'),
+      insertLog: db.prepare('INSERT INTO logs (run_id, task_id, attempt, stream, at, text) VALUES (?, ?, ?, ?, ?, ?)'),
+      claimOne: db.prepare(
+        `UPDATE runs SET owner = @owner, epoch = epoch + 1, lease_until = ${NOW_MS} + @leaseMs
+         WHERE id = @id
+           AND (@includeFinished = 1 OR state IN ('queued', 'running'))
+           AND (owner IS NULL OR lease_until IS NULL OR lease_until < ${NOW_MS} OR owner = @owner OR epoch = @takeOver)
+         RETURNING epoch`,
+      ),
+      claimable: db.prepare(
+        `SELECT r.id FROM runs r
+         WHERE r.state IN ('queued', 'running')
+           AND (r.owner IS NULL OR r.lease_until IS NULL OR r.lease_until < ${NOW_MS})
+           AND (r.state = 'running' OR r.max_active_runs IS NULL OR
+                (SELECT count(*) FROM runs x WHERE x.flow = r.flow AND x.id <> r.id
+                   AND (x.state = 'running' OR (x.state = 'queued' AND x.lease_until >= ${NOW_MS}))) < r.max_active_runs)
+         ORDER BY r.state = 'running' DESC, r.created_at
+         LIMIT ?`,
+      ),
+      renew: db.prepare(
+        `UPDATE runs SET lease_until = ${NOW_MS} + ? WHERE id = ? AND owner = ? AND epoch = ?`,
+      ),
+      release: db.prepare('UPDATE runs SET owner = NULL, lease_until = NULL WHERE id = ? AND epoch = ?'),
+      addRequest: db.prepare(`INSERT INTO requests (run_id, kind, payload, created_at) VALUES (?, ?, ?, ${NOW_MS})`),
+      requests: db.prepare('SELECT * FROM requests WHERE run_id = ? ORDER BY id'),
+      deleteRequest: db.prepare('DELETE FROM requests WHERE id = ?'),
+      logs: db.prepare('SELECT * FROM logs WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      logsForTask: db.prepare('SELECT * FROM logs WHERE run_id = ? AND task_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
+    };
+  }
+
+  private guard<T>(action: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      throw translateSqliteError(error, action);
+    }
+  }
+
+  async migrate(): Promise<void> {
+    this.migrateSync();
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  async now(): Promise<number> {
+    return this.guard('reading the clock', () => (this.stmt.now.get() as { now: number }).now);
+  }
+
+  /** Runs `PRAGMA integrity_check`; returns "ok" when the file is sound. */
+  integrityCheck(): string {
+    return this.guard('checking integrity', () => String(this.db.pragma('integrity_check', { simple: true })));
+  }
+
+  async putFlowVersion(r: FlowVersionRecord): Promise<void> {
+    this.guard('saving a flow version', () => this.stmt.putFlow.run(r.flow, r.version, r.spec, r.sourcePath, r.createdAt));
+  }
+
+  async getFlowVersion(flow: string, version: string): Promise<FlowVersionRecord | null> {
+    const row = this.guard('reading a flow version', () => this.stmt.getFlow.get(flow, version) as Row | undefined);
+    if (!row) return null;
+    return {
+      flow: row.flow as string,
+      version: row.version as string,
+      spec: row.spec as string,
+      sourcePath: row.source_path as string,
+      createdAt: row.created_at as number,
+    };
+  }
+
+  async createRun(input: NewRun): Promise<{ run: RunRecord; created: boolean }> {
+    const s = this.stmt;
+    return this.guard('creating a run', () => {
+      const tx = this.db.transaction(() => {
+        if (input.dedupeKey) {
+          const existing = s.runByDedupe.get(input.dedupeKey) as Row | undefined;
+          if (existing) return { run: toRun(existing), created: false };
+        }
+        const f = input.flow;
+        s.putFlow.run(f.flow, f.version, f.spec, f.sourcePath, f.createdAt);
+        s.insertRun.run(
+          input.id,
+          f.flow,
+          f.version,
+          JSON.stringify(input.params),
+          input.dedupeKey ?? null,
+          input.createdAt,
+          input.taskIds.length,
+          input.maxActiveRuns ?? null,
+        );
+        input.taskIds.forEach((taskId, idx) => s.insertTask.run(input.id, idx, taskId));
+        const created: RunEvent = {
+          type: 'run_created',
+          at: input.createdAt,
+          flow: f.flow,
+          version: f.version,
+          params: input.params,
+        };
+        s.insertEvent.run(input.id, 1, created.type, created.at, JSON.stringify(created));
+        return { run: toRun(s.getRun.get(input.id) as Row), created: true };
+      });
+      return tx.immediate();
+    });
+  }
+
+  async getRun(id: string): Promise<RunRecord | null> {
+    const row = this.guard('reading a run', () => this.stmt.getRun.get(id) as Row | undefined);
+    return row ? toRun(row) : null;
+  }
+
+  async listRuns(filter: RunFilter): Promise<RunRecord[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (filter.flow) {
+      where.push('flow = ?');
+      args.push(filter.flow);
+    }
+    if (filter.state) {
+      where.push('state = ?');
+      args.push(filter.state);
+    }
+    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ?`;
+    args.push(filter.limit ?? 50);
+    return this.guard('listing runs', () => (this.db.prepare(sql).all(...args) as Row[]).map(toRun));
+  }
+
+  async getTaskRuns(runId: string): Promise<TaskRunRecord[]> {
+    return this.guard('reading task runs', () => (this.stmt.taskRuns.all(runId) as Row[]).map(toTaskRun));
+  }
+
+  async readEvents(runId: string, afterSeq = 0): Promise<StoredEvent[]> {
+    return this.guard('reading events', () =>
+      (this.stmt.events.all(runId, afterSeq) as Row[]).map((row) => ({
+        runId,
+        seq: row.seq as number,
+        event: JSON.parse(row.data as string) as RunEvent,
+      })),
+    );
+  }
+
+  async claimRun(runId: string, o: ClaimOptions): Promise<Lease | null> {
+    return this.guard('claiming a run', () => {
+      const row = this.stmt.claimOne.get({
+        id: runId,
+        owner: o.owner,
+        leaseMs: o.leaseMs,
+        includeFinished: o.includeFinished ? 1 : 0,
+        takeOver: o.takeOverEpoch ?? -1,
+      }) as { epoch: number } | undefined;
+      return row ? { runId, owner: o.owner, epoch: row.epoch } : null;
+    });
+  }
+
+  async claimRuns(o: ClaimOptions & { limit: number }): Promise<Lease[]> {
+    return this.guard('claiming runs', () => {
+      const tx = this.db.transaction(() => {
+        const leases: Lease[] = [];
+        for (const row of this.stmt.claimable.all(o.limit) as { id: string }[]) {
+          const claimed = this.stmt.claimOne.get({
+            id: row.id,
+            owner: o.owner,
+            leaseMs: o.leaseMs,
+            includeFinished: 0,
+            takeOver: -1,
+          }) as { epoch: number } | undefined;
+          if (claimed) leases.push({ runId: row.id, owner: o.owner, epoch: claimed.epoch });
+        }
+        return leases;
+      });
+      return tx.immediate();
+    });
+  }
+
+  async renewLeases(leases: readonly Lease[], leaseMs: number): Promise<string[]> {
+    return this.guard('renewing leases', () => {
+      const tx = this.db.transaction(() => {
+        const lost: string[] = [];
+        for (const l of leases) {
+          if (this.stmt.renew.run(leaseMs, l.runId, l.owner, l.epoch).changes === 0) lost.push(l.runId);
+        }
+        return lost;
+      });
+      return tx.immediate();
+    });
+  }
+
+  async releaseRun(lease: Lease): Promise<void> {
+    this.guard('releasing a run', () => this.stmt.release.run(lease.runId, lease.epoch));
+  }
+
+  async commit(entries: readonly CommitEntry[]): Promise<CommitResult> {
+    const s = this.stmt;
+    return this.guard('committing run changes', () => {
+      const tx = this.db.transaction(() => {
+        const fenced: string[] = [];
+        let first = true;
+        for (const e of entries) {
+          const runId = e.lease.runId;
+          const current = s.runEpoch.get(runId) as { epoch: number; last_seq: number } | undefined;
+          if (!current || current.epoch !== e.lease.epoch) {
+            fenced.push(runId);
+            continue;
+          }
+          let seq = current.last_seq;
+          for (const ev of e.events) s.insertEvent.run(runId, ++seq, ev.type, ev.at, JSON.stringify(ev));
+          if (first) {
+            this.faults?.crashPoint('mid_commit');
+            first = false;
+          }
+          if (e.run) {
+            s.updateRun.run(e.run.state, e.run.startedAt, e.run.endedAt, json(e.run.error), seq, runId);
+          } else if (seq !== current.last_seq) {
+            s.updateSeq.run(seq, runId);
+          }
+          for (const t of e.tasks) {
+            s.updateTask.run(
+              t.state,
+              t.attempts,
+              t.startedAt,
+              t.endedAt,
+              t.skipReason,
+              json(t.output),
+              json(t.error),
+              runId,
+              t.index,
+            );
+          }
+          for (const timer of e.timers) {
+            if (timer.dueAt === null) s.clearTimer.run(runId, timer.task);
+            else s.setTimer.run(runId, timer.task, timer.dueAt);
+          }
+          for (const l of e.logs) s.insertLog.run(l.runId, l.taskId, l.attempt, l.stream, l.at, l.text);
+          for (const id of e.answered ?? []) s.deleteRequest.run(id);
+        }
+        return { fenced };
+      });
+      return tx.immediate();
+    });
+  }
+
+  async addRequest(runId: string, kind: RunRequestKind, payload: Readonly<Record<string, unknown>>): Promise<void> {
+    this.guard('recording a request', () => this.stmt.addRequest.run(runId, kind, JSON.stringify(payload)));
+  }
+
+  async pendingRequests(runIds: readonly string[]): Promise<RunRequest[]> {
+    return this.guard('reading requests', () => {
+      const out: RunRequest[] = [];
+      for (const runId of runIds) {
+        for (const row of this.stmt.requests.all(runId) as Row[]) {
+          out.push({
+            id: row.id as number,
+            runId,
+            kind: row.kind as RunRequestKind,
+            payload: JSON.parse(row.payload as string) as Record<string, unknown>,
+          });
+        }
+      }
+      return out;
+    });
+  }
+
+  async readLogs(runId: string, o: { task?: string; afterSeq?: number; limit?: number }): Promise<StoredLogLine[]> {
+    return this.guard('reading logs', () => {
+      const rows = (
+        o.task
+          ? this.stmt.logsForTask.all(runId, o.task, o.afterSeq ?? 0, o.limit ?? 10_000)
+          : this.stmt.logs.all(runId, o.afterSeq ?? 0, o.limit ?? 10_000)
+      ) as Row[];
+      return rows.map((row) => ({
+        seq: row.seq as number,
+        runId: row.run_id as string,
+        taskId: row.task_id as string,
+        attempt: row.attempt as number,
+        stream: row.stream as StoredLogLine['stream'],
+        at: row.at as number,
+        text: row.text as string,
+      }));
+    });
+  }
+}

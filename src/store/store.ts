@@ -1,0 +1,197 @@
+/**
+ * The store port: everything Baton persists goes through this asynchronous interface,
+ * and nothing above it writes SQL. SQLite implements it now; PostgreSQL implements the
+ * same interface and passes the same conformance suite.
+ *
+ * Invariants every implementation keeps:
+ * - `commit` appends a run's events and updates its derived rows (run, task runs, timers,
+ *   logs) in one transaction, and only if the caller's lease epoch is still the run's
+ *   epoch (fencing): a process that lost a run can never write to it again.
+ * - `claimRun`/`claimRuns` hand a run to one owner at a time, with a lease measured on
+ *   the database clock; each claim increments the epoch.
+ * - Driver errors never escape: they become BatonErrors with STORE_* codes.
+ */
+import type { TaskError } from '../core/model.js';
+import type { RunEvent } from '../core/run-machine.js';
+import type { RunStateName, TaskStateName } from '../core/states.js';
+
+/** One version of a flow definition, pinned by its hash. */
+export interface FlowVersionRecord {
+  readonly flow: string;
+  readonly version: string;
+  /** The normalized FlowSpec, as JSON. */
+  readonly spec: string;
+  /** Absolute path of the file the flow was loaded from. */
+  readonly sourcePath: string;
+  readonly createdAt: number;
+}
+
+export interface RunRecord {
+  readonly id: string;
+  readonly flow: string;
+  readonly version: string;
+  readonly state: RunStateName;
+  readonly params: Readonly<Record<string, unknown>>;
+  readonly dedupeKey: string | null;
+  readonly createdAt: number;
+  readonly startedAt: number | null;
+  readonly endedAt: number | null;
+  readonly error: TaskError | null;
+  readonly owner: string | null;
+  readonly epoch: number;
+  readonly leaseUntil: number | null;
+  readonly taskCount: number;
+  readonly maxActiveRuns: number | null;
+}
+
+export interface TaskRunRecord {
+  readonly runId: string;
+  readonly index: number;
+  readonly taskId: string;
+  readonly state: TaskStateName;
+  readonly attempts: number;
+  readonly startedAt: number | null;
+  readonly endedAt: number | null;
+  readonly skipReason: string | null;
+  readonly output: unknown;
+  readonly error: TaskError | null;
+}
+
+export interface StoredEvent {
+  readonly runId: string;
+  readonly seq: number;
+  readonly event: RunEvent;
+}
+
+export interface NewRun {
+  readonly id: string;
+  readonly flow: FlowVersionRecord;
+  readonly params: Readonly<Record<string, unknown>>;
+  readonly taskIds: readonly string[];
+  readonly createdAt: number;
+  readonly dedupeKey?: string | null;
+  readonly maxActiveRuns?: number | null;
+}
+
+/** The right to write to one run, until the lease lapses or another process claims it. */
+export interface Lease {
+  readonly runId: string;
+  readonly owner: string;
+  readonly epoch: number;
+}
+
+/** The snapshot of a run row after a batch. */
+export interface RunPatch {
+  readonly state: RunStateName;
+  readonly startedAt: number | null;
+  readonly endedAt: number | null;
+  readonly error: TaskError | null;
+}
+
+/** The snapshot of one task run row after a batch. */
+export interface TaskRunPatch {
+  readonly index: number;
+  readonly state: TaskStateName;
+  readonly attempts: number;
+  readonly startedAt: number | null;
+  readonly endedAt: number | null;
+  readonly skipReason: string | null;
+  readonly output: unknown;
+  readonly error: TaskError | null;
+}
+
+export interface LogLine {
+  readonly runId: string;
+  readonly taskId: string;
+  readonly attempt: number;
+  readonly stream: 'stdout' | 'stderr' | 'log';
+  readonly at: number;
+  readonly text: string;
+}
+
+export interface StoredLogLine extends LogLine {
+  readonly seq: number;
+}
+
+/** Durable timers (retry backoff today; sleeps and schedules later). */
+export interface TimerChange {
+  readonly task: number;
+  /** Due time in ms, or null to clear the timer. */
+  readonly dueAt: number | null;
+}
+
+/** Everything one run changes in one group commit. */
+export interface CommitEntry {
+  readonly lease: Lease;
+  readonly events: readonly RunEvent[];
+  readonly run?: RunPatch;
+  readonly tasks: readonly TaskRunPatch[];
+  readonly timers: readonly TimerChange[];
+  readonly logs: readonly LogLine[];
+  /** Requests (see `pendingRequests`) that these events answered; deleted in the same transaction. */
+  readonly answered?: readonly number[];
+}
+
+export interface CommitResult {
+  /** Runs whose entry was refused because the lease epoch moved on. */
+  readonly fenced: readonly string[];
+}
+
+export interface RunFilter {
+  readonly flow?: string;
+  readonly state?: RunStateName;
+  readonly limit?: number;
+}
+
+export type RunRequestKind = 'cancel' | 'cancel_task';
+
+/** A request addressed to whichever process owns a run (e.g. cancel from the CLI). */
+export interface RunRequest {
+  readonly id: number;
+  readonly runId: string;
+  readonly kind: RunRequestKind;
+  readonly payload: Readonly<Record<string, unknown>>;
+}
+
+export interface ClaimOptions {
+  readonly owner: string;
+  readonly leaseMs: number;
+  /** Take the run even if it is owned, provided its epoch is still this (its owner is known dead). */
+  readonly takeOverEpoch?: number;
+  /** Allow claiming a finished run (to rerun it). */
+  readonly includeFinished?: boolean;
+}
+
+export interface Store {
+  readonly dialect: 'sqlite' | 'postgres';
+  /** Applies pending migrations; refuses a database newer than this code. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+  /** The database clock, in ms since the epoch. */
+  now(): Promise<number>;
+
+  putFlowVersion(record: FlowVersionRecord): Promise<void>;
+  getFlowVersion(flow: string, version: string): Promise<FlowVersionRecord | null>;
+
+  /** Creates a run with all its task runs pending; with a dedupe key, returns the existing run instead. */
+  createRun(input: NewRun): Promise<{ readonly run: RunRecord; readonly created: boolean }>;
+  getRun(id: string): Promise<RunRecord | null>;
+  listRuns(filter: RunFilter): Promise<RunRecord[]>;
+  getTaskRuns(runId: string): Promise<TaskRunRecord[]>;
+  readEvents(runId: string, afterSeq?: number): Promise<StoredEvent[]>;
+
+  claimRun(runId: string, options: ClaimOptions): Promise<Lease | null>;
+  /** Claims up to `limit` runs that are queued or whose owner's lease lapsed, oldest first. */
+  claimRuns(options: ClaimOptions & { readonly limit: number }): Promise<Lease[]>;
+  /** Extends leases; returns the run ids this owner no longer holds. */
+  renewLeases(leases: readonly Lease[], leaseMs: number): Promise<string[]>;
+  releaseRun(lease: Lease): Promise<void>;
+
+  commit(entries: readonly CommitEntry[]): Promise<CommitResult>;
+
+  addRequest(runId: string, kind: RunRequestKind, payload: Readonly<Record<string, unknown>>): Promise<void>;
+  /** The requests not yet answered for these runs, oldest first. */
+  pendingRequests(runIds: readonly string[]): Promise<RunRequest[]>;
+
+  readLogs(runId: string, options: { task?: string; afterSeq?: number; limit?: number }): Promise<StoredLogLine[]>;
+}
