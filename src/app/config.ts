@@ -16,34 +16,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
-import { z } from 'zod';
-import { parseDuration } from '../core/duration.js';
 import { BatonError } from '../core/errors.js';
-
-const Duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const ms = parseDuration(value);
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (use e.g. 500ms, 15s, 2m)` });
-    return z.NEVER;
-  }
-  return ms;
-});
-
-const ConfigFileSchema = z.strictObject({
-  database: z.string().optional(),
-  concurrency: z.number().int().min(1).max(10_000).optional(),
-  pools: z.record(z.string(), z.number().int().min(1)).optional(),
-  lease: Duration.optional(),
-  kill_grace: Duration.optional(),
-  limits: z
-    .strictObject({
-      output_bytes: z.number().int().min(1).optional(),
-      params_bytes: z.number().int().min(1).optional(),
-      log_bytes: z.number().int().min(1).optional(),
-    })
-    .optional(),
-});
+import type { ConfigFile } from './config-schema.js';
 
 export interface BatonConfig {
   readonly projectDir: string;
@@ -88,13 +62,15 @@ function envNumber(env: NodeJS.ProcessEnv, name: string): number | undefined {
   return n;
 }
 
-export function loadConfig(cwd: string, env: NodeJS.ProcessEnv, flags: ConfigOverrides = {}): BatonConfig {
+/** Merges and validates the configuration; the schema library loads only if baton.yaml exists. */
+export async function loadConfig(cwd: string, env: NodeJS.ProcessEnv, flags: ConfigOverrides = {}): Promise<BatonConfig> {
   const { dir, configFile } = findProjectDir(cwd);
-  let file: z.output<typeof ConfigFileSchema> = {};
+  let file: ConfigFile = {};
   if (configFile) {
+    const { ConfigFileSchema, parseYamlText } = await import('./config-schema.js');
     let raw: unknown;
     try {
-      raw = parseYaml(readFileSync(configFile, 'utf8')) ?? {};
+      raw = parseYamlText(readFileSync(configFile, 'utf8')) ?? {};
     } catch (error) {
       throw new BatonError('CONFIG_INVALID', `${configFile}: ${(error as Error).message}`, { cause: error });
     }

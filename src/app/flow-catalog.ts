@@ -15,7 +15,6 @@ import type { FlowSpec } from '../core/model.js';
 import { compilePlan } from '../core/run-machine.js';
 import type { FlowDefinition } from '../define/builder.js';
 import { isFlowDefinition } from '../define/builder.js';
-import { loadFlowFile } from '../define/load-yaml.js';
 import { importModule } from '../define/module-loader.js';
 import type { FlowResolver, ResolvedFlow } from '../engine/engine.js';
 import type { Store } from '../store/store.js';
@@ -79,6 +78,8 @@ export class FlowCatalog implements FlowResolver {
   private async loadUncached(abs: string): Promise<LoadedFlow> {
     const ext = extname(abs);
     if (YAML_EXT.has(ext)) {
+      // The YAML parser and schema library load only when a YAML flow is met.
+      const { loadFlowFile } = await import('../define/load-yaml.js');
       const result = await loadFlowFile(abs, {
         ...(this.options.kinds ? { kinds: this.options.kinds } : {}),
         ...(this.options.knownPools ? { knownPools: this.options.knownPools } : {}),

@@ -39,8 +39,8 @@ export function createExecutors(): ExecutorRegistry {
 }
 
 /** A catalog for validation only: no store needed. */
-export function openCatalog(options: RuntimeOptions): { config: BatonConfig; catalog: FlowCatalog } {
-  const config = loadConfig(options.cwd, options.env, options.flags);
+export async function openCatalog(options: RuntimeOptions): Promise<{ config: BatonConfig; catalog: FlowCatalog }> {
+  const config = await loadConfig(options.cwd, options.env, options.flags);
   const catalog = new FlowCatalog(config.projectDir, {
     knownPools: Object.keys(config.pools),
     kinds: createExecutors().kinds(),
@@ -48,8 +48,8 @@ export function openCatalog(options: RuntimeOptions): { config: BatonConfig; cat
   return { config, catalog };
 }
 
-export function openRuntime(options: RuntimeOptions): Runtime {
-  const config = loadConfig(options.cwd, options.env, options.flags);
+export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
+  const config = await loadConfig(options.cwd, options.env, options.flags);
   const faults = crashPointsFromEnv(options.env);
   const store = new SqliteStore({ path: config.databasePath, ...(faults ? { faults } : {}) });
   const executors = createExecutors();

@@ -153,7 +153,7 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     .action(() =>
       run(async () => {
         const { openRuntime } = await import('../app/runtime.js');
-        const rt = openRuntime(withDb().runtime);
+        const rt = await openRuntime(withDb().runtime);
         await rt.store.migrate();
         ctx.stdout(`database ${rt.config.databasePath} is up to date`);
         await rt.close();

@@ -157,7 +157,7 @@ export interface TaskKindSchema {
  * in `TaskBaseSchema` or in its kind's entry; a key of another kind gets its own message.
  */
 export const TASK_KIND_SCHEMAS = new Map<string, TaskKindSchema>([
-  ['shell', { keys: ShellTaskSchema, templated: ['env'] }],
+  ['shell', { keys: ShellTaskSchema, templated: ['command', 'env'] }],
   ['function', { keys: FunctionTaskSchema, templated: [] }],
 ]);
 

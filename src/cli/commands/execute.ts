@@ -92,7 +92,7 @@ async function waitFor(rt: Runtime, runId: string): Promise<RunStateName> {
 }
 
 export async function runCommand(ctx: CliContext, flowRef: string, flags: RunFlags): Promise<number> {
-  const rt = openRuntime(ctx.runtime);
+  const rt = await openRuntime(ctx.runtime);
   try {
     const flow = await rt.catalog.find(flowRef);
     const params = {
@@ -123,7 +123,7 @@ export async function runCommand(ctx: CliContext, flowRef: string, flags: RunFla
 }
 
 export async function resumeCommand(ctx: CliContext, runId: string, flags: { json?: boolean; quiet?: boolean }): Promise<number> {
-  const rt = openRuntime(ctx.runtime);
+  const rt = await openRuntime(ctx.runtime);
   try {
     const run = await rt.store.getRun(runId);
     if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
@@ -155,7 +155,7 @@ export async function retryCommand(ctx: CliContext, runId: string, flags: RetryF
     });
   }
   if (flags.fromFailed && tasks.length > 0) throw new BatonError('USAGE', '--from-failed and --task cannot be combined');
-  const rt = openRuntime(ctx.runtime);
+  const rt = await openRuntime(ctx.runtime);
   try {
     const run = await rt.store.getRun(runId);
     if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
@@ -188,7 +188,7 @@ export async function retryCommand(ctx: CliContext, runId: string, flags: RetryF
 }
 
 export async function cancelCommand(ctx: CliContext, runId: string, flags: { task?: string; json?: boolean }): Promise<number> {
-  const rt = openRuntime(ctx.runtime);
+  const rt = await openRuntime(ctx.runtime);
   try {
     const run = await rt.store.getRun(runId);
     if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
@@ -232,7 +232,7 @@ export async function cancelCommand(ctx: CliContext, runId: string, flags: { tas
 }
 
 export async function workerCommand(ctx: CliContext, flags: { concurrency?: number }): Promise<number> {
-  const rt = openRuntime({
+  const rt = await openRuntime({
     ...ctx.runtime,
     flags: { ...ctx.runtime.flags, ...(flags.concurrency ? { concurrency: flags.concurrency } : {}) },
   });

@@ -21,7 +21,7 @@ export async function runsCommand(
       hint: `Run states: ${Object.keys(RUN_STATES).join(', ')}.`,
     });
   }
-  const rt = openRuntime(ctx.runtime);
+  const rt = await openRuntime(ctx.runtime);
   try {
     const runs = await rt.store.listRuns({
       ...(flags.flow ? { flow: flags.flow } : {}),
@@ -36,7 +36,7 @@ export async function runsCommand(
 }
 
 export async function showCommand(ctx: CliContext, runId: string, flags: { json?: boolean; events?: boolean }): Promise<number> {
-  const rt = openRuntime(ctx.runtime);
+  const rt = await openRuntime(ctx.runtime);
   try {
     const run = await rt.store.getRun(runId);
     if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
@@ -81,7 +81,7 @@ export async function logsCommand(
   task: string | undefined,
   flags: { follow?: boolean; json?: boolean },
 ): Promise<number> {
-  const rt = openRuntime(ctx.runtime);
+  const rt = await openRuntime(ctx.runtime);
   try {
     const run = await rt.store.getRun(runId);
     if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
@@ -119,7 +119,7 @@ export async function logsCommand(
 }
 
 export async function flowsCommand(ctx: CliContext, flags: { json?: boolean }): Promise<number> {
-  const { catalog } = openCatalog(ctx.runtime);
+  const { catalog } = await openCatalog(ctx.runtime);
   const entries = await catalog.list();
   if (flags.json) {
     ctx.stdout(
@@ -176,7 +176,7 @@ function flowFilesUnder(path: string): string[] {
 }
 
 export async function validateCommand(ctx: CliContext, path: string | undefined, flags: { json?: boolean }): Promise<number> {
-  const { catalog, config } = openCatalog(ctx.runtime);
+  const { catalog, config } = await openCatalog(ctx.runtime);
   const target = resolve(ctx.runtime.cwd, path ?? config.projectDir);
   const files = flowFilesUnder(target);
   const explicitFile = files.length === 1 && files[0] === target;
