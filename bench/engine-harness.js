@@ -39,7 +39,13 @@ export function openHarness(options = {}) {
       const now = Date.now();
       const { run } = await store.createRun({
         id: newRunId(now),
-        flow: { flow: spec.name, version: 'bench', spec: JSON.stringify(spec), sourcePath: join(dir, 'bench.ts'), createdAt: now },
+        flow: {
+          flow: spec.name,
+          version: 'bench',
+          spec: JSON.stringify(spec),
+          sourcePath: join(dir, 'bench.ts'),
+          createdAt: now,
+        },
         params: {},
         taskIds: spec.tasks.map((t) => t.id),
         createdAt: now,

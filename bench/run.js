@@ -129,7 +129,13 @@ async function bigdag() {
     const t1 = performance.now();
     const state = await h.engine.execute(id);
     if (state !== 'succeeded') throw new Error(`bigdag run ${state}`);
-    report('bigdag_exec_tasks_per_s', plan.graph.ids.length / ((performance.now() - t1) / 1000), 'tasks/s', 0, 'higher');
+    report(
+      'bigdag_exec_tasks_per_s',
+      plan.graph.ids.length / ((performance.now() - t1) / 1000),
+      'tasks/s',
+      0,
+      'higher',
+    );
   } finally {
     await h.close();
   }

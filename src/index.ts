@@ -13,6 +13,6 @@ export type {
   ShellTaskOptions,
   TaskRef,
 } from './define/builder.js';
-export type { AttemptContext, TaskLogger } from './engine/executor.js';
+export type { AttemptContext, TaskLogger } from './core/task-context.js';
 export { BatonError, ERROR_CODES } from './core/errors.js';
 export type { ErrorCode } from './core/errors.js';

@@ -63,7 +63,11 @@ function envNumber(env: NodeJS.ProcessEnv, name: string): number | undefined {
 }
 
 /** Merges and validates the configuration; the schema library loads only if baton.yaml exists. */
-export async function loadConfig(cwd: string, env: NodeJS.ProcessEnv, flags: ConfigOverrides = {}): Promise<BatonConfig> {
+export async function loadConfig(
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  flags: ConfigOverrides = {},
+): Promise<BatonConfig> {
   const { dir, configFile } = findProjectDir(cwd);
   let file: ConfigFile = {};
   if (configFile) {
@@ -81,7 +85,9 @@ export async function loadConfig(cwd: string, env: NodeJS.ProcessEnv, flags: Con
         message: `${issue.path.join('.') || '(top level)'}: ${issue.message}`,
         location: { file: configFile, path: issue.path.join('.') },
       }));
-      throw new BatonError('CONFIG_INVALID', `${configFile}: ${problems.map((p) => p.message).join('; ')}`, { problems });
+      throw new BatonError('CONFIG_INVALID', `${configFile}: ${problems.map((p) => p.message).join('; ')}`, {
+        problems,
+      });
     }
     file = parsed.data;
   }

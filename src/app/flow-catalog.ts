@@ -55,7 +55,11 @@ export class FlowCatalog implements FlowResolver {
 
   constructor(
     readonly projectDir: string,
-    private readonly options: { readonly knownPools?: readonly string[]; readonly kinds?: readonly string[]; readonly store?: Store } = {},
+    private readonly options: {
+      readonly knownPools?: readonly string[];
+      readonly kinds?: readonly string[];
+      readonly store?: Store;
+    } = {},
   ) {}
 
   /** The folder flows are discovered in. */
@@ -104,7 +108,10 @@ export class FlowCatalog implements FlowResolver {
         flows.length === 0
           ? `${abs} does not export a flow`
           : `${abs} exports ${flows.length} flows (${flows.map(([k]) => k).join(', ')}); export one, or make one the default export`,
-        { hint: 'Export the result of defineFlow({...}) as the default export.', details: { noFlow: flows.length === 0 } },
+        {
+          hint: 'Export the result of defineFlow({...}) as the default export.',
+          details: { noFlow: flows.length === 0 },
+        },
       );
     }
     const definition = chosen[1];
@@ -166,9 +173,13 @@ export class FlowCatalog implements FlowResolver {
       try {
         current = await this.load(record.sourcePath);
       } catch (error) {
-        throw new BatonError('FLOW_VERSION_MISMATCH', `flow ${flow}: cannot load ${record.sourcePath} to run version ${version}`, {
-          cause: error,
-        });
+        throw new BatonError(
+          'FLOW_VERSION_MISMATCH',
+          `flow ${flow}: cannot load ${record.sourcePath} to run version ${version}`,
+          {
+            cause: error,
+          },
+        );
       }
       if (current.version !== version) {
         throw new BatonError(

@@ -39,7 +39,9 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
 
   const withDb = (): CliContext => {
     const db = program.opts<{ db?: string }>().db;
-    return db ? { ...ctx, runtime: { ...ctx.runtime, flags: { ...ctx.runtime.flags, database: resolve(ctx.runtime.cwd, db) } } } : ctx;
+    return db
+      ? { ...ctx, runtime: { ...ctx.runtime, flags: { ...ctx.runtime.flags, database: resolve(ctx.runtime.cwd, db) } } }
+      : ctx;
   };
   const run = (fn: () => Promise<number>) => async () => setExit(await fn());
 
@@ -63,7 +65,9 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     .command('flows')
     .description("list the project's flows")
     .option('--json', 'print JSON')
-    .action((o: { json?: boolean }) => run(async () => (await import('./commands/inspect.js')).flowsCommand(withDb(), o))());
+    .action((o: { json?: boolean }) =>
+      run(async () => (await import('./commands/inspect.js')).flowsCommand(withDb(), o))(),
+    );
 
   program
     .command('run <flow>')
@@ -175,12 +179,18 @@ export async function main(argv: readonly string[], ctx: CliContext): Promise<nu
     return code;
   } catch (error) {
     if (error instanceof CommanderError) {
-      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return 0;
+      if (
+        error.code === 'commander.helpDisplayed' ||
+        error.code === 'commander.version' ||
+        error.code === 'commander.help'
+      )
+        return 0;
       return 2;
     }
     const { renderError } = await import('./render.js');
     const { BatonError } = await import('../core/errors.js');
-    if (ctx.runtime.env.BATON_JSON_ERRORS === '1' && error instanceof BatonError) ctx.stderr(JSON.stringify(error.toJSON()));
+    if (ctx.runtime.env.BATON_JSON_ERRORS === '1' && error instanceof BatonError)
+      ctx.stderr(JSON.stringify(error.toJSON()));
     else ctx.stderr(renderError(error));
     return error instanceof BatonError ? error.exitCode : 70;
   }

@@ -19,7 +19,12 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
 }
 
 export function time(ms: number | null): string {
-  return ms === null ? '-' : new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  return ms === null
+    ? '-'
+    : new Date(ms)
+        .toISOString()
+        .replace('T', ' ')
+        .replace(/\.\d+Z$/, 'Z');
 }
 
 export function span(start: number | null, end: number | null): string {

@@ -115,7 +115,12 @@ export type RunEvent =
     }
   | { readonly type: 'task_failed'; readonly at: number; readonly task: string; readonly error: TaskError }
   | { readonly type: 'tasks_skipped'; readonly at: number; readonly tasks: readonly SkippedTask[] }
-  | { readonly type: 'tasks_cancelled'; readonly at: number; readonly tasks: readonly string[]; readonly reason: string }
+  | {
+      readonly type: 'tasks_cancelled';
+      readonly at: number;
+      readonly tasks: readonly string[];
+      readonly reason: string;
+    }
   | { readonly type: 'cancel_requested'; readonly at: number; readonly reason: string; readonly task?: string }
   | { readonly type: 'run_retried'; readonly at: number; readonly tasks: readonly string[] }
   | { readonly type: 'run_succeeded'; readonly at: number }
@@ -217,7 +222,8 @@ function spec(run: RunState, i: number): TaskSpec {
 /** Marks a task terminal and updates the upstream tallies of its downstream tasks. */
 function close(run: RunState, i: number, state: TaskStateName, at: number): void {
   const t = taskRun(run, i);
-  if (isTerminalTask(t.state)) throw new Error(`illegal transition: task ${run.plan.graph.ids[i]} is already ${t.state}`);
+  if (isTerminalTask(t.state))
+    throw new Error(`illegal transition: task ${run.plan.graph.ids[i]} is already ${t.state}`);
   t.state = state;
   t.endedAt = at;
   t.retryAt = null;
@@ -311,7 +317,10 @@ export function evolve(run: RunState, event: RunEvent): void {
       if (event.task === undefined) run.cancelRequested = true;
       return;
     case 'run_retried':
-      applyRerun(run, event.tasks.map((id) => indexOf(run, id)));
+      applyRerun(
+        run,
+        event.tasks.map((id) => indexOf(run, id)),
+      );
       return;
     case 'run_succeeded':
       run.state = 'succeeded';
@@ -409,10 +418,7 @@ export function decide(run: RunState, input: RunInput, now: number, random: () =
     case 'attempt_started': {
       const t = taskRun(run, input.task);
       if (t.state !== 'queued') return rec;
-      rec.emit(
-        { type: 'task_started', at: now, task: id(run, input.task), attempt: t.attempt + 1 },
-        input.task,
-      );
+      rec.emit({ type: 'task_started', at: now, task: id(run, input.task), attempt: t.attempt + 1 }, input.task);
       break;
     }
     case 'attempt_succeeded': {
@@ -573,7 +579,9 @@ function settle(rec: Recorder, candidates: readonly number[]): void {
     const culprits = up
       .filter((u) => {
         const us = (run.tasks[u] as TaskRun).state;
-        return outcome === 'upstream_failed' ? us === 'failed' || us === 'cancelled' || (run.tasks[u] as TaskRun).upstreamFailed : us === 'skipped' || us === 'succeeded';
+        return outcome === 'upstream_failed'
+          ? us === 'failed' || us === 'cancelled' || (run.tasks[u] as TaskRun).upstreamFailed
+          : us === 'skipped' || us === 'succeeded';
       })
       .map((u) => id(run, u));
     const skip: SkippedTask = {

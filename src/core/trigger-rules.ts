@@ -51,7 +51,11 @@ export function evaluateTriggerRule(rule: TriggerRule, c: UpstreamCounts): RuleO
 }
 
 /** Why a task was skipped, in words, for `skip_reason`. */
-export function describeSkip(rule: TriggerRule, outcome: 'skip' | 'upstream_failed', culprits: readonly string[]): string {
+export function describeSkip(
+  rule: TriggerRule,
+  outcome: 'skip' | 'upstream_failed',
+  culprits: readonly string[],
+): string {
   const names = culprits.slice(0, 5).join(', ') + (culprits.length > 5 ? `, … (${culprits.length} in all)` : '');
   if (outcome === 'upstream_failed') return `upstream failed: ${names} (trigger rule ${rule})`;
   return `upstream skipped or not matching trigger rule ${rule}: ${names}`;

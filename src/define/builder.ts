@@ -19,7 +19,7 @@ import type { FlowSpec, ParamSpec, ParamType, RetryPolicy, TaskSpec } from '../c
 import { DEFAULT_RETRY } from '../core/model.js';
 import type { TriggerRule } from '../core/states.js';
 import { TRIGGER_RULES } from '../core/states.js';
-import type { AttemptContext, TaskFunction } from '../engine/executor.js';
+import type { AttemptContext, TaskFunction } from '../core/task-context.js';
 import { checkParamSpec } from './params.js';
 
 /** A param declaration; the value type follows `type`. */
@@ -169,7 +169,11 @@ export class FlowDefinition<P extends Record<string, ParamDef> = Record<string, 
     const at = (path: string) => ({ file, path });
     const o = this.options;
     if (!/^[A-Za-z_][A-Za-z0-9_-]{0,127}$/.test(o.name)) {
-      problems.push({ code: 'DEF_INVALID', message: `name: "${o.name}" is not a valid flow name`, location: at('name') });
+      problems.push({
+        code: 'DEF_INVALID',
+        message: `name: "${o.name}" is not a valid flow name`,
+        location: at('name'),
+      });
     }
     const duration = (value: DurationInput | undefined, path: string): number | null => {
       if (value === undefined) return null;
@@ -208,7 +212,7 @@ export class FlowDefinition<P extends Record<string, ParamDef> = Record<string, 
         backoffMs,
         maxBackoffMs,
         jitter: input.jitter ?? base.jitter,
-        ...(input.retryOn ?? base.retryOn ? { retryOn: input.retryOn ?? base.retryOn } : {}),
+        ...((input.retryOn ?? base.retryOn) ? { retryOn: input.retryOn ?? base.retryOn } : {}),
         neverRetryOn: input.neverRetryOn ?? base.neverRetryOn,
       };
     };
@@ -216,7 +220,8 @@ export class FlowDefinition<P extends Record<string, ParamDef> = Record<string, 
     for (const [name, def] of Object.entries(o.params ?? {})) {
       const spec: ParamSpec = { ...def };
       const message = checkParamSpec(name, spec);
-      if (message) problems.push({ code: 'DEF_INVALID', message: `params.${name}: ${message}`, location: at(`params.${name}`) });
+      if (message)
+        problems.push({ code: 'DEF_INVALID', message: `params.${name}: ${message}`, location: at(`params.${name}`) });
       params[name] = spec;
     }
     const defaultRetry = retry(DEFAULT_RETRY, o.defaults?.retry, 'defaults.retry');
@@ -225,7 +230,11 @@ export class FlowDefinition<P extends Record<string, ParamDef> = Record<string, 
     const tasks: TaskSpec[] = this.drafts.map((d) => {
       const path = `tasks.${d.id}`;
       if (!/^[A-Za-z_][A-Za-z0-9_-]{0,127}$/.test(d.id)) {
-        problems.push({ code: 'DEF_INVALID', message: `${path}: "${d.id}" is not a valid task id`, location: at(path) });
+        problems.push({
+          code: 'DEF_INVALID',
+          message: `${path}: "${d.id}" is not a valid task id`,
+          location: at(path),
+        });
       }
       const rule = d.options.triggerRule ?? 'all_success';
       if (!TRIGGER_RULES.includes(rule)) {
@@ -259,7 +268,11 @@ export class FlowDefinition<P extends Record<string, ParamDef> = Record<string, 
     });
     for (const p of findGraphProblems(tasks)) {
       if (p.kind === 'duplicate') {
-        problems.push({ code: 'DEF_DUPLICATE_TASK', message: `tasks: task id "${p.id}" is used twice`, location: at(`tasks.${p.id}`) });
+        problems.push({
+          code: 'DEF_DUPLICATE_TASK',
+          message: `tasks: task id "${p.id}" is used twice`,
+          location: at(`tasks.${p.id}`),
+        });
       } else if (p.kind === 'unknown_dependency') {
         problems.push({
           code: 'DEF_UNKNOWN_DEPENDENCY',
@@ -268,9 +281,17 @@ export class FlowDefinition<P extends Record<string, ParamDef> = Record<string, 
           location: at(`tasks.${p.id}`),
         });
       } else if (p.kind === 'self_dependency') {
-        problems.push({ code: 'DEF_CYCLE', message: `tasks.${p.id}: a task cannot depend on itself`, location: at(`tasks.${p.id}`) });
+        problems.push({
+          code: 'DEF_CYCLE',
+          message: `tasks.${p.id}: a task cannot depend on itself`,
+          location: at(`tasks.${p.id}`),
+        });
       } else {
-        problems.push({ code: 'DEF_CYCLE', message: `cycle: ${p.path.join(' → ')}`, location: at(`tasks.${p.path[0]}`) });
+        problems.push({
+          code: 'DEF_CYCLE',
+          message: `cycle: ${p.path.join(' → ')}`,
+          location: at(`tasks.${p.path[0]}`),
+        });
       }
     }
     const timeoutMs = duration(o.timeout, 'timeout');

@@ -90,7 +90,31 @@ type Token =
   | { readonly kind: 'end'; readonly value: ''; readonly start: number; readonly end: number };
 
 /** Longest first, so that `??` wins over `?`. `}}` closes a template. */
-const OPERATORS = ['??', '==', '!=', '<=', '>=', '&&', '||', '}}', '.', '[', ']', '(', ')', '?', ':', '!', '-', '+', '*', '/', '%', '<', '>'];
+const OPERATORS = [
+  '??',
+  '==',
+  '!=',
+  '<=',
+  '>=',
+  '&&',
+  '||',
+  '}}',
+  '.',
+  '[',
+  ']',
+  '(',
+  ')',
+  '?',
+  ':',
+  '!',
+  '-',
+  '+',
+  '*',
+  '/',
+  '%',
+  '<',
+  '>',
+];
 const NAME = /[A-Za-z_][A-Za-z0-9_]*/y;
 const MEMBER_NAME = /[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*/y;
 const NUMBER = /\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
@@ -140,7 +164,8 @@ class Lexer {
     if (char === undefined) return { kind: 'end', value: '', start, end: start };
     if (char >= '0' && char <= '9') {
       const digits = this.match(NUMBER) as string;
-      if (NAME_CHAR.test(text[this.pos] ?? '')) this.fail(this.pos, `unexpected ${quote(text[this.pos] ?? '')} after the number ${digits}`);
+      if (NAME_CHAR.test(text[this.pos] ?? ''))
+        this.fail(this.pos, `unexpected ${quote(text[this.pos] ?? '')} after the number ${digits}`);
       const value = Number(digits);
       if (!Number.isFinite(value)) this.fail(start, `the number ${digits} is too large`);
       return { kind: 'number', value, start, end: this.pos };
@@ -260,7 +285,14 @@ class Parser {
         const consequent = this.parseExpression();
         this.expect(':', 'to separate the branches of "?"');
         const alternate = this.parseExpression(TERNARY_PRECEDENCE);
-        left = this.node({ kind: 'conditional', test: left, consequent, alternate, start: left.start, end: alternate.end });
+        left = this.node({
+          kind: 'conditional',
+          test: left,
+          consequent,
+          alternate,
+          start: left.start,
+          end: alternate.end,
+        });
         continue;
       }
       if (!isBinaryOperator(token.value)) break;
@@ -305,7 +337,8 @@ class Parser {
       case 'name': {
         this.advance();
         const keyword = KEYWORDS.get(token.value);
-        if (keyword !== undefined) return this.node({ kind: 'literal', value: keyword, start: token.start, end: token.end });
+        if (keyword !== undefined)
+          return this.node({ kind: 'literal', value: keyword, start: token.start, end: token.end });
         this.refuseForbidden(token.value, token.start);
         return this.node({ kind: 'root', name: token.value, start: token.start, end: token.end });
       }
@@ -332,7 +365,10 @@ class Parser {
         const name = this.token;
         if (name.kind !== 'name') {
           const hint = name.kind === 'number' ? '; write [0] to index an array' : '';
-          this.fail(name.start, `expected a property name after ".", found ${describeToken(name, this.closing)}${hint}`);
+          this.fail(
+            name.start,
+            `expected a property name after ".", found ${describeToken(name, this.closing)}${hint}`,
+          );
         }
         this.refuseForbidden(name.value, name.start);
         this.advance();
@@ -395,9 +431,13 @@ function describeToken(token: Token, closing: string): string {
 }
 
 function parseError(text: string, offset: number, message: string): BatonError {
-  return new BatonError('DEF_EXPRESSION', `invalid expression ${quote(clip(text))} at column ${offset + 1}: ${message}`, {
-    details: { expression: text, offset },
-  });
+  return new BatonError(
+    'DEF_EXPRESSION',
+    `invalid expression ${quote(clip(text))} at column ${offset + 1}: ${message}`,
+    {
+      details: { expression: text, offset },
+    },
+  );
 }
 
 function compileTemplate(text: string): CompiledTemplate {
@@ -449,7 +489,8 @@ function compileBare(text: string): Expr {
   const parser = new Parser(new Lexer(text, 0, fail), fail, '');
   const expr = parser.parseExpression();
   const rest = parser.current;
-  if (rest.kind !== 'end') fail(rest.start, `expected an operator or the end of the expression, found ${describeToken(rest, '')}`);
+  if (rest.kind !== 'end')
+    fail(rest.start, `expected an operator or the end of the expression, found ${describeToken(rest, '')}`);
   return expr;
 }
 
@@ -532,7 +573,11 @@ function evaluate(expr: Expr, ctx: EvalContext, optional: boolean): unknown {
       const names = Object.keys(ctx.scope);
       const guess = suggest(expr.name, names);
       const didYouMean = guess === undefined ? '' : ` (did you mean ${quote(guess)}?)`;
-      throw inputError(ctx, `unknown name ${quote(expr.name)}${didYouMean}; expressions can read ${names.join(', ') || 'nothing here'}`, expr.name);
+      throw inputError(
+        ctx,
+        `unknown name ${quote(expr.name)}${didYouMean}; expressions can read ${names.join(', ') || 'nothing here'}`,
+        expr.name,
+      );
     }
     case 'member':
       return access(evaluate(expr.object, ctx, optional), expr.key, expr, ctx, optional);
@@ -540,18 +585,24 @@ function evaluate(expr: Expr, ctx: EvalContext, optional: boolean): unknown {
       const base = evaluate(expr.object, ctx, optional);
       const key = evaluate(expr.index, ctx, false);
       if (typeof key !== 'string' && typeof key !== 'number') {
-        throw inputError(ctx, `an index must be a string or a number, but ${source(ctx, expr.index)} is ${describeValue(key)}`);
+        throw inputError(
+          ctx,
+          `an index must be a string or a number, but ${source(ctx, expr.index)} is ${describeValue(key)}`,
+        );
       }
       return access(base, key, expr, ctx, optional);
     }
     case 'unary': {
       const operand = evaluate(expr.operand, ctx, false);
       if (expr.op === '!') return !operand;
-      if (typeof operand !== 'number') throw inputError(ctx, `"-" needs a number, but ${source(ctx, expr.operand)} is ${describeValue(operand)}`);
+      if (typeof operand !== 'number')
+        throw inputError(ctx, `"-" needs a number, but ${source(ctx, expr.operand)} is ${describeValue(operand)}`);
       return -operand;
     }
     case 'conditional':
-      return evaluate(expr.test, ctx, false) ? evaluate(expr.consequent, ctx, optional) : evaluate(expr.alternate, ctx, optional);
+      return evaluate(expr.test, ctx, false)
+        ? evaluate(expr.consequent, ctx, optional)
+        : evaluate(expr.alternate, ctx, optional);
     case 'binary':
       return evaluateBinary(expr, ctx, optional);
   }
@@ -587,8 +638,11 @@ function evaluateBinary(expr: ExprOf<'binary'>, ctx: EvalContext, optional: bool
     case '<=':
     case '>':
     case '>=': {
-      const comparable = (typeof left === 'number' && typeof right === 'number') || (typeof left === 'string' && typeof right === 'string');
-      if (!comparable) throw inputError(ctx, `${quote(expr.op)} compares two numbers or two strings, but ${operands()}`);
+      const comparable =
+        (typeof left === 'number' && typeof right === 'number') ||
+        (typeof left === 'string' && typeof right === 'string');
+      if (!comparable)
+        throw inputError(ctx, `${quote(expr.op)} compares two numbers or two strings, but ${operands()}`);
       // Both operands share a primitive type here, so JavaScript's ordering is the intended one.
       const [a, b] = [left as number | string, right as number | string];
       return expr.op === '<' ? a < b : expr.op === '<=' ? a <= b : expr.op === '>' ? a > b : a >= b;
@@ -596,13 +650,19 @@ function evaluateBinary(expr: ExprOf<'binary'>, ctx: EvalContext, optional: bool
     case '+':
       if (typeof left === 'string' && typeof right === 'string') return left + right;
       if (typeof left !== 'number' || typeof right !== 'number') {
-        throw inputError(ctx, `"+" adds two numbers or joins two strings, but ${operands()}; to build text, write text around \${{ }}`);
+        throw inputError(
+          ctx,
+          `"+" adds two numbers or joins two strings, but ${operands()}; to build text, write text around \${{ }}`,
+        );
       }
       return finite(ctx, expr, left + right);
     default: {
-      if (typeof left !== 'number' || typeof right !== 'number') throw inputError(ctx, `${quote(expr.op)} needs two numbers, but ${operands()}`);
-      if ((expr.op === '/' || expr.op === '%') && right === 0) throw inputError(ctx, `division by zero: ${source(ctx, expr.right)} is 0`);
-      const result = expr.op === '-' ? left - right : expr.op === '*' ? left * right : expr.op === '/' ? left / right : left % right;
+      if (typeof left !== 'number' || typeof right !== 'number')
+        throw inputError(ctx, `${quote(expr.op)} needs two numbers, but ${operands()}`);
+      if ((expr.op === '/' || expr.op === '%') && right === 0)
+        throw inputError(ctx, `division by zero: ${source(ctx, expr.right)} is 0`);
+      const result =
+        expr.op === '-' ? left - right : expr.op === '*' ? left * right : expr.op === '/' ? left / right : left % right;
       return finite(ctx, expr, result);
     }
   }
@@ -613,10 +673,17 @@ function finite(ctx: EvalContext, expr: Expr, value: number): number {
   return value;
 }
 
-function access(base: unknown, key: string | number, expr: ExprOf<'member'> | ExprOf<'index'>, ctx: EvalContext, optional: boolean): unknown {
+function access(
+  base: unknown,
+  key: string | number,
+  expr: ExprOf<'member'> | ExprOf<'index'>,
+  ctx: EvalContext,
+  optional: boolean,
+): unknown {
   const where = source(ctx, expr.object);
   const path = where + formatKey(key);
-  if (typeof key === 'string' && FORBIDDEN_NAMES.has(key)) throw inputError(ctx, `${quote(key)} cannot be read in expressions`, path);
+  if (typeof key === 'string' && FORBIDDEN_NAMES.has(key))
+    throw inputError(ctx, `${quote(key)} cannot be read in expressions`, path);
   if (base === null || base === undefined) {
     if (optional) return undefined;
     throw inputError(ctx, `cannot read ${formatKeyName(key)} of ${where}, which is ${String(base)}`, path);
@@ -624,7 +691,11 @@ function access(base: unknown, key: string | number, expr: ExprOf<'member'> | Ex
   if (Array.isArray(base)) {
     if (key === 'length') return base.length;
     if (typeof key !== 'number' || !Number.isInteger(key)) {
-      throw inputError(ctx, `${where} is an array: read it with an integer index or "length", not ${formatKeyName(key)}`, path);
+      throw inputError(
+        ctx,
+        `${where} is an array: read it with an integer index or "length", not ${formatKeyName(key)}`,
+        path,
+      );
     }
     if (key >= 0 && key < base.length) return base[key];
     if (optional) return undefined;
@@ -655,7 +726,9 @@ export function dataEqual(a: unknown, b: unknown): boolean {
   if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((item, i) => dataEqual(item, b[i]));
   if (isPlainObject(a) && isPlainObject(b)) {
     const keys = Object.keys(a);
-    return keys.length === Object.keys(b).length && keys.every((key) => Object.hasOwn(b, key) && dataEqual(a[key], b[key]));
+    return (
+      keys.length === Object.keys(b).length && keys.every((key) => Object.hasOwn(b, key) && dataEqual(a[key], b[key]))
+    );
   }
   return false;
 }
@@ -739,7 +812,11 @@ export function renderTemplate(template: CompiledTemplate, scope: Readonly<Recor
   return renderCompiled(template, scope, undefined);
 }
 
-function renderCompiled(template: CompiledTemplate, scope: Readonly<Record<string, unknown>>, inputPath: readonly (string | number)[] | undefined): unknown {
+function renderCompiled(
+  template: CompiledTemplate,
+  scope: Readonly<Record<string, unknown>>,
+  inputPath: readonly (string | number)[] | undefined,
+): unknown {
   let out = '';
   for (const part of template.parts) {
     if (part.kind === 'text') {
@@ -804,13 +881,17 @@ export function renderValue(value: unknown, scope: Readonly<Record<string, unkno
         template = parseTemplateString(node);
       } catch (error) {
         if (!(error instanceof BatonError)) throw error;
-        throw new BatonError(error.code, error.message, { cause: error, details: { ...error.details, inputPath: path } });
+        throw new BatonError(error.code, error.message, {
+          cause: error,
+          details: { ...error.details, inputPath: path },
+        });
       }
       return renderCompiled(template, scope, path);
     }
     if (Array.isArray(node)) return node.map((item, i) => render(item, [...path, i]));
     // fromEntries defines keys, so an own `__proto__` key in the data stays a plain key.
-    if (isPlainObject(node)) return Object.fromEntries(Object.entries(node).map(([key, item]) => [key, render(item, [...path, key])]));
+    if (isPlainObject(node))
+      return Object.fromEntries(Object.entries(node).map(([key, item]) => [key, render(item, [...path, key])]));
     return node;
   };
   return render(value, []);

@@ -114,7 +114,9 @@ export const ShellTaskSchema = z
         code: 'custom',
         path: ['command'],
         message: 'is a string, which runs through a shell, but shell is not set',
-        params: { hint: 'Add `shell: true` (or a shell path such as /bin/bash), or write command as a list: ["sh", "-c", "..."].' },
+        params: {
+          hint: 'Add `shell: true` (or a shell path such as /bin/bash), or write command as a list: ["sh", "-c", "..."].',
+        },
       });
     } else if (Array.isArray(task.command) && shell) {
       ctx.addIssue({
@@ -199,7 +201,8 @@ export interface SchemaProblem {
   readonly at: 'value' | 'key' | 'parent';
 }
 
-export type SafeParse<T> = { readonly ok: true; readonly data: T } | { readonly ok: false; readonly problems: SchemaProblem[] };
+export type SafeParse<T> =
+  { readonly ok: true; readonly data: T } | { readonly ok: false; readonly problems: SchemaProblem[] };
 
 /** Formats a key path as users read it: `tasks.extract.depends_on[0]`. */
 export function formatPath(path: KeyPath): string {
@@ -241,7 +244,10 @@ function mustPhrase(issue: z.core.$ZodRawIssue): string {
       const bound = issue.code === 'too_small' ? issue.minimum : issue.maximum;
       const small = issue.code === 'too_small';
       if (issue.origin === 'array') return `must list ${small ? 'at least' : 'at most'} ${bound} item(s)`;
-      if (issue.origin === 'string') return small && bound === 1 ? 'must not be empty' : `must be ${small ? 'at least' : 'at most'} ${bound} characters`;
+      if (issue.origin === 'string')
+        return small && bound === 1
+          ? 'must not be empty'
+          : `must be ${small ? 'at least' : 'at most'} ${bound} characters`;
       const strict = issue.inclusive === false;
       return `must be ${small ? (strict ? 'greater than' : 'at least') : strict ? 'less than' : 'at most'} ${bound}`;
     }
@@ -411,7 +417,9 @@ export function checkTasks(
   if (!isRecord(raw.tasks)) return { tasks, problems }; // the flow schema reports it
   const entries = Object.entries(raw.tasks);
   if (entries.length === 0) {
-    problems.push(problem(['tasks'], 'must declare at least one task', `Add a task under tasks, e.g. ${TASK_EXAMPLE}.`));
+    problems.push(
+      problem(['tasks'], 'must declare at least one task', `Add a task under tasks, e.g. ${TASK_EXAMPLE}.`),
+    );
   }
   for (const [id, task] of entries) {
     const bad = checkName(id);
@@ -425,12 +433,24 @@ export function checkTasks(
   return { tasks, problems };
 }
 
-function checkTask(id: string, task: Record<string, unknown>, kinds: readonly string[], problems: SchemaProblem[]): CheckedTask {
+function checkTask(
+  id: string,
+  task: Record<string, unknown>,
+  kinds: readonly string[],
+  problems: SchemaProblem[],
+): CheckedTask {
   const path = ['tasks', id];
   const known = kinds.join(', ');
   const kind = typeof task.kind === 'string' && kinds.includes(task.kind) ? task.kind : undefined;
   if (task.kind === undefined) {
-    problems.push(problem([...path, 'kind'], `required but missing; known kinds: ${known}`, `Add \`kind:\` with one of: ${known}.`, 'parent'));
+    problems.push(
+      problem(
+        [...path, 'kind'],
+        `required but missing; known kinds: ${known}`,
+        `Add \`kind:\` with one of: ${known}.`,
+        'parent',
+      ),
+    );
   } else if (kind === undefined) {
     const guess = typeof task.kind === 'string' ? suggest(task.kind, kinds) : undefined;
     const message =
@@ -456,7 +476,9 @@ function checkTask(id: string, task: Record<string, unknown>, kinds: readonly st
     // With an unknown kind we cannot tell whether such a key is wrong; the kind problem says enough.
     else if (kind !== undefined) {
       const message = `not a key of ${kind} tasks; it belongs to ${owners.join(', ')} tasks`;
-      problems.push(problem([...path, key], message, `Remove ${key}, or change kind to ${owners[0] as string}.`, 'key'));
+      problems.push(
+        problem([...path, key], message, `Remove ${key}, or change kind to ${owners[0] as string}.`, 'key'),
+      );
     }
   }
   return {
@@ -472,7 +494,10 @@ function checkTask(id: string, task: Record<string, unknown>, kinds: readonly st
 /** Names used as keys: params and pools (task ids are checked with their tasks). */
 export function checkNames(raw: Record<string, unknown>): SchemaProblem[] {
   const problems: SchemaProblem[] = [];
-  for (const [section, noun] of [['params', 'param'], ['pools', 'pool']] as const) {
+  for (const [section, noun] of [
+    ['params', 'param'],
+    ['pools', 'pool'],
+  ] as const) {
     const map = raw[section];
     if (!isRecord(map)) continue;
     for (const name of Object.keys(map)) {

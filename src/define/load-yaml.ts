@@ -92,7 +92,8 @@ class Reporter {
       if (!found) continue;
       const { key, value } = found;
       // A missing or empty value (`params:`) has no useful range of its own: use its key.
-      const emptyValue = !value?.range || (isScalar(value) && value.value === null && value.range[0] === value.range[1]);
+      const emptyValue =
+        !value?.range || (isScalar(value) && value.value === null && value.range[0] === value.range[1]);
       const node = (at !== 'value' || emptyValue || n < target.length) && key ? key : (value ?? key);
       if (node?.range) return node.range[0];
     }
@@ -170,7 +171,9 @@ export function parseFlowText(text: string, options: { file: string } & LoadOpti
         isTask ? 'DEF_DUPLICATE_TASK' : 'DEF_INVALID',
         path,
         isTask ? `duplicate task id "${String(path[1])}"` : 'duplicate key',
-        isTask ? 'Give each task its own id; the second one here repeats an earlier task.' : 'Remove one of the two keys.',
+        isTask
+          ? 'Give each task its own id; the second one here repeats an earlier task.'
+          : 'Remove one of the two keys.',
         'key',
       );
       continue;
@@ -193,7 +196,12 @@ export function parseFlowText(text: string, options: { file: string } & LoadOpti
   try {
     raw = doc.toJS(); // throws on alias bombs (the library caps alias expansion)
   } catch (error) {
-    report.add('DEF_INVALID', [], `cannot read the document: ${(error as Error).message}`, 'Simplify the anchors and aliases.');
+    report.add(
+      'DEF_INVALID',
+      [],
+      `cannot read the document: ${(error as Error).message}`,
+      'Simplify the anchors and aliases.',
+    );
     return { problems: report.sorted() };
   }
   if (raw === null || raw === undefined) {
@@ -201,7 +209,12 @@ export function parseFlowText(text: string, options: { file: string } & LoadOpti
     return { problems: report.sorted() };
   }
   if (!isRecord(raw)) {
-    report.add('DEF_INVALID', [], `the top level must be a map with name and tasks, got ${show(raw)}`, 'Start the file with `name: my_flow` and a `tasks:` map.');
+    report.add(
+      'DEF_INVALID',
+      [],
+      `the top level must be a map with name and tasks, got ${show(raw)}`,
+      'Start the file with `name: my_flow` and a `tasks:` map.',
+    );
     return { problems: report.sorted() };
   }
 
@@ -285,7 +298,12 @@ function checkGraph(tasks: readonly CheckedTask[], report: Reporter): void {
         guess ? `Change it to "${guess}".` : `Use one of the task ids: ${ids.join(', ')}.`,
       );
     } else if (problem.kind === 'self_dependency') {
-      report.add('DEF_CYCLE', entry(problem.id, problem.id), `task ${problem.id} depends on itself`, `Remove ${problem.id} from its own depends_on.`);
+      report.add(
+        'DEF_CYCLE',
+        entry(problem.id, problem.id),
+        `task ${problem.id} depends on itself`,
+        `Remove ${problem.id} from its own depends_on.`,
+      );
     } else if (problem.kind === 'cycle') {
       const first = problem.path[0] as string;
       report.add(
@@ -332,7 +350,13 @@ function checkExpressions(raw: Record<string, unknown>, tasks: readonly CheckedT
       if (value === undefined) continue;
       const at = ['tasks', task.id, key];
       const { references, problems } = collectReferences(value);
-      for (const p of problems) report.add(p.code, [...at, ...p.path], p.message, 'Write expressions as `${{ params.name }}` or `${{ tasks.<upstream>.output }}`.');
+      for (const p of problems)
+        report.add(
+          p.code,
+          [...at, ...p.path],
+          p.message,
+          'Write expressions as `${{ params.name }}` or `${{ tasks.<upstream>.output }}`.',
+        );
       for (const { path, ref } of references) {
         const where = [...at, ...path];
         const text = formatRef(ref.root, ref.path);
@@ -344,13 +368,20 @@ function checkExpressions(raw: Record<string, unknown>, tasks: readonly CheckedT
               'DEF_EXPRESSION',
               where,
               `reads ${text} but the flow has no param "${String(head)}"${guess ? ` (did you mean "${guess}"?)` : ''}`,
-              guess ? `Change it to params.${guess}.` : `Declare it under params, e.g. \`${String(head)}: { type: string }\`.`,
+              guess
+                ? `Change it to params.${guess}.`
+                : `Declare it under params, e.g. \`${String(head)}: { type: string }\`.`,
             );
           }
         } else if (ref.root === 'tasks') {
           const target = head === undefined ? undefined : String(head);
           if (target === undefined) {
-            report.add('DEF_EXPRESSION', where, `reads ${text}; name a task, as in tasks.<id>.output`, 'Read one upstream task, e.g. tasks.extract.output.');
+            report.add(
+              'DEF_EXPRESSION',
+              where,
+              `reads ${text}; name a task, as in tasks.<id>.output`,
+              'Read one upstream task, e.g. tasks.extract.output.',
+            );
           } else if (!ids.includes(target)) {
             const guess = suggest(target, ids);
             report.add(
@@ -360,7 +391,12 @@ function checkExpressions(raw: Record<string, unknown>, tasks: readonly CheckedT
               guess ? `Change it to tasks.${guess}.` : `Use one of the task ids: ${ids.join(', ')}.`,
             );
           } else if (target === task.id) {
-            report.add('DEF_EXPRESSION', where, `task ${task.id} reads its own result (${text})`, 'Read an upstream task, or a param, instead.');
+            report.add(
+              'DEF_EXPRESSION',
+              where,
+              `task ${task.id} reads its own result (${text})`,
+              'Read an upstream task, or a param, instead.',
+            );
           } else if (!ups.has(target)) {
             report.add(
               'DEF_EXPRESSION',
@@ -400,12 +436,22 @@ function checkParams(raw: Record<string, unknown>, report: Reporter): void {
     if (bad) {
       const where = 'default' in param ? 'default' : 'enum' in param ? 'enum' : undefined;
       const path = ['params', name, ...(where ? [where] : [])];
-      report.add('DEF_INVALID', path, bad, `Make the default match type ${spec.type} (and the enum, if any), or change the type.`);
+      report.add(
+        'DEF_INVALID',
+        path,
+        bad,
+        `Make the default match type ${spec.type} (and the enum, if any), or change the type.`,
+      );
     }
   }
 }
 
-function checkPools(raw: Record<string, unknown>, tasks: readonly CheckedTask[], knownPools: readonly string[], report: Reporter): void {
+function checkPools(
+  raw: Record<string, unknown>,
+  tasks: readonly CheckedTask[],
+  knownPools: readonly string[],
+  report: Reporter,
+): void {
   const declared = [...(isRecord(raw.pools) ? Object.keys(raw.pools) : []), ...knownPools];
   const check = (pool: unknown, path: KeyPath): void => {
     if (typeof pool !== 'string' || pool === '' || declared.includes(pool)) return;
@@ -414,7 +460,9 @@ function checkPools(raw: Record<string, unknown>, tasks: readonly CheckedTask[],
       'DEF_INVALID',
       path,
       `pool "${pool}" is not declared in pools${guess ? ` (did you mean "${guess}"?)` : ''}`,
-      guess ? `Change it to "${guess}", or declare "${pool}" under pools.` : `Declare it under pools, e.g. \`pools: { ${pool}: 2 }\`.`,
+      guess
+        ? `Change it to "${guess}", or declare "${pool}" under pools.`
+        : `Declare it under pools, e.g. \`pools: { ${pool}: 2 }\`.`,
     );
   };
   check(valueAt(raw, ['defaults', 'pool']), ['defaults', 'pool']);

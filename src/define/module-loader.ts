@@ -20,7 +20,9 @@ export async function importModule(path: string): Promise<Record<string, unknown
     const url = pathToFileURL(path).href;
     if (needsTranspiler(path)) {
       tsImportFn ??= import('tsx/esm/api').then((api) => api.tsImport as TsImport);
-      return (await (await tsImportFn)(url, import.meta.url)) as Record<string, unknown>;
+      return (await (
+        await tsImportFn
+      )(url, import.meta.url)) as Record<string, unknown>;
     }
     return (await import(url)) as Record<string, unknown>;
   } catch (error) {

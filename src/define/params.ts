@@ -45,7 +45,12 @@ export function resolveParams(
   for (const name of Object.keys(given)) {
     if (Object.hasOwn(specs, name)) continue;
     const guess = suggest(name, declared);
-    const aside = guess !== undefined ? ` (did you mean ${quote(guess)}?)` : declared.length === 0 ? ' (this flow declares no params)' : '';
+    const aside =
+      guess !== undefined
+        ? ` (did you mean ${quote(guess)}?)`
+        : declared.length === 0
+          ? ' (this flow declares no params)'
+          : '';
     messages.push(`unknown param ${quote(name)}${aside}`);
   }
   const resolved: [string, unknown][] = [];
@@ -92,8 +97,14 @@ export function parseParamAssignments(pairs: readonly string[]): Record<string, 
   }
   const [first] = problems;
   if (first !== undefined) {
-    const message = problems.length === 1 ? first.message : `${problems.length} malformed --param values: ${problems.map((p) => p.message).join('; ')}`;
-    throw new BatonError('USAGE', message, { problems, hint: 'Write each param as --param name=value, e.g. --param day=2024-01-01.' });
+    const message =
+      problems.length === 1
+        ? first.message
+        : `${problems.length} malformed --param values: ${problems.map((p) => p.message).join('; ')}`;
+    throw new BatonError('USAGE', message, {
+      problems,
+      hint: 'Write each param as --param name=value, e.g. --param day=2024-01-01.',
+    });
   }
   return Object.fromEntries(values);
 }
@@ -138,7 +149,8 @@ function fromText(text: string, type: ParamType): { value: unknown } | { problem
 /** What is wrong with a value for a spec (type first, then enum), or undefined. */
 function valueProblem(value: unknown, spec: ParamSpec): string | undefined {
   const problem = typeProblem(value, spec.type);
-  if (problem !== undefined || spec.enum === undefined || spec.enum.some((allowed) => dataEqual(allowed, value))) return problem;
+  if (problem !== undefined || spec.enum === undefined || spec.enum.some((allowed) => dataEqual(allowed, value)))
+    return problem;
   const choices = spec.enum.map(preview).join(', ');
   const strings = spec.enum.filter((allowed): allowed is string => typeof allowed === 'string');
   const guess = typeof value === 'string' ? suggest(value, strings) : undefined;
@@ -164,7 +176,10 @@ function typeProblem(value: unknown, type: ParamType): string | undefined {
 function describeDeclared(specs: Readonly<Record<string, ParamSpec>>): string {
   const entries = Object.entries(specs);
   if (entries.length === 0) return 'This flow declares no params.';
-  const list = entries.map(([name, spec]) => `${name} (${spec.type}${spec.default === undefined ? ', required' : `, default ${preview(spec.default)}`})`);
+  const list = entries.map(
+    ([name, spec]) =>
+      `${name} (${spec.type}${spec.default === undefined ? ', required' : `, default ${preview(spec.default)}`})`,
+  );
   return `This flow declares: ${list.join(', ')}.`;
 }
 

@@ -659,7 +659,10 @@ export class Engine {
     let timeout: NodeJS.Timeout | undefined;
     if (spec.timeoutMs !== null) {
       timeout = setTimeout(
-        () => controller.abort(new AttemptAbort('timeout', `attempt ${attempt} of ${spec.id} timed out after ${spec.timeoutMs} ms`)),
+        () =>
+          controller.abort(
+            new AttemptAbort('timeout', `attempt ${attempt} of ${spec.id} timed out after ${spec.timeoutMs} ms`),
+          ),
         spec.timeoutMs,
       );
     }
@@ -693,7 +696,11 @@ export class Engine {
         const ut = run.state.tasks[u];
         if (ut?.state === 'succeeded') upstream[run.state.plan.graph.ids[u] as string] = ut.output;
       }
-      const scope = { params: run.params, tasks: upstreamScope(upstream), run: { id: runId, flow: run.state.plan.spec.name } };
+      const scope = {
+        params: run.params,
+        tasks: upstreamScope(upstream),
+        run: { id: runId, flow: run.state.plan.spec.name },
+      };
       context = {
         runId,
         flow: run.state.plan.spec.name,
@@ -741,13 +748,18 @@ export class Engine {
     } catch (error) {
       return {
         error: toTaskError(
-          new BatonError('TASK_OUTPUT_INVALID', `task ${taskId} returned a value that is not JSON: ${(error as Error).message}`),
+          new BatonError(
+            'TASK_OUTPUT_INVALID',
+            `task ${taskId} returned a value that is not JSON: ${(error as Error).message}`,
+          ),
         ),
       };
     }
     if (text === undefined) {
       return {
-        error: toTaskError(new BatonError('TASK_OUTPUT_INVALID', `task ${taskId} returned a ${typeof output}, not JSON`)),
+        error: toTaskError(
+          new BatonError('TASK_OUTPUT_INVALID', `task ${taskId} returned a ${typeof output}, not JSON`),
+        ),
       };
     }
     const bytes = Buffer.byteLength(text);
@@ -764,7 +776,13 @@ export class Engine {
     return { value: JSON.parse(text) as unknown };
   }
 
-  private writeLog(run: ActiveRun, attempt: RunningAttempt, taskId: string, stream: LogLine['stream'], text: string): void {
+  private writeLog(
+    run: ActiveRun,
+    attempt: RunningAttempt,
+    taskId: string,
+    stream: LogLine['stream'],
+    text: string,
+  ): void {
     if (attempt.logTruncated || run.finished) return;
     attempt.logBytes += Buffer.byteLength(text) + 1;
     const at = this.clock.now();
@@ -778,7 +796,9 @@ export class Engine {
 }
 
 function hasPending(p: Pending): boolean {
-  return p.events.length > 0 || p.logs.length > 0 || p.starts.length > 0 || p.commands.length > 0 || p.answered.length > 0;
+  return (
+    p.events.length > 0 || p.logs.length > 0 || p.starts.length > 0 || p.commands.length > 0 || p.answered.length > 0
+  );
 }
 
 function mergePending(older: Pending, newer: Pending): Pending {

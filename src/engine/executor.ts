@@ -3,32 +3,9 @@
  * kinds (http, sql, subflow, map, wait, …) plug in without touching the engine.
  */
 import type { TaskSpec } from '../core/model.js';
+import type { AttemptContext, TaskFunction } from '../core/task-context.js';
 
-/** Logger handed to task code; lines go to the task log, batched with the next commit. */
-export interface TaskLogger {
-  info(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
-}
-
-/** Everything an attempt may read. Passed to function tasks as their context. */
-export interface AttemptContext {
-  readonly runId: string;
-  readonly flow: string;
-  readonly taskId: string;
-  /** 1 for the first attempt. */
-  readonly attempt: number;
-  /** Stable across attempts and restarts: `<run>/<task>/<map index>`; use it to make side effects idempotent. */
-  readonly idempotencyKey: string;
-  readonly params: Readonly<Record<string, unknown>>;
-  /** The task's `with` values, templates rendered. */
-  readonly inputs: Readonly<Record<string, unknown>>;
-  /** Outputs of the direct upstream tasks that succeeded, by task id. */
-  readonly upstream: Readonly<Record<string, unknown>>;
-  /** Aborted on cancellation or timeout; `signal.reason` says which. */
-  readonly signal: AbortSignal;
-  readonly log: TaskLogger;
-}
+export type { AttemptContext, TaskFunction, TaskLogger } from '../core/task-context.js';
 
 /** What an executor needs beyond the context: the task, where its flow lives, a raw log sink. */
 export interface AttemptRequest {
@@ -42,9 +19,6 @@ export interface AttemptRequest {
   /** Milliseconds between SIGTERM and SIGKILL when a process is stopped. */
   readonly killGraceMs: number;
 }
-
-/** The signature of a function task. */
-export type TaskFunction = (context: AttemptContext) => unknown;
 
 export interface TaskExecutor {
   readonly kind: string;

@@ -10,7 +10,16 @@ import {
 } from '../../src/define/expression.js';
 
 const scope = {
-  params: { day: '2024-01-01', n: 3, zero: 0, empty: '', flag: true, nothing: null, list: [10, 20, 30], key: 'constructor' },
+  params: {
+    day: '2024-01-01',
+    n: 3,
+    zero: 0,
+    empty: '',
+    flag: true,
+    nothing: null,
+    list: [10, 20, 30],
+    key: 'constructor',
+  },
   tasks: {
     extract: { output: { a: 1, b: [1, 2] } },
     count: { output: { n: 7 } },
@@ -170,7 +179,10 @@ describe('operators', () => {
   });
 
   it.each([
-    ['"a" + 1', '"a" + 1: "+" adds two numbers or joins two strings, but "a" is the string "a" and 1 is the number 1; to build text, write text around ${{ }}'],
+    [
+      '"a" + 1',
+      '"a" + 1: "+" adds two numbers or joins two strings, but "a" is the string "a" and 1 is the number 1; to build text, write text around ${{ }}',
+    ],
     ['1 < "2"', '1 < "2": "<" compares two numbers or two strings, but 1 is the number 1 and "2" is the string "2"'],
     ['null >= 0', 'null >= 0: ">=" compares two numbers or two strings, but null is null and 0 is the number 0'],
     ['-params.day', '-params.day: "-" needs a number, but params.day is the string "2024-01-01"'],
@@ -298,7 +310,12 @@ describe('prototype access is refused', () => {
       params: { k: 'constructor', p: '__proto__', proto: 'prototype' },
       tasks: { x: { output: { a: 1 } } },
     };
-    for (const expr of ['tasks.x.output[params.k]', 'params[params.p]', 'params["proto" + "type"]', 'params[params.proto]']) {
+    for (const expr of [
+      'tasks.x.output[params.k]',
+      'params[params.p]',
+      'params["proto" + "type"]',
+      'params[params.proto]',
+    ]) {
       const error = thrown(() => evaluateExpression(expr, data));
       expect(error.code).toBe('TASK_INPUT');
       expect(error.message).toMatch(/"(constructor|__proto__|prototype)" cannot be read in expressions$/);
@@ -332,10 +349,14 @@ describe('prototype access is refused', () => {
     }
     const data = { params: { when: new Date(0), secret: new Secret(), map: new Map([['a', 1]]), fn: () => 1 } };
     expect(thrown(() => evaluateExpression('params.when.getTime', data)).message).toContain('which is a Date');
-    expect(thrown(() => evaluateExpression('params.secret.token', data)).message).toContain('which is a class instance, not plain data');
+    expect(thrown(() => evaluateExpression('params.secret.token', data)).message).toContain(
+      'which is a class instance, not plain data',
+    );
     expect(thrown(() => evaluateExpression('params.map.size', data)).message).toContain('which is a Map');
     expect(thrown(() => evaluateExpression('params.fn.name', data)).message).toContain('which is a function');
-    expect(evaluateExpression('params.o.a', { params: { o: Object.assign(Object.create(null) as object, { a: 1 }) } })).toBe(1);
+    expect(
+      evaluateExpression('params.o.a', { params: { o: Object.assign(Object.create(null) as object, { a: 1 }) } }),
+    ).toBe(1);
   });
 
   it('has no calls, assignment or constructors', () => {
@@ -375,7 +396,9 @@ describe('evaluation errors', () => {
   it('name the expression and the missing key, with the keys that exist', () => {
     const error = thrown(() => renderValue({ rows: '${{ tasks.extract.output.rows }}' }, scope));
     expect(error.code).toBe('TASK_INPUT');
-    expect(error.message).toBe('${{ tasks.extract.output.rows }}: "rows" is not a key of tasks.extract.output (keys: a, b)');
+    expect(error.message).toBe(
+      '${{ tasks.extract.output.rows }}: "rows" is not a key of tasks.extract.output (keys: a, b)',
+    );
     expect(error.details).toEqual({
       expression: '${{ tasks.extract.output.rows }}',
       path: 'tasks.extract.output.rows',
@@ -385,7 +408,9 @@ describe('evaluation errors', () => {
 
   it('name the template segment, not the whole string', () => {
     const error = thrown(() => renderValue('n=${{ params.n }} m=${{ params.m }}', scope));
-    expect(error.message).toBe('${{ params.m }}: "m" is not a key of params (keys: day, n, zero, empty, flag, nothing, list, key)');
+    expect(error.message).toBe(
+      '${{ params.m }}: "m" is not a key of params (keys: day, n, zero, empty, flag, nothing, list, key)',
+    );
   });
 
   it('suggest a close key', () => {
@@ -460,11 +485,15 @@ describe('parse errors', () => {
   it('in bare expressions, counts from the start of the expression', () => {
     const error = thrown(() => evaluate('1 +'));
     expect(error.details).toEqual({ expression: '1 +', offset: 3 });
-    expect(error.message).toBe('invalid expression "1 +" at column 4: expected an expression, found the end of the expression');
+    expect(error.message).toBe(
+      'invalid expression "1 +" at column 4: expected an expression, found the end of the expression',
+    );
   });
 
   it('asks for a bare expression without ${{ }} where one is expected', () => {
-    expect(thrown(() => evaluate('  ${{ params.n }}')).message).toContain('write a bare expression here, without "${{ }}"');
+    expect(thrown(() => evaluate('  ${{ params.n }}')).message).toContain(
+      'write a bare expression here, without "${{ }}"',
+    );
   });
 
   it('bounds nesting and length instead of overflowing the stack', () => {
@@ -516,7 +545,11 @@ describe('collectReferences', () => {
   });
 
   it('finds references in every operand, and none in literals or escapes', () => {
-    const { references } = collectReferences({ a: '${{ !a.b ? (c.d + 1) : -e }}', b: '$${{ f.g }}', c: '${{ "h.i" }}' });
+    const { references } = collectReferences({
+      a: '${{ !a.b ? (c.d + 1) : -e }}',
+      b: '$${{ f.g }}',
+      c: '${{ "h.i" }}',
+    });
     expect(references.map((r) => r.ref)).toEqual([
       { root: 'a', path: ['b'] },
       { root: 'c', path: ['d'] },

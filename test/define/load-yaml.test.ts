@@ -10,8 +10,15 @@ import { assertLoaded, loadFlowFile, parseFlowText } from '../../src/define/load
 
 /** Strips the common indentation so that line numbers in a test read as written. */
 function yaml(strings: TemplateStringsArray, ...values: unknown[]): string {
-  const text = strings.reduce((out, s, i) => out + s + (i < values.length ? String(values[i]) : ''), '').replace(/^\n/, '');
-  const indent = Math.min(...text.split('\n').filter((l) => l.trim()).map((l) => l.length - l.trimStart().length));
+  const text = strings
+    .reduce((out, s, i) => out + s + (i < values.length ? String(values[i]) : ''), '')
+    .replace(/^\n/, '');
+  const indent = Math.min(
+    ...text
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => l.length - l.trimStart().length),
+  );
   return text
     .split('\n')
     .map((l) => l.slice(indent))
@@ -33,7 +40,13 @@ function onlyProblem(text: string, file = 'flow.yaml') {
 }
 
 function brief(p: Problem) {
-  return { code: p.code, line: p.location?.line, column: p.location?.column, path: p.location?.path, message: p.message };
+  return {
+    code: p.code,
+    line: p.location?.line,
+    column: p.location?.column,
+    path: p.location?.path,
+    message: p.message,
+  };
 }
 
 const EXAMPLE = yaml`
@@ -131,9 +144,18 @@ describe('parseFlowText: the documented example', () => {
   });
 
   it('fills the built-in defaults for a minimal flow', () => {
-    const spec = assertLoaded(parseFlowText(BASE + '  b:\n    kind: function\n    module: b.mjs\n', { file: 'f.yaml' }), 'f.yaml');
+    const spec = assertLoaded(
+      parseFlowText(BASE + '  b:\n    kind: function\n    module: b.mjs\n', { file: 'f.yaml' }),
+      'f.yaml',
+    );
     expect(spec).toMatchObject({ params: {}, pools: {}, maxActiveRuns: null, timeoutMs: null });
-    expect(spec.tasks[0]).toMatchObject({ retry: DEFAULT_RETRY, timeoutMs: null, pool: null, with: {}, triggerRule: 'all_success' });
+    expect(spec.tasks[0]).toMatchObject({
+      retry: DEFAULT_RETRY,
+      timeoutMs: null,
+      pool: null,
+      with: {},
+      triggerRule: 'all_success',
+    });
     expect(spec.tasks[1]?.config).toEqual({ module: 'b.mjs', export: 'default' });
   });
 
@@ -351,7 +373,8 @@ describe('parseFlowText: one problem of each kind', () => {
       line: 7,
       column: 27,
       path: 'tasks.load.depends_on[1]',
-      message: 'tasks.load.depends_on[1]: task load depends on "extrct", which is not a task of this flow (did you mean "extract"?)',
+      message:
+        'tasks.load.depends_on[1]: task load depends on "extrct", which is not a task of this flow (did you mean "extract"?)',
     });
   });
 
@@ -512,7 +535,14 @@ describe('parseFlowText: one problem of each kind', () => {
   });
 
   it('gives positions inside a JSON flow', () => {
-    const json = ['{', '  "name": "f",', '  "tasks": {', '    "a": { "kind": "shell", "command": ["echo"], "retry": { "max_attempts": 101 } }', '  }', '}'].join('\n');
+    const json = [
+      '{',
+      '  "name": "f",',
+      '  "tasks": {',
+      '    "a": { "kind": "shell", "command": ["echo"], "retry": { "max_attempts": 101 } }',
+      '  }',
+      '}',
+    ].join('\n');
     expect(onlyProblem(json, 'flow.json')).toEqual({
       code: 'DEF_INVALID',
       line: 4,
@@ -589,7 +619,9 @@ describe('task kinds', () => {
           url: "https://\${{ params.hots }}/"
     `;
     const kinds = ['function', 'shell', 'http'];
-    expect(parseFlowText(text, { file: 'f.yaml', kinds }).problems.map((p) => p.location?.path)).toEqual(['tasks.get.url']);
+    expect(parseFlowText(text, { file: 'f.yaml', kinds }).problems.map((p) => p.location?.path)).toEqual([
+      'tasks.get.url',
+    ]);
     const spec = assertLoaded(parseFlowText(text.replace('hots', 'host'), { file: 'f.yaml', kinds }), 'f.yaml');
     expect(spec.tasks[0]?.config).toEqual({ url: 'https://${{ params.host }}/', followRedirects: true });
     expect(parseFlowText(text, { file: 'f.yaml' }).problems[0]?.message).toContain('known kinds: function, shell');

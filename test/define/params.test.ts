@@ -138,10 +138,26 @@ describe('resolveParams from text', () => {
     expect(
       resolveParams(
         specs,
-        { day: '2024-05-05', n: '42', ratio: '-1.25e2', dry: 'true', env: 'prod', filter: '{"kind":"new"}', ids: '[1,"a"]' },
+        {
+          day: '2024-05-05',
+          n: '42',
+          ratio: '-1.25e2',
+          dry: 'true',
+          env: 'prod',
+          filter: '{"kind":"new"}',
+          ids: '[1,"a"]',
+        },
         fromText,
       ),
-    ).toEqual({ day: '2024-05-05', n: 42, ratio: -125, dry: true, env: 'prod', filter: { kind: 'new' }, ids: [1, 'a'] });
+    ).toEqual({
+      day: '2024-05-05',
+      n: 42,
+      ratio: -125,
+      dry: true,
+      env: 'prod',
+      filter: { kind: 'new' },
+      ids: [1, 'a'],
+    });
     expect(resolveParams(specs, { dry: 'false', day: '3' }, fromText)).toMatchObject({ dry: false, day: '3' });
     expect(resolveParams(specs, { n: '3.0' }, fromText).n).toBe(3);
   });
@@ -161,7 +177,9 @@ describe('resolveParams from text', () => {
   });
 
   it('does not convert text without the option', () => {
-    expect(thrown(() => resolveParams(specs, { n: '3' })).problems[0]?.message).toBe('param "n" must be an integer, got "3"');
+    expect(thrown(() => resolveParams(specs, { n: '3' })).problems[0]?.message).toBe(
+      'param "n" must be an integer, got "3"',
+    );
   });
 
   it('leaves values that are not text alone', () => {
@@ -220,7 +238,9 @@ describe('checkParamSpec', () => {
   });
 
   it('refuses a default of the wrong type or outside the enum', () => {
-    expect(checkParamSpec('n', { type: 'integer', default: 'x' })).toBe('param "n" default must be an integer, got "x"');
+    expect(checkParamSpec('n', { type: 'integer', default: 'x' })).toBe(
+      'param "n" default must be an integer, got "x"',
+    );
     expect(checkParamSpec('env', { type: 'string', enum: ['a', 'b'], default: 'c' })).toBe(
       'param "env" default must be one of "a", "b", got "c"',
     );

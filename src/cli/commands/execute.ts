@@ -43,7 +43,12 @@ function exitFor(state: RunStateName): number {
 }
 
 /** Drives one run in this process, printing progress unless quiet or JSON. */
-async function drive(ctx: CliContext, rt: Runtime, runId: string, flags: { json?: boolean; quiet?: boolean }): Promise<number> {
+async function drive(
+  ctx: CliContext,
+  rt: Runtime,
+  runId: string,
+  flags: { json?: boolean; quiet?: boolean },
+): Promise<number> {
   const live = !flags.json && !flags.quiet;
   const engine: Engine = rt.createEngine({
     onCommitted: live
@@ -73,7 +78,12 @@ async function drive(ctx: CliContext, rt: Runtime, runId: string, flags: { json?
   }
 }
 
-async function printRun(ctx: CliContext, rt: Runtime, runId: string, flags: { json?: boolean; quiet?: boolean }): Promise<void> {
+async function printRun(
+  ctx: CliContext,
+  rt: Runtime,
+  runId: string,
+  flags: { json?: boolean; quiet?: boolean },
+): Promise<void> {
   const run = await rt.store.getRun(runId);
   if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
   const tasks = await rt.store.getTaskRuns(runId);
@@ -122,7 +132,11 @@ export async function runCommand(ctx: CliContext, flowRef: string, flags: RunFla
   }
 }
 
-export async function resumeCommand(ctx: CliContext, runId: string, flags: { json?: boolean; quiet?: boolean }): Promise<number> {
+export async function resumeCommand(
+  ctx: CliContext,
+  runId: string,
+  flags: { json?: boolean; quiet?: boolean },
+): Promise<number> {
   const rt = await openRuntime(ctx.runtime);
   try {
     const run = await rt.store.getRun(runId);
@@ -154,7 +168,8 @@ export async function retryCommand(ctx: CliContext, runId: string, flags: RetryF
       hint: 'Use --from-failed to rerun what did not succeed, or --task <id> [--downstream] for chosen tasks.',
     });
   }
-  if (flags.fromFailed && tasks.length > 0) throw new BatonError('USAGE', '--from-failed and --task cannot be combined');
+  if (flags.fromFailed && tasks.length > 0)
+    throw new BatonError('USAGE', '--from-failed and --task cannot be combined');
   const rt = await openRuntime(ctx.runtime);
   try {
     const run = await rt.store.getRun(runId);
@@ -187,7 +202,11 @@ export async function retryCommand(ctx: CliContext, runId: string, flags: RetryF
   }
 }
 
-export async function cancelCommand(ctx: CliContext, runId: string, flags: { task?: string; json?: boolean }): Promise<number> {
+export async function cancelCommand(
+  ctx: CliContext,
+  runId: string,
+  flags: { task?: string; json?: boolean },
+): Promise<number> {
   const rt = await openRuntime(ctx.runtime);
   try {
     const run = await rt.store.getRun(runId);

@@ -52,7 +52,11 @@ export async function greet({ inputs, log }: GreetContext) {
 `,
 };
 
-export async function initCommand(ctx: CliContext, dir: string | undefined, flags: { force?: boolean }): Promise<number> {
+export async function initCommand(
+  ctx: CliContext,
+  dir: string | undefined,
+  flags: { force?: boolean },
+): Promise<number> {
   const root = resolve(ctx.runtime.cwd, dir ?? '.');
   const existing = Object.keys(FILES).filter((f) => f !== '.gitignore' && existsSync(join(root, f)));
   if (existing.length > 0 && !flags.force) {

@@ -35,7 +35,11 @@ export async function runsCommand(
   }
 }
 
-export async function showCommand(ctx: CliContext, runId: string, flags: { json?: boolean; events?: boolean }): Promise<number> {
+export async function showCommand(
+  ctx: CliContext,
+  runId: string,
+  flags: { json?: boolean; events?: boolean },
+): Promise<number> {
   const rt = await openRuntime(ctx.runtime);
   try {
     const run = await rt.store.getRun(runId);
@@ -89,7 +93,10 @@ export async function logsCommand(
       const tasks = await rt.store.getTaskRuns(runId);
       if (!tasks.some((t) => t.taskId === task)) {
         throw new BatonError('TASK_NOT_FOUND', `run ${runId} has no task "${task}"`, {
-          hint: `Tasks: ${tasks.slice(0, 20).map((t) => t.taskId).join(', ')}`,
+          hint: `Tasks: ${tasks
+            .slice(0, 20)
+            .map((t) => t.taskId)
+            .join(', ')}`,
         });
       }
     }
@@ -98,8 +105,20 @@ export async function logsCommand(
       const lines = await rt.store.readLogs(runId, { ...(task ? { task } : {}), afterSeq: after });
       for (const l of lines) {
         after = l.seq;
-        if (flags.json) ctx.stdout(JSON.stringify({ task: l.taskId, attempt: l.attempt, stream: l.stream, at: new Date(l.at).toISOString(), text: l.text }));
-        else ctx.stdout(`${new Date(l.at).toISOString().slice(11, 23)} ${l.taskId}#${l.attempt} ${l.stream === 'stderr' ? '! ' : ''}${l.text}`);
+        if (flags.json)
+          ctx.stdout(
+            JSON.stringify({
+              task: l.taskId,
+              attempt: l.attempt,
+              stream: l.stream,
+              at: new Date(l.at).toISOString(),
+              text: l.text,
+            }),
+          );
+        else
+          ctx.stdout(
+            `${new Date(l.at).toISOString().slice(11, 23)} ${l.taskId}#${l.attempt} ${l.stream === 'stderr' ? '! ' : ''}${l.text}`,
+          );
       }
       return lines.length;
     };
@@ -164,18 +183,26 @@ function flowFilesUnder(path: string): string[] {
     throw new BatonError('FLOW_NOT_FOUND', `${path} does not exist`);
   }
   if (st.isFile()) return [path];
-  const here = readdirSync(path).filter(isFlowFile).map((n) => join(path, n));
+  const here = readdirSync(path)
+    .filter(isFlowFile)
+    .map((n) => join(path, n));
   const flowsDir = join(path, 'flows');
   let nested: string[] = [];
   try {
-    nested = readdirSync(flowsDir).filter(isFlowFile).map((n) => join(flowsDir, n));
+    nested = readdirSync(flowsDir)
+      .filter(isFlowFile)
+      .map((n) => join(flowsDir, n));
   } catch {
     nested = [];
   }
   return [...(nested.length > 0 ? nested : here)].sort();
 }
 
-export async function validateCommand(ctx: CliContext, path: string | undefined, flags: { json?: boolean }): Promise<number> {
+export async function validateCommand(
+  ctx: CliContext,
+  path: string | undefined,
+  flags: { json?: boolean },
+): Promise<number> {
   const { catalog, config } = await openCatalog(ctx.runtime);
   const target = resolve(ctx.runtime.cwd, path ?? config.projectDir);
   const files = flowFilesUnder(target);

@@ -47,7 +47,8 @@ export const functionExecutor: TaskExecutor = {
     if (signal.aborted) throw signal.reason;
     // A function that ignores its signal cannot be stopped; the attempt still ends at once.
     return await new Promise<unknown>((resolvePromise, reject) => {
-      const onAbort = () => reject(signal.reason instanceof AttemptAbort ? signal.reason : new AttemptAbort('cancelled', 'cancelled'));
+      const onAbort = () =>
+        reject(signal.reason instanceof AttemptAbort ? signal.reason : new AttemptAbort('cancelled', 'cancelled'));
       signal.addEventListener('abort', onAbort, { once: true });
       Promise.resolve()
         .then(() => fn(context))

@@ -57,7 +57,9 @@ export const shellExecutor: TaskExecutor = {
     const outputFile = join(outDir, 'output.json');
     const env: Record<string, string> = {
       ...(process.env as Record<string, string>),
-      ...Object.fromEntries(Object.entries(extraEnv).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)])),
+      ...Object.fromEntries(
+        Object.entries(extraEnv).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]),
+      ),
       BATON_RUN_ID: context.runId,
       BATON_TASK_ID: context.taskId,
       BATON_ATTEMPT: String(context.attempt),
@@ -105,11 +107,18 @@ export const shellExecutor: TaskExecutor = {
           resolvePromise(exitCode ?? signal ?? -1);
         });
       });
-      if (context.signal.aborted) throw context.signal.reason instanceof AttemptAbort ? context.signal.reason : new AttemptAbort('cancelled', 'cancelled');
+      if (context.signal.aborted)
+        throw context.signal.reason instanceof AttemptAbort
+          ? context.signal.reason
+          : new AttemptAbort('cancelled', 'cancelled');
       if (code !== 0) {
-        throw new BatonError('TASK_FAILED', `task ${context.taskId}: command ${JSON.stringify(argv)} exited with ${code}`, {
-          details: { exitCode: code },
-        });
+        throw new BatonError(
+          'TASK_FAILED',
+          `task ${context.taskId}: command ${JSON.stringify(argv)} exited with ${code}`,
+          {
+            details: { exitCode: code },
+          },
+        );
       }
       let structured: string | undefined;
       try {
@@ -121,9 +130,13 @@ export const shellExecutor: TaskExecutor = {
         try {
           return JSON.parse(structured) as unknown;
         } catch (error) {
-          throw new BatonError('TASK_OUTPUT_INVALID', `task ${context.taskId}: $BATON_OUTPUT does not hold valid JSON`, {
-            cause: error,
-          });
+          throw new BatonError(
+            'TASK_OUTPUT_INVALID',
+            `task ${context.taskId}: $BATON_OUTPUT does not hold valid JSON`,
+            {
+              cause: error,
+            },
+          );
         }
       }
       return lastLine;

@@ -136,9 +136,13 @@ export class SqliteStore implements Store {
         'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
       );
       const latest = SQLITE_MIGRATIONS[SQLITE_MIGRATIONS.length - 1]?.version ?? 0;
-      const applied = (db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0;
+      const applied =
+        (db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0;
       if (applied > latest) {
-        throw new BatonError('STORE_TOO_NEW', `the database is at migration ${applied}; this Baton knows up to ${latest}`);
+        throw new BatonError(
+          'STORE_TOO_NEW',
+          `the database is at migration ${applied}; this Baton knows up to ${latest}`,
+        );
       }
       if (applied === latest) return;
       const run = db.transaction(() => {
@@ -208,9 +212,7 @@ export class SqliteStore implements Store {
          ORDER BY r.state = 'running' DESC, r.created_at
          LIMIT ?`,
       ),
-      renew: db.prepare(
-        `UPDATE runs SET lease_until = ${NOW_MS} + ? WHERE id = ? AND owner = ? AND epoch = ?`,
-      ),
+      renew: db.prepare(`UPDATE runs SET lease_until = ${NOW_MS} + ? WHERE id = ? AND owner = ? AND epoch = ?`),
       release: db.prepare('UPDATE runs SET owner = NULL, lease_until = NULL WHERE id = ? AND epoch = ?'),
       addRequest: db.prepare(`INSERT INTO requests (run_id, kind, payload, created_at) VALUES (?, ?, ?, ${NOW_MS})`),
       requests: db.prepare('SELECT * FROM requests WHERE run_id = ? ORDER BY id'),
@@ -246,7 +248,9 @@ export class SqliteStore implements Store {
   }
 
   async putFlowVersion(r: FlowVersionRecord): Promise<void> {
-    this.guard('saving a flow version', () => this.stmt.putFlow.run(r.flow, r.version, r.spec, r.sourcePath, r.createdAt));
+    this.guard('saving a flow version', () =>
+      this.stmt.putFlow.run(r.flow, r.version, r.spec, r.sourcePath, r.createdAt),
+    );
   }
 
   async getFlowVersion(flow: string, version: string): Promise<FlowVersionRecord | null> {

@@ -1,0 +1,177 @@
+import { describe, it, expect } from 'vitest';
+import fc from 'fast-check';
+import type { TriggerRule } from '../../src/core/states.js';
+import { TRIGGER_RULES } from '../../src/core/states.js';
+import type { RuleOutcome, UpstreamCounts } from '../../src/core/trigger-rules.js';
+import { describeSkip, evaluateTriggerRule } from '../../src/core/trigger-rules.js';
+
+/** Tally shorthand: total, succeeded, failed, skipped (the rest are still open). */
+const c = (total: number, succeeded: number, failed: number, skipped: number): UpstreamCounts => ({
+  total,
+  succeeded,
+  failed,
+  skipped,
+});
+
+// Columns: nothing done | one open, rest succeeded | all succeeded | one failed, rest open |
+// one failed, rest succeeded | all failed | one skipped, rest open | one skipped, rest
+// succeeded | all skipped | succeeded+failed+skipped | failed+skipped.
+const tallies: readonly [string, UpstreamCounts][] = [
+  ['none done', c(3, 0, 0, 0)],
+  ['2 ok, 1 open', c(3, 2, 0, 0)],
+  ['all ok', c(3, 3, 0, 0)],
+  ['1 failed, 2 open', c(3, 0, 1, 0)],
+  ['1 failed, 2 ok', c(3, 2, 1, 0)],
+  ['all failed', c(3, 0, 3, 0)],
+  ['1 skipped, 2 open', c(3, 0, 0, 1)],
+  ['1 skipped, 2 ok', c(3, 2, 0, 1)],
+  ['all skipped', c(3, 0, 0, 3)],
+  ['ok+failed+skipped', c(3, 1, 1, 1)],
+  ['failed+skipped', c(3, 0, 2, 1)],
+];
+
+const W: RuleOutcome = 'wait';
+const R: RuleOutcome = 'run';
+const S: RuleOutcome = 'skip';
+const U: RuleOutcome = 'upstream_failed';
+
+const expected: Record<TriggerRule, readonly RuleOutcome[]> = {
+  //                            none 2ok+o allok 1f+o 1f+ok allf 1s+o 1s+ok alls mix  f+s
+  all_success:                 [W,   W,    R,    U,   U,    U,   S,   S,    S,   U,   U],
+  all_failed:                  [W,   S,    S,    W,   S,    R,   S,   S,    S,   S,   S],
+  all_done:                    [W,   W,    R,    W,   R,    R,   W,   R,    R,   R,   R],
+  one_success:                 [W,   R,    R,    W,   R,    U,   W,   R,    S,   R,   U],
+  one_failed:                  [W,   W,    S,    R,   R,    R,   W,   S,    S,   R,   R],
+  none_failed:                 [W,   W,    R,    U,   U,    U,   W,   R,    R,   U,   U],
+  none_failed_min_one_success: [W,   W,    R,    U,   U,    U,   W,   R,    S,   U,   U],
+  always:                      [R,   R,    R,    R,   R,    R,   R,   R,    R,   R,   R],
+};
+
+/**
+ * Reference written from Airflow's documented trigger rules, over the list of upstream
+ * states rather than tallies. 'failed' stands for failed, cancelled and upstream_failed.
+ */
+type Up = 'open' | 'succeeded' | 'failed' | 'skipped';
+
+function reference(rule: TriggerRule, ups: readonly Up[]): RuleOutcome {
+  if (ups.length === 0) return 'run'; // a task without upstream has nothing to wait for
+  const any = (s: Up): boolean => ups.includes(s);
+  const every = (s: Up): boolean => ups.every((u) => u === s);
+  const done = !any('open');
+  switch (rule) {
+    case 'always': // run at any time, regardless of upstream
+      return 'run';
+    case 'all_success': // every upstream succeeded; any failure → upstream_failed; any skip → skipped
+      if (any('failed')) return 'upstream_failed';
+      if (any('skipped')) return 'skip';
+      return every('succeeded') ? 'run' : 'wait';
+    case 'all_failed': // every upstream failed; a success or a skip makes it skipped
+      if (any('succeeded') || any('skipped')) return 'skip';
+      return every('failed') ? 'run' : 'wait';
+    case 'all_done': // every upstream finished, whatever the outcome
+      return done ? 'run' : 'wait';
+    case 'one_success': // runs at the first success without waiting for the rest
+      if (any('succeeded')) return 'run';
+      if (!done) return 'wait';
+      return every('skipped') ? 'skip' : 'upstream_failed';
+    case 'one_failed': // runs at the first failure; all done without one → skipped
+      if (any('failed')) return 'run';
+      return done ? 'skip' : 'wait';
+    case 'none_failed': // nothing failed: every upstream succeeded or was skipped
+      if (any('failed')) return 'upstream_failed';
+      return done ? 'run' : 'wait';
+    case 'none_failed_min_one_success': // nothing failed and at least one succeeded
+      if (any('failed')) return 'upstream_failed';
+      if (!done) return 'wait';
+      return any('succeeded') ? 'run' : 'skip';
+  }
+}
+
+function tally(ups: readonly Up[]): UpstreamCounts {
+  const count = (s: Up): number => ups.filter((u) => u === s).length;
+  return { total: ups.length, succeeded: count('succeeded'), failed: count('failed'), skipped: count('skipped') };
+}
+
+describe('evaluateTriggerRule', () => {
+  it('has a table row for every trigger rule', () => {
+    expect(Object.keys(expected).sort()).toEqual([...TRIGGER_RULES].sort());
+  });
+
+  for (const rule of TRIGGER_RULES) {
+    describe(rule, () => {
+      tallies.forEach(([name, counts], column) => {
+        it(`${name} → ${expected[rule][column]}`, () => {
+          expect(evaluateTriggerRule(rule, counts)).toBe(expected[rule][column]);
+        });
+      });
+
+      it('runs a task that has no upstream', () => {
+        expect(evaluateTriggerRule(rule, c(0, 0, 0, 0))).toBe('run');
+      });
+    });
+  }
+
+  it('agrees with a brute force of Airflow semantics on every upstream combination', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...TRIGGER_RULES),
+        fc.array(fc.constantFrom<Up>('open', 'succeeded', 'failed', 'skipped'), { maxLength: 12 }),
+        (rule, ups) => {
+          expect(evaluateTriggerRule(rule, tally(ups))).toBe(reference(rule, ups));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('decides early only when the outcome is certain', () => {
+    // The machine closes a task at its first decision, so the decision must be final.
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...TRIGGER_RULES),
+        fc.array(fc.constantFrom<Up>('succeeded', 'failed', 'skipped'), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        (rule, final, order) => {
+          // Reveal the final states one by one in an order derived from `order`.
+          const pending = final.map((_, i) => i);
+          const seen: Up[] = final.map(() => 'open');
+          let first: RuleOutcome | undefined;
+          for (let k = 0; pending.length > 0; k++) {
+            const pick = (order[k] ?? 0) % pending.length;
+            const i = pending.splice(pick, 1)[0] as number;
+            seen[i] = final[i] as Up;
+            const outcome = evaluateTriggerRule(rule, tally(seen));
+            if (first === undefined && outcome !== 'wait') first = outcome;
+          }
+          const atEnd = evaluateTriggerRule(rule, tally(final));
+          expect(atEnd).not.toBe('wait');
+          // Run and upstream-failed are final. A skip may be decided before a failure
+          // shows up (all_success with one upstream skipped): still not a run.
+          if (first === 'skip') expect(['skip', 'upstream_failed']).toContain(atEnd);
+          else expect(atEnd).toBe(first);
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+});
+
+describe('describeSkip', () => {
+  it('names the failed upstream tasks and the rule', () => {
+    expect(describeSkip('all_success', 'upstream_failed', ['extract'])).toBe(
+      'upstream failed: extract (trigger rule all_success)',
+    );
+  });
+
+  it('names skipped upstream tasks', () => {
+    expect(describeSkip('none_failed_min_one_success', 'skip', ['a', 'b'])).toBe(
+      'upstream skipped or not matching trigger rule none_failed_min_one_success: a, b',
+    );
+  });
+
+  it('lists at most five culprits and says how many there were', () => {
+    expect(describeSkip('all_success', 'upstream_failed', ['a', 'b', 'c', 'd', 'e', 'f', 'g'])).toBe(
+      'upstream failed: a, b, c, d, e, … (7 in all) (trigger rule all_success)',
+    );
+  });
+});
