@@ -203,14 +203,16 @@ export class SqliteStore implements Store {
          RETURNING epoch`,
       ),
       claimable: db.prepare(
-        `SELECT r.id FROM runs r
-         WHERE r.state IN ('queued', 'running')
-           AND (r.owner IS NULL OR r.lease_until IS NULL OR r.lease_until < ${NOW_MS})
-           AND (r.state = 'running' OR r.max_active_runs IS NULL OR
-                (SELECT count(*) FROM runs x WHERE x.flow = r.flow AND x.id <> r.id
-                   AND (x.state = 'running' OR (x.state = 'queued' AND x.lease_until >= ${NOW_MS}))) < r.max_active_runs)
-         ORDER BY r.state = 'running' DESC, r.created_at
+        `SELECT id, flow, state, max_active_runs FROM runs
+         WHERE state IN ('queued', 'running')
+           AND (owner IS NULL OR lease_until IS NULL OR lease_until < ${NOW_MS})
+         ORDER BY state = 'running' DESC, created_at
          LIMIT ?`,
+      ),
+      activeOfFlow: db.prepare(
+        `SELECT count(*) AS n FROM runs
+         WHERE flow = ? AND id <> ?
+           AND (state = 'running' OR (state = 'queued' AND owner IS NOT NULL AND lease_until >= ${NOW_MS}))`,
       ),
       renew: db.prepare(`UPDATE runs SET lease_until = ${NOW_MS} + ? WHERE id = ? AND owner = ? AND epoch = ?`),
       release: db.prepare('UPDATE runs SET owner = NULL, lease_until = NULL WHERE id = ? AND epoch = ?'),
@@ -352,7 +354,19 @@ export class SqliteStore implements Store {
     return this.guard('claiming runs', () => {
       const tx = this.db.transaction(() => {
         const leases: Lease[] = [];
-        for (const row of this.stmt.claimable.all(o.limit) as { id: string }[]) {
+        const candidates = this.stmt.claimable.all(o.limit * 4) as {
+          id: string;
+          flow: string;
+          state: string;
+          max_active_runs: number | null;
+        }[];
+        for (const row of candidates) {
+          if (leases.length >= o.limit) break;
+          // Checked one run at a time so that runs claimed earlier in this loop count.
+          if (row.state === 'queued' && row.max_active_runs !== null) {
+            const active = (this.stmt.activeOfFlow.get(row.flow, row.id) as { n: number }).n;
+            if (active >= row.max_active_runs) continue;
+          }
           const claimed = this.stmt.claimOne.get({
             id: row.id,
             owner: o.owner,
