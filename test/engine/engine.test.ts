@@ -221,6 +221,38 @@ describe('engine', () => {
     expect(p.journal()).toEqual(['a 1', 'b 1']);
   }, 30_000);
 
+  it('survives a full disk: the commit fails with STORE_FULL, nothing is half-written, and the run continues', async () => {
+    const p = await open();
+    // Task a returns 60 KB, which needs new pages; b depends on a.
+    p.write(
+      'flows/full.yaml',
+      flowYaml('full', [
+        workTask('gate', { ms: 300 }),
+        `  a:\n    kind: function\n    module: ./tasks.mjs\n    export: big\n    with: { bytes: 60000, dir: "\${{ params.dir }}" }\n    depends_on: [gate]`,
+        workTask('b', { deps: ['a'] }),
+      ]),
+    );
+    const id = await p.create('flows/full.yaml', { dir: p.dir });
+    // SQLite's max_page_count makes this connection's database "full" without filling a disk.
+    const db = (p.rt.store as unknown as { db: Database.Database }).db;
+    const diagnostics: string[] = [];
+    const engine = p.rt.createEngine({ onDiagnostic: (m) => diagnostics.push(m) });
+    const done = engine.execute(id);
+    await until(() => p.journal().length === 1, 'task gate to start');
+    const pages = Number(db.pragma('page_count', { simple: true }));
+    db.pragma(`max_page_count = ${pages}`);
+    await until(() => diagnostics.some((d) => d.includes('disk holding the database is full')), 'a full-disk commit');
+    const succeeded = (await p.events(id))
+      .filter((e) => e.type === 'task_succeeded')
+      .map((e) => e.type === 'task_succeeded' && e.task);
+    expect(succeeded).toEqual(['gate']);
+    db.pragma('max_page_count = 1073741823');
+    expect(await done).toBe('succeeded');
+    await engine.stop();
+    expect(p.journal()).toEqual(['gate 1', 'a 1', 'b 1']);
+    expect(p.rt.store.integrityCheck()).toBe('ok');
+  });
+
   it('reruns failed tasks and reuses the outputs of tasks that succeeded', async () => {
     const p = await open();
     p.write(
