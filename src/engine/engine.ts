@@ -211,18 +211,24 @@ export class Engine {
     const record = await this.store.getRun(runId);
     if (!record) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
     if (isTerminalRun(record.state)) return record.state;
-    let lease = await this.store.claimRun(runId, { owner: this.owner, leaseMs: this.leaseMs });
-    if (!lease && record.owner && isDeadLocalOwner(record.owner)) {
-      lease = await this.store.claimRun(runId, {
-        owner: this.owner,
-        leaseMs: this.leaseMs,
-        takeOverEpoch: record.epoch,
-      });
-    }
-    if (!lease) {
-      const again = await this.store.getRun(runId);
-      if (again && isTerminalRun(again.state)) return again.state;
-      throw new BatonError('RUN_OWNED', `run ${runId} is being executed by ${again?.owner ?? 'another process'}`);
+    let lease: Lease | null = null;
+    for (let waited = false; !lease; waited = true) {
+      const current = waited ? await this.store.getRun(runId) : record;
+      if (!current || isTerminalRun(current.state)) return current?.state ?? 'failed';
+      const claim = { owner: this.owner, leaseMs: this.leaseMs, respectActiveLimit: true };
+      lease = await this.store.claimRun(runId, claim);
+      if (!lease && current.owner && isDeadLocalOwner(current.owner)) {
+        lease = await this.store.claimRun(runId, { ...claim, takeOverEpoch: current.epoch });
+      }
+      if (lease) break;
+      const liveOwner = current.owner !== null && current.leaseUntil !== null && !isDeadLocalOwner(current.owner);
+      if (liveOwner && current.state === 'running') {
+        throw new BatonError('RUN_OWNED', `run ${runId} is being executed by ${current.owner}`);
+      }
+      // Queued behind the flow's max_active_runs (or a claim in flight): wait for room.
+      if (!waited) this.diagnostic(`run ${runId} waits: flow ${current.flow} is at its max_active_runs`);
+      await new Promise((r) => setTimeout(r, this.pollMs));
+      if (this.stopped) throw new BatonError('RUN_OWNED', `run ${runId}: engine stopped while waiting`);
     }
     const run = await this.activate(lease);
     this.ensureTimers();
@@ -286,6 +292,9 @@ export class Engine {
     if (this.poller) clearInterval(this.poller);
     for (const run of this.runs.values()) this.dropRun(run, 'engine stopped', false);
     await this.flushing;
+    // Give aborted bodies (shell commands being killed) time to exit before the process may.
+    const deadline = Date.now() + this.killGraceMs + 1000;
+    while (this.runningCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     for (const run of [...this.runs.values()]) {
       this.runs.delete(run.lease.runId);
       await this.store.releaseRun(run.lease).catch(() => undefined);
@@ -429,10 +438,17 @@ export class Engine {
     const timer = setTimeout(
       () => {
         run.timers.delete(task);
+        const dueAt = run.state.tasks[task]?.retryAt ?? null;
+        const now = this.clock.now();
+        if (dueAt !== null && dueAt > now) {
+          this.armTimer(run, task, dueAt - now);
+          return;
+        }
         this.faults?.crashPoint('retry_timer');
         this.submit(run, { type: 'retry_due', task });
       },
-      Math.max(0, delayMs),
+      // setTimeout cannot wait longer than 2^31-1 ms; a later timer fires early and re-arms.
+      Math.min(Math.max(0, delayMs), 2 ** 31 - 1),
     );
     run.timers.set(task, timer);
   }

@@ -160,6 +160,8 @@ export interface ClaimOptions {
   readonly takeOverEpoch?: number;
   /** Allow claiming a finished run (to rerun it). */
   readonly includeFinished?: boolean;
+  /** Refuse a queued run while its flow already has `max_active_runs` runs active. */
+  readonly respectActiveLimit?: boolean;
 }
 
 export interface Store {

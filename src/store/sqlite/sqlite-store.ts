@@ -339,14 +339,24 @@ export class SqliteStore implements Store {
 
   async claimRun(runId: string, o: ClaimOptions): Promise<Lease | null> {
     return this.guard('claiming a run', () => {
-      const row = this.stmt.claimOne.get({
-        id: runId,
-        owner: o.owner,
-        leaseMs: o.leaseMs,
-        includeFinished: o.includeFinished ? 1 : 0,
-        takeOver: o.takeOverEpoch ?? -1,
-      }) as { epoch: number } | undefined;
-      return row ? { runId, owner: o.owner, epoch: row.epoch } : null;
+      const tx = this.db.transaction(() => {
+        if (o.respectActiveLimit) {
+          const run = this.stmt.getRun.get(runId) as Row | undefined;
+          if (run && run.state === 'queued' && run.max_active_runs !== null) {
+            const active = (this.stmt.activeOfFlow.get(run.flow, runId) as { n: number }).n;
+            if (active >= (run.max_active_runs as number)) return null;
+          }
+        }
+        const row = this.stmt.claimOne.get({
+          id: runId,
+          owner: o.owner,
+          leaseMs: o.leaseMs,
+          includeFinished: o.includeFinished ? 1 : 0,
+          takeOver: o.takeOverEpoch ?? -1,
+        }) as { epoch: number } | undefined;
+        return row ? { runId, owner: o.owner, epoch: row.epoch } : null;
+      });
+      return tx.immediate();
     });
   }
 
