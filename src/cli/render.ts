@@ -133,7 +133,10 @@ export function renderProblem(p: Problem): string {
 export function renderError(error: unknown): string {
   if (error instanceof BatonError) {
     if (error.problems.length > 0) {
-      return `error: ${error.message}\n${error.problems.map((p) => `  ${renderProblem(p).replace(/\n/g, '\n  ')}`).join('\n')}`;
+      const problems = error.problems.map((p) => `  ${renderProblem(p).replace(/\n/g, '\n  ')}`).join('\n');
+      // The error's own hint (e.g. the params a flow declares) unless a problem already shows it.
+      const hint = error.problems.some((p) => p.hint === error.hint) ? '' : `\n  hint: ${error.hint}`;
+      return `error: ${error.message}\n${problems}${hint}`;
     }
     return `error: ${error.code}: ${error.message}\n  hint: ${error.hint}`;
   }

@@ -91,12 +91,22 @@ async function printRun(
   else ctx.stdout(renderShow(run, tasks));
 }
 
-/** Waits for a run that other processes execute. */
-async function waitFor(rt: Runtime, runId: string): Promise<RunStateName> {
+/** Waits for a run that other processes execute; `timeoutMs` bounds the wait. */
+async function waitFor(rt: Runtime, runId: string, timeoutMs = Number.POSITIVE_INFINITY): Promise<RunStateName> {
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     const run = await rt.store.getRun(runId);
     if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
     if (isTerminalRun(run.state)) return run.state;
+    if (Date.now() > deadline) {
+      throw new BatonError(
+        'RUN_OWNED',
+        `run ${runId} is still ${run.state}: its owner ${run.owner ?? ''} has not acted on the request yet`,
+        {
+          hint: 'The request stays recorded; the owner applies it when it next polls. Check that process.',
+        },
+      );
+    }
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -232,7 +242,7 @@ export async function cancelCommand(
         reason,
         ...(flags.task ? { task: flags.task } : {}),
       });
-      if (task === undefined) await waitFor(rt, runId);
+      if (task === undefined) await waitFor(rt, runId, 30_000);
       else {
         for (let i = 0; i < 150; i++) {
           const t = (await rt.store.getTaskRuns(runId))[task];
