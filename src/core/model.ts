@@ -23,7 +23,7 @@ export interface RetryPolicy {
   readonly backoffMs: number;
   /** Cap on a single delay, in ms. */
   readonly maxBackoffMs: number;
-  /** `full`: a uniformly random delay in [0, computed]; `none`: exactly the computed delay. */
+  /** `full`: a uniformly random delay in [0, computed); `none`: exactly the computed delay. */
   readonly jitter: 'full' | 'none';
   /** If set, only errors whose code is listed are retried. */
   readonly retryOn?: readonly string[];

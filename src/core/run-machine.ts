@@ -346,6 +346,7 @@ function applyRerun(run: RunState, reset: readonly number[]): void {
     t.state = 'pending';
     t.failures = 0;
     t.upstreamFailed = false;
+    t.startedAt = null;
     t.endedAt = null;
     t.retryAt = null;
     t.skipReason = null;
@@ -552,13 +553,14 @@ function onRerun(rec: Recorder, input: Extract<RunInput, { type: 'rerun' }>): vo
  */
 function settle(rec: Recorder, candidates: readonly number[]): void {
   const { run, now } = rec;
-  if (run.cancelRequested || run.timedOut) return;
+  if (run.cancelRequested || run.timedOut || run.state !== 'running') return;
   const queued: number[] = [];
   const skipped: SkippedTask[] = [];
   const skippedIdx: number[] = [];
+  // FIFO so that ready tasks are queued in declaration order.
   const work = [...candidates];
-  while (work.length > 0) {
-    const i = work.pop() as number;
+  for (let next = 0; next < work.length; next++) {
+    const i = work[next] as number;
     const t = run.tasks[i] as TaskRun;
     if (t.state !== 'pending') continue;
     const s = spec(run, i);
@@ -576,12 +578,15 @@ function settle(rec: Recorder, candidates: readonly number[]): void {
       queued.push(i);
       continue;
     }
+    // A success is a reason for a skip only under the rules that wait for failures, and an
+    // upstream-failed task counts as failed, never as skipped.
+    const successBlocks = s.triggerRule === 'all_failed' || s.triggerRule === 'one_failed';
     const culprits = up
       .filter((u) => {
-        const us = (run.tasks[u] as TaskRun).state;
+        const { state: us, upstreamFailed } = run.tasks[u] as TaskRun;
         return outcome === 'upstream_failed'
-          ? us === 'failed' || us === 'cancelled' || (run.tasks[u] as TaskRun).upstreamFailed
-          : us === 'skipped' || us === 'succeeded';
+          ? us === 'failed' || us === 'cancelled' || upstreamFailed
+          : (us === 'skipped' && !upstreamFailed) || (us === 'succeeded' && successBlocks);
       })
       .map((u) => id(run, u));
     const skip: SkippedTask = {
@@ -616,15 +621,23 @@ function finishIfDone(rec: Recorder): void {
   } else if (run.cancelRequested) {
     rec.emit({ type: 'run_cancelled', at: now, reason: 'cancelled' });
   } else if (run.failedTasks > 0) {
-    const failed = run.tasks
-      .map((t, i) => (t.state === 'failed' || t.state === 'cancelled' ? id(run, i) : null))
-      .filter((x): x is string => x !== null);
+    const named = (pick: (t: TaskRun) => boolean): string[] =>
+      run.tasks.flatMap((t, i) => (pick(t) ? [id(run, i)] : []));
+    const failed = named((t) => t.state === 'failed' || t.state === 'cancelled');
+    // After a rerun without downstream, tasks skipped for an earlier upstream failure may
+    // be the only failures left: name them rather than "0 task(s) failed".
+    const blocked = failed.length > 0 ? [] : named((t) => t.state === 'skipped' && t.upstreamFailed);
+    const names = failed.length > 0 ? failed : blocked;
+    const list = `${names.slice(0, 10).join(', ')}${names.length > 10 ? ', …' : ''}`;
     rec.emit({
       type: 'run_failed',
       at: now,
       error: {
         code: 'TASK_FAILED',
-        message: `${failed.length} task(s) failed: ${failed.slice(0, 10).join(', ')}${failed.length > 10 ? ', …' : ''}`,
+        message:
+          failed.length > 0
+            ? `${failed.length} task(s) failed: ${list}`
+            : `${blocked.length} task(s) skipped because an upstream task failed: ${list}`,
         source: 'user',
       },
     });

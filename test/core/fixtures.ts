@@ -6,9 +6,9 @@
 import { expect } from 'vitest';
 import type { FlowSpec, RetryPolicy, TaskError, TaskSpec } from '../../src/core/model.js';
 import { NON_RETRYABLE_CODES } from '../../src/core/model.js';
-import type { Decision, FlowPlan, RunEvent, RunInput, RunState } from '../../src/core/run-machine.js';
+import type { Decision, FlowPlan, RunEvent, RunInput, RunState, TaskRun } from '../../src/core/run-machine.js';
 import { compilePlan, createRunState, decide, foldRun } from '../../src/core/run-machine.js';
-import type { TriggerRule } from '../../src/core/states.js';
+import type { TaskStateName, TriggerRule } from '../../src/core/states.js';
 
 export interface TaskDef {
   readonly id: string;
@@ -89,13 +89,13 @@ export class RunHarness {
     return i;
   }
 
-  task(id: string): RunState['tasks'][number] {
-    return this.state.tasks[this.index(id)] as RunState['tasks'][number];
+  task(id: string): TaskRun {
+    return this.state.tasks[this.index(id)] as TaskRun;
   }
 
   /** Task id → state name, for compact assertions. */
-  states(): Record<string, string> {
-    return Object.fromEntries(this.plan.graph.ids.map((id, i) => [id, (this.state.tasks[i] as { state: string }).state]));
+  states(): Record<string, TaskStateName> {
+    return Object.fromEntries(this.state.tasks.map((t, i) => [this.plan.graph.ids[i], t.state]));
   }
 
   /** Starts the task's next attempt and returns its number. */
