@@ -130,6 +130,75 @@ export interface CommitEntry {
   readonly logs: readonly LogLine[];
   /** Requests (see `pendingRequests`) that these events answered; deleted in the same transaction. */
   readonly answered?: readonly number[];
+  /** Attempts handed to worker processes through the task queue. */
+  readonly dispatches?: readonly TaskDispatch[];
+  /** Queue rows whose outcome these events recorded; deleted in the same transaction. */
+  readonly harvested?: readonly string[];
+  /** Attempts whose worker must stop (cancellation, run timeout). */
+  readonly cancels?: readonly { readonly task: number; readonly attempt: number }[];
+}
+
+/** One attempt put on the task queue for a worker. */
+export interface TaskDispatch {
+  readonly task: number;
+  readonly taskId: string;
+  readonly attempt: number;
+  /** Labels a worker must all have to take the attempt. */
+  readonly labels: readonly string[];
+  /** Everything the worker needs besides the flow code: inputs, params, upstream outputs. */
+  readonly payload: Readonly<Record<string, unknown>>;
+}
+
+/** An attempt a worker claimed; `token` fences its completion. */
+export interface ClaimedTask {
+  readonly id: string;
+  readonly runId: string;
+  readonly flow: string;
+  readonly version: string;
+  readonly task: number;
+  readonly taskId: string;
+  readonly attempt: number;
+  readonly token: number;
+  readonly payload: Readonly<Record<string, unknown>>;
+}
+
+/** What a worker reports for a claimed attempt. */
+export interface TaskCompletion {
+  readonly id: string;
+  readonly token: number;
+  readonly status: 'succeeded' | 'failed';
+  readonly output?: unknown;
+  readonly error?: TaskError;
+}
+
+/** An outcome for the run's owner: finished by a worker, or lost with an expired claim. */
+export interface TaskOutcome {
+  readonly id: string;
+  readonly runId: string;
+  readonly task: number;
+  readonly attempt: number;
+  readonly status: 'succeeded' | 'failed' | 'lost';
+  readonly output?: unknown;
+  readonly error?: TaskError;
+}
+
+/** What a worker learns when it renews its claims. */
+export interface TaskRenewal {
+  /** Claims this worker no longer holds (expired and handed on): abandon them. */
+  readonly lost: readonly string[];
+  /** Claims whose attempt was cancelled: stop them. */
+  readonly cancelled: readonly string[];
+}
+
+/** Leadership among scheduler processes: one holder at a time, by lease. */
+export interface LeaderLease {
+  readonly name: string;
+  readonly holder: string;
+  readonly epoch: number;
+}
+
+export interface PruneResult {
+  readonly runs: number;
 }
 
 export interface CommitResult {
@@ -196,4 +265,28 @@ export interface Store {
   pendingRequests(runIds: readonly string[]): Promise<RunRequest[]>;
 
   readLogs(runId: string, options: { task?: string; afterSeq?: number; limit?: number }): Promise<StoredLogLine[]>;
+  /** Appends log lines outside a run commit (from worker processes). */
+  appendLogs(lines: readonly LogLine[]): Promise<void>;
+
+  /** Claims up to `limit` ready attempts whose labels the worker has, oldest first. */
+  claimTasks(options: {
+    readonly worker: string;
+    readonly labels: readonly string[];
+    readonly limit: number;
+    readonly leaseMs: number;
+  }): Promise<ClaimedTask[]>;
+  renewTasks(worker: string, claims: readonly { id: string; token: number }[], leaseMs: number): Promise<TaskRenewal>;
+  /** Records outcomes; a completion whose token no longer matches is refused. */
+  completeTasks(results: readonly TaskCompletion[]): Promise<{ readonly refused: readonly string[] }>;
+  /** Outcomes for these runs: finished attempts, and claims whose lease lapsed (marked lost at once). */
+  harvestTasks(runIds: readonly string[], limit: number): Promise<TaskOutcome[]>;
+
+  /** Takes or keeps a named leadership; null if another live holder has it. */
+  acquireLeadership(name: string, holder: string, leaseMs: number): Promise<LeaderLease | null>;
+  releaseLeadership(lease: LeaderLease): Promise<void>;
+
+  /** Deletes finished runs that ended before `before` (ms), with their history and logs. */
+  prune(before: number): Promise<PruneResult>;
+  /** Waits for a wake-up on a channel (`tasks`, `results`, `runs`) where the store supports it. */
+  subscribe?(channel: 'tasks' | 'results' | 'runs', onWake: () => void): () => void;
 }

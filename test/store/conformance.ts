@@ -209,6 +209,126 @@ export function storeConformance(factory: StoreFactory): void {
       expect((await store.listRuns({ limit: 1 })).length).toBe(1);
     });
 
+    async function startedRun(): Promise<{ id: string; lease: Lease }> {
+      const run = await newRun();
+      const lease = (await store.claimRun(run.id, { owner: 'S', leaseMs: 10_000 })) as Lease;
+      return { id: run.id, lease };
+    }
+
+    function dispatchEntry(lease: Lease, dispatches: { task: number; taskId: string; labels: string[] }[]) {
+      return {
+        lease,
+        events: [],
+        tasks: [],
+        timers: [],
+        logs: [],
+        dispatches: dispatches.map((d) => ({ ...d, attempt: 1, payload: { inputs: { n: d.task } } })),
+      };
+    }
+
+    it('hands queued attempts to workers whose labels match, and fences completions by token', async () => {
+      const { id, lease } = await startedRun();
+      await store.commit([
+        dispatchEntry(lease, [
+          { task: 0, taskId: 'a', labels: [] },
+          { task: 1, taskId: 'b', labels: ['gpu'] },
+        ]),
+      ]);
+      const plain = await store.claimTasks({ worker: 'w1', labels: [], limit: 10, leaseMs: 10_000 });
+      expect(plain.map((t) => t.taskId)).toEqual(['a']);
+      expect(plain[0]).toMatchObject({
+        runId: id,
+        flow: 'demo',
+        version: 'v1',
+        attempt: 1,
+        payload: { inputs: { n: 0 } },
+      });
+      const gpu = await store.claimTasks({ worker: 'w2', labels: ['gpu', 'eu'], limit: 10, leaseMs: 10_000 });
+      expect(gpu.map((t) => t.taskId)).toEqual(['b']);
+      expect(await store.claimTasks({ worker: 'w3', labels: ['gpu'], limit: 10, leaseMs: 10_000 })).toEqual([]);
+
+      const a = plain[0] as (typeof plain)[number];
+      expect(await store.renewTasks('w1', [{ id: a.id, token: a.token }], 10_000)).toEqual({ lost: [], cancelled: [] });
+      const wrong = await store.completeTasks([{ id: a.id, token: a.token + 1, status: 'succeeded', output: 1 }]);
+      expect(wrong.refused).toEqual([a.id]);
+      expect(
+        (await store.completeTasks([{ id: a.id, token: a.token, status: 'succeeded', output: { rows: 2 } }])).refused,
+      ).toEqual([]);
+      const outcomes = await store.harvestTasks([id], 100);
+      expect(outcomes).toEqual([
+        { id: a.id, runId: id, task: 0, attempt: 1, status: 'succeeded', output: { rows: 2 } },
+      ]);
+      await store.commit([{ lease, events: [], tasks: [], timers: [], logs: [], harvested: [a.id] }]);
+      expect(await store.harvestTasks([id], 100)).toEqual([]);
+    });
+
+    it('reports an expired claim as lost once, refuses its late completion, and passes cancellation to the worker', async () => {
+      const { id, lease } = await startedRun();
+      await store.commit([
+        dispatchEntry(lease, [
+          { task: 0, taskId: 'a', labels: [] },
+          { task: 1, taskId: 'b', labels: [] },
+        ]),
+      ]);
+      const claimed = await store.claimTasks({ worker: 'w1', labels: [], limit: 10, leaseMs: 40 });
+      expect(claimed).toHaveLength(2);
+      const [a, b] = claimed as [(typeof claimed)[number], (typeof claimed)[number]];
+      await store.commit([{ lease, events: [], tasks: [], timers: [], logs: [], cancels: [{ task: 1, attempt: 1 }] }]);
+      expect(await store.renewTasks('w1', [{ id: b.id, token: b.token }], 40)).toEqual({ lost: [], cancelled: [b.id] });
+      await new Promise((r) => setTimeout(r, 120));
+      const lost = await store.harvestTasks([id], 100);
+      expect(lost.map((o) => [o.task, o.status])).toEqual([
+        [0, 'lost'],
+        [1, 'lost'],
+      ]);
+      expect(await store.harvestTasks([id], 100)).toEqual([]);
+      expect(
+        (await store.completeTasks([{ id: a.id, token: a.token, status: 'succeeded', output: 1 }])).refused,
+      ).toEqual([a.id]);
+      expect((await store.renewTasks('w1', [{ id: a.id, token: a.token }], 1000)).lost).toEqual([a.id]);
+    });
+
+    it('gives leadership to one holder at a time, and to another after the lease lapses', async () => {
+      const a = await store.acquireLeadership('scheduler', 'A', 60);
+      expect(a).toMatchObject({ holder: 'A' });
+      expect(await store.acquireLeadership('scheduler', 'B', 60)).toBeNull();
+      expect((await store.acquireLeadership('scheduler', 'A', 60))?.epoch).toBe(a?.epoch);
+      await new Promise((r) => setTimeout(r, 120));
+      const b = await store.acquireLeadership('scheduler', 'B', 10_000);
+      expect(b?.epoch).toBe((a?.epoch ?? 0) + 1);
+      await store.releaseLeadership(b as NonNullable<typeof b>);
+      expect(await store.acquireLeadership('scheduler', 'C', 10_000)).toMatchObject({ holder: 'C' });
+    });
+
+    it('prunes finished runs that ended before the cutoff, with their history', async () => {
+      const old = await startedRun();
+      await store.commit([
+        {
+          lease: old.lease,
+          events: [{ type: 'run_succeeded', at: 1000 }],
+          run: { state: 'succeeded', startedAt: 900, endedAt: 1000, error: null },
+          tasks: [],
+          timers: [],
+          logs: [{ runId: old.id, taskId: 'a', attempt: 1, stream: 'log', at: 950, text: 'x' }],
+        },
+      ]);
+      const live = await newRun();
+      expect(await store.prune(Date.now())).toEqual({ runs: 1 });
+      expect(await store.getRun(old.id)).toBeNull();
+      expect(await store.readEvents(old.id)).toEqual([]);
+      expect(await store.readLogs(old.id, {})).toEqual([]);
+      expect(await store.getRun(live.id)).not.toBeNull();
+    });
+
+    it('appends worker logs outside a run commit', async () => {
+      const run = await newRun();
+      await store.appendLogs([
+        { runId: run.id, taskId: 'a', attempt: 1, stream: 'stdout', at: 1, text: 'one' },
+        { runId: run.id, taskId: 'b', attempt: 1, stream: 'stderr', at: 2, text: 'two' },
+      ]);
+      expect((await store.readLogs(run.id, { task: 'b' })).map((l) => [l.stream, l.text])).toEqual([['stderr', 'two']]);
+    });
+
     it('reads the database clock', async () => {
       const before = Date.now();
       const now = await store.now();

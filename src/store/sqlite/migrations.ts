@@ -97,4 +97,35 @@ CREATE TABLE IF NOT EXISTS logs (
 CREATE INDEX IF NOT EXISTS logs_by_run ON logs (run_id, seq);
 `,
   },
+  {
+    version: 2,
+    name: 'task queue for worker processes, scheduler leadership',
+    sql: `
+CREATE TABLE IF NOT EXISTS task_queue (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id TEXT NOT NULL,
+  task_idx INTEGER NOT NULL,
+  task_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  labels TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  status TEXT NOT NULL,
+  worker TEXT,
+  token INTEGER NOT NULL DEFAULT 0,
+  lease_until INTEGER,
+  cancel INTEGER NOT NULL DEFAULT 0,
+  result TEXT,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS task_queue_ready ON task_queue (status, id);
+CREATE INDEX IF NOT EXISTS task_queue_by_run ON task_queue (run_id, status);
+
+CREATE TABLE IF NOT EXISTS leadership (
+  name TEXT PRIMARY KEY,
+  holder TEXT NOT NULL,
+  epoch INTEGER NOT NULL,
+  lease_until INTEGER NOT NULL
+);
+`,
+  },
 ];

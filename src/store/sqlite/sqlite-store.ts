@@ -14,7 +14,14 @@ import type { TaskError } from '../../core/model.js';
 import type { RunEvent } from '../../core/run-machine.js';
 import type { RunStateName, TaskStateName } from '../../core/states.js';
 import type {
+  ClaimedTask,
   ClaimOptions,
+  LeaderLease,
+  LogLine,
+  PruneResult,
+  TaskCompletion,
+  TaskOutcome,
+  TaskRenewal,
   CommitEntry,
   CommitResult,
   FlowVersionRecord,
@@ -220,6 +227,45 @@ export class SqliteStore implements Store {
       requests: db.prepare('SELECT * FROM requests WHERE run_id = ? ORDER BY id'),
       deleteRequest: db.prepare('DELETE FROM requests WHERE id = ?'),
       logs: db.prepare('SELECT * FROM logs WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      enqueue: db.prepare(
+        `INSERT INTO task_queue (run_id, task_idx, task_id, attempt, labels, payload, status, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, 'ready', ${NOW_MS})`,
+      ),
+      cancelQueued: db.prepare('UPDATE task_queue SET cancel = 1 WHERE run_id = ? AND task_idx = ? AND attempt = ?'),
+      deleteQueued: db.prepare('DELETE FROM task_queue WHERE id = ?'),
+      readyTasks: db.prepare(
+        `SELECT q.*, r.flow, r.version FROM task_queue q JOIN runs r ON r.id = q.run_id
+         WHERE q.status = 'ready' ORDER BY q.id LIMIT ?`,
+      ),
+      claimTask: db.prepare(
+        `UPDATE task_queue SET status = 'claimed', worker = ?, token = token + 1, lease_until = ${NOW_MS} + ?
+         WHERE id = ? AND status = 'ready' RETURNING token`,
+      ),
+      renewTask: db.prepare(
+        `UPDATE task_queue SET lease_until = ${NOW_MS} + ? WHERE id = ? AND token = ? AND worker = ? AND status = 'claimed'
+         RETURNING cancel`,
+      ),
+      completeTask: db.prepare(
+        `UPDATE task_queue SET status = 'done', result = ? WHERE id = ? AND token = ? AND status = 'claimed'`,
+      ),
+      doneForRun: db.prepare(
+        `SELECT * FROM task_queue WHERE run_id = ? AND (status = 'done' OR (status = 'claimed' AND lease_until < ${NOW_MS}))
+         ORDER BY id LIMIT ?`,
+      ),
+      markLost: db.prepare(`UPDATE task_queue SET status = 'lost' WHERE id = ?`),
+      acquireLeader: db.prepare(
+        `INSERT INTO leadership (name, holder, epoch, lease_until) VALUES (@name, @holder, 1, ${NOW_MS} + @leaseMs)
+         ON CONFLICT (name) DO UPDATE SET
+           holder = excluded.holder,
+           epoch = CASE WHEN leadership.holder = excluded.holder THEN leadership.epoch ELSE leadership.epoch + 1 END,
+           lease_until = excluded.lease_until
+         WHERE leadership.holder = excluded.holder OR leadership.lease_until < ${NOW_MS}
+         RETURNING epoch`,
+      ),
+      releaseLeader: db.prepare('DELETE FROM leadership WHERE name = ? AND holder = ? AND epoch = ?'),
+      prunable: db.prepare(
+        `SELECT id FROM runs WHERE state IN ('succeeded', 'failed', 'cancelled') AND ended_at < ? LIMIT 1000`,
+      ),
       logsForTask: db.prepare('SELECT * FROM logs WHERE run_id = ? AND task_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
     };
   }
@@ -452,6 +498,11 @@ export class SqliteStore implements Store {
           }
           for (const l of e.logs) s.insertLog.run(l.runId, l.taskId, l.attempt, l.stream, l.at, l.text);
           for (const id of e.answered ?? []) s.deleteRequest.run(id);
+          for (const d of e.dispatches ?? []) {
+            s.enqueue.run(runId, d.task, d.taskId, d.attempt, JSON.stringify(d.labels), JSON.stringify(d.payload));
+          }
+          for (const id of e.harvested ?? []) s.deleteQueued.run(id);
+          for (const c of e.cancels ?? []) s.cancelQueued.run(runId, c.task, c.attempt);
         }
         return { fenced };
       });
@@ -496,6 +547,147 @@ export class SqliteStore implements Store {
         at: row.at as number,
         text: row.text as string,
       }));
+    });
+  }
+
+  async appendLogs(lines: readonly LogLine[]): Promise<void> {
+    this.guard('appending logs', () => {
+      const tx = this.db.transaction(() => {
+        for (const l of lines) this.stmt.insertLog.run(l.runId, l.taskId, l.attempt, l.stream, l.at, l.text);
+      });
+      tx.immediate();
+    });
+  }
+
+  async claimTasks(o: {
+    worker: string;
+    labels: readonly string[];
+    limit: number;
+    leaseMs: number;
+  }): Promise<ClaimedTask[]> {
+    return this.guard('claiming tasks', () => {
+      const tx = this.db.transaction(() => {
+        const out: ClaimedTask[] = [];
+        const have = new Set(o.labels);
+        // Scanning a few times the limit leaves room for rows whose labels do not match.
+        for (const row of this.stmt.readyTasks.all(o.limit * 4) as Row[]) {
+          if (out.length >= o.limit) break;
+          const labels = JSON.parse(row.labels as string) as string[];
+          if (!labels.every((l) => have.has(l))) continue;
+          const claimed = this.stmt.claimTask.get(o.worker, o.leaseMs, row.id) as { token: number } | undefined;
+          if (!claimed) continue;
+          out.push({
+            id: String(row.id),
+            runId: row.run_id as string,
+            flow: row.flow as string,
+            version: row.version as string,
+            task: row.task_idx as number,
+            taskId: row.task_id as string,
+            attempt: row.attempt as number,
+            token: claimed.token,
+            payload: JSON.parse(row.payload as string) as Record<string, unknown>,
+          });
+        }
+        return out;
+      });
+      return tx.immediate();
+    });
+  }
+
+  async renewTasks(
+    worker: string,
+    claims: readonly { id: string; token: number }[],
+    leaseMs: number,
+  ): Promise<TaskRenewal> {
+    return this.guard('renewing task claims', () => {
+      const tx = this.db.transaction(() => {
+        const lost: string[] = [];
+        const cancelled: string[] = [];
+        for (const c of claims) {
+          const row = this.stmt.renewTask.get(leaseMs, Number(c.id), c.token, worker) as { cancel: number } | undefined;
+          if (!row) lost.push(c.id);
+          else if (row.cancel) cancelled.push(c.id);
+        }
+        return { lost, cancelled };
+      });
+      return tx.immediate();
+    });
+  }
+
+  async completeTasks(results: readonly TaskCompletion[]): Promise<{ refused: string[] }> {
+    return this.guard('completing tasks', () => {
+      const tx = this.db.transaction(() => {
+        const refused: string[] = [];
+        for (const r of results) {
+          const result = JSON.stringify({ status: r.status, output: r.output ?? null, error: r.error ?? null });
+          if (this.stmt.completeTask.run(result, Number(r.id), r.token).changes === 0) refused.push(r.id);
+        }
+        return { refused };
+      });
+      return tx.immediate();
+    });
+  }
+
+  async harvestTasks(runIds: readonly string[], limit: number): Promise<TaskOutcome[]> {
+    return this.guard('harvesting task outcomes', () => {
+      const tx = this.db.transaction(() => {
+        const out: TaskOutcome[] = [];
+        for (const runId of runIds) {
+          for (const row of this.stmt.doneForRun.all(runId, limit) as Row[]) {
+            const base = { id: String(row.id), runId, task: row.task_idx as number, attempt: row.attempt as number };
+            if (row.status === 'claimed') {
+              this.stmt.markLost.run(row.id);
+              out.push({ ...base, status: 'lost' });
+              continue;
+            }
+            const result = JSON.parse(row.result as string) as {
+              status: 'succeeded' | 'failed';
+              output: unknown;
+              error: TaskError | null;
+            };
+            out.push({
+              ...base,
+              status: result.status,
+              output: result.output,
+              ...(result.error ? { error: result.error } : {}),
+            });
+          }
+        }
+        return out;
+      });
+      return tx.immediate();
+    });
+  }
+
+  async acquireLeadership(name: string, holder: string, leaseMs: number): Promise<LeaderLease | null> {
+    return this.guard('acquiring leadership', () => {
+      const row = this.stmt.acquireLeader.get({ name, holder, leaseMs }) as { epoch: number } | undefined;
+      return row ? { name, holder, epoch: row.epoch } : null;
+    });
+  }
+
+  async releaseLeadership(lease: LeaderLease): Promise<void> {
+    this.guard('releasing leadership', () => this.stmt.releaseLeader.run(lease.name, lease.holder, lease.epoch));
+  }
+
+  async prune(before: number): Promise<PruneResult> {
+    return this.guard('pruning history', () => {
+      let runs = 0;
+      const tx = this.db.transaction((ids: string[]) => {
+        for (const table of ['events', 'task_runs', 'timers', 'logs', 'requests', 'task_queue']) {
+          const del = this.db.prepare(`DELETE FROM ${table} WHERE run_id = ?`);
+          for (const id of ids) del.run(id);
+        }
+        const delRun = this.db.prepare('DELETE FROM runs WHERE id = ?');
+        for (const id of ids) delRun.run(id);
+      });
+      for (;;) {
+        const ids = (this.stmt.prunable.all(before) as { id: string }[]).map((r) => r.id);
+        if (ids.length === 0) break;
+        tx.immediate(ids);
+        runs += ids.length;
+      }
+      return { runs };
     });
   }
 }
