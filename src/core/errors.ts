@@ -172,6 +172,12 @@ export const ERROR_CODES = {
     exitCode: 6,
     source: 'baton',
   },
+  STORE_UNAVAILABLE: {
+    summary: 'The database server cannot be reached or dropped the connection.',
+    hint: 'Retry the command; workers and schedulers reconnect by themselves once the server is back.',
+    exitCode: 6,
+    source: 'baton',
+  },
   STORE_IO: {
     summary: 'The database could not be read or written.',
     hint: 'Check the database path and its permissions.',

@@ -1,0 +1,716 @@
+/**
+ * The PostgreSQL store: the same port as SQLite, for many processes on many machines.
+ * Connections come from a bounded pool; every statement is parameterized; the group
+ * commit and worker completions are single calls to SQL functions (one round trip each);
+ * work is claimed with `FOR UPDATE SKIP LOCKED`; lease and timer times are read from the
+ * database clock, never from the caller's. LISTEN/NOTIFY wakes idle workers and
+ * schedulers (channels `baton_tasks`, `baton_results`, `baton_runs`); polling remains the
+ * fallback. Driver errors become STORE_* errors; a lost connection is STORE_UNAVAILABLE,
+ * which callers treat as retryable.
+ */
+import pg from 'pg';
+import { BatonError } from '../../core/errors.js';
+import type { TaskError } from '../../core/model.js';
+import type { RunEvent } from '../../core/run-machine.js';
+import type { RunStateName, TaskStateName } from '../../core/states.js';
+import type {
+  ClaimedTask,
+  ClaimOptions,
+  CommitEntry,
+  CommitResult,
+  FlowVersionRecord,
+  LeaderLease,
+  Lease,
+  LogLine,
+  NewRun,
+  PruneResult,
+  RunFilter,
+  RunRecord,
+  RunRequest,
+  RunRequestKind,
+  Store,
+  StoredEvent,
+  StoredLogLine,
+  TaskCompletion,
+  TaskOutcome,
+  TaskRenewal,
+  TaskRunRecord,
+} from '../store.js';
+import { POSTGRES_MIGRATIONS } from './migrations.js';
+
+export interface PostgresStoreOptions {
+  /** `postgres://user@host:port/database`. */
+  readonly url: string;
+  /** Most connections this process opens (LISTEN uses one more). Default 10. */
+  readonly poolSize?: number;
+  /** Statement timeout in ms, so that no call hangs on a stuck server. Default 30000. */
+  readonly statementTimeoutMs?: number;
+}
+
+const NOW = 'baton_now()';
+const CHANNELS = { tasks: 'baton_tasks', results: 'baton_results', runs: 'baton_runs' } as const;
+
+type Row = Record<string, unknown>;
+
+const UNAVAILABLE_CODES = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004', '53300']);
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH']);
+
+/** Turns a driver error into a store error. */
+export function translatePgError(error: unknown, action: string): BatonError {
+  if (error instanceof BatonError) return error;
+  const code = (error as { code?: unknown }).code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (
+    (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || NETWORK_CODES.has(code))) ||
+    /Connection terminated|connection error|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(
+      message,
+    )
+  ) {
+    return new BatonError('STORE_UNAVAILABLE', `the database is unavailable (${action}): ${message}`, { cause: error });
+  }
+  if (code === '23505' || code === '40001' || code === '40P01') {
+    return new BatonError('STORE_CONFLICT', `${action}: ${message}`, { cause: error });
+  }
+  if (code === '53100')
+    return new BatonError('STORE_FULL', `the database server's disk is full (${action})`, { cause: error });
+  if (code === '55P03' || code === '57014') {
+    return new BatonError('STORE_BUSY', `the database is busy (${action}): ${message}`, { cause: error });
+  }
+  return new BatonError('STORE_IO', `${action} failed: ${message}`, { cause: error });
+}
+
+function num(value: unknown): number | null {
+  return value === null || value === undefined ? null : Number(value);
+}
+
+function toRun(row: Row): RunRecord {
+  return {
+    id: row.id as string,
+    flow: row.flow as string,
+    version: row.version as string,
+    state: row.state as RunStateName,
+    params: (row.params as Record<string, unknown>) ?? {},
+    dedupeKey: (row.dedupe_key as string | null) ?? null,
+    createdAt: Number(row.created_at),
+    startedAt: num(row.started_at),
+    endedAt: num(row.ended_at),
+    error: (row.error as TaskError | null) ?? null,
+    owner: (row.owner as string | null) ?? null,
+    epoch: Number(row.epoch),
+    leaseUntil: num(row.lease_until),
+    taskCount: Number(row.task_count),
+    maxActiveRuns: num(row.max_active_runs),
+  };
+}
+
+function toTaskRun(row: Row): TaskRunRecord {
+  return {
+    runId: row.run_id as string,
+    index: Number(row.idx),
+    taskId: row.task_id as string,
+    state: row.state as TaskStateName,
+    attempts: Number(row.attempts),
+    startedAt: num(row.started_at),
+    endedAt: num(row.ended_at),
+    skipReason: (row.skip_reason as string | null) ?? null,
+    output: row.output === null ? undefined : row.output,
+    error: (row.error as TaskError | null) ?? null,
+  };
+}
+
+/** Parses int8 as a JS number: Baton's bigints are ms timestamps and counters, well under 2^53. */
+const types = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === 20) return (value: string) => Number(value);
+    return pg.types.getTypeParser(oid, format);
+  },
+};
+
+export class PostgresStore implements Store {
+  readonly dialect = 'postgres' as const;
+  private readonly pool: pg.Pool;
+  private listener: pg.Client | null = null;
+  private listening: Promise<void> | null = null;
+  private readonly subscribers = new Map<string, Set<() => void>>();
+  private closed = false;
+
+  private constructor(private readonly options: PostgresStoreOptions) {
+    this.pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize ?? 10,
+      idleTimeoutMillis: 30_000,
+      connectionTimeoutMillis: 10_000,
+      statement_timeout: options.statementTimeoutMs ?? 30_000,
+      types,
+    });
+    // An idle client that loses its connection must not crash the process.
+    this.pool.on('error', () => undefined);
+  }
+
+  /** Connects and migrates. */
+  static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
+    const store = new PostgresStore(options);
+    try {
+      await store.migrate();
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+    return store;
+  }
+
+  private async q(action: string, text: string, values: unknown[] = []): Promise<Row[]> {
+    try {
+      const result = await this.pool.query(text, values);
+      return result.rows as Row[];
+    } catch (error) {
+      throw translatePgError(error, action);
+    }
+  }
+
+  private async tx<T>(action: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw translatePgError(error, action);
+    }
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      try {
+        await client.query('ROLLBACK');
+      } catch {
+        broken = true;
+      }
+      throw translatePgError(error, action);
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async migrate(): Promise<void> {
+    const latest = POSTGRES_MIGRATIONS[POSTGRES_MIGRATIONS.length - 1]?.version ?? 0;
+    await this.tx('migrating the database', async (c) => {
+      await c.query(`SELECT pg_advisory_xact_lock(hashtext('baton_migrate'))`);
+      await c.query(
+        'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)',
+      );
+      const applied = (await c.query('SELECT version FROM schema_migrations')).rows.map((r: Row) => Number(r.version));
+      const newest = Math.max(0, ...applied);
+      if (newest > latest) {
+        throw new BatonError(
+          'STORE_TOO_NEW',
+          `the database is at migration ${newest}; this Baton knows up to ${latest}`,
+        );
+      }
+      for (const m of POSTGRES_MIGRATIONS) {
+        if (applied.includes(m.version)) continue;
+        await c.query(m.sql);
+        await c.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [
+          m.version,
+          m.name,
+          Date.now(),
+        ]);
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const listener = this.listener;
+    this.listener = null;
+    if (listener) await listener.end().catch(() => undefined);
+    await this.pool.end().catch(() => undefined);
+  }
+
+  async now(): Promise<number> {
+    const rows = await this.q('reading the clock', `SELECT ${NOW} AS now`);
+    return Number(rows[0]?.now);
+  }
+
+  async putFlowVersion(r: FlowVersionRecord): Promise<void> {
+    await this.q(
+      'saving a flow version',
+      'INSERT INTO flow_versions (flow, version, spec, source_path, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING',
+      [r.flow, r.version, r.spec, r.sourcePath, r.createdAt],
+    );
+  }
+
+  async getFlowVersion(flow: string, version: string): Promise<FlowVersionRecord | null> {
+    const rows = await this.q(
+      'reading a flow version',
+      'SELECT * FROM flow_versions WHERE flow = $1 AND version = $2',
+      [flow, version],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    return {
+      flow: row.flow as string,
+      version: row.version as string,
+      spec: row.spec as string,
+      sourcePath: row.source_path as string,
+      createdAt: Number(row.created_at),
+    };
+  }
+
+  async createRun(input: NewRun): Promise<{ run: RunRecord; created: boolean }> {
+    return this.tx('creating a run', async (c) => {
+      if (input.dedupeKey) {
+        const existing = await c.query('SELECT * FROM runs WHERE dedupe_key = $1', [input.dedupeKey]);
+        if (existing.rows[0]) return { run: toRun(existing.rows[0] as Row), created: false };
+      }
+      const f = input.flow;
+      await c.query(
+        'INSERT INTO flow_versions (flow, version, spec, source_path, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING',
+        [f.flow, f.version, f.spec, f.sourcePath, f.createdAt],
+      );
+      const inserted = await c.query(
+        `INSERT INTO runs (id, flow, version, state, params, dedupe_key, created_at, task_count, max_active_runs, last_seq)
+         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, 1)
+         ON CONFLICT (dedupe_key) DO NOTHING RETURNING *`,
+        [
+          input.id,
+          f.flow,
+          f.version,
+          JSON.stringify(input.params),
+          input.dedupeKey ?? null,
+          input.createdAt,
+          input.taskIds.length,
+          input.maxActiveRuns ?? null,
+        ],
+      );
+      if (!inserted.rows[0]) {
+        // Another process created the run for this key in the meantime.
+        const existing = await c.query('SELECT * FROM runs WHERE dedupe_key = $1', [input.dedupeKey]);
+        return { run: toRun(existing.rows[0] as Row), created: false };
+      }
+      await c.query(
+        `INSERT INTO task_runs (run_id, idx, task_id, state)
+         SELECT $1, t.ord - 1, t.id, 'pending' FROM unnest($2::text[]) WITH ORDINALITY AS t(id, ord)`,
+        [input.id, input.taskIds],
+      );
+      const created: RunEvent = {
+        type: 'run_created',
+        at: input.createdAt,
+        flow: f.flow,
+        version: f.version,
+        params: input.params,
+      };
+      await c.query('INSERT INTO events (run_id, seq, type, at, data) VALUES ($1, 1, $2, $3, $4)', [
+        input.id,
+        created.type,
+        created.at,
+        JSON.stringify(created),
+      ]);
+      await c.query(`SELECT pg_notify('${CHANNELS.runs}', '')`);
+      return { run: toRun(inserted.rows[0] as Row), created: true };
+    });
+  }
+
+  async getRun(id: string): Promise<RunRecord | null> {
+    const rows = await this.q('reading a run', 'SELECT * FROM runs WHERE id = $1', [id]);
+    return rows[0] ? toRun(rows[0]) : null;
+  }
+
+  async listRuns(filter: RunFilter): Promise<RunRecord[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (filter.flow) {
+      args.push(filter.flow);
+      where.push(`flow = $${args.length}`);
+    }
+    if (filter.state) {
+      args.push(filter.state);
+      where.push(`state = $${args.length}`);
+    }
+    args.push(filter.limit ?? 50);
+    const rows = await this.q(
+      'listing runs',
+      `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT $${args.length}`,
+      args,
+    );
+    return rows.map(toRun);
+  }
+
+  async getTaskRuns(runId: string): Promise<TaskRunRecord[]> {
+    const rows = await this.q('reading task runs', 'SELECT * FROM task_runs WHERE run_id = $1 ORDER BY idx', [runId]);
+    return rows.map(toTaskRun);
+  }
+
+  async readEvents(runId: string, afterSeq = 0): Promise<StoredEvent[]> {
+    const rows = await this.q(
+      'reading events',
+      'SELECT seq, data FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq',
+      [runId, afterSeq],
+    );
+    return rows.map((row) => ({ runId, seq: Number(row.seq), event: row.data as RunEvent }));
+  }
+
+  async claimRun(runId: string, o: ClaimOptions): Promise<Lease | null> {
+    return this.tx('claiming a run', async (c) => {
+      if (o.respectActiveLimit) {
+        const run = (await c.query('SELECT * FROM runs WHERE id = $1 FOR UPDATE', [runId])).rows[0] as Row | undefined;
+        if (run && run.state === 'queued' && run.max_active_runs !== null) {
+          if ((await this.activeOfFlow(c, run.flow as string, runId)) >= Number(run.max_active_runs)) return null;
+        }
+      }
+      const rows = (
+        await c.query(
+          `UPDATE runs SET owner = $2, epoch = epoch + 1, lease_until = ${NOW} + $3
+           WHERE id = $1
+             AND ($4 OR state IN ('queued', 'running'))
+             AND (owner IS NULL OR lease_until IS NULL OR lease_until < ${NOW} OR owner = $2 OR epoch = $5)
+           RETURNING epoch`,
+          [runId, o.owner, o.leaseMs, o.includeFinished ?? false, o.takeOverEpoch ?? -1],
+        )
+      ).rows as Row[];
+      return rows[0] ? { runId, owner: o.owner, epoch: Number(rows[0].epoch) } : null;
+    });
+  }
+
+  private async activeOfFlow(c: pg.PoolClient, flow: string, except: string): Promise<number> {
+    const rows = await c.query(
+      `SELECT count(*)::int AS n FROM runs WHERE flow = $1 AND id <> $2
+         AND (state = 'running' OR (state = 'queued' AND owner IS NOT NULL AND lease_until >= ${NOW}))`,
+      [flow, except],
+    );
+    return Number((rows.rows[0] as Row).n);
+  }
+
+  async claimRuns(o: ClaimOptions & { limit: number }): Promise<Lease[]> {
+    return this.tx('claiming runs', async (c) => {
+      const candidates = (
+        await c.query(
+          `SELECT id, flow, state, max_active_runs FROM runs
+           WHERE state IN ('queued', 'running')
+             AND (owner IS NULL OR lease_until IS NULL OR lease_until < ${NOW})
+           ORDER BY state = 'running' DESC, created_at
+           LIMIT $1 FOR UPDATE SKIP LOCKED`,
+          [o.limit * 4],
+        )
+      ).rows as Row[];
+      const leases: Lease[] = [];
+      for (const row of candidates) {
+        if (leases.length >= o.limit) break;
+        if (row.state === 'queued' && row.max_active_runs !== null) {
+          // Serializes the count per flow so that two schedulers cannot both pass it.
+          await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`baton_flow:${row.flow as string}`]);
+          if ((await this.activeOfFlow(c, row.flow as string, row.id as string)) >= Number(row.max_active_runs))
+            continue;
+        }
+        const claimed = (
+          await c.query(
+            `UPDATE runs SET owner = $2, epoch = epoch + 1, lease_until = ${NOW} + $3 WHERE id = $1 RETURNING epoch`,
+            [row.id, o.owner, o.leaseMs],
+          )
+        ).rows[0] as Row;
+        leases.push({ runId: row.id as string, owner: o.owner, epoch: Number(claimed.epoch) });
+      }
+      return leases;
+    });
+  }
+
+  async renewLeases(leases: readonly Lease[], leaseMs: number): Promise<string[]> {
+    if (leases.length === 0) return [];
+    const rows = await this.q(
+      'renewing leases',
+      `UPDATE runs r SET lease_until = ${NOW} + $4
+       FROM unnest($1::text[], $2::text[], $3::bigint[]) AS l(id, owner, epoch)
+       WHERE r.id = l.id AND r.owner = l.owner AND r.epoch = l.epoch
+       RETURNING r.id`,
+      [leases.map((l) => l.runId), leases.map((l) => l.owner), leases.map((l) => l.epoch), leaseMs],
+    );
+    const kept = new Set(rows.map((r) => r.id as string));
+    return leases.filter((l) => !kept.has(l.runId)).map((l) => l.runId);
+  }
+
+  async releaseRun(lease: Lease): Promise<void> {
+    await this.q('releasing a run', 'UPDATE runs SET owner = NULL, lease_until = NULL WHERE id = $1 AND epoch = $2', [
+      lease.runId,
+      lease.epoch,
+    ]);
+  }
+
+  async commit(entries: readonly CommitEntry[]): Promise<CommitResult> {
+    if (entries.length === 0) return { fenced: [] };
+    const batch = entries.map((e) => ({
+      runId: e.lease.runId,
+      epoch: e.lease.epoch,
+      events: e.events,
+      ...(e.run ? { run: e.run } : {}),
+      tasks: e.tasks,
+      timers: e.timers,
+      logs: e.logs,
+      ...(e.answered?.length ? { answered: e.answered } : {}),
+      ...(e.harvested?.length ? { harvested: e.harvested } : {}),
+      ...(e.cancels?.length ? { cancels: e.cancels } : {}),
+      ...(e.dispatches?.length ? { dispatches: e.dispatches } : {}),
+    }));
+    const rows = await this.q('committing run changes', 'SELECT baton_commit($1::jsonb) AS fenced', [
+      JSON.stringify(batch),
+    ]);
+    return { fenced: (rows[0]?.fenced as string[]) ?? [] };
+  }
+
+  async addRequest(runId: string, kind: RunRequestKind, payload: Readonly<Record<string, unknown>>): Promise<void> {
+    await this.q(
+      'recording a request',
+      `INSERT INTO requests (run_id, kind, payload, created_at) VALUES ($1, $2, $3, ${NOW})`,
+      [runId, kind, JSON.stringify(payload)],
+    );
+  }
+
+  async pendingRequests(runIds: readonly string[]): Promise<RunRequest[]> {
+    if (runIds.length === 0) return [];
+    const rows = await this.q('reading requests', 'SELECT * FROM requests WHERE run_id = ANY($1::text[]) ORDER BY id', [
+      runIds,
+    ]);
+    return rows.map((row) => ({
+      id: Number(row.id),
+      runId: row.run_id as string,
+      kind: row.kind as RunRequestKind,
+      payload: row.payload as Record<string, unknown>,
+    }));
+  }
+
+  async readLogs(runId: string, o: { task?: string; afterSeq?: number; limit?: number }): Promise<StoredLogLine[]> {
+    const rows = o.task
+      ? await this.q(
+          'reading logs',
+          'SELECT * FROM logs WHERE run_id = $1 AND task_id = $2 AND seq > $3 ORDER BY seq LIMIT $4',
+          [runId, o.task, o.afterSeq ?? 0, o.limit ?? 10_000],
+        )
+      : await this.q('reading logs', 'SELECT * FROM logs WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [
+          runId,
+          o.afterSeq ?? 0,
+          o.limit ?? 10_000,
+        ]);
+    return rows.map((row) => ({
+      seq: Number(row.seq),
+      runId: row.run_id as string,
+      taskId: row.task_id as string,
+      attempt: Number(row.attempt),
+      stream: row.stream as StoredLogLine['stream'],
+      at: Number(row.at),
+      text: row.text as string,
+    }));
+  }
+
+  async appendLogs(lines: readonly LogLine[]): Promise<void> {
+    if (lines.length === 0) return;
+    await this.q(
+      'appending logs',
+      `INSERT INTO logs (run_id, task_id, attempt, stream, at, text)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bigint[], $6::text[])`,
+      [
+        lines.map((l) => l.runId),
+        lines.map((l) => l.taskId),
+        lines.map((l) => l.attempt),
+        lines.map((l) => l.stream),
+        lines.map((l) => l.at),
+        lines.map((l) => l.text),
+      ],
+    );
+  }
+
+  async claimTasks(o: {
+    worker: string;
+    labels: readonly string[];
+    limit: number;
+    leaseMs: number;
+  }): Promise<ClaimedTask[]> {
+    const rows = await this.q(
+      'claiming tasks',
+      `WITH picked AS (
+         SELECT id FROM task_queue WHERE status = 'ready' AND labels <@ $3::jsonb
+         ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED
+       ), claimed AS (
+         UPDATE task_queue q SET status = 'claimed', worker = $1, token = q.token + 1, lease_until = ${NOW} + $2
+         FROM picked WHERE q.id = picked.id
+         RETURNING q.id, q.run_id, q.task_idx, q.task_id, q.attempt, q.token, q.payload
+       )
+       SELECT c.*, r.flow, r.version FROM claimed c JOIN runs r ON r.id = c.run_id ORDER BY c.id`,
+      [o.worker, o.leaseMs, JSON.stringify(o.labels), o.limit],
+    );
+    return rows.map((row) => ({
+      id: String(row.id),
+      runId: row.run_id as string,
+      flow: row.flow as string,
+      version: row.version as string,
+      task: Number(row.task_idx),
+      taskId: row.task_id as string,
+      attempt: Number(row.attempt),
+      token: Number(row.token),
+      payload: row.payload as Record<string, unknown>,
+    }));
+  }
+
+  async renewTasks(
+    worker: string,
+    claims: readonly { id: string; token: number }[],
+    leaseMs: number,
+  ): Promise<TaskRenewal> {
+    if (claims.length === 0) return { lost: [], cancelled: [] };
+    const rows = await this.q(
+      'renewing task claims',
+      `UPDATE task_queue q SET lease_until = ${NOW} + $4
+       FROM unnest($1::bigint[], $2::int[]) AS c(id, token)
+       WHERE q.id = c.id AND q.token = c.token AND q.worker = $3 AND q.status = 'claimed'
+       RETURNING q.id, q.cancel`,
+      [claims.map((c) => c.id), claims.map((c) => c.token), worker, leaseMs],
+    );
+    const kept = new Map(rows.map((r) => [String(r.id), r.cancel === true]));
+    return {
+      lost: claims.filter((c) => !kept.has(c.id)).map((c) => c.id),
+      cancelled: claims.filter((c) => kept.get(c.id) === true).map((c) => c.id),
+    };
+  }
+
+  async completeTasks(results: readonly TaskCompletion[]): Promise<{ refused: string[] }> {
+    if (results.length === 0) return { refused: [] };
+    const payload = results.map((r) => ({
+      id: Number(r.id),
+      token: r.token,
+      result: { status: r.status, output: r.output ?? null, error: r.error ?? null },
+    }));
+    const rows = await this.q('completing tasks', 'SELECT baton_complete($1::jsonb) AS refused', [
+      JSON.stringify(payload),
+    ]);
+    return { refused: ((rows[0]?.refused as unknown[]) ?? []).map(String) };
+  }
+
+  async harvestTasks(runIds: readonly string[], limit: number): Promise<TaskOutcome[]> {
+    if (runIds.length === 0) return [];
+    const rows = await this.q(
+      'harvesting task outcomes',
+      `WITH lost AS (
+         UPDATE task_queue SET status = 'lost'
+         WHERE run_id = ANY($1::text[]) AND status = 'claimed' AND lease_until < ${NOW}
+         RETURNING id, run_id, task_idx, attempt, status, result
+       )
+       SELECT * FROM lost
+       UNION ALL
+       SELECT * FROM (
+         SELECT id, run_id, task_idx, attempt, status, result FROM task_queue
+         WHERE run_id = ANY($1::text[]) AND status = 'done' ORDER BY id LIMIT $2
+       ) done`,
+      [runIds, limit],
+    );
+    return rows.map((row) => {
+      const base = {
+        id: String(row.id),
+        runId: row.run_id as string,
+        task: Number(row.task_idx),
+        attempt: Number(row.attempt),
+      };
+      if (row.status === 'lost') return { ...base, status: 'lost' as const };
+      const result = row.result as { status: 'succeeded' | 'failed'; output: unknown; error: TaskError | null };
+      return {
+        ...base,
+        status: result.status,
+        output: result.output,
+        ...(result.error ? { error: result.error } : {}),
+      };
+    });
+  }
+
+  async acquireLeadership(name: string, holder: string, leaseMs: number): Promise<LeaderLease | null> {
+    const rows = await this.q(
+      'acquiring leadership',
+      `INSERT INTO leadership (name, holder, epoch, lease_until) VALUES ($1, $2, 1, ${NOW} + $3)
+       ON CONFLICT (name) DO UPDATE SET
+         holder = excluded.holder,
+         epoch = CASE WHEN leadership.holder = excluded.holder THEN leadership.epoch ELSE leadership.epoch + 1 END,
+         lease_until = excluded.lease_until
+       WHERE leadership.holder = excluded.holder OR leadership.lease_until < ${NOW}
+       RETURNING epoch`,
+      [name, holder, leaseMs],
+    );
+    return rows[0] ? { name, holder, epoch: Number(rows[0].epoch) } : null;
+  }
+
+  async releaseLeadership(lease: LeaderLease): Promise<void> {
+    await this.q('releasing leadership', 'DELETE FROM leadership WHERE name = $1 AND holder = $2 AND epoch = $3', [
+      lease.name,
+      lease.holder,
+      lease.epoch,
+    ]);
+  }
+
+  async prune(before: number): Promise<PruneResult> {
+    let runs = 0;
+    for (;;) {
+      const deleted = await this.tx('pruning history', async (c) => {
+        const ids = (
+          await c.query(
+            `SELECT id FROM runs WHERE state IN ('succeeded', 'failed', 'cancelled') AND ended_at < $1
+             ORDER BY ended_at LIMIT 500 FOR UPDATE SKIP LOCKED`,
+            [before],
+          )
+        ).rows.map((r: Row) => r.id as string);
+        if (ids.length === 0) return 0;
+        for (const table of ['events', 'task_runs', 'timers', 'logs', 'requests', 'task_queue']) {
+          await c.query(`DELETE FROM ${table} WHERE run_id = ANY($1::text[])`, [ids]);
+        }
+        await c.query('DELETE FROM runs WHERE id = ANY($1::text[])', [ids]);
+        return ids.length;
+      });
+      if (deleted === 0) return { runs };
+      runs += deleted;
+    }
+  }
+
+  subscribe(channel: 'tasks' | 'results' | 'runs', onWake: () => void): () => void {
+    const name = CHANNELS[channel];
+    let set = this.subscribers.get(name);
+    if (!set) {
+      set = new Set();
+      this.subscribers.set(name, set);
+    }
+    const isNew = set.size === 0;
+    set.add(onWake);
+    if (isNew && this.listener) void this.listener.query(`LISTEN ${name}`).catch(() => undefined);
+    void this.ensureListener();
+    return () => set?.delete(onWake);
+  }
+
+  /** One dedicated connection for LISTEN; reconnects with backoff when it drops. */
+  private ensureListener(): Promise<void> {
+    if (this.listening || this.closed) return this.listening ?? Promise.resolve();
+    this.listening = (async () => {
+      let delay = 100;
+      while (!this.closed) {
+        const client = new pg.Client({ connectionString: this.options.url, types });
+        try {
+          await client.connect();
+          for (const name of this.subscribers.keys()) await client.query(`LISTEN ${name}`);
+          client.on('notification', (msg) => {
+            for (const fn of this.subscribers.get(msg.channel) ?? []) fn();
+          });
+          this.listener = client;
+          delay = 100;
+          // Anything may have happened while the connection was down: wake everyone once.
+          for (const set of this.subscribers.values()) for (const fn of set) fn();
+          await new Promise<void>((resolve) => {
+            client.once('error', () => resolve());
+            client.once('end', () => resolve());
+          });
+        } catch {
+          // The server is away; try again shortly.
+        }
+        this.listener = null;
+        await client.end().catch(() => undefined);
+        if (this.closed) break;
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 2000);
+      }
+    })();
+    return this.listening;
+  }
+}
