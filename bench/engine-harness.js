@@ -13,6 +13,9 @@ export function openHarness(options = {}) {
   const store = new SqliteStore({ path: join(dir, 'bench.db') });
   const flows = new Map();
   const resolver = {
+    async plan(name) {
+      return flows.get(name).plan;
+    },
     async resolve(name) {
       const f = flows.get(name);
       return { plan: f.plan, flowDir: dir, resolveFunction: (id) => f.definition.functionOf(id) };

@@ -20,6 +20,7 @@ const Duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
 export const ConfigFileSchema = z.strictObject({
   database: z.string().optional(),
   concurrency: z.number().int().min(1).max(10_000).optional(),
+  pool_size: z.number().int().min(1).max(1000).optional(),
   pools: z.record(z.string(), z.number().int().min(1)).optional(),
   lease: Duration.optional(),
   kill_grace: Duration.optional(),

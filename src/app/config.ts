@@ -4,8 +4,10 @@
  * that holds `baton.yaml`; without one, the working directory is the root.
  *
  * baton.yaml keys
- * - `database`: SQLite file path, relative to the project root. Default `.baton/baton.db`.
- *   Env `BATON_DATABASE`.
+ * - `database`: SQLite file path, relative to the project root, or a `postgres://` URL.
+ *   Default `.baton/baton.db`. Env `BATON_DATABASE`; `BATON_DATABASE_URL` (a PostgreSQL URL)
+ *   takes precedence over both.
+ * - `pool_size`: PostgreSQL connections per process. Default 10. Env `BATON_POOL_SIZE`.
  * - `concurrency`: attempt bodies running at once per process. Default 32. Env `BATON_CONCURRENCY`.
  * - `pools`: pool name → slots, shared by every flow of the project.
  * - `lease`: how long a run stays owned without a heartbeat. Default `15s`.
@@ -23,7 +25,11 @@ export interface BatonConfig {
   readonly projectDir: string;
   /** Present when the project has a baton.yaml. */
   readonly configFile: string | null;
+  /** SQLite file (when `databaseUrl` is null). */
   readonly databasePath: string;
+  /** PostgreSQL URL, or null for the embedded SQLite store. */
+  readonly databaseUrl: string | null;
+  readonly poolSize: number;
   readonly concurrency: number;
   readonly pools: Readonly<Record<string, number>>;
   readonly leaseMs: number;
@@ -91,11 +97,14 @@ export async function loadConfig(
     }
     file = parsed.data;
   }
-  const database = flags.database ?? env.BATON_DATABASE ?? file.database ?? '.baton/baton.db';
+  const database = flags.database ?? env.BATON_DATABASE_URL ?? env.BATON_DATABASE ?? file.database ?? '.baton/baton.db';
+  const isUrl = /^postgres(ql)?:\/\//.test(database);
   return {
     projectDir: dir,
     configFile,
-    databasePath: isAbsolute(database) ? database : join(dir, database),
+    databasePath: isUrl ? '' : isAbsolute(database) ? database : join(dir, database),
+    databaseUrl: isUrl ? database : null,
+    poolSize: envNumber(env, 'BATON_POOL_SIZE') ?? file.pool_size ?? 10,
     concurrency: flags.concurrency ?? envNumber(env, 'BATON_CONCURRENCY') ?? file.concurrency ?? 32,
     pools: file.pools ?? {},
     leaseMs: file.lease ?? 15_000,

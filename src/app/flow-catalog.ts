@@ -12,6 +12,7 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { Problem } from '../core/errors.js';
 import { BatonError } from '../core/errors.js';
 import type { FlowSpec } from '../core/model.js';
+import type { FlowPlan } from '../core/run-machine.js';
 import { compilePlan } from '../core/run-machine.js';
 import type { FlowDefinition } from '../define/builder.js';
 import { isFlowDefinition } from '../define/builder.js';
@@ -100,7 +101,13 @@ export class FlowCatalog implements FlowResolver {
       throw new BatonError('DEF_LOAD', `${abs}: not a flow file (expected .yaml, .yml, .json, .ts, .mts, .js or .mjs)`);
     }
     const mod = await importModule(abs);
-    const flows = Object.entries(mod).filter(([, v]) => isFlowDefinition(v)) as [string, FlowDefinition][];
+    // A .ts file outside an ESM package loads as CommonJS: its exports sit under `default`.
+    const inner = mod.default;
+    const exported =
+      inner && typeof inner === 'object' && !isFlowDefinition(inner)
+        ? { ...(inner as Record<string, unknown>), ...mod }
+        : mod;
+    const flows = Object.entries(exported).filter(([, v]) => isFlowDefinition(v)) as [string, FlowDefinition][];
     const chosen = flows.find(([k]) => k === 'default') ?? (flows.length === 1 ? flows[0] : undefined);
     if (!chosen) {
       throw new BatonError(
@@ -156,6 +163,15 @@ export class FlowCatalog implements FlowResolver {
       }
     }
     return out;
+  }
+
+  /** The pinned definition of a version, without loading its code. */
+  async plan(flow: string, version: string): Promise<FlowPlan> {
+    const store = this.options.store;
+    if (!store) throw new Error('FlowCatalog.plan needs a store');
+    const record = await store.getFlowVersion(flow, version);
+    if (!record) throw new BatonError('FLOW_NOT_FOUND', `flow ${flow} version ${version} is not in the store`);
+    return compilePlan(JSON.parse(record.spec) as FlowSpec);
   }
 
   /** Rebuilds a pinned version for the engine; refuses changed code. */

@@ -1,9 +1,10 @@
 /**
- * The one place that reads configuration and wires concrete adapters: the SQLite store,
- * the executors, the flow catalog and engines. Faces (CLI, later the server) call these
+ * The one place that reads configuration and wires concrete adapters: the store (SQLite
+ * file or PostgreSQL), the executors, the flow catalog, engines, workers and schedulers. Faces (CLI, later the server) call these
  * functions and never build adapters themselves.
  */
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { BatonError } from '../core/errors.js';
 import { resolveParams } from '../define/params.js';
 import type { EngineOptions } from '../engine/engine.js';
@@ -11,8 +12,11 @@ import { Engine } from '../engine/engine.js';
 import { ExecutorRegistry } from '../engine/executor.js';
 import { functionExecutor } from '../engine/executors/function.js';
 import { shellExecutor } from '../engine/executors/shell.js';
+import { SchedulerProcess } from '../engine/scheduler.js';
+import type { TaskWorkerOptions } from '../engine/task-worker.js';
+import { TaskWorker } from '../engine/task-worker.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
-import type { RunRecord } from '../store/store.js';
+import type { RunRecord, Store } from '../store/store.js';
 import type { BatonConfig, ConfigOverrides } from './config.js';
 import { loadConfig } from './config.js';
 import { crashPointsFromEnv } from './crash-points.js';
@@ -21,10 +25,19 @@ import { FlowCatalog } from './flow-catalog.js';
 
 export interface Runtime {
   readonly config: BatonConfig;
-  readonly store: SqliteStore;
+  readonly store: Store;
   readonly catalog: FlowCatalog;
   readonly executors: ExecutorRegistry;
   createEngine(overrides?: Partial<EngineOptions>): Engine;
+  /** A worker process's task loop (PostgreSQL deployments). */
+  createWorker(overrides?: Partial<TaskWorkerOptions>): TaskWorker;
+  /** A scheduler process: leader election plus an engine in dispatch mode. */
+  createScheduler(options?: {
+    leaseMs?: number;
+    engine?: Partial<EngineOptions>;
+    onDiagnostic?: (m: string) => void;
+    onLeadership?: (leading: boolean) => void;
+  }): SchedulerProcess;
   close(): Promise<void>;
 }
 
@@ -51,7 +64,14 @@ export async function openCatalog(options: RuntimeOptions): Promise<{ config: Ba
 export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
   const config = await loadConfig(options.cwd, options.env, options.flags);
   const faults = crashPointsFromEnv(options.env);
-  const store = new SqliteStore({ path: config.databasePath, ...(faults ? { faults } : {}) });
+  let store: Store;
+  if (config.databaseUrl) {
+    // Loaded only for PostgreSQL deployments, so that the embedded path stays light.
+    const { PostgresStore } = await import('../store/postgres/postgres-store.js');
+    store = await PostgresStore.open({ url: config.databaseUrl, poolSize: config.poolSize });
+  } else {
+    store = new SqliteStore({ path: config.databasePath, ...(faults ? { faults } : {}) });
+  }
   const executors = createExecutors();
   const catalog = new FlowCatalog(config.projectDir, {
     knownPools: Object.keys(config.pools),
@@ -59,18 +79,36 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
     store,
   });
   const engines: Engine[] = [];
+  const workers: TaskWorker[] = [];
+  const schedulers: SchedulerProcess[] = [];
+  const engineDefaults = (): EngineOptions => ({
+    store,
+    executors,
+    flows: catalog,
+    concurrency: config.concurrency,
+    pools: config.pools,
+    leaseMs: config.leaseMs,
+    outputLimitBytes: config.outputLimitBytes,
+    logLimitBytes: config.logLimitBytes,
+    killGraceMs: config.killGraceMs,
+    ...(faults ? { faults } : {}),
+  });
   return {
     config,
     store,
     catalog,
     executors,
     createEngine(overrides = {}) {
-      const engine = new Engine({
+      const engine = new Engine({ ...engineDefaults(), ...overrides });
+      engines.push(engine);
+      return engine;
+    },
+    createWorker(overrides = {}) {
+      const worker = new TaskWorker({
         store,
         executors,
         flows: catalog,
         concurrency: config.concurrency,
-        pools: config.pools,
         leaseMs: config.leaseMs,
         outputLimitBytes: config.outputLimitBytes,
         logLimitBytes: config.logLimitBytes,
@@ -78,10 +116,38 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
         ...(faults ? { faults } : {}),
         ...overrides,
       });
-      engines.push(engine);
-      return engine;
+      workers.push(worker);
+      return worker;
+    },
+    createScheduler(options = {}) {
+      const owner = `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`;
+      const scheduler = new SchedulerProcess({
+        store,
+        owner,
+        leaseMs: options.leaseMs ?? Math.min(config.leaseMs, 5000),
+        createEngine: () => {
+          const engine = new Engine({
+            ...engineDefaults(),
+            mode: 'dispatch',
+            owner,
+            // One scheduler drives every run: in-flight attempts are bounded by workers, not here.
+            concurrency: 1_000_000,
+            leaseMs: options.leaseMs ?? Math.min(config.leaseMs, 5000),
+            ...(options.onDiagnostic ? { onDiagnostic: options.onDiagnostic } : {}),
+            ...options.engine,
+          });
+          engines.push(engine);
+          return engine;
+        },
+        ...(options.onDiagnostic ? { onDiagnostic: options.onDiagnostic } : {}),
+        ...(options.onLeadership ? { onLeadership: options.onLeadership } : {}),
+      });
+      schedulers.push(scheduler);
+      return scheduler;
     },
     async close() {
+      for (const s of schedulers) await s.stop();
+      for (const w of workers) await w.stop();
       for (const e of engines) await e.stop();
       await store.close();
     },

@@ -40,7 +40,16 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
   const withDb = (): CliContext => {
     const db = program.opts<{ db?: string }>().db;
     return db
-      ? { ...ctx, runtime: { ...ctx.runtime, flags: { ...ctx.runtime.flags, database: resolve(ctx.runtime.cwd, db) } } }
+      ? {
+          ...ctx,
+          runtime: {
+            ...ctx.runtime,
+            flags: {
+              ...ctx.runtime.flags,
+              database: /^postgres(ql)?:\/\//.test(db) ? db : resolve(ctx.runtime.cwd, db),
+            },
+          },
+        }
       : ctx;
   };
   const run = (fn: () => Promise<number>) => async () => setExit(await fn());
@@ -74,7 +83,7 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     .description('start a run of a flow (a name in the project, or a path to a flow file)')
     .option('-p, --param <name=value>', 'a param value (repeatable)', collect)
     .option('--params-file <file>', 'params from a JSON or YAML file')
-    .option('--enqueue', 'only queue the run for `baton worker` processes')
+    .option('--enqueue', 'only queue the run for worker processes (the default on PostgreSQL)')
     .option('--wait', 'with --enqueue: wait until the run ends')
     .option('--dedupe-key <key>', 'create the run only once for this key')
     .option('-q, --quiet', 'no progress lines')
@@ -145,11 +154,22 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
 
   program
     .command('worker')
-    .description('execute queued runs, and resume unfinished ones, until stopped (SIGTERM drains)')
+    .description(
+      'execute work until stopped (SIGTERM drains): whole runs on the embedded store, queued tasks on PostgreSQL',
+    )
     .addOption(new Option('-c, --concurrency <n>', 'attempts running at once').argParser(positiveInt))
-    .action((o: { concurrency?: number }) =>
+    .option(
+      '-l, --labels <a,b>',
+      'labels this worker has; tasks that require labels go only to workers with all of them',
+    )
+    .action((o: { concurrency?: number; labels?: string }) =>
       run(async () => (await import('./commands/execute.js')).workerCommand(withDb(), o))(),
     );
+
+  program
+    .command('scheduler')
+    .description('drive runs on PostgreSQL: several may run, one leads, the others stand by')
+    .action(() => run(async () => (await import('./commands/execute.js')).schedulerCommand(withDb()))());
 
   const db = program.command('db').description('database maintenance');
   db.command('migrate')
@@ -159,13 +179,28 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
         const { openRuntime } = await import('../app/runtime.js');
         const rt = await openRuntime(withDb().runtime);
         await rt.store.migrate();
-        ctx.stdout(`database ${rt.config.databasePath} is up to date`);
+        ctx.stdout(
+          `database ${rt.config.databaseUrl ? redactUrl(rt.config.databaseUrl) : rt.config.databasePath} is up to date`,
+        );
         await rt.close();
         return 0;
       })(),
     );
 
+  db.command('prune')
+    .description('delete finished runs (with their history and logs) that ended longer ago than a duration')
+    .requiredOption('--older-than <duration>', 'e.g. 30d')
+    .option('--json', 'print JSON')
+    .action((o: { olderThan: string; json?: boolean }) =>
+      run(async () => (await import('./commands/execute.js')).pruneCommand(withDb(), o))(),
+    );
+
   return program;
+}
+
+/** A database URL without its password, for messages. */
+function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
 }
 
 /** Runs the CLI; resolves with the exit code. */
@@ -189,8 +224,7 @@ export async function main(argv: readonly string[], ctx: CliContext): Promise<nu
     }
     const { renderError } = await import('./render.js');
     const { BatonError } = await import('../core/errors.js');
-    if (ctx.runtime.env.BATON_JSON_ERRORS === '1' && error instanceof BatonError)
-      ctx.stderr(JSON.stringify(error.toJSON()));
+    if (argv.includes('--json') && error instanceof BatonError) ctx.stderr(JSON.stringify({ error: error.toJSON() }));
     else ctx.stderr(renderError(error));
     return error instanceof BatonError ? error.exitCode : 70;
   }

@@ -232,8 +232,17 @@ export interface Problem {
   readonly location?: SourceLocation;
 }
 
+/** Brand shared by every copy of this module (a flow file may load its own copy of Baton). */
+const BATON_ERROR = Symbol.for('baton.error');
+
 /** The base of every error Baton raises on purpose. */
 export class BatonError extends Error {
+  /** `instanceof` recognizes BatonErrors made by any loaded copy of Baton. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BATON_ERROR] === true;
+  }
+
+  readonly [BATON_ERROR] = true;
   readonly code: ErrorCode;
   readonly hint: string;
   readonly details: Record<string, unknown>;

@@ -42,6 +42,8 @@ export interface TaskSpec {
   readonly timeoutMs: number | null;
   /** Named pool whose slots bound this task's concurrency, or null. */
   readonly pool: string | null;
+  /** Labels a worker must all have to take this task (`gpu`, `region-eu`); empty for any worker. */
+  readonly labels?: readonly string[];
   /** Templated inputs (`${{ }}` expressions inside strings). */
   readonly with: Readonly<Record<string, unknown>>;
   /** Kind-specific settings (e.g. `command` for shell, `module`/`export` for function). */

@@ -70,6 +70,8 @@ export interface CommonTaskOptions {
   readonly retry?: RetryInput;
   readonly timeout?: DurationInput;
   readonly pool?: string;
+  /** Labels a worker must have to take this task (PostgreSQL deployments). */
+  readonly labels?: readonly string[];
   readonly triggerRule?: TriggerRule;
   readonly description?: string;
 }
@@ -261,6 +263,7 @@ export class FlowDefinition<P extends Record<string, ParamDef> = Record<string, 
         retry: retry(defaultRetry, d.options.retry, `${path}.retry`),
         timeoutMs: duration(d.options.timeout, `${path}.timeout`) ?? defaultTimeout,
         pool,
+        ...(d.options.labels?.length ? { labels: [...d.options.labels] } : {}),
         with: d.with,
         config: d.config,
         ...(d.options.description ? { description: d.options.description } : {}),

@@ -89,6 +89,7 @@ export const TaskBaseSchema = z.object({
   retry: RetryFileSchema.optional(),
   timeout: durationSchema.optional(),
   pool: z.string().min(1).optional(),
+  labels: z.array(z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'labels are letters, digits and _ . : -')).optional(),
   with: z.record(z.string(), z.unknown()).optional(),
 });
 

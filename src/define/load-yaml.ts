@@ -549,6 +549,7 @@ function normalize(flow: ParsedFlowFile, tasks: readonly CheckedTask[]): FlowSpe
       retry: mergeRetry(flowRetry, base.retry),
       timeoutMs: base.timeout ?? defaults.timeout ?? null,
       pool: base.pool ?? defaults.pool ?? null,
+      ...(base.labels?.length ? { labels: base.labels } : {}),
       with: base.with ?? {},
       config,
       ...(base.description !== undefined ? { description: base.description } : {}),

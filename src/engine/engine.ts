@@ -17,17 +17,27 @@
  */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { BatonError, isBatonError } from '../core/errors.js';
-import type { TaskError, TaskSpec } from '../core/model.js';
+import { BatonError } from '../core/errors.js';
+import type { TaskSpec } from '../core/model.js';
 import type { FlowPlan, RunCommand, RunEvent, RunInput, RunState } from '../core/run-machine.js';
 import { decide, foldRun } from '../core/run-machine.js';
 import type { RunStateName } from '../core/states.js';
 import { isTerminalRun } from '../core/states.js';
-import { renderValue } from '../define/expression.js';
-import type { CommitEntry, Lease, LogLine, RunRequest, Store, TaskRunPatch } from '../store/store.js';
-import type { AttemptContext, ExecutorRegistry, TaskFunction } from './executor.js';
+import type {
+  CommitEntry,
+  Lease,
+  LogLine,
+  RunRequest,
+  Store,
+  TaskDispatch,
+  TaskOutcome,
+  TaskRunPatch,
+} from '../store/store.js';
+import type { ExecutorRegistry, TaskFunction } from './executor.js';
 import { AttemptAbort } from './executor.js';
-import { upstreamScope } from './executors/shell.js';
+import type { AttemptResult } from './attempt-runner.js';
+import type { TaskScope } from './attempt-runner.js';
+import { referencedTasks, renderInputs, runAttempt, templateScope, toTaskError } from './attempt-runner.js';
 
 /** Where the engine gets a flow's code for a pinned version. */
 export interface ResolvedFlow {
@@ -38,7 +48,10 @@ export interface ResolvedFlow {
 }
 
 export interface FlowResolver {
+  /** The pinned definition and its code; refuses code that changed since the version was pinned. */
   resolve(flow: string, version: string): Promise<ResolvedFlow>;
+  /** The pinned definition alone (enough to cancel or reopen a run). */
+  plan(flow: string, version: string): Promise<FlowPlan>;
 }
 
 /** Named instants where a crash test may kill the process. */
@@ -79,6 +92,11 @@ export interface EngineOptions {
   readonly onDiagnostic?: (message: string) => void;
   /** Called after each commit with the events it made durable, per run. */
   readonly onCommitted?: (runId: string, events: readonly RunEvent[]) => void;
+  /**
+   * `local` (default): attempt bodies run in this process. `dispatch`: attempts go to the
+   * task queue for `baton worker` processes, and their outcomes come back from it.
+   */
+  readonly mode?: 'local' | 'dispatch';
 }
 
 interface RunningAttempt {
@@ -98,6 +116,9 @@ interface Pending {
   answered: number[];
   starts: { task: number; attempt: number }[];
   commands: RunCommand[];
+  dispatches: TaskDispatch[];
+  harvested: string[];
+  cancels: { task: number; attempt: number }[];
 }
 
 interface ActiveRun {
@@ -122,24 +143,17 @@ interface ReadyItem {
 }
 
 function emptyPending(): Pending {
-  return { events: [], touched: new Set(), logs: [], answered: [], starts: [], commands: [] };
-}
-
-function toTaskError(error: unknown): TaskError {
-  if (error instanceof AttemptAbort) {
-    if (error.kind === 'timeout') return { code: 'TASK_TIMEOUT', message: error.message, source: 'user' };
-    if (error.kind === 'lease_lost') return { code: 'WORKER_LOST', message: error.message, source: 'baton' };
-    return { code: 'TASK_CANCELLED', message: error.message, source: 'user' };
-  }
-  if (isBatonError(error)) {
-    return { code: error.code, message: error.message, source: error.source, hint: error.hint };
-  }
-  if (error instanceof Error) {
-    const raw = (error as unknown as { code?: unknown }).code;
-    const code = typeof raw === 'string' ? raw : 'TASK_FAILED';
-    return { code, message: error.message || error.name, source: 'user' };
-  }
-  return { code: 'TASK_FAILED', message: String(error), source: 'user' };
+  return {
+    events: [],
+    touched: new Set(),
+    logs: [],
+    answered: [],
+    starts: [],
+    commands: [],
+    dispatches: [],
+    harvested: [],
+    cancels: [],
+  };
 }
 
 export class Engine {
@@ -161,7 +175,13 @@ export class Engine {
   private readonly onCommitted: ((runId: string, events: readonly RunEvent[]) => void) | undefined;
 
   private readonly runs = new Map<string, ActiveRun>();
-  private readonly inbox: { run: ActiveRun; input: RunInput; requestId?: number }[] = [];
+  private readonly inbox: { run: ActiveRun; input: RunInput; requestId?: number; harvestedId?: string }[] = [];
+  private readonly mode: 'local' | 'dispatch';
+  /** Queue rows handed to the run machine and not yet deleted by a commit. */
+  private readonly harvesting = new Set<string>();
+  private harvestRunning = false;
+  private harvestAgain = false;
+  private unsubscribe: (() => void) | undefined;
   private readonly ready = new Map<string, ReadyItem[]>();
   private readonly poolUse = new Map<string, number>();
   private runningCount = 0;
@@ -193,6 +213,7 @@ export class Engine {
     this.owner = options.owner ?? `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
     this.diagnostic = options.onDiagnostic ?? (() => undefined);
     this.onCommitted = options.onCommitted;
+    this.mode = options.mode ?? 'local';
   }
 
   /** Runs this process currently owns. */
@@ -230,7 +251,14 @@ export class Engine {
       await new Promise((r) => setTimeout(r, this.pollMs));
       if (this.stopped) throw new BatonError('RUN_OWNED', `run ${runId}: engine stopped while waiting`);
     }
-    const run = await this.activate(lease);
+    let run: ActiveRun;
+    try {
+      run = await this.activate(lease);
+    } catch (error) {
+      this.runs.delete(runId);
+      await this.store.releaseRun(lease).catch(() => undefined);
+      throw error;
+    }
     this.ensureTimers();
     return run.done;
   }
@@ -249,23 +277,28 @@ export class Engine {
       lease = await this.store.claimRun(runId, { ...claim, takeOverEpoch: record.epoch });
     }
     if (!lease) return false;
-    const flow = await this.flows.resolve(record.flow, record.version);
-    const events = (await this.store.readEvents(runId)).map((e) => e.event);
-    const state = foldRun(runId, flow.plan, events);
-    const decision = decide(state, input, this.clock.now(), this.random);
-    const result = await this.store.commit([
-      {
-        lease,
-        events: decision.events,
-        run: runPatch(state),
-        tasks: [...decision.touched].map((i) => taskPatch(state, i)),
-        timers: [...decision.touched].map((i) => ({ task: i, dueAt: state.tasks[i]?.retryAt ?? null })),
-        logs: [],
-      },
-    ]);
-    await this.store.releaseRun(lease);
-    if (result.fenced.length > 0) throw new BatonError('STORE_FENCED', `run ${runId} was taken by another process`);
-    return true;
+    try {
+      // Only the pinned definition is needed here, not the code: a run whose code changed
+      // can still be cancelled or reopened.
+      const plan = await this.flows.plan(record.flow, record.version);
+      const events = (await this.store.readEvents(runId)).map((e) => e.event);
+      const state = foldRun(runId, plan, events);
+      const decision = decide(state, input, this.clock.now(), this.random);
+      const result = await this.store.commit([
+        {
+          lease,
+          events: decision.events,
+          run: runPatch(state),
+          tasks: [...decision.touched].map((i) => taskPatch(state, i)),
+          timers: [...decision.touched].map((i) => ({ task: i, dueAt: state.tasks[i]?.retryAt ?? null })),
+          logs: [],
+        },
+      ]);
+      if (result.fenced.length > 0) throw new BatonError('STORE_FENCED', `run ${runId} was taken by another process`);
+      return true;
+    } finally {
+      await this.store.releaseRun(lease).catch(() => undefined);
+    }
   }
 
   /** Worker mode: keep claiming queued and orphaned runs until `drain` or `stop`. */
@@ -290,21 +323,29 @@ export class Engine {
     this.workerMode = false;
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.poller) clearInterval(this.poller);
-    for (const run of this.runs.values()) this.dropRun(run, 'engine stopped', false);
+    this.unsubscribe?.();
+    const owned = [...this.runs.values()];
+    for (const run of owned) this.dropRun(run, 'engine stopped', false);
     await this.flushing;
     // Give aborted bodies (shell commands being killed) time to exit before the process may.
     const deadline = Date.now() + this.killGraceMs + 1000;
     while (this.runningCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    for (const run of [...this.runs.values()]) {
-      this.runs.delete(run.lease.runId);
-      await this.store.releaseRun(run.lease).catch(() => undefined);
-    }
+    // Hand the runs back so that another process takes them at once, not after the lease.
+    for (const run of owned) await this.store.releaseRun(run.lease).catch(() => undefined);
   }
 
   private ensureTimers(): void {
     if (this.stopped) return;
     this.heartbeat ??= setInterval(() => void this.renew(), Math.max(50, Math.floor(this.leaseMs / 3)));
-    this.poller ??= setInterval(() => void this.poll(), this.pollMs);
+    this.poller ??= setInterval(() => {
+      void this.poll();
+      void this.harvest();
+    }, this.pollMs);
+    if (!this.unsubscribe && this.store.subscribe) {
+      const offs = [this.store.subscribe('runs', () => void this.poll())];
+      if (this.mode === 'dispatch') offs.push(this.store.subscribe('results', () => void this.harvest()));
+      this.unsubscribe = () => offs.forEach((off) => off());
+    }
   }
 
   private async waitIdle(): Promise<void> {
@@ -411,7 +452,10 @@ export class Engine {
     } else {
       const now = this.clock.now();
       state.tasks.forEach((t, i) => {
-        if (t.state === 'running') this.submit(run, { type: 'attempt_lost', task: i, attempt: t.attempt });
+        // A remote attempt may still be alive in a worker: its outcome (or its lapsed claim)
+        // comes back through the queue. A local one died with the process that ran it.
+        if (t.state === 'running' && this.mode === 'dispatch') this.occupySlot(run, i, t.attempt);
+        else if (t.state === 'running') this.submit(run, { type: 'attempt_lost', task: i, attempt: t.attempt });
         else if (t.state === 'queued') this.enqueueReady(run, i);
         else if (t.state === 'retrying' && t.retryAt !== null) {
           run.withTimer.add(i);
@@ -421,7 +465,68 @@ export class Engine {
       this.scheduleFlush();
     }
     this.armRunTimeout(run);
+    if (this.mode === 'dispatch') void this.harvest();
     return run;
+  }
+
+  /** Collects outcomes of remote attempts for the runs this process owns. */
+  private async harvest(): Promise<void> {
+    if (this.mode !== 'dispatch' || this.stopped) return;
+    if (this.harvestRunning) {
+      this.harvestAgain = true;
+      return;
+    }
+    this.harvestRunning = true;
+    try {
+      do {
+        this.harvestAgain = false;
+        const ids = [...this.runs.keys()];
+        if (ids.length === 0) break;
+        const outcomes = await this.store.harvestTasks(ids, 5000);
+        for (const o of outcomes) this.acceptOutcome(o);
+        if (outcomes.length >= 5000) this.harvestAgain = true;
+      } while (this.harvestAgain && !this.stopped);
+    } catch (error) {
+      this.diagnostic(`harvest failed: ${(error as Error).message}`);
+    } finally {
+      this.harvestRunning = false;
+    }
+  }
+
+  private acceptOutcome(o: TaskOutcome): void {
+    if (this.harvesting.has(o.id)) return;
+    const run = this.runs.get(o.runId);
+    if (!run || run.finished) return;
+    this.harvesting.add(o.id);
+    const running = run.running.get(o.task);
+    if (running && running.attempt === o.attempt) this.releaseSlot(run, o.task);
+    const input: RunInput =
+      o.status === 'succeeded'
+        ? { type: 'attempt_succeeded', task: o.task, attempt: o.attempt, output: o.output }
+        : o.status === 'failed'
+          ? {
+              type: 'attempt_failed',
+              task: o.task,
+              attempt: o.attempt,
+              error: o.error ?? { code: 'TASK_FAILED', message: 'the worker reported a failure', source: 'user' },
+            }
+          : { type: 'attempt_lost', task: o.task, attempt: o.attempt };
+    this.submit(run, input, undefined, o.id);
+  }
+
+  /** Counts an attempt already in flight (found on takeover) against the slots. */
+  private occupySlot(run: ActiveRun, task: number, attempt: number): void {
+    run.running.set(task, {
+      task,
+      attempt,
+      controller: new AbortController(),
+      logBytes: 0,
+      logTruncated: false,
+      bodyStarted: true,
+    });
+    this.runningCount++;
+    const pool = this.poolOf(run, task);
+    this.poolUse.set(pool, (this.poolUse.get(pool) ?? 0) + 1);
   }
 
   private armRunTimeout(run: ActiveRun): void {
@@ -453,9 +558,14 @@ export class Engine {
     run.timers.set(task, timer);
   }
 
-  private submit(run: ActiveRun, input: RunInput, requestId?: number): void {
+  private submit(run: ActiveRun, input: RunInput, requestId?: number, harvestedId?: string): void {
     if (run.finished || this.stopped) return;
-    this.inbox.push(requestId === undefined ? { run, input } : { run, input, requestId });
+    this.inbox.push({
+      run,
+      input,
+      ...(requestId === undefined ? {} : { requestId }),
+      ...(harvestedId === undefined ? {} : { harvestedId }),
+    });
     this.scheduleFlush();
   }
 
@@ -481,8 +591,9 @@ export class Engine {
   private async flush(): Promise<void> {
     const now = this.clock.now();
     const items = this.inbox.splice(0, this.inbox.length);
-    for (const { run, input, requestId } of items) {
+    for (const { run, input, requestId, harvestedId } of items) {
       if (run.finished || !this.runs.has(run.lease.runId)) continue;
+      if (harvestedId !== undefined) run.pending.harvested.push(harvestedId);
       let decision;
       try {
         decision = decide(run.state, input, now, this.random);
@@ -519,6 +630,7 @@ export class Engine {
       return;
     }
     const fencedSet = new Set(fenced);
+    for (const { pending } of batches) for (const id of pending.harvested) this.harvesting.delete(id);
     for (const { run, pending } of batches) {
       if (fencedSet.has(run.lease.runId)) {
         this.dropRun(run, 'fenced: another process owns this run now', true);
@@ -551,17 +663,35 @@ export class Engine {
       timers,
       logs: pending.logs,
       answered: pending.answered,
+      dispatches: pending.dispatches,
+      harvested: pending.harvested,
+      cancels: pending.cancels,
     };
   }
 
   /** Carries out what a committed batch asked for. */
   private act(run: ActiveRun, pending: Pending): void {
-    for (const s of pending.starts) this.startAttempt(run, s.task, s.attempt);
+    if (this.mode === 'local') for (const s of pending.starts) this.startAttempt(run, s.task, s.attempt);
     const now = this.clock.now();
     for (const c of pending.commands) {
       if (c.type === 'arm_timer') this.armTimer(run, c.task, c.dueAt - now);
-      else if (c.type === 'abort') run.running.get(c.task)?.controller.abort(new AttemptAbort('cancelled', c.reason));
+      else if (c.type === 'abort') this.abortAttempt(run, c.task, c.attempt, c.reason);
       else if (c.type === 'finished') void this.finish(run, c.state);
+    }
+  }
+
+  private abortAttempt(run: ActiveRun, task: number, attempt: number, reason: string): void {
+    const running = run.running.get(task);
+    if (!running || running.attempt !== attempt) return;
+    if (this.mode === 'local') {
+      running.controller.abort(new AttemptAbort('cancelled', reason));
+      return;
+    }
+    // The body runs in a worker: flag the queue row; the worker stops it at its next renewal.
+    this.releaseSlot(run, task);
+    if (!run.finished) {
+      run.pending.cancels.push({ task, attempt });
+      this.scheduleFlush();
     }
   }
 
@@ -570,7 +700,9 @@ export class Engine {
     if (run.runTimer) clearTimeout(run.runTimer);
     for (const t of run.timers.values()) clearTimeout(t);
     this.removeReady(run);
-    // Bodies still running (being killed) keep their slots until they exit.
+    // Local bodies still running (being killed) keep their slots until they exit; remote
+    // attempts were cancelled through the queue and free theirs now.
+    if (this.mode === 'dispatch') for (const a of [...run.running.values()]) this.releaseSlot(run, a.task);
     this.runs.delete(run.lease.runId);
     try {
       await this.store.releaseRun(run.lease);
@@ -587,7 +719,7 @@ export class Engine {
     if (run.runTimer) clearTimeout(run.runTimer);
     for (const t of run.timers.values()) clearTimeout(t);
     for (const a of [...run.running.values()]) {
-      if (a.bodyStarted) a.controller.abort(new AttemptAbort('lease_lost', reason));
+      if (a.bodyStarted && this.mode === 'local') a.controller.abort(new AttemptAbort('lease_lost', reason));
       else this.releaseSlot(run, a.task);
     }
     this.removeReady(run);
@@ -620,9 +752,10 @@ export class Engine {
     }
   }
 
-  private poolSlots(pool: string): number {
+  /** Slots of a pool: from the project's config, else from the flow that declares it. */
+  private poolSlots(pool: string, run: ActiveRun | undefined): number {
     if (pool === '') return Number.POSITIVE_INFINITY;
-    return this.pools[pool] ?? 1;
+    return this.pools[pool] ?? run?.state.plan.spec.pools[pool] ?? 1;
   }
 
   /** Starts queued tasks while global and pool slots allow; records their start in the batch. */
@@ -630,7 +763,7 @@ export class Engine {
     if (this.draining || this.stopped) return;
     for (const [pool, queue] of this.ready) {
       let used = this.poolUse.get(pool) ?? 0;
-      const slots = this.poolSlots(pool);
+      const slots = this.poolSlots(pool, queue[0]?.run);
       let taken = 0;
       while (taken < queue.length && this.runningCount < this.concurrency && used < slots) {
         const item = queue[taken++] as ReadyItem;
@@ -642,6 +775,7 @@ export class Engine {
         for (const e of decision.events) run.pending.events.push(e);
         run.pending.touched.add(task);
         run.pending.starts.push({ task, attempt });
+        if (this.mode === 'dispatch') this.prepareDispatch(run, task, attempt);
         run.running.set(task, {
           task,
           attempt,
@@ -665,131 +799,95 @@ export class Engine {
     this.poolUse.set(pool, (this.poolUse.get(pool) ?? 1) - 1);
   }
 
+  /** Upstream outputs of a task, from the run's state. */
+  private upstreamOf(run: ActiveRun, task: number): Record<string, unknown> {
+    const upstream: Record<string, unknown> = {};
+    for (const u of run.state.plan.graph.upstream[task] as readonly number[]) {
+      const ut = run.state.tasks[u];
+      if (ut?.state === 'succeeded') upstream[run.state.plan.graph.ids[u] as string] = ut.output;
+    }
+    return upstream;
+  }
+
+  /** `tasks.<id>` for templates: direct upstream tasks and any task the templates name. */
+  private scopeTasksOf(run: ActiveRun, task: number): Record<string, TaskScope> {
+    const out: Record<string, TaskScope> = {};
+    const graph = run.state.plan.graph;
+    const add = (i: number) => {
+      const t = run.state.tasks[i];
+      if (!t) return;
+      out[graph.ids[i] as string] = t.state === 'succeeded' ? { state: t.state, output: t.output } : { state: t.state };
+    };
+    for (const u of graph.upstream[task] as readonly number[]) add(u);
+    for (const id of referencedTasks(run.state.plan.spec.tasks[task] as TaskSpec)) {
+      const i = graph.indexOf.get(id);
+      if (i !== undefined && !(id in out)) add(i);
+    }
+    return out;
+  }
+
+  /** Puts an attempt on the task queue with everything a worker needs but the code. */
+  private prepareDispatch(run: ActiveRun, task: number, attempt: number): void {
+    const spec = run.state.plan.spec.tasks[task] as TaskSpec;
+    const upstream = this.upstreamOf(run, task);
+    const tasks = this.scopeTasksOf(run, task);
+    let inputs: Record<string, unknown>;
+    try {
+      inputs = renderInputs(spec, templateScope(run.lease.runId, run.state.plan.spec.name, run.params, tasks));
+    } catch (error) {
+      // Nothing to hand out: the attempt fails here, right after its start is committed.
+      const failure = toTaskError(error);
+      queueMicrotask(() => this.submit(run, { type: 'attempt_failed', task, attempt, error: failure }));
+      return;
+    }
+    run.pending.dispatches.push({
+      task,
+      taskId: spec.id,
+      attempt,
+      labels: spec.labels ?? [],
+      payload: { params: run.params, inputs, upstream, tasks },
+    });
+  }
+
   private startAttempt(run: ActiveRun, task: number, attempt: number): void {
     const running = run.running.get(task);
     if (!running || running.attempt !== attempt) return;
     running.bodyStarted = true;
     const spec = run.state.plan.spec.tasks[task] as TaskSpec;
-    const runId = run.lease.runId;
     const controller = running.controller;
-    let timeout: NodeJS.Timeout | undefined;
-    if (spec.timeoutMs !== null) {
-      timeout = setTimeout(
-        () =>
-          controller.abort(
-            new AttemptAbort('timeout', `attempt ${attempt} of ${spec.id} timed out after ${spec.timeoutMs} ms`),
-          ),
-        spec.timeoutMs,
-      );
-    }
-    const writeLog = (stream: LogLine['stream'], text: string) => this.writeLog(run, running, spec.id, stream, text);
-    const log = {
-      info: (m: string) => writeLog('log', m),
-      warn: (m: string) => writeLog('log', `WARN ${m}`),
-      error: (m: string) => writeLog('log', `ERROR ${m}`),
-    };
-    const settle = (input: RunInput) => {
-      if (timeout) clearTimeout(timeout);
+    const settle = (result: AttemptResult) => {
       if (!run.running.has(task) || run.running.get(task) !== running) return;
       this.releaseSlot(run, task);
       if (controller.signal.reason instanceof AttemptAbort && controller.signal.reason.kind === 'lease_lost') {
         this.scheduleFlush();
         return;
       }
-      this.submit(run, input);
+      this.submit(
+        run,
+        result.status === 'succeeded'
+          ? { type: 'attempt_succeeded', task, attempt, output: result.output }
+          : { type: 'attempt_failed', task, attempt, error: result.error },
+      );
       if (run.finished) this.scheduleFlush();
     };
-    let context: AttemptContext;
-    const executor = this.executors.get(spec.kind);
-    try {
-      if (!executor) {
-        throw new BatonError('DEF_INVALID', `task ${spec.id}: no executor for kind "${spec.kind}"`, {
-          hint: `Known kinds: ${this.executors.kinds().join(', ')}.`,
-        });
-      }
-      const upstream: Record<string, unknown> = {};
-      for (const u of run.state.plan.graph.upstream[task] as readonly number[]) {
-        const ut = run.state.tasks[u];
-        if (ut?.state === 'succeeded') upstream[run.state.plan.graph.ids[u] as string] = ut.output;
-      }
-      const scope = {
-        params: run.params,
-        tasks: upstreamScope(upstream),
-        run: { id: runId, flow: run.state.plan.spec.name },
-      };
-      context = {
-        runId,
+    void runAttempt(
+      this.executors,
+      {
+        runId: run.lease.runId,
         flow: run.state.plan.spec.name,
-        taskId: spec.id,
+        task: spec,
         attempt,
-        idempotencyKey: `${runId}/${spec.id}/0`,
         params: run.params,
-        inputs: renderValue(spec.with, scope) as Record<string, unknown>,
-        upstream,
-        signal: controller.signal,
-        log,
-      };
-    } catch (error) {
-      settle({ type: 'attempt_failed', task, attempt, error: toTaskError(error) });
-      return;
-    }
-    const started = executor.execute({
-      task: spec,
-      context,
-      flowDir: run.flow.flowDir,
-      resolveFunction: run.flow.resolveFunction,
-      writeLog,
-      killGraceMs: this.killGraceMs,
-    });
-    started.then(
-      (output) => {
-        this.faults?.crashPoint('after_body');
-        const checked = this.checkOutput(spec.id, output);
-        if ('error' in checked) settle({ type: 'attempt_failed', task, attempt, error: checked.error });
-        else settle({ type: 'attempt_succeeded', task, attempt, output: checked.value });
+        upstream: this.upstreamOf(run, task),
+        scopeTasks: this.scopeTasksOf(run, task),
+        flowDir: run.flow.flowDir,
+        resolveFunction: run.flow.resolveFunction,
+        controller,
+        writeLog: (stream, text) => this.writeLog(run, running, spec.id, stream, text),
       },
-      (error: unknown) => {
-        this.faults?.crashPoint('after_body');
-        const reason = controller.signal.aborted ? controller.signal.reason : error;
-        settle({ type: 'attempt_failed', task, attempt, error: toTaskError(reason) });
-      },
-    );
-  }
-
-  private checkOutput(taskId: string, output: unknown): { value: unknown } | { error: TaskError } {
-    if (output === undefined) return { value: null };
-    let text: string;
-    try {
-      text = JSON.stringify(output);
-    } catch (error) {
-      return {
-        error: toTaskError(
-          new BatonError(
-            'TASK_OUTPUT_INVALID',
-            `task ${taskId} returned a value that is not JSON: ${(error as Error).message}`,
-          ),
-        ),
-      };
-    }
-    if (text === undefined) {
-      return {
-        error: toTaskError(
-          new BatonError('TASK_OUTPUT_INVALID', `task ${taskId} returned a ${typeof output}, not JSON`),
-        ),
-      };
-    }
-    const bytes = Buffer.byteLength(text);
-    if (bytes > this.outputLimit) {
-      return {
-        error: toTaskError(
-          new BatonError(
-            'TASK_OUTPUT_TOO_LARGE',
-            `task ${taskId} returned ${bytes} bytes of output; the limit is ${this.outputLimit} bytes (limits.output_bytes)`,
-          ),
-        ),
-      };
-    }
-    return { value: JSON.parse(text) as unknown };
+      { outputLimitBytes: this.outputLimit, killGraceMs: this.killGraceMs },
+      () => this.faults?.crashPoint('after_body'),
+    ).then(settle);
   }
 
   private writeLog(
@@ -813,7 +911,13 @@ export class Engine {
 
 function hasPending(p: Pending): boolean {
   return (
-    p.events.length > 0 || p.logs.length > 0 || p.starts.length > 0 || p.commands.length > 0 || p.answered.length > 0
+    p.events.length > 0 ||
+    p.logs.length > 0 ||
+    p.starts.length > 0 ||
+    p.commands.length > 0 ||
+    p.answered.length > 0 ||
+    p.harvested.length > 0 ||
+    p.cancels.length > 0
   );
 }
 
@@ -825,6 +929,9 @@ function mergePending(older: Pending, newer: Pending): Pending {
     answered: [...older.answered, ...newer.answered],
     starts: [...older.starts, ...newer.starts],
     commands: [...older.commands, ...newer.commands],
+    dispatches: [...older.dispatches, ...newer.dispatches],
+    harvested: [...older.harvested, ...newer.harvested],
+    cancels: [...older.cancels, ...newer.cancels],
   };
 }
 

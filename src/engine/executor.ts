@@ -18,6 +18,8 @@ export interface AttemptRequest {
   readonly writeLog: (stream: 'stdout' | 'stderr' | 'log', text: string) => void;
   /** Milliseconds between SIGTERM and SIGKILL when a process is stopped. */
   readonly killGraceMs: number;
+  /** What `${{ }}` templates in kind-specific settings (e.g. a shell command) may read. */
+  readonly templateScope: Readonly<Record<string, unknown>>;
 }
 
 export interface TaskExecutor {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isTerminalRun } from '../../src/core/states.js';
+import type { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Project } from './harness.js';
 import { flowYaml, maxOverlap, openProject, workTask } from './harness.js';
 
@@ -250,7 +251,7 @@ describe('engine', () => {
     expect(await done).toBe('succeeded');
     await engine.stop();
     expect(p.journal()).toEqual(['gate 1', 'a 1', 'b 1']);
-    expect(p.rt.store.integrityCheck()).toBe('ok');
+    expect((p.rt.store as SqliteStore).integrityCheck()).toBe('ok');
   });
 
   it('reruns failed tasks and reuses the outputs of tasks that succeeded', async () => {

@@ -3,6 +3,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { parseDuration } from '../../core/duration.js';
 import { BatonError } from '../../core/errors.js';
 import type { RunInput } from '../../core/run-machine.js';
 import type { RunStateName } from '../../core/states.js';
@@ -61,14 +62,23 @@ async function drive(
       : undefined,
     onDiagnostic: (m) => ctx.stderr(`baton: ${m}`),
   });
+  let interrupted = false;
   const stopOnSignal = () => {
+    interrupted = true;
     ctx.stderr('baton: interrupted; the run stays unfinished — continue it with `baton resume ' + runId + '`');
     void engine.stop().then(() => ctx.exit(130));
   };
   process.once('SIGINT', stopOnSignal);
   process.once('SIGTERM', stopOnSignal);
   try {
-    const state = await engine.execute(runId);
+    let state: RunStateName;
+    try {
+      state = await engine.execute(runId);
+    } catch (error) {
+      // Stopping on a signal ends the wait; the exit happens once the engine has stopped.
+      if (interrupted) return await new Promise<number>(() => undefined);
+      throw error;
+    }
     await engine.stop();
     await printRun(ctx, rt, runId, flags);
     return exitFor(state);
@@ -126,7 +136,9 @@ export async function runCommand(ctx: CliContext, flowRef: string, flags: RunFla
     });
     if (!created) ctx.stderr(`baton: a run with dedupe key ${flags.dedupeKey} exists already: ${run.id}`);
     else if (!flags.json) ctx.stderr(`baton: run ${run.id} of ${flow.spec.name} (version ${flow.version}) created`);
-    if (flags.enqueue) {
+    // With PostgreSQL, schedulers and workers execute runs; this process only queues it.
+    const enqueue = flags.enqueue ?? rt.store.dialect === 'postgres';
+    if (enqueue) {
       if (!flags.wait) {
         if (flags.json) ctx.stdout(JSON.stringify(runJson(run), null, 2));
         else ctx.stdout(run.id);
@@ -184,12 +196,12 @@ export async function retryCommand(ctx: CliContext, runId: string, flags: RetryF
   try {
     const run = await rt.store.getRun(runId);
     if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
-    const resolved = await rt.catalog.resolve(run.flow, run.version);
+    const plan = await rt.catalog.plan(run.flow, run.version);
     const indexes = tasks.map((id) => {
-      const i = resolved.plan.graph.indexOf.get(id);
+      const i = plan.graph.indexOf.get(id);
       if (i === undefined) {
         throw new BatonError('TASK_NOT_FOUND', `run ${runId} has no task "${id}"`, {
-          hint: `Tasks: ${resolved.plan.graph.ids.slice(0, 20).join(', ')}`,
+          hint: `Tasks: ${plan.graph.ids.slice(0, 20).join(', ')}`,
         });
       }
       return i;
@@ -225,10 +237,10 @@ export async function cancelCommand(
       ctx.stderr(`baton: run ${runId} is already ${run.state}; nothing to cancel`);
       return 0;
     }
-    const resolved = await rt.catalog.resolve(run.flow, run.version);
+    const plan = await rt.catalog.plan(run.flow, run.version);
     let task: number | undefined;
     if (flags.task !== undefined) {
-      task = resolved.plan.graph.indexOf.get(flags.task);
+      task = plan.graph.indexOf.get(flags.task);
       if (task === undefined) throw new BatonError('TASK_NOT_FOUND', `run ${runId} has no task "${flags.task}"`);
     }
     const reason = 'cancelled by user';
@@ -260,23 +272,96 @@ export async function cancelCommand(
   }
 }
 
-export async function workerCommand(ctx: CliContext, flags: { concurrency?: number }): Promise<number> {
+export async function workerCommand(
+  ctx: CliContext,
+  flags: { concurrency?: number; labels?: string },
+): Promise<number> {
   const rt = await openRuntime({
     ...ctx.runtime,
     flags: { ...ctx.runtime.flags, ...(flags.concurrency ? { concurrency: flags.concurrency } : {}) },
   });
-  const engine = rt.createEngine({ onDiagnostic: (m) => ctx.stderr(`baton worker: ${m}`) });
-  ctx.stderr(`baton worker ${engine.owner}: executing runs from ${rt.config.databasePath}`);
-  engine.startWorker();
+  const labels = (flags.labels ?? '')
+    .split(',')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  let drain: () => Promise<void>;
+  if (rt.store.dialect === 'postgres') {
+    // Scale-out: this process executes attempts that `baton scheduler` puts on the queue.
+    const worker = rt.createWorker({
+      labels,
+      onDiagnostic: (m) => ctx.stderr(`baton worker: ${m}`),
+      ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
+    });
+    ctx.stderr(`baton worker ${worker.owner}: executing tasks${labels.length ? ` labelled ${labels.join(', ')}` : ''}`);
+    worker.start();
+    drain = () => worker.drain();
+  } else {
+    if (labels.length > 0) {
+      throw new BatonError('USAGE', '--labels needs a PostgreSQL store', {
+        hint: 'On the embedded store one process runs every task; set BATON_DATABASE_URL to scale out.',
+      });
+    }
+    // Embedded: this process drives whole runs, and resumes those whose owner died.
+    const engine = rt.createEngine({ onDiagnostic: (m) => ctx.stderr(`baton worker: ${m}`) });
+    ctx.stderr(`baton worker ${engine.owner}: executing runs from ${rt.config.databasePath}`);
+    engine.startWorker();
+    drain = () => engine.drain();
+  }
   await new Promise<void>((resolve) => {
-    const drain = (signal: string) => {
-      ctx.stderr(`baton worker: ${signal}, draining: finishing running attempts, then releasing runs`);
-      void engine.drain().then(resolve);
+    const onSignal = (signal: string) => {
+      ctx.stderr(`baton worker: ${signal}, draining: finishing running attempts, then stopping`);
+      void drain().then(resolve);
     };
-    process.once('SIGTERM', () => drain('SIGTERM'));
-    process.once('SIGINT', () => drain('SIGINT'));
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    process.once('SIGINT', () => onSignal('SIGINT'));
   });
   await rt.close();
   ctx.stderr('baton worker: stopped');
   return 0;
+}
+
+export async function schedulerCommand(ctx: CliContext): Promise<number> {
+  const rt = await openRuntime(ctx.runtime);
+  if (rt.store.dialect !== 'postgres') {
+    await rt.close();
+    throw new BatonError('USAGE', 'baton scheduler needs a PostgreSQL store', {
+      hint: 'Set BATON_DATABASE_URL=postgres://...; on the embedded store, `baton worker` schedules and executes.',
+    });
+  }
+  const scheduler = rt.createScheduler({
+    onDiagnostic: (m) => ctx.stderr(`baton scheduler: ${m}`),
+    onLeadership: (leading) => ctx.stderr(`baton scheduler: ${leading ? 'leading' : 'standing by'}`),
+  });
+  ctx.stderr('baton scheduler: started; standing by until it holds the leadership');
+  scheduler.start();
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: string) => {
+      ctx.stderr(`baton scheduler: ${signal}, handing over`);
+      void scheduler.stop().then(resolve);
+    };
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    process.once('SIGINT', () => onSignal('SIGINT'));
+  });
+  await rt.close();
+  ctx.stderr('baton scheduler: stopped');
+  return 0;
+}
+
+export async function pruneCommand(ctx: CliContext, flags: { olderThan: string; json?: boolean }): Promise<number> {
+  const ms = parseDuration(flags.olderThan);
+  if (ms === undefined) {
+    throw new BatonError('USAGE', `--older-than ${flags.olderThan}: not a duration`, {
+      hint: 'Use e.g. 30d, 12h, 90m.',
+    });
+  }
+  const rt = await openRuntime(ctx.runtime);
+  try {
+    const before = (await rt.store.now()) - ms;
+    const result = await rt.store.prune(before);
+    if (flags.json) ctx.stdout(JSON.stringify({ pruned_runs: result.runs, before: new Date(before).toISOString() }));
+    else ctx.stdout(`pruned ${result.runs} finished run(s) that ended before ${new Date(before).toISOString()}`);
+    return 0;
+  } finally {
+    await rt.close();
+  }
 }

@@ -50,7 +50,7 @@ export const shellExecutor: TaskExecutor = {
   async execute(request: AttemptRequest): Promise<unknown> {
     const { context, task } = request;
     const config = task.config as unknown as ShellConfig;
-    const scope = { params: context.params, tasks: upstreamScope(context.upstream), run: { id: context.runId } };
+    const scope = request.templateScope;
     const argv = argvOf(config).map((a) => String(renderValue(a, scope)));
     const extraEnv = config.env ? (renderValue(config.env, scope) as Record<string, unknown>) : {};
     const outDir = mkdtempSync(join(tmpdir(), 'baton-out-'));
@@ -153,11 +153,4 @@ function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   } catch {
     // The group is gone already: nothing left to stop.
   }
-}
-
-/** `tasks.<id>.output` scope for templates, from upstream outputs. */
-export function upstreamScope(upstream: Readonly<Record<string, unknown>>): Record<string, { output: unknown }> {
-  const out: Record<string, { output: unknown }> = {};
-  for (const [id, output] of Object.entries(upstream)) out[id] = { output };
-  return out;
 }

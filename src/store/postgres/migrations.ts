@@ -121,6 +121,8 @@ CREATE INDEX IF NOT EXISTS task_queue_ready ON task_queue (id) WHERE status = 'r
 CREATE INDEX IF NOT EXISTS task_queue_outcomes ON task_queue (run_id) WHERE status IN ('done', 'claimed');
 CREATE INDEX IF NOT EXISTS task_queue_by_run ON task_queue (run_id, task_idx, attempt);
 
+CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at);
+
 CREATE TABLE IF NOT EXISTS leadership (
   name text PRIMARY KEY,
   holder text NOT NULL,
@@ -191,6 +193,11 @@ BEGIN
         SELECT rid, x.task, x."taskId", x.attempt, x.labels, x.payload, 'ready', ${NOW}
         FROM jsonb_to_recordset(e->'dispatches') AS x(task integer, "taskId" text, attempt integer, labels jsonb, payload jsonb);
       notify_tasks := true;
+    END IF;
+    -- A finished run has no more use for its queue rows; a worker still holding one learns
+    -- at its next renewal that the claim is gone, and stops.
+    IF e->'run'->>'state' IN ('succeeded', 'failed', 'cancelled') THEN
+      DELETE FROM task_queue WHERE run_id = rid;
     END IF;
   END LOOP;
   IF notify_tasks THEN PERFORM pg_notify('baton_tasks', ''); END IF;

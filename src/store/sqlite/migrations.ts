@@ -120,6 +120,8 @@ CREATE TABLE IF NOT EXISTS task_queue (
 CREATE INDEX IF NOT EXISTS task_queue_ready ON task_queue (status, id);
 CREATE INDEX IF NOT EXISTS task_queue_by_run ON task_queue (run_id, status);
 
+CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at);
+
 CREATE TABLE IF NOT EXISTS leadership (
   name TEXT PRIMARY KEY,
   holder TEXT NOT NULL,

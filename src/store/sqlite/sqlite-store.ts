@@ -52,6 +52,7 @@ export interface SqliteStoreOptions {
 }
 
 const NOW_MS = `CAST(unixepoch('subsec') * 1000 AS INTEGER)`;
+const FINISHED: ReadonlySet<string> = new Set(['succeeded', 'failed', 'cancelled']);
 
 type Row = Record<string, unknown>;
 
@@ -233,6 +234,7 @@ export class SqliteStore implements Store {
       ),
       cancelQueued: db.prepare('UPDATE task_queue SET cancel = 1 WHERE run_id = ? AND task_idx = ? AND attempt = ?'),
       deleteQueued: db.prepare('DELETE FROM task_queue WHERE id = ?'),
+      deleteQueueOfRun: db.prepare('DELETE FROM task_queue WHERE run_id = ?'),
       readyTasks: db.prepare(
         `SELECT q.*, r.flow, r.version FROM task_queue q JOIN runs r ON r.id = q.run_id
          WHERE q.status = 'ready' ORDER BY q.id LIMIT ?`,
@@ -503,6 +505,9 @@ export class SqliteStore implements Store {
           }
           for (const id of e.harvested ?? []) s.deleteQueued.run(id);
           for (const c of e.cancels ?? []) s.cancelQueued.run(runId, c.task, c.attempt);
+          // A finished run has no more use for its queue rows; a worker still holding one
+          // learns at its next renewal that the claim is gone, and stops.
+          if (e.run && FINISHED.has(e.run.state)) s.deleteQueueOfRun.run(runId);
         }
         return { fenced };
       });

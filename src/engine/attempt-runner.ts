@@ -1,0 +1,207 @@
+/**
+ * Runs one attempt of a task body: renders its inputs, builds the context, starts the
+ * executor of its kind, enforces the attempt timeout, and turns whatever happens into a
+ * result (an output within the size limit, or a typed error). Shared by the engine's
+ * local mode and by worker processes, so a task behaves the same wherever it runs.
+ */
+import { BatonError, isBatonError } from '../core/errors.js';
+import type { TaskError, TaskSpec } from '../core/model.js';
+import type { TaskFunction } from '../core/task-context.js';
+import { renderValue } from '../define/expression.js';
+import type { AttemptContext, ExecutorRegistry } from './executor.js';
+import { AttemptAbort } from './executor.js';
+import { collectReferences } from '../define/expression.js';
+
+export type AttemptResult =
+  { readonly status: 'succeeded'; readonly output: unknown } | { readonly status: 'failed'; readonly error: TaskError };
+
+export interface AttemptInput {
+  readonly runId: string;
+  readonly flow: string;
+  readonly task: TaskSpec;
+  readonly attempt: number;
+  readonly params: Readonly<Record<string, unknown>>;
+  /** Outputs of the direct upstream tasks that succeeded. */
+  readonly upstream: Readonly<Record<string, unknown>>;
+  /** Already rendered inputs (from a dispatch); rendered here when absent. */
+  readonly inputs?: Readonly<Record<string, unknown>>;
+  /** `tasks.<id>` as templates see it; by default the direct upstream tasks that succeeded. */
+  readonly scopeTasks?: Readonly<Record<string, TaskScope>>;
+  readonly flowDir: string;
+  readonly resolveFunction: (taskId: string) => TaskFunction | undefined;
+  readonly controller: AbortController;
+  readonly writeLog: (stream: 'stdout' | 'stderr' | 'log', text: string) => void;
+}
+
+export interface AttemptLimits {
+  readonly outputLimitBytes: number;
+  readonly killGraceMs: number;
+}
+
+/** What a template reads as `tasks.<id>`: its state, and its output once it succeeded. */
+export interface TaskScope {
+  readonly state: string;
+  readonly output?: unknown;
+}
+
+const referencedCache = new WeakMap<TaskSpec, readonly string[]>();
+
+/** Ids of the tasks a task's templates read (`tasks.<id>...`), computed once per spec. */
+export function referencedTasks(task: TaskSpec): readonly string[] {
+  let ids = referencedCache.get(task);
+  if (!ids) {
+    const refs = collectReferences([task.with, task.config]).references;
+    ids = [...new Set(refs.filter((r) => r.ref.root === 'tasks').map((r) => String(r.ref.path[0])))];
+    referencedCache.set(task, ids);
+  }
+  return ids;
+}
+
+/** The `tasks` scope from direct upstream outputs (all succeeded). */
+export function scopeFromUpstream(upstream: Readonly<Record<string, unknown>>): Record<string, TaskScope> {
+  const out: Record<string, TaskScope> = {};
+  for (const [id, output] of Object.entries(upstream)) out[id] = { state: 'succeeded', output };
+  return out;
+}
+
+/** The whole template scope of an attempt. */
+export function templateScope(
+  runId: string,
+  flow: string,
+  params: Readonly<Record<string, unknown>>,
+  tasks: Readonly<Record<string, TaskScope>>,
+): Record<string, unknown> {
+  return { params, tasks, run: { id: runId, flow } };
+}
+
+/** Renders a task's `with`; throws TASK_INPUT. */
+export function renderInputs(task: TaskSpec, scope: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  return renderValue(task.with, scope) as Record<string, unknown>;
+}
+
+export function toTaskError(error: unknown): TaskError {
+  if (error instanceof AttemptAbort) {
+    if (error.kind === 'timeout') return { code: 'TASK_TIMEOUT', message: error.message, source: 'user' };
+    if (error.kind === 'lease_lost') return { code: 'WORKER_LOST', message: error.message, source: 'baton' };
+    return { code: 'TASK_CANCELLED', message: error.message, source: 'user' };
+  }
+  if (isBatonError(error)) {
+    return { code: error.code, message: error.message, source: error.source, hint: error.hint };
+  }
+  if (error instanceof Error) {
+    const raw = (error as unknown as { code?: unknown }).code;
+    const code = typeof raw === 'string' ? raw : 'TASK_FAILED';
+    return { code, message: error.message || error.name, source: 'user' };
+  }
+  return { code: 'TASK_FAILED', message: String(error), source: 'user' };
+}
+
+/** Checks that an output is JSON within the limit; returns the JSON round-tripped value. */
+export function checkOutput(taskId: string, output: unknown, limitBytes: number): AttemptResult {
+  if (output === undefined) return { status: 'succeeded', output: null };
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(output);
+  } catch (error) {
+    return {
+      status: 'failed',
+      error: toTaskError(
+        new BatonError(
+          'TASK_OUTPUT_INVALID',
+          `task ${taskId} returned a value that is not JSON: ${(error as Error).message}`,
+        ),
+      ),
+    };
+  }
+  if (text === undefined) {
+    return {
+      status: 'failed',
+      error: toTaskError(new BatonError('TASK_OUTPUT_INVALID', `task ${taskId} returned a ${typeof output}, not JSON`)),
+    };
+  }
+  const bytes = Buffer.byteLength(text);
+  if (bytes > limitBytes) {
+    return {
+      status: 'failed',
+      error: toTaskError(
+        new BatonError(
+          'TASK_OUTPUT_TOO_LARGE',
+          `task ${taskId} returned ${bytes} bytes of output; the limit is ${limitBytes} bytes (limits.output_bytes)`,
+        ),
+      ),
+    };
+  }
+  return { status: 'succeeded', output: JSON.parse(text) as unknown };
+}
+
+/** Runs the attempt to its end; never rejects. `onBodyReturned` marks the instant the body settled. */
+export async function runAttempt(
+  executors: ExecutorRegistry,
+  input: AttemptInput,
+  limits: AttemptLimits,
+  onBodyReturned: () => void = () => undefined,
+): Promise<AttemptResult> {
+  const { task, controller } = input;
+  let timeout: NodeJS.Timeout | undefined;
+  try {
+    const executor = executors.get(task.kind);
+    if (!executor) {
+      throw new BatonError('DEF_INVALID', `task ${task.id}: no executor for kind "${task.kind}"`, {
+        hint: `Known kinds: ${executors.kinds().join(', ')}.`,
+      });
+    }
+    const scope = templateScope(
+      input.runId,
+      input.flow,
+      input.params,
+      input.scopeTasks ?? scopeFromUpstream(input.upstream),
+    );
+    const inputs = input.inputs ?? renderInputs(task, scope);
+    const log = {
+      info: (m: string) => input.writeLog('log', m),
+      warn: (m: string) => input.writeLog('log', `WARN ${m}`),
+      error: (m: string) => input.writeLog('log', `ERROR ${m}`),
+    };
+    const context: AttemptContext = {
+      runId: input.runId,
+      flow: input.flow,
+      taskId: task.id,
+      attempt: input.attempt,
+      idempotencyKey: `${input.runId}/${task.id}/0`,
+      params: input.params,
+      inputs,
+      upstream: input.upstream,
+      signal: controller.signal,
+      log,
+    };
+    if (task.timeoutMs !== null) {
+      timeout = setTimeout(
+        () =>
+          controller.abort(
+            new AttemptAbort('timeout', `attempt ${input.attempt} of ${task.id} timed out after ${task.timeoutMs} ms`),
+          ),
+        task.timeoutMs,
+      );
+    }
+    let output: unknown;
+    try {
+      output = await executor.execute({
+        task,
+        context,
+        flowDir: input.flowDir,
+        resolveFunction: input.resolveFunction,
+        writeLog: input.writeLog,
+        killGraceMs: limits.killGraceMs,
+        templateScope: scope,
+      });
+    } finally {
+      onBodyReturned();
+    }
+    return checkOutput(task.id, output, limits.outputLimitBytes);
+  } catch (error) {
+    const reason = controller.signal.aborted ? controller.signal.reason : error;
+    return { status: 'failed', error: toTaskError(reason) };
+  } finally {
+    if (timeout) clearTimeout(timeout);
+  }
+}

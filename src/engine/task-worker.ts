@@ -1,0 +1,312 @@
+/**
+ * A worker process's loop: claim attempts from the task queue (only those whose labels it
+ * has), run them with the same attempt runner as the embedded engine, and report outcomes
+ * in batches. Its claims are leases on the database clock, renewed while bodies run; a
+ * claim it no longer holds (it was paused past its lease and the attempt was handed on)
+ * makes it abandon the body, and a late completion is refused by the claim token.
+ *
+ * Invariants
+ * - At most `concurrency` bodies run at once.
+ * - An outcome is reported at most once per claim, and only with the claim's token.
+ * - Draining stops claiming, lets running bodies finish and report, then returns.
+ */
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import type { TaskSpec } from '../core/model.js';
+import type { ClaimedTask, LogLine, Store, TaskCompletion } from '../store/store.js';
+import { runAttempt } from './attempt-runner.js';
+import type { AttemptResult, TaskScope } from './attempt-runner.js';
+import type { EngineFaults, FlowResolver, ResolvedFlow } from './engine.js';
+import type { ExecutorRegistry } from './executor.js';
+import { AttemptAbort } from './executor.js';
+
+export interface TaskWorkerOptions {
+  readonly store: Store;
+  readonly executors: ExecutorRegistry;
+  readonly flows: FlowResolver;
+  /** Bodies running at once. Default 16. */
+  readonly concurrency?: number;
+  /** Labels this worker has; it takes tasks whose labels are all among them. */
+  readonly labels?: readonly string[];
+  /** Claim lease in ms (database clock), renewed every third of it. Default 15000. */
+  readonly leaseMs?: number;
+  /** Polling interval when no notification arrives. Default 500 ms. */
+  readonly pollMs?: number;
+  readonly outputLimitBytes?: number;
+  readonly logLimitBytes?: number;
+  readonly killGraceMs?: number;
+  readonly owner?: string;
+  readonly faults?: EngineFaults;
+  readonly onDiagnostic?: (message: string) => void;
+}
+
+interface Running {
+  readonly claim: ClaimedTask;
+  readonly controller: AbortController;
+  logBytes: number;
+  logTruncated: boolean;
+}
+
+export class TaskWorker {
+  readonly owner: string;
+  private readonly o: Required<Omit<TaskWorkerOptions, 'faults' | 'onDiagnostic' | 'owner'>>;
+  private readonly running = new Map<string, Running>();
+  private readonly flowCache = new Map<string, Promise<ResolvedFlow>>();
+  private completions: TaskCompletion[] = [];
+  private logs: LogLine[] = [];
+  private flushing: Promise<void> | null = null;
+  private flushScheduled = false;
+  private claiming = false;
+  private claimAgain = false;
+  private draining = false;
+  private stopped = false;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private poller: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private idle: (() => void)[] = [];
+  /** Completions refused by fencing, for operators and tests. */
+  refusedCount = 0;
+  completedCount = 0;
+
+  constructor(private readonly options: TaskWorkerOptions) {
+    this.owner = options.owner ?? `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
+    this.o = {
+      store: options.store,
+      executors: options.executors,
+      flows: options.flows,
+      concurrency: options.concurrency ?? 16,
+      labels: options.labels ?? [],
+      leaseMs: options.leaseMs ?? 15_000,
+      pollMs: options.pollMs ?? 500,
+      outputLimitBytes: options.outputLimitBytes ?? 256 * 1024,
+      logLimitBytes: options.logLimitBytes ?? 1024 * 1024,
+      killGraceMs: options.killGraceMs ?? 2000,
+    };
+  }
+
+  private diagnostic(message: string): void {
+    this.options.onDiagnostic?.(message);
+  }
+
+  start(): void {
+    this.heartbeat = setInterval(() => void this.renew(), Math.max(50, Math.floor(this.o.leaseMs / 3)));
+    this.poller = setInterval(() => void this.claim(), this.o.pollMs);
+    this.unsubscribe = this.o.store.subscribe?.('tasks', () => void this.claim());
+    void this.claim();
+  }
+
+  /** Stops claiming, waits for running bodies to finish and their outcomes to be stored. */
+  async drain(): Promise<void> {
+    this.draining = true;
+    while (this.running.size > 0 || this.completions.length > 0 || this.flushing) {
+      await new Promise<void>((resolve) => this.idle.push(resolve));
+    }
+    await this.stop();
+  }
+
+  /** Stops at once: running bodies are aborted; their claims lapse and are retried elsewhere. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.poller) clearInterval(this.poller);
+    this.unsubscribe?.();
+    for (const r of this.running.values()) r.controller.abort(new AttemptAbort('lease_lost', 'worker stopped'));
+    await this.flushing;
+  }
+
+  private wakeIdle(): void {
+    const waiters = this.idle;
+    this.idle = [];
+    for (const w of waiters) w();
+  }
+
+  private async claim(): Promise<void> {
+    if (this.stopped || this.draining) return;
+    if (this.claiming) {
+      this.claimAgain = true;
+      return;
+    }
+    this.claiming = true;
+    try {
+      do {
+        this.claimAgain = false;
+        const free = this.o.concurrency - this.running.size;
+        if (free <= 0) break;
+        const claimed = await this.o.store.claimTasks({
+          worker: this.owner,
+          labels: this.o.labels,
+          limit: free,
+          leaseMs: this.o.leaseMs,
+        });
+        for (const c of claimed) this.begin(c);
+        // A full batch suggests more is waiting.
+        if (claimed.length === free) this.claimAgain = true;
+      } while (this.claimAgain && !this.stopped && !this.draining);
+    } catch (error) {
+      this.diagnostic(`claim failed: ${(error as Error).message}`);
+    } finally {
+      this.claiming = false;
+    }
+  }
+
+  private flowOf(claim: ClaimedTask): Promise<ResolvedFlow> {
+    const key = `${claim.flow}\u0000${claim.version}`;
+    let loading = this.flowCache.get(key);
+    if (!loading) {
+      loading = this.o.flows.resolve(claim.flow, claim.version);
+      this.flowCache.set(key, loading);
+      loading.catch(() => this.flowCache.delete(key));
+    }
+    return loading;
+  }
+
+  private begin(claim: ClaimedTask): void {
+    const running: Running = { claim, controller: new AbortController(), logBytes: 0, logTruncated: false };
+    this.running.set(claim.id, running);
+    void this.execute(running).then((result) => this.finish(running, result));
+  }
+
+  private async execute(r: Running): Promise<AttemptResult> {
+    const { claim, controller } = r;
+    let flow: ResolvedFlow;
+    try {
+      flow = await this.flowOf(claim);
+    } catch (error) {
+      const e = error as { code?: string; message: string };
+      return { status: 'failed', error: { code: e.code ?? 'DEF_LOAD', message: e.message, source: 'user' } };
+    }
+    const index = flow.plan.graph.indexOf.get(claim.taskId);
+    const task = index === undefined ? undefined : (flow.plan.spec.tasks[index] as TaskSpec);
+    if (!task) {
+      return {
+        status: 'failed',
+        error: { code: 'TASK_NOT_FOUND', message: `flow ${claim.flow} has no task ${claim.taskId}`, source: 'baton' },
+      };
+    }
+    const payload = claim.payload as {
+      params?: Record<string, unknown>;
+      inputs?: Record<string, unknown>;
+      upstream?: Record<string, unknown>;
+      tasks?: Record<string, TaskScope>;
+    };
+    return runAttempt(
+      this.o.executors,
+      {
+        runId: claim.runId,
+        flow: claim.flow,
+        task,
+        attempt: claim.attempt,
+        params: payload.params ?? {},
+        upstream: payload.upstream ?? {},
+        inputs: payload.inputs ?? {},
+        ...(payload.tasks ? { scopeTasks: payload.tasks } : {}),
+        flowDir: flow.flowDir,
+        resolveFunction: flow.resolveFunction,
+        controller,
+        writeLog: (stream, text) => this.writeLog(r, stream, text),
+      },
+      { outputLimitBytes: this.o.outputLimitBytes, killGraceMs: this.o.killGraceMs },
+      () => this.options.faults?.crashPoint('after_body'),
+    );
+  }
+
+  private finish(r: Running, result: AttemptResult): void {
+    this.running.delete(r.claim.id);
+    const reason = r.controller.signal.reason;
+    if (reason instanceof AttemptAbort && reason.kind === 'lease_lost') {
+      // The claim is gone: whatever the body did, its outcome is not ours to report.
+      this.wakeIdle();
+      void this.claim();
+      return;
+    }
+    this.completions.push(
+      result.status === 'succeeded'
+        ? { id: r.claim.id, token: r.claim.token, status: 'succeeded', output: result.output }
+        : { id: r.claim.id, token: r.claim.token, status: 'failed', error: result.error },
+    );
+    this.scheduleFlush();
+    void this.claim();
+  }
+
+  private writeLog(r: Running, stream: LogLine['stream'], text: string): void {
+    if (r.logTruncated) return;
+    r.logBytes += Buffer.byteLength(text) + 1;
+    if (r.logBytes > this.o.logLimitBytes) {
+      r.logTruncated = true;
+      text = `[log truncated at ${this.o.logLimitBytes} bytes]`;
+    }
+    this.logs.push({
+      runId: r.claim.runId,
+      taskId: r.claim.taskId,
+      attempt: r.claim.attempt,
+      stream,
+      at: Date.now(),
+      text,
+    });
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      if (this.flushing) {
+        void this.flushing.then(() => this.scheduleFlush());
+        return;
+      }
+      this.flushing = this.flush().finally(() => {
+        this.flushing = null;
+        if (this.completions.length > 0 || this.logs.length > 0) this.scheduleFlush();
+        this.wakeIdle();
+      });
+    });
+  }
+
+  /** Stores logs, then outcomes, in batches; retries on a store outage without losing either. */
+  private async flush(): Promise<void> {
+    const logs = this.logs;
+    const completions = this.completions;
+    this.logs = [];
+    this.completions = [];
+    try {
+      if (logs.length > 0) await this.o.store.appendLogs(logs);
+    } catch (error) {
+      this.logs = [...logs, ...this.logs];
+      this.completions = [...completions, ...this.completions];
+      this.diagnostic(`storing logs failed, will retry: ${(error as Error).message}`);
+      await new Promise((r) => setTimeout(r, 200));
+      return;
+    }
+    if (completions.length === 0) return;
+    try {
+      const { refused } = await this.o.store.completeTasks(completions);
+      this.completedCount += completions.length - refused.length;
+      if (refused.length > 0) {
+        this.refusedCount += refused.length;
+        this.diagnostic(
+          `${refused.length} completion(s) refused: their claims had lapsed and the attempts were handed on`,
+        );
+      }
+    } catch (error) {
+      this.completions = [...completions, ...this.completions];
+      this.diagnostic(`reporting outcomes failed, will retry: ${(error as Error).message}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  private async renew(): Promise<void> {
+    if (this.running.size === 0 || this.stopped) return;
+    const claims = [...this.running.values()].map((r) => ({ id: r.claim.id, token: r.claim.token }));
+    try {
+      const { lost, cancelled } = await this.o.store.renewTasks(this.owner, claims, this.o.leaseMs);
+      for (const id of lost) {
+        this.running.get(id)?.controller.abort(new AttemptAbort('lease_lost', 'the claim lapsed and was handed on'));
+      }
+      for (const id of cancelled) this.running.get(id)?.controller.abort(new AttemptAbort('cancelled', 'cancelled'));
+    } catch (error) {
+      this.diagnostic(`renewing claims failed: ${(error as Error).message}`);
+    }
+  }
+}
