@@ -246,8 +246,14 @@ export class Engine {
       if (liveOwner && current.state === 'running') {
         throw new BatonError('RUN_OWNED', `run ${runId} is being executed by ${current.owner}`);
       }
-      // Queued behind the flow's max_active_runs (or a claim in flight): wait for room.
-      if (!waited) this.diagnostic(`run ${runId} waits: flow ${current.flow} is at its max_active_runs`);
+      // Queued behind the flow's max_active_runs, or claimed by a process that has not let go.
+      if (!waited) {
+        this.diagnostic(
+          current.owner
+            ? `run ${runId} waits for ${current.owner} to start or release it`
+            : `run ${runId} waits: flow ${current.flow} is at its max_active_runs`,
+        );
+      }
       await new Promise((r) => setTimeout(r, this.pollMs));
       if (this.stopped) throw new BatonError('RUN_OWNED', `run ${runId}: engine stopped while waiting`);
     }
