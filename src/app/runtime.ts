@@ -64,6 +64,9 @@ export async function openCatalog(options: RuntimeOptions): Promise<{ config: Ba
 export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
   const config = await loadConfig(options.cwd, options.env, options.flags);
   const faults = crashPointsFromEnv(options.env);
+  // Test hook: pretend this machine's clock is off by the given ms (see docs/failure-modes.md).
+  const skew = Number(options.env.BATON_CLOCK_SKEW_MS ?? 0) || 0;
+  const clock = skew !== 0 ? { now: () => Date.now() + skew } : undefined;
   let store: Store;
   if (config.databaseUrl) {
     // Loaded only for PostgreSQL deployments, so that the embedded path stays light.
@@ -92,6 +95,7 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
     logLimitBytes: config.logLimitBytes,
     killGraceMs: config.killGraceMs,
     ...(faults ? { faults } : {}),
+    ...(clock ? { clock } : {}),
   });
   return {
     config,
@@ -114,6 +118,7 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
         logLimitBytes: config.logLimitBytes,
         killGraceMs: config.killGraceMs,
         ...(faults ? { faults } : {}),
+        ...(clock ? { clock } : {}),
         ...overrides,
       });
       workers.push(worker);

@@ -84,6 +84,12 @@ export interface EngineOptions {
   /** Time between SIGTERM and SIGKILL when stopping a shell task. Default 2000 ms. */
   readonly killGraceMs?: number;
   readonly clock?: EngineClock;
+  /**
+   * Follow the database clock instead of this machine's: event times and timer due times
+   * are then comparable across processes whose clocks disagree. Sampled at each lease
+   * renewal. Default true for the dispatch mode, false otherwise.
+   */
+  readonly useDatabaseClock?: boolean;
   readonly random?: () => number;
   readonly faults?: EngineFaults;
   /** Identifies this process in leases; default `<host>/<pid>/<uuid>`. */
@@ -169,6 +175,10 @@ export class Engine {
   private readonly logLimit: number;
   private readonly killGraceMs: number;
   private readonly clock: EngineClock;
+  private readonly localClock: EngineClock;
+  private readonly useDatabaseClock: boolean;
+  /** Database clock minus local clock, in ms (when following the database clock). */
+  private clockOffset = 0;
   private readonly random: () => number;
   private readonly faults: EngineFaults | undefined;
   private readonly diagnostic: (message: string) => void;
@@ -207,7 +217,10 @@ export class Engine {
     this.outputLimit = options.outputLimitBytes ?? 256 * 1024;
     this.logLimit = options.logLimitBytes ?? 1024 * 1024;
     this.killGraceMs = options.killGraceMs ?? 2000;
-    this.clock = options.clock ?? { now: () => Date.now() };
+    const local = options.clock ?? { now: () => Date.now() };
+    this.useDatabaseClock = options.useDatabaseClock ?? options.mode === 'dispatch';
+    this.clock = this.useDatabaseClock ? { now: () => local.now() + this.clockOffset } : local;
+    this.localClock = local;
     this.random = options.random ?? Math.random;
     this.faults = options.faults;
     this.owner = options.owner ?? `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
@@ -311,7 +324,9 @@ export class Engine {
   startWorker(): void {
     this.workerMode = true;
     this.ensureTimers();
-    void this.poll();
+    void this.syncClock()
+      .catch(() => undefined)
+      .then(() => this.poll());
   }
 
   /** Stops taking new work, lets running attempts finish and commit, then releases every run. */
@@ -408,7 +423,17 @@ export class Engine {
     }
   }
 
+  /** Measures the offset to the database clock, halving the round trip. */
+  async syncClock(): Promise<void> {
+    if (!this.useDatabaseClock) return;
+    const before = this.localClock.now();
+    const db = await this.store.now();
+    const after = this.localClock.now();
+    this.clockOffset = db - (before + after) / 2;
+  }
+
   private async renew(): Promise<void> {
+    if (this.useDatabaseClock) await this.syncClock().catch(() => undefined);
     if (this.runs.size === 0) return;
     try {
       const lost = await this.store.renewLeases(

@@ -16,7 +16,7 @@ import type { TaskSpec } from '../core/model.js';
 import type { ClaimedTask, LogLine, Store, TaskCompletion } from '../store/store.js';
 import { runAttempt } from './attempt-runner.js';
 import type { AttemptResult, TaskScope } from './attempt-runner.js';
-import type { EngineFaults, FlowResolver, ResolvedFlow } from './engine.js';
+import type { EngineClock, EngineFaults, FlowResolver, ResolvedFlow } from './engine.js';
 import type { ExecutorRegistry } from './executor.js';
 import { AttemptAbort } from './executor.js';
 
@@ -36,6 +36,8 @@ export interface TaskWorkerOptions {
   readonly logLimitBytes?: number;
   readonly killGraceMs?: number;
   readonly owner?: string;
+  /** This machine's clock; used for log timestamps only: claims are timed by the database. */
+  readonly clock?: EngineClock;
   readonly faults?: EngineFaults;
   readonly onDiagnostic?: (message: string) => void;
 }
@@ -49,7 +51,7 @@ interface Running {
 
 export class TaskWorker {
   readonly owner: string;
-  private readonly o: Required<Omit<TaskWorkerOptions, 'faults' | 'onDiagnostic' | 'owner'>>;
+  private readonly o: Required<Omit<TaskWorkerOptions, 'faults' | 'onDiagnostic' | 'owner' | 'clock'>>;
   private readonly running = new Map<string, Running>();
   private readonly flowCache = new Map<string, Promise<ResolvedFlow>>();
   private completions: TaskCompletion[] = [];
