@@ -16,6 +16,8 @@ const args = process.argv.slice(2);
 const asJson = args.includes('--json');
 const onlyArg = args.indexOf('--only');
 const only = onlyArg >= 0 ? new Set((args[onlyArg + 1] ?? '').split(',')) : null;
+const storeArg = args.indexOf('--store');
+const store = storeArg >= 0 ? args[storeArg + 1] : 'sqlite';
 
 const results = [];
 function report(name, value, unit, goal, better) {
@@ -191,10 +193,15 @@ async function coldStart() {
   }
 }
 
-const benches = { chain, chain40, fanout, bigdag, startLatency, coldStart };
-for (const [name, fn] of Object.entries(benches)) {
-  if (only && !only.has(name)) continue;
-  await fn();
+if (store === 'postgres') {
+  const { pgBenches } = await import('./pg.js');
+  await pgBenches(report, only);
+} else {
+  const benches = { chain, chain40, fanout, bigdag, startLatency, coldStart };
+  for (const [name, fn] of Object.entries(benches)) {
+    if (only && !only.has(name)) continue;
+    await fn();
+  }
 }
 
 if (!asJson) {

@@ -43,6 +43,23 @@ function readSource(path: string): string {
   }
 }
 
+/** Sources of the modules a YAML flow's function tasks run, in task order. */
+function moduleSources(spec: FlowSpec, flowFile: string): string[] {
+  const read = new Map<string, string>();
+  return spec.tasks
+    .map((t) => t.config.module)
+    .filter((m): m is string => typeof m === 'string')
+    .map((m) => {
+      const path = resolve(dirname(flowFile), m);
+      let text = read.get(path);
+      if (text === undefined) {
+        text = readSource(path);
+        read.set(path, text);
+      }
+      return text;
+    });
+}
+
 /** Version = short sha256 of the normalized spec and the sources it runs. */
 export function flowVersion(spec: FlowSpec, sources: readonly string[]): string {
   const h = createHash('sha256');
@@ -91,11 +108,7 @@ export class FlowCatalog implements FlowResolver {
       });
       if (!result.spec) throw problemsError(abs, result.problems);
       const spec = result.spec;
-      const modules = spec.tasks
-        .map((t) => t.config.module)
-        .filter((m): m is string => typeof m === 'string')
-        .map((m) => readSource(resolve(dirname(abs), m)));
-      return { spec, version: flowVersion(spec, modules), sourcePath: abs };
+      return { spec, version: flowVersion(spec, moduleSources(spec, abs)), sourcePath: abs };
     }
     if (!CODE_EXT.has(ext)) {
       throw new BatonError('DEF_LOAD', `${abs}: not a flow file (expected .yaml, .yml, .json, .ts, .mts, .js or .mjs)`);
@@ -184,7 +197,17 @@ export class FlowCatalog implements FlowResolver {
     const plan = compilePlan(spec);
     const needsCode = spec.tasks.some((t) => t.kind === 'function');
     let definition: FlowDefinition | undefined;
-    if (needsCode) {
+    if (needsCode && YAML_EXT.has(extname(record.sourcePath))) {
+      // The pinned definition is in the store; only the modules it runs can have changed.
+      // Checking their sources is enough, and spares parsing the flow file again.
+      const current = flowVersion(spec, moduleSources(spec, record.sourcePath));
+      if (current !== version) {
+        throw new BatonError(
+          'FLOW_VERSION_MISMATCH',
+          `flow ${flow}: the run is pinned to version ${version} but the task modules of ${basename(record.sourcePath)} changed (now version ${current})`,
+        );
+      }
+    } else if (needsCode) {
       let current: LoadedFlow;
       try {
         current = await this.load(record.sourcePath);

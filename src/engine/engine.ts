@@ -364,7 +364,14 @@ export class Engine {
     }, this.pollMs);
     if (!this.unsubscribe && this.store.subscribe) {
       const offs = [this.store.subscribe('runs', () => void this.poll())];
-      if (this.mode === 'dispatch') offs.push(this.store.subscribe('results', () => void this.harvest()));
+      if (this.mode === 'dispatch') {
+        offs.push(
+          this.store.subscribe('results', (outcomes) => {
+            if (outcomes) for (const o of outcomes) this.acceptOutcome(o);
+            else void this.harvest();
+          }),
+        );
+      }
       this.unsubscribe = () => offs.forEach((off) => off());
     }
   }
@@ -429,7 +436,8 @@ export class Engine {
     const before = this.localClock.now();
     const db = await this.store.now();
     const after = this.localClock.now();
-    this.clockOffset = db - (before + after) / 2;
+    // Whole ms: event times and timer due times are stored as bigint.
+    this.clockOffset = Math.round(db - (before + after) / 2);
   }
 
   private async renew(): Promise<void> {

@@ -60,6 +60,8 @@ export class TaskWorker {
   private flushScheduled = false;
   private claiming = false;
   private claimAgain = false;
+  /** The last claim filled every free slot: more attempts may be waiting. */
+  private backlog = false;
   private draining = false;
   private stopped = false;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -142,8 +144,8 @@ export class TaskWorker {
           leaseMs: this.o.leaseMs,
         });
         for (const c of claimed) this.begin(c);
-        // A full batch suggests more is waiting.
-        if (claimed.length === free) this.claimAgain = true;
+        // A full batch suggests more is waiting; otherwise the next notification wakes us.
+        this.backlog = claimed.length === free;
       } while (this.claimAgain && !this.stopped && !this.draining);
     } catch (error) {
       this.diagnostic(`claim failed: ${(error as Error).message}`);
@@ -219,7 +221,7 @@ export class TaskWorker {
     if (reason instanceof AttemptAbort && reason.kind === 'lease_lost') {
       // The claim is gone: whatever the body did, its outcome is not ours to report.
       this.wakeIdle();
-      void this.claim();
+      if (this.backlog) void this.claim();
       return;
     }
     this.completions.push(
@@ -228,7 +230,7 @@ export class TaskWorker {
         : { id: r.claim.id, token: r.claim.token, status: 'failed', error: result.error },
     );
     this.scheduleFlush();
-    void this.claim();
+    if (this.backlog) void this.claim();
   }
 
   private writeLog(r: Running, stream: LogLine['stream'], text: string): void {

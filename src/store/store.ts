@@ -287,6 +287,10 @@ export interface Store {
 
   /** Deletes finished runs that ended before `before` (ms), with their history and logs. */
   prune(before: number): Promise<PruneResult>;
-  /** Waits for a wake-up on a channel (`tasks`, `results`, `runs`) where the store supports it. */
-  subscribe?(channel: 'tasks' | 'results' | 'runs', onWake: () => void): () => void;
+  /**
+   * Wake-ups on a channel (`tasks`, `results`, `runs`) where the store supports them. A
+   * `results` wake-up may carry the outcomes themselves (`TaskOutcome[]`); without them,
+   * the subscriber harvests.
+   */
+  subscribe?(channel: 'tasks' | 'results' | 'runs', onWake: (outcomes?: readonly TaskOutcome[]) => void): () => void;
 }

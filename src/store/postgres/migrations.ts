@@ -138,46 +138,51 @@ CREATE OR REPLACE FUNCTION baton_commit(batch jsonb) RETURNS text[] LANGUAGE plp
 DECLARE
   e jsonb;
   rid text;
-  cur_epoch bigint;
+  n_events integer;
   cur_seq bigint;
   fenced text[] := '{}';
   notify_tasks boolean := false;
 BEGIN
   FOR e IN SELECT value FROM jsonb_array_elements(batch) ORDER BY value->>'runId' LOOP
     rid := e->>'runId';
-    SELECT r.epoch, r.last_seq INTO cur_epoch, cur_seq FROM runs r WHERE r.id = rid FOR UPDATE;
-    IF NOT FOUND OR cur_epoch <> (e->>'epoch')::bigint THEN
+    n_events := jsonb_array_length(e->'events');
+    -- The epoch check and the row lock in one statement: a stale owner matches no row.
+    UPDATE runs SET last_seq = last_seq + n_events,
+        state = CASE WHEN e ? 'run' THEN e->'run'->>'state' ELSE state END,
+        started_at = CASE WHEN e ? 'run' THEN (e->'run'->>'startedAt')::bigint ELSE started_at END,
+        ended_at = CASE WHEN e ? 'run' THEN (e->'run'->>'endedAt')::bigint ELSE ended_at END,
+        error = CASE WHEN e ? 'run' THEN NULLIF(e->'run'->'error', 'null'::jsonb) ELSE error END
+      WHERE id = rid AND epoch = (e->>'epoch')::bigint
+      RETURNING last_seq - n_events INTO cur_seq;
+    IF NOT FOUND THEN
       fenced := fenced || rid;
       CONTINUE;
     END IF;
-    INSERT INTO events (run_id, seq, type, at, data)
-      SELECT rid, cur_seq + x.ord, x.ev->>'type', (x.ev->>'at')::bigint, x.ev
-      FROM jsonb_array_elements(e->'events') WITH ORDINALITY AS x(ev, ord);
-    cur_seq := cur_seq + jsonb_array_length(e->'events');
-    IF e ? 'run' THEN
-      UPDATE runs SET state = e->'run'->>'state',
-        started_at = (e->'run'->>'startedAt')::bigint,
-        ended_at = (e->'run'->>'endedAt')::bigint,
-        error = NULLIF(e->'run'->'error', 'null'::jsonb),
-        last_seq = cur_seq
-      WHERE id = rid;
-    ELSE
-      UPDATE runs SET last_seq = cur_seq WHERE id = rid;
+    IF n_events > 0 THEN
+      INSERT INTO events (run_id, seq, type, at, data)
+        SELECT rid, cur_seq + x.ord, x.ev->>'type', (x.ev->>'at')::bigint, x.ev
+        FROM jsonb_array_elements(e->'events') WITH ORDINALITY AS x(ev, ord);
     END IF;
-    UPDATE task_runs t SET state = x.state, attempts = x.attempts, started_at = x."startedAt", ended_at = x."endedAt",
-        skip_reason = x."skipReason", output = x.output, error = NULLIF(x.error, 'null'::jsonb)
-      FROM jsonb_to_recordset(e->'tasks') AS x("index" integer, state text, attempts integer, "startedAt" bigint,
-        "endedAt" bigint, "skipReason" text, output jsonb, error jsonb)
-      WHERE t.run_id = rid AND t.idx = x."index";
-    DELETE FROM timers t USING jsonb_to_recordset(e->'timers') AS x(task integer, "dueAt" bigint)
-      WHERE t.run_id = rid AND t.task_idx = x.task AND x."dueAt" IS NULL;
-    INSERT INTO timers (run_id, task_idx, due_at)
-      SELECT rid, x.task, x."dueAt" FROM jsonb_to_recordset(e->'timers') AS x(task integer, "dueAt" bigint)
-      WHERE x."dueAt" IS NOT NULL
-      ON CONFLICT (run_id, task_idx) DO UPDATE SET due_at = excluded.due_at;
-    INSERT INTO logs (run_id, task_id, attempt, stream, at, text)
-      SELECT rid, x."taskId", x.attempt, x.stream, x.at, x.text
-      FROM jsonb_to_recordset(e->'logs') AS x("taskId" text, attempt integer, stream text, at bigint, text text);
+    IF jsonb_array_length(e->'tasks') > 0 THEN
+      UPDATE task_runs t SET state = x.state, attempts = x.attempts, started_at = x."startedAt", ended_at = x."endedAt",
+          skip_reason = x."skipReason", output = x.output, error = NULLIF(x.error, 'null'::jsonb)
+        FROM jsonb_to_recordset(e->'tasks') AS x("index" integer, state text, attempts integer, "startedAt" bigint,
+          "endedAt" bigint, "skipReason" text, output jsonb, error jsonb)
+        WHERE t.run_id = rid AND t.idx = x."index";
+    END IF;
+    IF jsonb_array_length(e->'timers') > 0 THEN
+      DELETE FROM timers t USING jsonb_to_recordset(e->'timers') AS x(task integer, "dueAt" bigint)
+        WHERE t.run_id = rid AND t.task_idx = x.task AND x."dueAt" IS NULL;
+      INSERT INTO timers (run_id, task_idx, due_at)
+        SELECT rid, x.task, x."dueAt" FROM jsonb_to_recordset(e->'timers') AS x(task integer, "dueAt" bigint)
+        WHERE x."dueAt" IS NOT NULL
+        ON CONFLICT (run_id, task_idx) DO UPDATE SET due_at = excluded.due_at;
+    END IF;
+    IF jsonb_array_length(e->'logs') > 0 THEN
+      INSERT INTO logs (run_id, task_id, attempt, stream, at, text)
+        SELECT rid, x."taskId", x.attempt, x.stream, x.at, x.text
+        FROM jsonb_to_recordset(e->'logs') AS x("taskId" text, attempt integer, stream text, at bigint, text text);
+    END IF;
     IF e ? 'answered' THEN
       DELETE FROM requests WHERE id IN (SELECT value::bigint FROM jsonb_array_elements_text(e->'answered'));
     END IF;
@@ -206,18 +211,50 @@ END
 $f$;
 
 -- Worker completions, fenced by claim token; wakes the schedulers. Returns refused ids.
+-- Committed without waiting for the WAL flush: an outcome counts only once the scheduler's
+-- own (synchronous) commit records it, and that commit flushes this one with it. If the
+-- server crashes first, the claim simply lapses and the attempt runs again.
 CREATE OR REPLACE FUNCTION baton_complete(results jsonb) RETURNS bigint[] LANGUAGE plpgsql AS $f$
 DECLARE
   done bigint[];
+  outcomes text;
 BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
   WITH u AS (
     UPDATE task_queue q SET status = 'done', result = x.result
     FROM jsonb_to_recordset(results) AS x(id bigint, token integer, result jsonb)
     WHERE q.id = x.id AND q.token = x.token AND q.status = 'claimed'
-    RETURNING q.id
-  ) SELECT coalesce(array_agg(id), '{}') INTO done FROM u;
-  PERFORM pg_notify('baton_results', '');
+    RETURNING q.id, q.run_id, q.task_idx, q.attempt, q.result
+  )
+  SELECT coalesce(array_agg(id), '{}'),
+         json_agg(json_build_object('id', id::text, 'runId', run_id, 'task', task_idx, 'attempt', attempt, 'result', result))::text
+  INTO done, outcomes FROM u;
+  -- Small outcomes travel in the notification itself, sparing the scheduler a query.
+  PERFORM pg_notify('baton_results', CASE WHEN length(outcomes) < 7500 THEN outcomes ELSE '' END);
   RETURN ARRAY(SELECT x.id FROM jsonb_to_recordset(results) AS x(id bigint) WHERE NOT x.id = ANY(done));
+END
+$f$;
+
+-- Claims ready attempts for a worker (labels it has, oldest first), skipping rows other
+-- workers are claiming. Committed without waiting for the WAL flush, for the same reason
+-- as baton_complete: a claim lost in a server crash only means the attempt runs again.
+CREATE OR REPLACE FUNCTION baton_claim(p_worker text, p_lease_ms bigint, p_labels jsonb, p_limit integer)
+RETURNS TABLE (id bigint, run_id text, task_idx integer, task_id text, attempt integer, token integer, payload jsonb,
+  flow text, version text)
+LANGUAGE plpgsql AS $f$
+BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
+  RETURN QUERY
+  WITH picked AS (
+    SELECT q.id FROM task_queue q WHERE q.status = 'ready' AND q.labels <@ p_labels
+    ORDER BY q.id LIMIT p_limit FOR UPDATE SKIP LOCKED
+  ), claimed AS (
+    UPDATE task_queue q SET status = 'claimed', worker = p_worker, token = q.token + 1, lease_until = ${NOW} + p_lease_ms
+    FROM picked WHERE q.id = picked.id
+    RETURNING q.id, q.run_id, q.task_idx, q.task_id, q.attempt, q.token, q.payload
+  )
+  SELECT c.id, c.run_id, c.task_idx, c.task_id, c.attempt, c.token, c.payload, r.flow, r.version
+  FROM claimed c JOIN runs r ON r.id = c.run_id ORDER BY c.id;
 END
 $f$;
 `,

@@ -118,6 +118,32 @@ function toTaskRun(row: Row): TaskRunRecord {
   };
 }
 
+interface NotifiedOutcome {
+  readonly id: string;
+  readonly runId: string;
+  readonly task: number;
+  readonly attempt: number;
+  readonly result: { status: 'succeeded' | 'failed'; output: unknown; error: TaskError | null };
+}
+
+/** Outcomes carried by a `baton_results` notification, if it carries them. */
+function parseOutcomes(payload: string | undefined): TaskOutcome[] | undefined {
+  if (!payload) return undefined;
+  try {
+    return (JSON.parse(payload) as NotifiedOutcome[]).map((o) => ({
+      id: o.id,
+      runId: o.runId,
+      task: o.task,
+      attempt: o.attempt,
+      status: o.result.status,
+      output: o.result.output,
+      ...(o.result.error ? { error: o.result.error } : {}),
+    }));
+  } catch {
+    return undefined;
+  }
+}
+
 /** Parses int8 as a JS number: Baton's bigints are ms timestamps and counters, well under 2^53. */
 const types = {
   getTypeParser(oid: number, format?: 'text' | 'binary') {
@@ -131,7 +157,7 @@ export class PostgresStore implements Store {
   private readonly pool: pg.Pool;
   private listener: pg.Client | null = null;
   private listening: Promise<void> | null = null;
-  private readonly subscribers = new Map<string, Set<() => void>>();
+  private readonly subscribers = new Map<string, Set<(outcomes?: readonly TaskOutcome[]) => void>>();
   private closed = false;
 
   private constructor(private readonly options: PostgresStoreOptions) {
@@ -525,19 +551,12 @@ export class PostgresStore implements Store {
     limit: number;
     leaseMs: number;
   }): Promise<ClaimedTask[]> {
-    const rows = await this.q(
-      'claiming tasks',
-      `WITH picked AS (
-         SELECT id FROM task_queue WHERE status = 'ready' AND labels <@ $3::jsonb
-         ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED
-       ), claimed AS (
-         UPDATE task_queue q SET status = 'claimed', worker = $1, token = q.token + 1, lease_until = ${NOW} + $2
-         FROM picked WHERE q.id = picked.id
-         RETURNING q.id, q.run_id, q.task_idx, q.task_id, q.attempt, q.token, q.payload
-       )
-       SELECT c.*, r.flow, r.version FROM claimed c JOIN runs r ON r.id = c.run_id ORDER BY c.id`,
-      [o.worker, o.leaseMs, JSON.stringify(o.labels), o.limit],
-    );
+    const rows = await this.q('claiming tasks', 'SELECT * FROM baton_claim($1, $2, $3::jsonb, $4)', [
+      o.worker,
+      o.leaseMs,
+      JSON.stringify(o.labels),
+      o.limit,
+    ]);
     return rows.map((row) => ({
       id: String(row.id),
       runId: row.run_id as string,
@@ -666,7 +685,7 @@ export class PostgresStore implements Store {
     }
   }
 
-  subscribe(channel: 'tasks' | 'results' | 'runs', onWake: () => void): () => void {
+  subscribe(channel: 'tasks' | 'results' | 'runs', onWake: (outcomes?: readonly TaskOutcome[]) => void): () => void {
     const name = CHANNELS[channel];
     let set = this.subscribers.get(name);
     if (!set) {
@@ -691,7 +710,8 @@ export class PostgresStore implements Store {
           await client.connect();
           for (const name of this.subscribers.keys()) await client.query(`LISTEN ${name}`);
           client.on('notification', (msg) => {
-            for (const fn of this.subscribers.get(msg.channel) ?? []) fn();
+            const outcomes = msg.channel === CHANNELS.results ? parseOutcomes(msg.payload) : undefined;
+            for (const fn of this.subscribers.get(msg.channel) ?? []) fn(outcomes);
           });
           this.listener = client;
           delay = 100;
