@@ -185,6 +185,7 @@ export class Engine {
   private readonly onCommitted: ((runId: string, events: readonly RunEvent[]) => void) | undefined;
 
   private readonly runs = new Map<string, ActiveRun>();
+  private readonly resolvedFlows = new Map<string, Promise<ResolvedFlow>>();
   private readonly inbox: { run: ActiveRun; input: RunInput; requestId?: number; harvestedId?: string }[] = [];
   private readonly mode: 'local' | 'dispatch';
   /** Queue rows handed to the run machine and not yet deleted by a commit. */
@@ -201,6 +202,7 @@ export class Engine {
   private heartbeat: NodeJS.Timeout | undefined;
   private poller: NodeJS.Timeout | undefined;
   private claiming = false;
+  private claimAgain = false;
   private workerMode = false;
   private draining = false;
   private stopped = false;
@@ -326,7 +328,7 @@ export class Engine {
     this.ensureTimers();
     void this.syncClock()
       .catch(() => undefined)
-      .then(() => this.poll());
+      .then(() => this.claimNew());
   }
 
   /** Stops taking new work, lets running attempts finish and commit, then releases every run. */
@@ -363,7 +365,7 @@ export class Engine {
       void this.harvest();
     }, this.pollMs);
     if (!this.unsubscribe && this.store.subscribe) {
-      const offs = [this.store.subscribe('runs', () => void this.poll())];
+      const offs = [this.store.subscribe('runs', () => void this.claimNew())];
       if (this.mode === 'dispatch') {
         offs.push(
           this.store.subscribe('results', (outcomes) => {
@@ -396,19 +398,33 @@ export class Engine {
         const requests = await this.store.pendingRequests([...this.runs.keys()]);
         for (const r of requests) this.acceptRequest(r);
       }
-      if (this.workerMode && !this.draining && !this.claiming && this.runningCount < this.concurrency) {
-        this.claiming = true;
-        try {
-          const leases = await this.store.claimRuns({ owner: this.owner, leaseMs: this.leaseMs, limit: 8 });
-          for (const lease of leases) {
-            await this.activate(lease).catch((error: unknown) => this.failActivation(lease, error));
-          }
-        } finally {
-          this.claiming = false;
-        }
-      }
+      await this.claimNew();
     } catch (error) {
       this.diagnostic(`poll failed: ${(error as Error).message}`);
+    }
+  }
+
+  /** Worker mode: claims queued and orphaned runs while there is room. */
+  private async claimNew(): Promise<void> {
+    if (!this.workerMode || this.draining || this.stopped || this.runningCount >= this.concurrency) return;
+    if (this.claiming) {
+      this.claimAgain = true;
+      return;
+    }
+    this.claiming = true;
+    try {
+      do {
+        this.claimAgain = false;
+        const leases = await this.store.claimRuns({ owner: this.owner, leaseMs: this.leaseMs, limit: 8 });
+        // Activated one after another so that a full batch of claims cannot starve the others.
+        for (const lease of leases)
+          await this.activate(lease).catch((error: unknown) => this.failActivation(lease, error));
+        if (leases.length === 8) this.claimAgain = true;
+      } while (this.claimAgain && this.workerMode && !this.stopped);
+    } catch (error) {
+      this.diagnostic(`claim failed: ${(error as Error).message}`);
+    } finally {
+      this.claiming = false;
     }
   }
 
@@ -461,7 +477,7 @@ export class Engine {
   private async activate(lease: Lease): Promise<ActiveRun> {
     const record = await this.store.getRun(lease.runId);
     if (!record) throw new BatonError('RUN_NOT_FOUND', `no run with id ${lease.runId}`);
-    const flow = await this.flows.resolve(record.flow, record.version);
+    const flow = await this.resolveFlow(record.flow, record.version);
     const events = (await this.store.readEvents(lease.runId)).map((e) => e.event);
     const state = foldRun(lease.runId, flow.plan, events);
     this.faults?.crashPoint('after_claim');
@@ -504,8 +520,24 @@ export class Engine {
       this.scheduleFlush();
     }
     this.armRunTimeout(run);
-    if (this.mode === 'dispatch') void this.harvest();
+    // Attempts of a previous owner may have finished while nobody was listening.
+    if (this.mode === 'dispatch' && run.running.size > 0) void this.harvest();
     return run;
+  }
+
+  /**
+   * A pinned flow version, resolved once per engine: versions never change, and their code
+   * was checked when first resolved.
+   */
+  private resolveFlow(flow: string, version: string): Promise<ResolvedFlow> {
+    const key = `${flow}\u0000${version}`;
+    let resolved = this.resolvedFlows.get(key);
+    if (!resolved) {
+      resolved = this.flows.resolve(flow, version);
+      this.resolvedFlows.set(key, resolved);
+      resolved.catch(() => this.resolvedFlows.delete(key));
+    }
+    return resolved;
   }
 
   /** Collects outcomes of remote attempts for the runs this process owns. */

@@ -286,57 +286,28 @@ export class PostgresStore implements Store {
   }
 
   async createRun(input: NewRun): Promise<{ run: RunRecord; created: boolean }> {
-    return this.tx('creating a run', async (c) => {
-      if (input.dedupeKey) {
-        const existing = await c.query('SELECT * FROM runs WHERE dedupe_key = $1', [input.dedupeKey]);
-        if (existing.rows[0]) return { run: toRun(existing.rows[0] as Row), created: false };
-      }
-      const f = input.flow;
-      await c.query(
-        'INSERT INTO flow_versions (flow, version, spec, source_path, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING',
-        [f.flow, f.version, f.spec, f.sourcePath, f.createdAt],
-      );
-      const inserted = await c.query(
-        `INSERT INTO runs (id, flow, version, state, params, dedupe_key, created_at, task_count, max_active_runs, last_seq)
-         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, 1)
-         ON CONFLICT (dedupe_key) DO NOTHING RETURNING *`,
-        [
-          input.id,
-          f.flow,
-          f.version,
-          JSON.stringify(input.params),
-          input.dedupeKey ?? null,
-          input.createdAt,
-          input.taskIds.length,
-          input.maxActiveRuns ?? null,
-        ],
-      );
-      if (!inserted.rows[0]) {
-        // Another process created the run for this key in the meantime.
-        const existing = await c.query('SELECT * FROM runs WHERE dedupe_key = $1', [input.dedupeKey]);
-        return { run: toRun(existing.rows[0] as Row), created: false };
-      }
-      await c.query(
-        `INSERT INTO task_runs (run_id, idx, task_id, state)
-         SELECT $1, t.ord - 1, t.id, 'pending' FROM unnest($2::text[]) WITH ORDINALITY AS t(id, ord)`,
-        [input.id, input.taskIds],
-      );
-      const created: RunEvent = {
-        type: 'run_created',
-        at: input.createdAt,
-        flow: f.flow,
-        version: f.version,
+    const f = input.flow;
+    const event: RunEvent = {
+      type: 'run_created',
+      at: input.createdAt,
+      flow: f.flow,
+      version: f.version,
+      params: input.params,
+    };
+    const rows = await this.q('creating a run', 'SELECT * FROM baton_create_run($1::jsonb)', [
+      JSON.stringify({
+        id: input.id,
+        flow: f,
         params: input.params,
-      };
-      await c.query('INSERT INTO events (run_id, seq, type, at, data) VALUES ($1, 1, $2, $3, $4)', [
-        input.id,
-        created.type,
-        created.at,
-        JSON.stringify(created),
-      ]);
-      await c.query(`SELECT pg_notify('${CHANNELS.runs}', '')`);
-      return { run: toRun(inserted.rows[0] as Row), created: true };
-    });
+        dedupeKey: input.dedupeKey ?? null,
+        createdAt: input.createdAt,
+        taskIds: input.taskIds,
+        maxActiveRuns: input.maxActiveRuns ?? null,
+        event,
+      }),
+    ]);
+    const row = rows[0] as Row;
+    return { run: toRun(row.run as Row), created: row.created === true };
   }
 
   async getRun(id: string): Promise<RunRecord | null> {
@@ -396,8 +367,23 @@ export class PostgresStore implements Store {
           [runId, o.owner, o.leaseMs, o.includeFinished ?? false, o.takeOverEpoch ?? -1],
         )
       ).rows as Row[];
-      return rows[0] ? { runId, owner: o.owner, epoch: Number(rows[0].epoch) } : null;
+      if (!rows[0]) return null;
+      await this.reopenLost(c, [runId]);
+      return { runId, owner: o.owner, epoch: Number(rows[0].epoch) };
     });
+  }
+
+  /**
+   * A harvest marks a lapsed claim `lost` and the owner's next commit records it and
+   * deletes the row. If the owner died or was fenced in between, the row would stay `lost`
+   * and its task `running` for ever: on takeover such rows become lapsed claims again, so
+   * that the new owner's harvest reports them (once).
+   */
+  private async reopenLost(c: pg.PoolClient, runIds: readonly string[]): Promise<void> {
+    if (runIds.length === 0) return;
+    await c.query(`UPDATE task_queue SET status = 'claimed' WHERE run_id = ANY($1::text[]) AND status = 'lost'`, [
+      runIds,
+    ]);
   }
 
   private async activeOfFlow(c: pg.PoolClient, flow: string, except: string): Promise<number> {
@@ -410,36 +396,12 @@ export class PostgresStore implements Store {
   }
 
   async claimRuns(o: ClaimOptions & { limit: number }): Promise<Lease[]> {
-    return this.tx('claiming runs', async (c) => {
-      const candidates = (
-        await c.query(
-          `SELECT id, flow, state, max_active_runs FROM runs
-           WHERE state IN ('queued', 'running')
-             AND (owner IS NULL OR lease_until IS NULL OR lease_until < ${NOW})
-           ORDER BY state = 'running' DESC, created_at
-           LIMIT $1 FOR UPDATE SKIP LOCKED`,
-          [o.limit * 4],
-        )
-      ).rows as Row[];
-      const leases: Lease[] = [];
-      for (const row of candidates) {
-        if (leases.length >= o.limit) break;
-        if (row.state === 'queued' && row.max_active_runs !== null) {
-          // Serializes the count per flow so that two schedulers cannot both pass it.
-          await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`baton_flow:${row.flow as string}`]);
-          if ((await this.activeOfFlow(c, row.flow as string, row.id as string)) >= Number(row.max_active_runs))
-            continue;
-        }
-        const claimed = (
-          await c.query(
-            `UPDATE runs SET owner = $2, epoch = epoch + 1, lease_until = ${NOW} + $3 WHERE id = $1 RETURNING epoch`,
-            [row.id, o.owner, o.leaseMs],
-          )
-        ).rows[0] as Row;
-        leases.push({ runId: row.id as string, owner: o.owner, epoch: Number(claimed.epoch) });
-      }
-      return leases;
-    });
+    const rows = await this.q('claiming runs', 'SELECT * FROM baton_claim_runs($1, $2, $3)', [
+      o.owner,
+      o.leaseMs,
+      o.limit,
+    ]);
+    return rows.map((row) => ({ runId: row.id as string, owner: o.owner, epoch: Number(row.epoch) }));
   }
 
   async renewLeases(leases: readonly Lease[], leaseMs: number): Promise<string[]> {

@@ -255,6 +255,8 @@ export class SqliteStore implements Store {
          ORDER BY id LIMIT ?`,
       ),
       markLost: db.prepare(`UPDATE task_queue SET status = 'lost' WHERE id = ?`),
+      // On takeover: lost rows whose harvest was never committed become lapsed claims again.
+      reopenLost: db.prepare(`UPDATE task_queue SET status = 'claimed' WHERE run_id = ? AND status = 'lost'`),
       acquireLeader: db.prepare(
         `INSERT INTO leadership (name, holder, epoch, lease_until) VALUES (@name, @holder, 1, ${NOW_MS} + @leaseMs)
          ON CONFLICT (name) DO UPDATE SET
@@ -402,7 +404,9 @@ export class SqliteStore implements Store {
           includeFinished: o.includeFinished ? 1 : 0,
           takeOver: o.takeOverEpoch ?? -1,
         }) as { epoch: number } | undefined;
-        return row ? { runId, owner: o.owner, epoch: row.epoch } : null;
+        if (!row) return null;
+        this.stmt.reopenLost.run(runId);
+        return { runId, owner: o.owner, epoch: row.epoch };
       });
       return tx.immediate();
     });
@@ -432,7 +436,10 @@ export class SqliteStore implements Store {
             includeFinished: 0,
             takeOver: -1,
           }) as { epoch: number } | undefined;
-          if (claimed) leases.push({ runId: row.id, owner: o.owner, epoch: claimed.epoch });
+          if (claimed) {
+            this.stmt.reopenLost.run(row.id);
+            leases.push({ runId: row.id, owner: o.owner, epoch: claimed.epoch });
+          }
         }
         return leases;
       });
