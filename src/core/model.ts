@@ -4,6 +4,7 @@
  * milliseconds here; names are as users wrote them.
  */
 import type { TriggerRule } from './states.js';
+import type { OverlapPolicy, TriggerSpec } from './trigger-spec.js';
 
 export type ParamType = 'string' | 'number' | 'integer' | 'boolean' | 'object' | 'array';
 
@@ -62,6 +63,10 @@ export interface FlowSpec {
   readonly maxActiveRuns: number | null;
   /** Whole-run timeout in ms, or null. */
   readonly timeoutMs: number | null;
+  /** What creates runs besides users: schedules, webhooks, files, objects, streams, other flows. */
+  readonly triggers?: readonly TriggerSpec[];
+  /** What a trigger does when a run of the flow is still active. Default `allow`. */
+  readonly overlap?: OverlapPolicy;
 }
 
 /** Error codes that describe bad input rather than a transient fault: never retried. */

@@ -20,7 +20,11 @@ import { DEFAULT_RETRY } from '../core/model.js';
 import type { TriggerRule } from '../core/states.js';
 import { TRIGGER_RULES } from '../core/states.js';
 import type { AttemptContext, TaskFunction } from '../core/task-context.js';
+import type { z } from 'zod';
+import type { OverlapPolicy, TriggerSpec } from '../core/trigger-spec.js';
+import { OVERLAP_POLICIES } from '../core/trigger-spec.js';
 import { checkParamSpec } from './params.js';
+import { TriggerFileSchema, normalizeTrigger } from './trigger-schema.js';
 
 /** A param declaration; the value type follows `type`. */
 export interface ParamDef {
@@ -103,7 +107,14 @@ export interface FlowOptions<P extends Record<string, ParamDef>> {
   readonly pools?: Readonly<Record<string, number>>;
   readonly maxActiveRuns?: number;
   readonly timeout?: DurationInput;
+  /** What creates runs: the same shape as a YAML flow's `triggers:` map (see docs/triggers.md). */
+  readonly triggers?: Readonly<Record<string, TriggerInput>>;
+  /** What a trigger does while a run of the flow is active: allow (default), skip, queue, cancel_previous. */
+  readonly overlap?: OverlapPolicy;
 }
+
+/** A trigger as written in `triggers:` (YAML keys). */
+export type TriggerInput = z.input<typeof TriggerFileSchema>;
 
 interface DraftTask {
   readonly id: string;
@@ -298,6 +309,27 @@ export class FlowDefinition<P extends Record<string, ParamDef> = Record<string, 
       }
     }
     const timeoutMs = duration(o.timeout, 'timeout');
+    const triggers: TriggerSpec[] = [];
+    for (const [name, input] of Object.entries(o.triggers ?? {})) {
+      const parsed = TriggerFileSchema.safeParse(input);
+      if (!/^[A-Za-z_][A-Za-z0-9_-]{0,127}$/.test(name)) {
+        problems.push({ code: 'DEF_INVALID', message: `triggers: "${name}" is not a valid trigger name`, location: at(`triggers.${name}`) });
+      }
+      if (parsed.success) triggers.push(normalizeTrigger(name, parsed.data));
+      else {
+        for (const issue of parsed.error.issues) {
+          const path = ['triggers', name, ...issue.path.map(String)].join('.');
+          problems.push({ code: 'DEF_INVALID', message: `${path}: ${issue.message}`, location: at(path) });
+        }
+      }
+    }
+    if (o.overlap !== undefined && !OVERLAP_POLICIES.includes(o.overlap)) {
+      problems.push({
+        code: 'DEF_INVALID',
+        message: `overlap: "${o.overlap}" is not one of ${OVERLAP_POLICIES.join(', ')}`,
+        location: at('overlap'),
+      });
+    }
     if (problems.length > 0) {
       const first = problems[0] as Problem;
       throw new BatonError(first.code, `${problems.length} problem(s) in flow ${o.name} (${file}): ${first.message}`, {
@@ -312,6 +344,8 @@ export class FlowDefinition<P extends Record<string, ParamDef> = Record<string, 
       pools,
       maxActiveRuns: o.maxActiveRuns ?? null,
       timeoutMs,
+      ...(triggers.length > 0 ? { triggers } : {}),
+      ...(o.overlap ? { overlap: o.overlap } : {}),
     };
   }
 }

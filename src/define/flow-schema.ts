@@ -13,48 +13,32 @@
 import { z } from 'zod';
 import { parseDuration } from '../core/duration.js';
 import { TRIGGER_RULES } from '../core/states.js';
+import { OVERLAP_POLICIES } from '../core/trigger-spec.js';
+import {
+  DURATION_FORMS,
+  checkName,
+  durationSchema,
+  intRange,
+  nameSchema,
+  positiveInt,
+} from './flow-schema-parts.js';
+import { TRIGGER_KINDS, TriggerFileSchema } from './trigger-schema.js';
 import { suggest } from './suggest.js';
 
 /** A key path into the raw document, e.g. `['tasks', 'extract', 'depends_on', 0]`. */
 export type KeyPath = readonly (string | number)[];
 
-/** Flow names, task ids, param and pool names. */
-export const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_-]*$/;
-export const NAME_MAX_LENGTH = 128;
-const NAME_RULE = `must start with a letter or _ and contain only letters, digits, _ and - (at most ${NAME_MAX_LENGTH} characters)`;
-
-export function isValidName(name: string): boolean {
-  return name.length <= NAME_MAX_LENGTH && NAME_PATTERN.test(name);
-}
-
-/** Explains why `name` is not a valid name, or returns undefined when it is. */
-export function checkName(name: string): string | undefined {
-  return isValidName(name) ? undefined : `${NAME_RULE}, got ${show(name)}`;
-}
-
-export const DURATION_FORMS = '250ms, 90s, 5m, 1h, 1m30s or a whole number of milliseconds';
-
-/** Milliseconds of a written duration; numbers must be whole, as `parseDuration` accepts fractions. */
-export function durationMs(value: unknown): number | undefined {
-  if (typeof value === 'number') return Number.isInteger(value) && value >= 0 ? value : undefined;
-  if (typeof value === 'string') return parseDuration(value);
-  return undefined;
-}
-
-/** A duration as written (`5m`, `1m30s`, `250`) in; milliseconds out. */
-const durationSchema = z
-  .custom<string | number>((v) => durationMs(v) !== undefined, { error: `must be a duration like ${DURATION_FORMS}` })
-  .transform((v) => durationMs(v) as number);
-
-function intRange(min: number, max: number) {
-  const error = `must be an integer from ${min} to ${max}`;
-  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
-}
-
-const POSITIVE = 'must be a positive integer';
-const positiveInt = z.number({ error: POSITIVE }).int({ error: POSITIVE }).positive({ error: POSITIVE });
-const nameSchema = z.string().refine(isValidName, { error: NAME_RULE });
-
+export {
+  DURATION_FORMS,
+  NAME_MAX_LENGTH,
+  NAME_PATTERN,
+  checkName,
+  durationMs,
+  durationSchema,
+  intRange,
+  isValidName,
+  nameSchema,
+} from './flow-schema-parts.js';
 export const RetryFileSchema = z.strictObject({
   max_attempts: intRange(1, 100).optional(),
   backoff: durationSchema.optional(),
@@ -180,6 +164,8 @@ export const FlowFileSchema = z.strictObject({
   defaults: DefaultsFileSchema.optional(),
   timeout: durationSchema.optional(),
   max_active_runs: positiveInt.optional(),
+  overlap: z.enum(OVERLAP_POLICIES).optional(),
+  triggers: z.record(nameSchema, TriggerFileSchema).optional(),
   pools: z.record(z.string(), positiveInt).optional(),
   // Each task is checked on its own (base keys + its kind's keys), so the map's values
   // pass through here untouched.
@@ -257,6 +243,8 @@ function mustPhrase(issue: z.core.$ZodRawIssue): string {
     case 'invalid_format':
       return `must match ${issue.pattern ?? issue.format}`;
     case 'invalid_union':
+      // A discriminated union (trigger `kind`) names the accepted values.
+      if (issue.path?.[issue.path.length - 1] === 'kind') return `must be one of ${TRIGGER_KINDS.join(', ')}`;
       return 'has the wrong type';
     default:
       return 'is invalid';

@@ -34,6 +34,7 @@ import {
 } from './flow-schema.js';
 import { checkParamSpec } from './params.js';
 import { suggest } from './suggest.js';
+import { normalizeTrigger } from './trigger-schema.js';
 
 export interface LoadResult {
   /** Present only when `problems` is empty. */
@@ -563,5 +564,9 @@ function normalize(flow: ParsedFlowFile, tasks: readonly CheckedTask[]): FlowSpe
     pools: flow.pools ?? {},
     maxActiveRuns: flow.max_active_runs ?? null,
     timeoutMs: flow.timeout ?? null,
+    ...(flow.triggers && Object.keys(flow.triggers).length > 0
+      ? { triggers: Object.entries(flow.triggers).map(([name, t]) => normalizeTrigger(name, t)) }
+      : {}),
+    ...(flow.overlap ? { overlap: flow.overlap } : {}),
   };
 }

@@ -701,6 +701,14 @@ export class Engine {
       return;
     }
     const fencedSet = new Set(fenced);
+    entries.forEach((entry, k) => {
+      const run = batches[k]?.run;
+      if (!run) return;
+      for (const t of entry.timers) {
+        if (t.dueAt === null) run.withTimer.delete(t.task);
+        else run.withTimer.add(t.task);
+      }
+    });
     for (const { pending } of batches) for (const id of pending.harvested) this.harvesting.delete(id);
     for (const { run, pending } of batches) {
       if (fencedSet.has(run.lease.runId)) {
@@ -719,12 +727,10 @@ export class Engine {
     for (const i of pending.touched) {
       tasks.push(taskPatch(state, i));
       const retryAt = state.tasks[i]?.retryAt ?? null;
-      if (retryAt !== null) {
-        timers.push({ task: i, dueAt: retryAt });
-        run.withTimer.add(i);
-      } else if (run.withTimer.delete(i)) {
-        timers.push({ task: i, dueAt: null });
-      }
+      // `withTimer` changes only once the commit succeeded (see flush): a failed commit is
+      // retried, and must still delete the timer row then.
+      if (retryAt !== null) timers.push({ task: i, dueAt: retryAt });
+      else if (run.withTimer.has(i)) timers.push({ task: i, dueAt: null });
     }
     return {
       lease: run.lease,

@@ -300,6 +300,9 @@ BEGIN
     END IF;
     RETURN QUERY UPDATE runs r SET owner = p_owner, epoch = r.epoch + 1, lease_until = ${NOW} + p_lease_ms
       WHERE r.id = c.id RETURNING r.id, r.epoch;
+    -- Claims the previous owner harvested as lost but never recorded (it died or was fenced
+    -- before its commit) become lapsed claims again, for the new owner's harvest to report.
+    UPDATE task_queue q SET status = 'claimed' WHERE q.run_id = c.id AND q.status = 'lost';
     claimed := claimed + 1;
   END LOOP;
 END

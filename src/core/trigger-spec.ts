@@ -1,0 +1,54 @@
+/**
+ * Triggers as a flow declares them: what creates runs of it. A trigger has a kind (cron,
+ * interval, webhook, file, s3, nats, redis, rabbitmq, flow), kind-specific settings in
+ * `config` (camelCase, durations in ms), and static `params` merged into every run it
+ * creates. Sources read their own config; the registry of kinds is open.
+ */
+
+export const OVERLAP_POLICIES = ['allow', 'skip', 'queue', 'cancel_previous'] as const;
+/** What happens when a trigger fires while a run of the flow is still active. */
+export type OverlapPolicy = (typeof OVERLAP_POLICIES)[number];
+
+export const CATCHUP_POLICIES = ['all', 'latest', 'none'] as const;
+/** Which missed fire times a time trigger makes up for after downtime. */
+export type CatchupPolicy = (typeof CATCHUP_POLICIES)[number];
+
+export const TIME_TRIGGER_KINDS: ReadonlySet<string> = new Set(['cron', 'interval']);
+
+export interface TriggerSpec {
+  /** Unique within the flow; the trigger's id is `<flow>/<name>`. */
+  readonly name: string;
+  readonly kind: string;
+  readonly config: Readonly<Record<string, unknown>>;
+  /** Merged into the params of every run the trigger creates (the event's own params win). */
+  readonly params: Readonly<Record<string, unknown>>;
+}
+
+/** Settings shared by cron and interval triggers, as normalized. */
+export interface TimeTriggerConfig {
+  readonly catchup: CatchupPolicy;
+  /** With `catchup: all`, at most this many missed fire times run; older ones are skipped. */
+  readonly maxCatchup: number;
+  /** No fire time before this instant (ms), or null. */
+  readonly startAt: number | null;
+  /** No fire time after this instant (ms), or null. */
+  readonly endAt: number | null;
+  /** Each run is created up to this many ms after its fire time, at random. */
+  readonly jitterMs: number;
+  /** A run must finish within this many ms of its fire time; a miss is recorded. */
+  readonly deadlineMs: number | null;
+}
+
+export interface CronTriggerConfig extends TimeTriggerConfig {
+  readonly cron: string;
+  /** IANA time zone the expression is read in. Default UTC. */
+  readonly timezone: string;
+}
+
+export interface IntervalTriggerConfig extends TimeTriggerConfig {
+  readonly everyMs: number;
+}
+
+export function triggerId(flow: string, name: string): string {
+  return `${flow}/${name}`;
+}

@@ -1,0 +1,147 @@
+/**
+ * The `triggers:` map of a flow file: one entry per trigger, its `kind` choosing which keys
+ * it takes. Normalization turns an entry into a TriggerSpec: camelCase config, durations
+ * in ms, instants in ms, defaults filled.
+ */
+import { Cron } from 'croner';
+import { z } from 'zod';
+import type { TriggerSpec } from '../core/trigger-spec.js';
+import { CATCHUP_POLICIES } from '../core/trigger-spec.js';
+import { durationSchema, intRange, nameSchema } from './flow-schema-parts.js';
+
+const instant = z
+  .string()
+  .refine((v) => !Number.isNaN(Date.parse(v)), { error: 'must be an ISO 8601 date or instant, e.g. 2024-01-01T00:00:00Z' })
+  .transform((v) => Date.parse(v));
+
+const zone = z.string().refine(
+  (v) => {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: v });
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { error: 'must be an IANA time zone such as UTC, Europe/Berlin or America/New_York' },
+);
+
+const cronExpression = z.string().refine(
+  (v) => {
+    try {
+      new Cron(v, { paused: true }).nextRun(new Date(0));
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { error: 'must be a cron expression with 5 fields (minute hour day-of-month month day-of-week), e.g. "0 2 * * *"' },
+);
+
+const params = z.record(z.string(), z.unknown());
+
+const time = {
+  catchup: z.enum(CATCHUP_POLICIES).optional(),
+  max_catchup: intRange(1, 10_000).optional(),
+  start: instant.optional(),
+  end: instant.optional(),
+  jitter: durationSchema.optional(),
+  deadline: durationSchema.optional(),
+  params: params.optional(),
+};
+
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'must be an environment variable name' });
+
+export const TriggerFileSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('cron'), cron: cronExpression, timezone: zone.optional(), ...time }),
+  z.strictObject({ kind: z.literal('interval'), every: durationSchema, ...time }),
+  z.strictObject({ kind: z.literal('webhook'), secret_env: envName.optional(), params: params.optional() }),
+  z.strictObject({
+    kind: z.literal('file'),
+    path: z.string().min(1),
+    glob: z.string().min(1).optional(),
+    move_to: z.string().min(1).optional(),
+    identity: z.enum(['mtime', 'hash']).optional(),
+    poll: durationSchema.optional(),
+    params: params.optional(),
+  }),
+  z.strictObject({
+    kind: z.literal('s3'),
+    bucket: z.string().min(3),
+    prefix: z.string().optional(),
+    endpoint: z.string().url().optional(),
+    region: z.string().optional(),
+    force_path_style: z.boolean().optional(),
+    access_key_id_env: envName.optional(),
+    secret_access_key_env: envName.optional(),
+    poll: durationSchema.optional(),
+    params: params.optional(),
+  }),
+  z.strictObject({
+    kind: z.literal('nats'),
+    url: z.string().optional(),
+    stream: z.string().min(1),
+    subject: z.string().min(1).optional(),
+    durable: z.string().min(1),
+    batch: intRange(1, 10_000).optional(),
+    params: params.optional(),
+  }),
+  z.strictObject({
+    kind: z.literal('redis'),
+    url: z.string().optional(),
+    stream: z.string().min(1),
+    group: z.string().min(1),
+    batch: intRange(1, 10_000).optional(),
+    params: params.optional(),
+  }),
+  z.strictObject({
+    kind: z.literal('rabbitmq'),
+    url: z.string().optional(),
+    queue: z.string().min(1),
+    batch: intRange(1, 10_000).optional(),
+    params: params.optional(),
+  }),
+  z.strictObject({
+    kind: z.literal('flow'),
+    flow: nameSchema,
+    states: z.array(z.enum(['succeeded', 'failed', 'cancelled'])).min(1).optional(),
+    params: params.optional(),
+  }),
+]);
+
+export type TriggerFile = z.output<typeof TriggerFileSchema>;
+
+export const TRIGGER_KINDS = ['cron', 'interval', 'webhook', 'file', 's3', 'nats', 'redis', 'rabbitmq', 'flow'] as const;
+
+function camel(key: string): string {
+  return key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** A parsed trigger entry as a TriggerSpec, with defaults filled. */
+export function normalizeTrigger(name: string, t: TriggerFile): TriggerSpec {
+  const { kind, params: given, ...rest } = t;
+  const config: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(rest)) {
+    if (value !== undefined) config[camel(key)] = value;
+  }
+  if (kind === 'cron' || kind === 'interval') {
+    const { every, start, end, jitter, deadline, ...others } = config;
+    return {
+      name,
+      kind,
+      params: given ?? {},
+      config: {
+        ...others,
+        ...(kind === 'cron' ? { timezone: config.timezone ?? 'UTC' } : { everyMs: every }),
+        catchup: config.catchup ?? 'latest',
+        maxCatchup: config.maxCatchup ?? 100,
+        startAt: start ?? null,
+        endAt: end ?? null,
+        jitterMs: jitter ?? 0,
+        deadlineMs: deadline ?? null,
+      },
+    };
+  }
+  if (kind === 'flow') return { name, kind, params: given ?? {}, config: { ...config, states: config.states ?? ['succeeded'] } };
+  return { name, kind, params: given ?? {}, config };
+}
