@@ -58,7 +58,8 @@ export function dueFirings(input: DueInput): DueFirings {
   else if (input.catchup === 'latest') fire = due.slice(0, 1);
   else fire = due.slice(0, 1).filter((t) => input.now - t <= input.graceMs);
   const skipped = due.slice(fire.length);
-  const skippedCount = skipped.length < window - fire.length ? skipped.length : countBetween(input.schedule, floor, skipped);
+  const skippedCount =
+    skipped.length < window - fire.length ? skipped.length : countBetween(input.schedule, floor, skipped);
   const next = input.schedule.next(input.now);
   return {
     fire: fire.reverse(),

@@ -313,7 +313,11 @@ export class FlowDefinition<P extends Record<string, ParamDef> = Record<string, 
     for (const [name, input] of Object.entries(o.triggers ?? {})) {
       const parsed = TriggerFileSchema.safeParse(input);
       if (!/^[A-Za-z_][A-Za-z0-9_-]{0,127}$/.test(name)) {
-        problems.push({ code: 'DEF_INVALID', message: `triggers: "${name}" is not a valid trigger name`, location: at(`triggers.${name}`) });
+        problems.push({
+          code: 'DEF_INVALID',
+          message: `triggers: "${name}" is not a valid trigger name`,
+          location: at(`triggers.${name}`),
+        });
       }
       if (parsed.success) triggers.push(normalizeTrigger(name, parsed.data));
       else {

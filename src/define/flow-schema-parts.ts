@@ -41,4 +41,3 @@ export function intRange(min: number, max: number) {
 export const POSITIVE = 'must be a positive integer';
 export const positiveInt = z.number({ error: POSITIVE }).int({ error: POSITIVE }).positive({ error: POSITIVE });
 export const nameSchema = z.string().refine(isValidName, { error: NAME_RULE });
-

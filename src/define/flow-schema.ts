@@ -14,14 +14,7 @@ import { z } from 'zod';
 import { parseDuration } from '../core/duration.js';
 import { TRIGGER_RULES } from '../core/states.js';
 import { OVERLAP_POLICIES } from '../core/trigger-spec.js';
-import {
-  DURATION_FORMS,
-  checkName,
-  durationSchema,
-  intRange,
-  nameSchema,
-  positiveInt,
-} from './flow-schema-parts.js';
+import { DURATION_FORMS, checkName, durationSchema, intRange, nameSchema, positiveInt } from './flow-schema-parts.js';
 import { TRIGGER_KINDS, TriggerFileSchema } from './trigger-schema.js';
 import { suggest } from './suggest.js';
 

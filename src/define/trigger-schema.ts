@@ -11,7 +11,9 @@ import { durationSchema, intRange, nameSchema } from './flow-schema-parts.js';
 
 const instant = z
   .string()
-  .refine((v) => !Number.isNaN(Date.parse(v)), { error: 'must be an ISO 8601 date or instant, e.g. 2024-01-01T00:00:00Z' })
+  .refine((v) => !Number.isNaN(Date.parse(v)), {
+    error: 'must be an ISO 8601 date or instant, e.g. 2024-01-01T00:00:00Z',
+  })
   .transform((v) => Date.parse(v));
 
 const zone = z.string().refine(
@@ -104,14 +106,27 @@ export const TriggerFileSchema = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('flow'),
     flow: nameSchema,
-    states: z.array(z.enum(['succeeded', 'failed', 'cancelled'])).min(1).optional(),
+    states: z
+      .array(z.enum(['succeeded', 'failed', 'cancelled']))
+      .min(1)
+      .optional(),
     params: params.optional(),
   }),
 ]);
 
 export type TriggerFile = z.output<typeof TriggerFileSchema>;
 
-export const TRIGGER_KINDS = ['cron', 'interval', 'webhook', 'file', 's3', 'nats', 'redis', 'rabbitmq', 'flow'] as const;
+export const TRIGGER_KINDS = [
+  'cron',
+  'interval',
+  'webhook',
+  'file',
+  's3',
+  'nats',
+  'redis',
+  'rabbitmq',
+  'flow',
+] as const;
 
 function camel(key: string): string {
   return key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -142,6 +157,7 @@ export function normalizeTrigger(name: string, t: TriggerFile): TriggerSpec {
       },
     };
   }
-  if (kind === 'flow') return { name, kind, params: given ?? {}, config: { ...config, states: config.states ?? ['succeeded'] } };
+  if (kind === 'flow')
+    return { name, kind, params: given ?? {}, config: { ...config, states: config.states ?? ['succeeded'] } };
   return { name, kind, params: given ?? {}, config };
 }

@@ -14,6 +14,7 @@
 import type { TaskError } from '../core/model.js';
 import type { RunEvent } from '../core/run-machine.js';
 import type { RunStateName, TaskStateName } from '../core/states.js';
+import type { TriggerSpec } from '../core/trigger-spec.js';
 
 /** One version of a flow definition, pinned by its hash. */
 export interface FlowVersionRecord {
@@ -71,6 +72,66 @@ export interface NewRun {
   readonly createdAt: number;
   readonly dedupeKey?: string | null;
   readonly maxActiveRuns?: number | null;
+  /** The trigger that created the run, if any (`<flow>/<name>`). */
+  readonly triggerId?: string | null;
+  /** Claim order among queued runs: higher first. Backfills use -1. Default 0. */
+  readonly priority?: number;
+}
+
+/** A trigger as the store keeps it: its definition, whether it is paused, and its cursor. */
+export interface TriggerRecord {
+  readonly id: string;
+  readonly flow: string;
+  readonly name: string;
+  readonly kind: string;
+  readonly spec: TriggerSpec;
+  /** The flow file that declares it. */
+  readonly sourcePath: string;
+  readonly paused: boolean;
+  /** Kind-specific progress: last fire time, files seen, … (JSON). */
+  readonly cursor: unknown;
+  readonly nextFireAt: number | null;
+  readonly registeredAt: number;
+  readonly updatedAt: number;
+}
+
+export type FiringOutcome = 'run' | 'deduplicated' | 'skipped' | 'error' | 'deadline_missed';
+
+/** One entry of a trigger's history: it fired (and which run it made), or why it did not. */
+export interface FiringRecord {
+  readonly seq: number;
+  readonly triggerId: string;
+  readonly at: number;
+  readonly outcome: FiringOutcome;
+  readonly reason: string;
+  readonly runId: string | null;
+  readonly dedupeKey: string | null;
+}
+
+export interface FiringInput {
+  readonly at: number;
+  readonly outcome: 'run' | 'skipped' | 'error' | 'deadline_missed';
+  readonly reason: string;
+  /** With outcome `run`: the run to create (its dedupe key makes a repeat a no-op). */
+  readonly run?: NewRun;
+  /** For `deadline_missed` and the like: the run the entry is about. */
+  readonly runId?: string;
+  /** Runs to ask to cancel in the same transaction (overlap policy `cancel_previous`). */
+  readonly cancelRuns?: readonly string[];
+}
+
+export interface FireTriggerInput {
+  readonly triggerId: string;
+  /** The cursor the caller read; the call is refused (null) if it moved meanwhile. */
+  readonly expectedCursor: unknown;
+  readonly cursor: unknown;
+  readonly nextFireAt: number | null;
+  readonly firings: readonly FiringInput[];
+}
+
+export interface FiringResult {
+  readonly outcome: FiringOutcome;
+  readonly runId: string | null;
 }
 
 /** The right to write to one run, until the lease lapses or another process claims it. */
@@ -284,6 +345,21 @@ export interface Store {
   /** Takes or keeps a named leadership; null if another live holder has it. */
   acquireLeadership(name: string, holder: string, leaseMs: number): Promise<LeaderLease | null>;
   releaseLeadership(lease: LeaderLease): Promise<void>;
+
+  /** Records the triggers a flow declares now; keeps the cursor and pause of those that remain, drops the rest. */
+  syncTriggers(flow: string, sourcePath: string, specs: readonly TriggerSpec[], now: number): Promise<void>;
+  listTriggers(): Promise<TriggerRecord[]>;
+  getTrigger(id: string): Promise<TriggerRecord | null>;
+  /** Returns false if there is no such trigger. */
+  setTriggerPaused(id: string, paused: boolean): Promise<boolean>;
+  /**
+   * Creates the runs a trigger caused, records every firing, and moves its cursor, in one
+   * transaction; null (and nothing written) if the cursor is no longer `expectedCursor`.
+   */
+  fireTrigger(input: FireTriggerInput): Promise<FiringResult[] | null>;
+  listFirings(triggerId: string, limit: number): Promise<FiringRecord[]>;
+  /** Active (queued or running) runs of a flow, oldest first. */
+  activeRuns(flow: string): Promise<RunRecord[]>;
 
   /** Deletes finished runs that ended before `before` (ms), with their history and logs. */
   prune(before: number): Promise<PruneResult>;

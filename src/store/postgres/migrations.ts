@@ -332,4 +332,103 @@ END
 $f$;
 `,
   },
+  {
+    version: 3,
+    name: 'triggers, their firings, run priority',
+    sql: `
+CREATE TABLE IF NOT EXISTS triggers (
+  id text PRIMARY KEY,
+  flow text NOT NULL,
+  name text NOT NULL,
+  kind text NOT NULL,
+  spec text NOT NULL,
+  source_path text NOT NULL,
+  paused boolean NOT NULL DEFAULT false,
+  cursor text,
+  next_fire_at bigint,
+  registered_at bigint NOT NULL,
+  updated_at bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS triggers_by_flow ON triggers (flow);
+
+CREATE TABLE IF NOT EXISTS trigger_firings (
+  seq bigserial PRIMARY KEY,
+  trigger_id text NOT NULL,
+  at bigint NOT NULL,
+  outcome text NOT NULL,
+  reason text NOT NULL,
+  run_id text,
+  dedupe_key text
+);
+CREATE INDEX IF NOT EXISTS trigger_firings_by_trigger ON trigger_firings (trigger_id, seq);
+
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS priority integer NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS trigger_id text;
+CREATE INDEX IF NOT EXISTS runs_active_by_flow ON runs (flow, created_at) WHERE state IN ('queued', 'running');
+
+CREATE OR REPLACE FUNCTION baton_create_run(p jsonb) RETURNS TABLE (created boolean, run jsonb) LANGUAGE plpgsql AS $f$
+DECLARE
+  r runs;
+  key text := p->>'dedupeKey';
+BEGIN
+  IF key IS NOT NULL THEN
+    SELECT * INTO r FROM runs WHERE dedupe_key = key;
+    IF FOUND THEN
+      RETURN QUERY SELECT false, to_jsonb(r);
+      RETURN;
+    END IF;
+  END IF;
+  INSERT INTO flow_versions (flow, version, spec, source_path, created_at)
+    VALUES (p->'flow'->>'flow', p->'flow'->>'version', p->'flow'->>'spec', p->'flow'->>'sourcePath',
+      (p->'flow'->>'createdAt')::bigint)
+    ON CONFLICT DO NOTHING;
+  INSERT INTO runs (id, flow, version, state, params, dedupe_key, created_at, task_count, max_active_runs, last_seq,
+      priority, trigger_id)
+    VALUES (p->>'id', p->'flow'->>'flow', p->'flow'->>'version', 'queued', p->'params', key,
+      (p->>'createdAt')::bigint, jsonb_array_length(p->'taskIds'), (p->>'maxActiveRuns')::integer, 1,
+      coalesce((p->>'priority')::integer, 0), p->>'triggerId')
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING * INTO r;
+  IF NOT FOUND THEN
+    SELECT * INTO r FROM runs WHERE dedupe_key = key;
+    RETURN QUERY SELECT false, to_jsonb(r);
+    RETURN;
+  END IF;
+  INSERT INTO task_runs (run_id, idx, task_id, state)
+    SELECT r.id, t.ord - 1, t.id, 'pending' FROM jsonb_array_elements_text(p->'taskIds') WITH ORDINALITY AS t(id, ord);
+  INSERT INTO events (run_id, seq, type, at, data) VALUES (r.id, 1, 'run_created', (p->>'createdAt')::bigint, p->'event');
+  PERFORM pg_notify('baton_runs', r.id);
+  RETURN QUERY SELECT true, to_jsonb(r);
+END
+$f$;
+
+CREATE OR REPLACE FUNCTION baton_claim_runs(p_owner text, p_lease_ms bigint, p_limit integer)
+RETURNS TABLE (id text, epoch bigint) LANGUAGE plpgsql AS $f$
+DECLARE
+  c record;
+  active integer;
+  claimed integer := 0;
+BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
+  FOR c IN
+    SELECT r.id, r.flow, r.state, r.max_active_runs FROM runs r
+    WHERE r.state IN ('queued', 'running') AND (r.owner IS NULL OR r.lease_until IS NULL OR r.lease_until < ${NOW})
+    ORDER BY r.state = 'running' DESC, r.priority DESC, r.created_at
+    LIMIT p_limit * 4 FOR UPDATE SKIP LOCKED
+  LOOP
+    EXIT WHEN claimed >= p_limit;
+    IF c.state = 'queued' AND c.max_active_runs IS NOT NULL THEN
+      PERFORM pg_advisory_xact_lock(hashtext('baton_flow:' || c.flow));
+      SELECT count(*) INTO active FROM runs x WHERE x.flow = c.flow AND x.id <> c.id
+        AND (x.state = 'running' OR (x.state = 'queued' AND x.owner IS NOT NULL AND x.lease_until >= ${NOW}));
+      CONTINUE WHEN active >= c.max_active_runs;
+    END IF;
+    RETURN QUERY UPDATE runs r SET owner = p_owner, epoch = r.epoch + 1, lease_until = ${NOW} + p_lease_ms
+      WHERE r.id = c.id RETURNING r.id, r.epoch;
+    claimed := claimed + 1;
+  END LOOP;
+END
+$f$;
+`,
+  },
 ];

@@ -13,7 +13,13 @@ import { BatonError } from '../../core/errors.js';
 import type { TaskError } from '../../core/model.js';
 import type { RunEvent } from '../../core/run-machine.js';
 import type { RunStateName, TaskStateName } from '../../core/states.js';
+import type { TriggerSpec } from '../../core/trigger-spec.js';
+import { triggerId } from '../../core/trigger-spec.js';
 import type {
+  FireTriggerInput,
+  FiringRecord,
+  FiringResult,
+  TriggerRecord,
   ClaimedTask,
   ClaimOptions,
   CommitEntry,
@@ -286,6 +292,14 @@ export class PostgresStore implements Store {
   }
 
   async createRun(input: NewRun): Promise<{ run: RunRecord; created: boolean }> {
+    const rows = await this.q('creating a run', 'SELECT * FROM baton_create_run($1::jsonb)', [
+      PostgresStore.createRunPayload(input),
+    ]);
+    const row = rows[0] as Row;
+    return { run: toRun(row.run as Row), created: row.created === true };
+  }
+
+  private static createRunPayload(input: NewRun): string {
     const f = input.flow;
     const event: RunEvent = {
       type: 'run_created',
@@ -294,20 +308,18 @@ export class PostgresStore implements Store {
       version: f.version,
       params: input.params,
     };
-    const rows = await this.q('creating a run', 'SELECT * FROM baton_create_run($1::jsonb)', [
-      JSON.stringify({
-        id: input.id,
-        flow: f,
-        params: input.params,
-        dedupeKey: input.dedupeKey ?? null,
-        createdAt: input.createdAt,
-        taskIds: input.taskIds,
-        maxActiveRuns: input.maxActiveRuns ?? null,
-        event,
-      }),
-    ]);
-    const row = rows[0] as Row;
-    return { run: toRun(row.run as Row), created: row.created === true };
+    return JSON.stringify({
+      id: input.id,
+      flow: f,
+      params: input.params,
+      dedupeKey: input.dedupeKey ?? null,
+      createdAt: input.createdAt,
+      taskIds: input.taskIds,
+      maxActiveRuns: input.maxActiveRuns ?? null,
+      priority: input.priority ?? 0,
+      triggerId: input.triggerId ?? null,
+      event,
+    });
   }
 
   async getRun(id: string): Promise<RunRecord | null> {
@@ -695,4 +707,126 @@ export class PostgresStore implements Store {
     })();
     return this.listening;
   }
+
+  async syncTriggers(flow: string, sourcePath: string, specs: readonly TriggerSpec[], now: number): Promise<void> {
+    await this.tx('recording triggers', async (c) => {
+      const ids: string[] = [];
+      for (const spec of specs) {
+        const id = triggerId(flow, spec.name);
+        ids.push(id);
+        await c.query(
+          `INSERT INTO triggers (id, flow, name, kind, spec, source_path, registered_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+           ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, spec = excluded.spec, source_path = excluded.source_path,
+             updated_at = excluded.updated_at,
+             cursor = CASE WHEN triggers.kind = excluded.kind THEN triggers.cursor ELSE NULL END`,
+          [id, flow, spec.name, spec.kind, JSON.stringify(spec), sourcePath, now],
+        );
+      }
+      await c.query('DELETE FROM triggers WHERE flow = $1 AND NOT (id = ANY($2::text[]))', [flow, ids]);
+    });
+  }
+
+  async listTriggers(): Promise<TriggerRecord[]> {
+    return (await this.q('listing triggers', 'SELECT * FROM triggers ORDER BY id')).map(toTrigger);
+  }
+
+  async getTrigger(id: string): Promise<TriggerRecord | null> {
+    const rows = await this.q('reading a trigger', 'SELECT * FROM triggers WHERE id = $1', [id]);
+    return rows[0] ? toTrigger(rows[0]) : null;
+  }
+
+  async setTriggerPaused(id: string, paused: boolean): Promise<boolean> {
+    const rows = await this.q(
+      'pausing a trigger',
+      'UPDATE triggers SET paused = $2, updated_at = $3 WHERE id = $1 RETURNING id',
+      [id, paused, Date.now()],
+    );
+    return rows.length > 0;
+  }
+
+  async fireTrigger(input: FireTriggerInput): Promise<FiringResult[] | null> {
+    return this.tx('recording a trigger firing', async (c) => {
+      const row = (await c.query('SELECT cursor FROM triggers WHERE id = $1 FOR UPDATE', [input.triggerId])).rows[0] as
+        Row | undefined;
+      if (!row) return null;
+      const expected =
+        input.expectedCursor === null || input.expectedCursor === undefined
+          ? null
+          : JSON.stringify(input.expectedCursor);
+      if ((row.cursor ?? null) !== expected) return null;
+      const results: FiringResult[] = [];
+      for (const f of input.firings) {
+        let outcome: FiringResult['outcome'] = f.outcome;
+        let runId = f.runId ?? null;
+        if (f.run) {
+          const created = (
+            await c.query('SELECT * FROM baton_create_run($1::jsonb)', [PostgresStore.createRunPayload(f.run)])
+          ).rows[0] as Row;
+          runId = (created.run as Row).id as string;
+          if (created.created !== true) outcome = 'deduplicated';
+        }
+        for (const id of f.cancelRuns ?? []) {
+          await c.query(`INSERT INTO requests (run_id, kind, payload, created_at) VALUES ($1, 'cancel', $2, ${NOW})`, [
+            id,
+            JSON.stringify({ reason: `overlap: ${f.reason}` }),
+          ]);
+        }
+        await c.query(
+          'INSERT INTO trigger_firings (trigger_id, at, outcome, reason, run_id, dedupe_key) VALUES ($1, $2, $3, $4, $5, $6)',
+          [input.triggerId, f.at, outcome, f.reason, runId, f.run?.dedupeKey ?? null],
+        );
+        results.push({ outcome, runId });
+      }
+      await c.query('UPDATE triggers SET cursor = $2, next_fire_at = $3, updated_at = $4 WHERE id = $1', [
+        input.triggerId,
+        input.cursor === null || input.cursor === undefined ? null : JSON.stringify(input.cursor),
+        input.nextFireAt,
+        Date.now(),
+      ]);
+      return results;
+    });
+  }
+
+  async listFirings(id: string, limit: number): Promise<FiringRecord[]> {
+    const rows = await this.q(
+      'reading trigger firings',
+      'SELECT * FROM trigger_firings WHERE trigger_id = $1 ORDER BY seq DESC LIMIT $2',
+      [id, limit],
+    );
+    return rows.map((r) => ({
+      seq: Number(r.seq),
+      triggerId: r.trigger_id as string,
+      at: Number(r.at),
+      outcome: r.outcome as FiringRecord['outcome'],
+      reason: r.reason as string,
+      runId: (r.run_id as string | null) ?? null,
+      dedupeKey: (r.dedupe_key as string | null) ?? null,
+    }));
+  }
+
+  async activeRuns(flow: string): Promise<RunRecord[]> {
+    const rows = await this.q(
+      'listing active runs',
+      `SELECT * FROM runs WHERE flow = $1 AND state IN ('queued', 'running') ORDER BY created_at`,
+      [flow],
+    );
+    return rows.map(toRun);
+  }
+}
+
+function toTrigger(row: Row): TriggerRecord {
+  return {
+    id: row.id as string,
+    flow: row.flow as string,
+    name: row.name as string,
+    kind: row.kind as string,
+    spec: JSON.parse(row.spec as string) as TriggerSpec,
+    sourcePath: row.source_path as string,
+    paused: row.paused === true,
+    cursor: typeof row.cursor === 'string' ? (JSON.parse(row.cursor) as unknown) : null,
+    nextFireAt: num(row.next_fire_at),
+    registeredAt: Number(row.registered_at),
+    updatedAt: Number(row.updated_at),
+  };
 }

@@ -130,4 +130,39 @@ CREATE TABLE IF NOT EXISTS leadership (
 );
 `,
   },
+  {
+    version: 3,
+    name: 'triggers, their firings, run priority',
+    sql: `
+CREATE TABLE IF NOT EXISTS triggers (
+  id TEXT PRIMARY KEY,
+  flow TEXT NOT NULL,
+  name TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  source_path TEXT NOT NULL,
+  paused INTEGER NOT NULL DEFAULT 0,
+  cursor TEXT,
+  next_fire_at INTEGER,
+  registered_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS triggers_by_flow ON triggers (flow);
+
+CREATE TABLE IF NOT EXISTS trigger_firings (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  trigger_id TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  outcome TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  run_id TEXT,
+  dedupe_key TEXT
+);
+CREATE INDEX IF NOT EXISTS trigger_firings_by_trigger ON trigger_firings (trigger_id, seq);
+
+ALTER TABLE runs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN trigger_id TEXT;
+CREATE INDEX IF NOT EXISTS runs_active_by_flow ON runs (flow, created_at) WHERE state IN ('queued', 'running');
+`,
+  },
 ];

@@ -13,7 +13,13 @@ import { BatonError } from '../../core/errors.js';
 import type { TaskError } from '../../core/model.js';
 import type { RunEvent } from '../../core/run-machine.js';
 import type { RunStateName, TaskStateName } from '../../core/states.js';
+import type { TriggerSpec } from '../../core/trigger-spec.js';
+import { triggerId } from '../../core/trigger-spec.js';
 import type {
+  FireTriggerInput,
+  FiringRecord,
+  FiringResult,
+  TriggerRecord,
   ClaimedTask,
   ClaimOptions,
   LeaderLease,
@@ -182,8 +188,9 @@ export class SqliteStore implements Store {
       ),
       getFlow: db.prepare('SELECT * FROM flow_versions WHERE flow = ? AND version = ?'),
       insertRun: db.prepare(
-        `INSERT INTO runs (id, flow, version, state, params, dedupe_key, created_at, task_count, max_active_runs, last_seq)
-         VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, 1)`,
+        `INSERT INTO runs (id, flow, version, state, params, dedupe_key, created_at, task_count, max_active_runs, last_seq,
+           priority, trigger_id)
+         VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, 1, ?, ?)`,
       ),
       insertTask: db.prepare(`INSERT INTO task_runs (run_id, idx, task_id, state) VALUES (?, ?, ?, 'pending')`),
       runByDedupe: db.prepare('SELECT * FROM runs WHERE dedupe_key = ?'),
@@ -214,7 +221,7 @@ export class SqliteStore implements Store {
         `SELECT id, flow, state, max_active_runs FROM runs
          WHERE state IN ('queued', 'running')
            AND (owner IS NULL OR lease_until IS NULL OR lease_until < ${NOW_MS})
-         ORDER BY state = 'running' DESC, created_at
+         ORDER BY state = 'running' DESC, priority DESC, created_at
          LIMIT ?`,
       ),
       activeOfFlow: db.prepare(
@@ -270,6 +277,26 @@ export class SqliteStore implements Store {
       prunable: db.prepare(
         `SELECT id FROM runs WHERE state IN ('succeeded', 'failed', 'cancelled') AND ended_at < ? LIMIT 1000`,
       ),
+      triggersOfFlow: db.prepare('SELECT id FROM triggers WHERE flow = ?'),
+      upsertTrigger: db.prepare(
+        `INSERT INTO triggers (id, flow, name, kind, spec, source_path, registered_at, updated_at)
+         VALUES (@id, @flow, @name, @kind, @spec, @sourcePath, @now, @now)
+         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, spec = excluded.spec, source_path = excluded.source_path,
+           updated_at = excluded.updated_at,
+           cursor = CASE WHEN triggers.kind = excluded.kind THEN triggers.cursor ELSE NULL END`,
+      ),
+      deleteTrigger: db.prepare('DELETE FROM triggers WHERE id = ?'),
+      listTriggers: db.prepare('SELECT * FROM triggers ORDER BY id'),
+      getTrigger: db.prepare('SELECT * FROM triggers WHERE id = ?'),
+      pauseTrigger: db.prepare('UPDATE triggers SET paused = ?, updated_at = ? WHERE id = ?'),
+      moveCursor: db.prepare('UPDATE triggers SET cursor = ?, next_fire_at = ?, updated_at = ? WHERE id = ?'),
+      insertFiring: db.prepare(
+        'INSERT INTO trigger_firings (trigger_id, at, outcome, reason, run_id, dedupe_key) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      listFirings: db.prepare('SELECT * FROM trigger_firings WHERE trigger_id = ? ORDER BY seq DESC LIMIT ?'),
+      activeRuns: db.prepare(
+        `SELECT * FROM runs WHERE flow = ? AND state IN ('queued', 'running') ORDER BY created_at`,
+      ),
       logsForTask: db.prepare('SELECT * FROM logs WHERE run_id = ? AND task_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
     };
   }
@@ -318,38 +345,40 @@ export class SqliteStore implements Store {
   }
 
   async createRun(input: NewRun): Promise<{ run: RunRecord; created: boolean }> {
+    return this.guard('creating a run', () => this.db.transaction(() => this.insertRun(input)).immediate());
+  }
+
+  /** Creates a run inside the caller's transaction (or returns the one with its dedupe key). */
+  private insertRun(input: NewRun): { run: RunRecord; created: boolean } {
     const s = this.stmt;
-    return this.guard('creating a run', () => {
-      const tx = this.db.transaction(() => {
-        if (input.dedupeKey) {
-          const existing = s.runByDedupe.get(input.dedupeKey) as Row | undefined;
-          if (existing) return { run: toRun(existing), created: false };
-        }
-        const f = input.flow;
-        s.putFlow.run(f.flow, f.version, f.spec, f.sourcePath, f.createdAt);
-        s.insertRun.run(
-          input.id,
-          f.flow,
-          f.version,
-          JSON.stringify(input.params),
-          input.dedupeKey ?? null,
-          input.createdAt,
-          input.taskIds.length,
-          input.maxActiveRuns ?? null,
-        );
-        input.taskIds.forEach((taskId, idx) => s.insertTask.run(input.id, idx, taskId));
-        const created: RunEvent = {
-          type: 'run_created',
-          at: input.createdAt,
-          flow: f.flow,
-          version: f.version,
-          params: input.params,
-        };
-        s.insertEvent.run(input.id, 1, created.type, created.at, JSON.stringify(created));
-        return { run: toRun(s.getRun.get(input.id) as Row), created: true };
-      });
-      return tx.immediate();
-    });
+    if (input.dedupeKey) {
+      const existing = s.runByDedupe.get(input.dedupeKey) as Row | undefined;
+      if (existing) return { run: toRun(existing), created: false };
+    }
+    const f = input.flow;
+    s.putFlow.run(f.flow, f.version, f.spec, f.sourcePath, f.createdAt);
+    s.insertRun.run(
+      input.id,
+      f.flow,
+      f.version,
+      JSON.stringify(input.params),
+      input.dedupeKey ?? null,
+      input.createdAt,
+      input.taskIds.length,
+      input.maxActiveRuns ?? null,
+      input.priority ?? 0,
+      input.triggerId ?? null,
+    );
+    input.taskIds.forEach((taskId, idx) => s.insertTask.run(input.id, idx, taskId));
+    const created: RunEvent = {
+      type: 'run_created',
+      at: input.createdAt,
+      flow: f.flow,
+      version: f.version,
+      params: input.params,
+    };
+    s.insertEvent.run(input.id, 1, created.type, created.at, JSON.stringify(created));
+    return { run: toRun(s.getRun.get(input.id) as Row), created: true };
   }
 
   async getRun(id: string): Promise<RunRecord | null> {
@@ -702,4 +731,120 @@ export class SqliteStore implements Store {
       return { runs };
     });
   }
+
+  async syncTriggers(flow: string, sourcePath: string, specs: readonly TriggerSpec[], now: number): Promise<void> {
+    this.guard('recording triggers', () =>
+      this.db
+        .transaction(() => {
+          const keep = new Set<string>();
+          for (const spec of specs) {
+            const id = triggerId(flow, spec.name);
+            keep.add(id);
+            this.stmt.upsertTrigger.run({
+              id,
+              flow,
+              name: spec.name,
+              kind: spec.kind,
+              spec: JSON.stringify(spec),
+              sourcePath,
+              now,
+            });
+          }
+          for (const row of this.stmt.triggersOfFlow.all(flow) as { id: string }[]) {
+            if (!keep.has(row.id)) this.stmt.deleteTrigger.run(row.id);
+          }
+        })
+        .immediate(),
+    );
+  }
+
+  async listTriggers(): Promise<TriggerRecord[]> {
+    return this.guard('listing triggers', () => (this.stmt.listTriggers.all() as Row[]).map(toTrigger));
+  }
+
+  async getTrigger(id: string): Promise<TriggerRecord | null> {
+    const row = this.guard('reading a trigger', () => this.stmt.getTrigger.get(id) as Row | undefined);
+    return row ? toTrigger(row) : null;
+  }
+
+  async setTriggerPaused(id: string, paused: boolean): Promise<boolean> {
+    return this.guard(
+      'pausing a trigger',
+      () => this.stmt.pauseTrigger.run(paused ? 1 : 0, Date.now(), id).changes > 0,
+    );
+  }
+
+  async fireTrigger(input: FireTriggerInput): Promise<FiringResult[] | null> {
+    return this.guard('recording a trigger firing', () =>
+      this.db
+        .transaction((): FiringResult[] | null => {
+          const row = this.stmt.getTrigger.get(input.triggerId) as Row | undefined;
+          if (!row) return null;
+          if (
+            (row.cursor ?? null) !==
+            (input.expectedCursor === null || input.expectedCursor === undefined
+              ? null
+              : JSON.stringify(input.expectedCursor))
+          ) {
+            return null;
+          }
+          const results: FiringResult[] = [];
+          for (const f of input.firings) {
+            let outcome: FiringResult['outcome'] = f.outcome;
+            let runId = f.runId ?? null;
+            if (f.run) {
+              const { run, created } = this.insertRun(f.run);
+              runId = run.id;
+              if (!created) outcome = 'deduplicated';
+            }
+            for (const id of f.cancelRuns ?? [])
+              this.stmt.addRequest.run(id, 'cancel', JSON.stringify({ reason: `overlap: ${f.reason}` }));
+            this.stmt.insertFiring.run(input.triggerId, f.at, outcome, f.reason, runId, f.run?.dedupeKey ?? null);
+            results.push({ outcome, runId });
+          }
+          this.stmt.moveCursor.run(
+            input.cursor === null || input.cursor === undefined ? null : JSON.stringify(input.cursor),
+            input.nextFireAt,
+            Date.now(),
+            input.triggerId,
+          );
+          return results;
+        })
+        .immediate(),
+    );
+  }
+
+  async listFirings(id: string, limit: number): Promise<FiringRecord[]> {
+    return this.guard('reading trigger firings', () =>
+      (this.stmt.listFirings.all(id, limit) as Row[]).map((r) => ({
+        seq: r.seq as number,
+        triggerId: r.trigger_id as string,
+        at: r.at as number,
+        outcome: r.outcome as FiringRecord['outcome'],
+        reason: r.reason as string,
+        runId: (r.run_id as string | null) ?? null,
+        dedupeKey: (r.dedupe_key as string | null) ?? null,
+      })),
+    );
+  }
+
+  async activeRuns(flow: string): Promise<RunRecord[]> {
+    return this.guard('listing active runs', () => (this.stmt.activeRuns.all(flow) as Row[]).map(toRun));
+  }
+}
+
+function toTrigger(row: Row): TriggerRecord {
+  return {
+    id: row.id as string,
+    flow: row.flow as string,
+    name: row.name as string,
+    kind: row.kind as string,
+    spec: JSON.parse(row.spec as string) as TriggerSpec,
+    sourcePath: row.source_path as string,
+    paused: row.paused === 1,
+    cursor: parseJson<unknown>(row.cursor),
+    nextFireAt: (row.next_fire_at as number | null) ?? null,
+    registeredAt: row.registered_at as number,
+    updatedAt: row.updated_at as number,
+  };
 }
