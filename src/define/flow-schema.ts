@@ -11,7 +11,6 @@
  * source, are the loader's (load-yaml.ts).
  */
 import { z } from 'zod';
-import { parseDuration } from '../core/duration.js';
 import { TRIGGER_RULES } from '../core/states.js';
 import { OVERLAP_POLICIES } from '../core/trigger-spec.js';
 import { DURATION_FORMS, checkName, durationSchema, intRange, nameSchema, positiveInt } from './flow-schema-parts.js';
