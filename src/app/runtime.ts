@@ -16,7 +16,10 @@ import { SchedulerProcess } from '../engine/scheduler.js';
 import type { TaskWorkerOptions } from '../engine/task-worker.js';
 import { TaskWorker } from '../engine/task-worker.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
-import type { RunRecord, Store } from '../store/store.js';
+import type { NewRun, RunRecord, Store } from '../store/store.js';
+import type { TriggerFlow, TriggerFlows, TriggerServiceOptions } from '../triggers/trigger-service.js';
+import { TriggerService } from '../triggers/trigger-service.js';
+import { triggerSources } from '../triggers/sources.js';
 import type { BatonConfig, ConfigOverrides } from './config.js';
 import { loadConfig } from './config.js';
 import { crashPointsFromEnv } from './crash-points.js';
@@ -31,8 +34,11 @@ export interface Runtime {
   createEngine(overrides?: Partial<EngineOptions>): Engine;
   /** A worker process's task loop (PostgreSQL deployments). */
   createWorker(overrides?: Partial<TaskWorkerOptions>): TaskWorker;
-  /** A scheduler process: leader election plus an engine in dispatch mode. */
+  /** The trigger service over this project's flows (time triggers, event sources). */
+  createTriggerService(options?: Partial<TriggerServiceOptions>): TriggerService;
+  /** A scheduler process: leader election plus an engine in dispatch mode, and the triggers while leading. */
   createScheduler(options?: {
+    triggers?: boolean;
     leaseMs?: number;
     engine?: Partial<EngineOptions>;
     onDiagnostic?: (m: string) => void;
@@ -97,7 +103,8 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
     ...(faults ? { faults } : {}),
     ...(clock ? { clock } : {}),
   });
-  return {
+  let triggerService: TriggerService | undefined;
+  const runtime: Runtime = {
     config,
     store,
     catalog,
@@ -124,6 +131,15 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
       workers.push(worker);
       return worker;
     },
+    createTriggerService(overrides = {}) {
+      return new TriggerService({
+        store,
+        flows: triggerFlows(runtime),
+        sources: triggerSources(options.env),
+        ...(clock ? { now: () => clock.now() } : {}),
+        ...overrides,
+      });
+    },
     createScheduler(options = {}) {
       const owner = `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`;
       const scheduler = new SchedulerProcess({
@@ -145,18 +161,37 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
           return engine;
         },
         ...(options.onDiagnostic ? { onDiagnostic: options.onDiagnostic } : {}),
-        ...(options.onLeadership ? { onLeadership: options.onLeadership } : {}),
+        onLeadership: (leading) => {
+          // Only the leader evaluates triggers, so that a fire time is acted on by one process.
+          if (options.triggers !== false) {
+            if (leading) {
+              triggerService = runtime.createTriggerService(
+                options.onDiagnostic ? { onDiagnostic: options.onDiagnostic } : {},
+              );
+              void triggerService
+                .start()
+                .catch((e: unknown) => options.onDiagnostic?.(`triggers: ${(e as Error).message}`));
+            } else {
+              const stopping = triggerService;
+              triggerService = undefined;
+              void stopping?.stop();
+            }
+          }
+          options.onLeadership?.(leading);
+        },
       });
       schedulers.push(scheduler);
       return scheduler;
     },
     async close() {
+      await triggerService?.stop();
       for (const s of schedulers) await s.stop();
       for (const w of workers) await w.stop();
       for (const e of engines) await e.stop();
       await store.close();
     },
   };
+  return runtime;
 }
 
 /** A new run id: time-ordered, 16 characters, e.g. `r0m3xk2a9f4c1d2e`. */
@@ -177,16 +212,25 @@ export async function createRun(
   flow: LoadedFlow,
   options: StartRunOptions = {},
 ): Promise<{ run: RunRecord; created: boolean }> {
+  return rt.store.createRun(buildRun(rt.config, flow, options));
+}
+
+/** A validated new run of a flow: params checked and filled, payload within the limit. */
+export function buildRun(
+  config: BatonConfig,
+  flow: LoadedFlow,
+  options: StartRunOptions & { triggerId?: string; priority?: number; now?: number } = {},
+): NewRun {
   const params = resolveParams(flow.spec.params, options.params ?? {}, { fromText: options.paramsFromText ?? false });
   const bytes = Buffer.byteLength(JSON.stringify(params));
-  if (bytes > rt.config.paramsLimitBytes) {
+  if (bytes > config.paramsLimitBytes) {
     throw new BatonError(
       'PAYLOAD_TOO_LARGE',
-      `the params of this run are ${bytes} bytes; the limit is ${rt.config.paramsLimitBytes} bytes (limits.params_bytes)`,
+      `the params of this run are ${bytes} bytes; the limit is ${config.paramsLimitBytes} bytes (limits.params_bytes)`,
     );
   }
-  const now = Date.now();
-  return rt.store.createRun({
+  const now = options.now ?? Date.now();
+  return {
     id: newRunId(now),
     flow: {
       flow: flow.spec.name,
@@ -200,5 +244,32 @@ export async function createRun(
     createdAt: now,
     dedupeKey: options.dedupeKey ?? null,
     maxActiveRuns: flow.spec.maxActiveRuns,
+    ...(options.triggerId ? { triggerId: options.triggerId } : {}),
+    ...(options.priority !== undefined ? { priority: options.priority } : {}),
+  };
+}
+
+/** The project's flows as the trigger service sees them. */
+export function triggerFlows(rt: Runtime): TriggerFlows {
+  const toFlow = (loaded: LoadedFlow): TriggerFlow => ({
+    name: loaded.spec.name,
+    sourcePath: loaded.sourcePath,
+    triggers: loaded.spec.triggers ?? [],
+    overlap: loaded.spec.overlap ?? 'allow',
+    newRun: (params, o) =>
+      buildRun(rt.config, loaded, { params, dedupeKey: o.dedupeKey, triggerId: o.triggerId, now: o.at }),
   });
+  return {
+    async list() {
+      return (await rt.catalog.list()).flatMap((e) => (e.flow && e.flow.spec.triggers?.length ? [toFlow(e.flow)] : []));
+    },
+    async get(name, sourcePath) {
+      try {
+        const loaded = sourcePath ? await rt.catalog.load(sourcePath) : await rt.catalog.find(name);
+        return loaded.spec.name === name ? toFlow(loaded) : null;
+      } catch {
+        return null;
+      }
+    },
+  };
 }

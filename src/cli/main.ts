@@ -171,6 +171,44 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     .description('drive runs on PostgreSQL: several may run, one leads, the others stand by')
     .action(() => run(async () => (await import('./commands/execute.js')).schedulerCommand(withDb()))());
 
+  program
+    .command('dev')
+    .description('one process for development: executes runs, evaluates triggers, serves webhooks')
+    .addOption(new Option('--port <n>', 'webhook port (default 8787)').argParser(positiveInt))
+    .option('--host <host>', 'webhook address (default 127.0.0.1)')
+    .option('--no-webhooks', 'do not listen for webhooks')
+    .action((o: { port?: number; host?: string; webhooks?: boolean }) =>
+      run(async () => (await import('./commands/triggers.js')).devCommand(withDb(), o))(),
+    );
+
+  const triggers = program
+    .command('triggers')
+    .description('list triggers with their next fire time and last firing')
+    .option('--json', 'print JSON')
+    .action((o: { json?: boolean }) =>
+      run(async () => (await import('./commands/triggers.js')).triggersListCommand(withDb(), o))(),
+    );
+  triggers
+    .command('pause <trigger>')
+    .description('stop a trigger from creating runs (events arriving meanwhile are recorded as skipped)')
+    .action((id: string) =>
+      run(async () => (await import('./commands/triggers.js')).triggersPauseCommand(withDb(), id, true))(),
+    );
+  triggers
+    .command('resume <trigger>')
+    .description('let a paused trigger create runs again')
+    .action((id: string) =>
+      run(async () => (await import('./commands/triggers.js')).triggersPauseCommand(withDb(), id, false))(),
+    );
+  triggers
+    .command('history <trigger>')
+    .description('what a trigger did: each firing, the run it created or why none')
+    .addOption(new Option('--limit <n>', 'at most n entries (default 50)').argParser(positiveInt))
+    .option('--json', 'print JSON')
+    .action((id: string, o: { limit?: number; json?: boolean }) =>
+      run(async () => (await import('./commands/triggers.js')).triggersHistoryCommand(withDb(), id, o))(),
+    );
+
   const db = program.command('db').description('database maintenance');
   db.command('migrate')
     .description('apply pending migrations (also done on every start)')

@@ -24,7 +24,7 @@ import type { z } from 'zod';
 import type { OverlapPolicy, TriggerSpec } from '../core/trigger-spec.js';
 import { OVERLAP_POLICIES } from '../core/trigger-spec.js';
 import { checkParamSpec } from './params.js';
-import { TriggerFileSchema, normalizeTrigger } from './trigger-schema.js';
+import { TriggerFileSchema, normalizeTrigger, withTriggerParams } from './trigger-schema.js';
 
 /** A param declaration; the value type follows `type`. */
 export interface ParamDef {
@@ -343,7 +343,7 @@ export class FlowDefinition<P extends Record<string, ParamDef> = Record<string, 
     return {
       name: o.name,
       ...(o.description ? { description: o.description } : {}),
-      params,
+      params: withTriggerParams(params, triggers),
       tasks,
       pools,
       maxActiveRuns: o.maxActiveRuns ?? null,

@@ -34,7 +34,7 @@ import {
 } from './flow-schema.js';
 import { checkParamSpec } from './params.js';
 import { suggest } from './suggest.js';
-import { normalizeTrigger } from './trigger-schema.js';
+import { TRIGGER_PARAMS, normalizeTrigger, withTriggerParams } from './trigger-schema.js';
 
 export interface LoadResult {
   /** Present only when `problems` is empty. */
@@ -341,7 +341,13 @@ function formatRef(root: string, path: readonly (string | number)[]): string {
 }
 
 function checkExpressions(raw: Record<string, unknown>, tasks: readonly CheckedTask[], report: Reporter): void {
-  const params = isRecord(raw.params) ? Object.keys(raw.params) : [];
+  const kinds = isRecord(raw.triggers)
+    ? Object.values(raw.triggers).map((t) => (isRecord(t) && typeof t.kind === 'string' ? t.kind : ''))
+    : [];
+  const params = [
+    ...(isRecord(raw.params) ? Object.keys(raw.params) : []),
+    ...kinds.flatMap((k) => Object.keys(TRIGGER_PARAMS[k] ?? {})),
+  ];
   const ids = tasks.map((t) => t.id);
   const upstream = upstreamSets(tasks);
   for (const task of tasks) {
@@ -556,17 +562,16 @@ function normalize(flow: ParsedFlowFile, tasks: readonly CheckedTask[]): FlowSpe
       ...(base.description !== undefined ? { description: base.description } : {}),
     };
   });
+  const triggers = Object.entries(flow.triggers ?? {}).map(([name, t]) => normalizeTrigger(name, t));
   return {
     name: flow.name,
     ...(flow.description !== undefined ? { description: flow.description } : {}),
-    params,
+    params: withTriggerParams(params, triggers),
     tasks: specs,
     pools: flow.pools ?? {},
     maxActiveRuns: flow.max_active_runs ?? null,
     timeoutMs: flow.timeout ?? null,
-    ...(flow.triggers && Object.keys(flow.triggers).length > 0
-      ? { triggers: Object.entries(flow.triggers).map(([name, t]) => normalizeTrigger(name, t)) }
-      : {}),
+    ...(triggers.length > 0 ? { triggers } : {}),
     ...(flow.overlap ? { overlap: flow.overlap } : {}),
   };
 }

@@ -5,6 +5,7 @@
  */
 import { Cron } from 'croner';
 import { z } from 'zod';
+import type { ParamSpec } from '../core/model.js';
 import type { TriggerSpec } from '../core/trigger-spec.js';
 import { CATCHUP_POLICIES } from '../core/trigger-spec.js';
 import { durationSchema, intRange, nameSchema } from './flow-schema-parts.js';
@@ -160,4 +161,56 @@ export function normalizeTrigger(name: string, t: TriggerFile): TriggerSpec {
   if (kind === 'flow')
     return { name, kind, params: given ?? {}, config: { ...config, states: config.states ?? ['succeeded'] } };
   return { name, kind, params: given ?? {}, config };
+}
+
+/**
+ * Params that triggers of a flow fill in, declared for the flow when it has such triggers
+ * (unless it declares them itself): the data interval of time triggers, the file of file
+ * triggers, the object of s3 triggers, the message of stream triggers, the upstream run of
+ * flow triggers.
+ */
+export const TRIGGER_PARAMS: Readonly<Record<string, Readonly<Record<string, ParamSpec>>>> = {
+  cron: {
+    interval_start: {
+      type: 'string',
+      default: '',
+      description: 'start of the data interval (ISO 8601), set by schedules',
+    },
+    interval_end: { type: 'string', default: '', description: 'end of the data interval (ISO 8601), set by schedules' },
+  },
+  interval: {
+    interval_start: {
+      type: 'string',
+      default: '',
+      description: 'start of the data interval (ISO 8601), set by schedules',
+    },
+    interval_end: { type: 'string', default: '', description: 'end of the data interval (ISO 8601), set by schedules' },
+  },
+  file: { file: { type: 'string', default: '', description: 'path of the file that arrived' } },
+  s3: {
+    bucket: { type: 'string', default: '', description: 'bucket of the object that arrived' },
+    key: { type: 'string', default: '', description: 'key of the object that arrived' },
+    etag: { type: 'string', default: '', description: 'ETag of the object that arrived' },
+  },
+  nats: { messages: { type: 'array', default: [], description: 'the stream messages this run handles' } },
+  redis: { messages: { type: 'array', default: [], description: 'the stream messages this run handles' } },
+  rabbitmq: { messages: { type: 'array', default: [], description: 'the queue messages this run handles' } },
+  flow: {
+    upstream_run: { type: 'string', default: '', description: 'id of the run whose end triggered this one' },
+    upstream_outputs: { type: 'object', default: {}, description: 'outputs of the upstream run, by task id' },
+  },
+};
+
+/** The flow's params plus those its triggers fill in. */
+export function withTriggerParams(
+  params: Readonly<Record<string, ParamSpec>>,
+  triggers: readonly TriggerSpec[],
+): Record<string, ParamSpec> {
+  const out: Record<string, ParamSpec> = { ...params };
+  for (const t of triggers) {
+    for (const [name, spec] of Object.entries(TRIGGER_PARAMS[t.kind] ?? {})) {
+      if (!(name in out)) out[name] = spec;
+    }
+  }
+  return out;
 }

@@ -360,6 +360,8 @@ export interface Store {
   listFirings(triggerId: string, limit: number): Promise<FiringRecord[]>;
   /** Active (queued or running) runs of a flow, oldest first. */
   activeRuns(flow: string): Promise<RunRecord[]>;
+  /** Finished runs of a flow that ended after `after` (ms), in order of their end; for flow-to-flow triggers. */
+  finishedRuns(flow: string, after: number, limit: number): Promise<RunRecord[]>;
 
   /** Deletes finished runs that ended before `before` (ms), with their history and logs. */
   prune(before: number): Promise<PruneResult>;

@@ -805,6 +805,16 @@ export class PostgresStore implements Store {
     }));
   }
 
+  async finishedRuns(flow: string, after: number, limit: number): Promise<RunRecord[]> {
+    const rows = await this.q(
+      'listing finished runs',
+      `SELECT * FROM runs WHERE flow = $1 AND state IN ('succeeded', 'failed', 'cancelled') AND ended_at > $2
+       ORDER BY ended_at, id LIMIT $3`,
+      [flow, after, limit],
+    );
+    return rows.map(toRun);
+  }
+
   async activeRuns(flow: string): Promise<RunRecord[]> {
     const rows = await this.q(
       'listing active runs',

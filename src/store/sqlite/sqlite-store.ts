@@ -294,6 +294,10 @@ export class SqliteStore implements Store {
         'INSERT INTO trigger_firings (trigger_id, at, outcome, reason, run_id, dedupe_key) VALUES (?, ?, ?, ?, ?, ?)',
       ),
       listFirings: db.prepare('SELECT * FROM trigger_firings WHERE trigger_id = ? ORDER BY seq DESC LIMIT ?'),
+      finishedRuns: db.prepare(
+        `SELECT * FROM runs WHERE flow = ? AND state IN ('succeeded', 'failed', 'cancelled') AND ended_at > ?
+         ORDER BY ended_at, id LIMIT ?`,
+      ),
       activeRuns: db.prepare(
         `SELECT * FROM runs WHERE flow = ? AND state IN ('queued', 'running') ORDER BY created_at`,
       ),
@@ -825,6 +829,12 @@ export class SqliteStore implements Store {
         runId: (r.run_id as string | null) ?? null,
         dedupeKey: (r.dedupe_key as string | null) ?? null,
       })),
+    );
+  }
+
+  async finishedRuns(flow: string, after: number, limit: number): Promise<RunRecord[]> {
+    return this.guard('listing finished runs', () =>
+      (this.stmt.finishedRuns.all(flow, after, limit) as Row[]).map(toRun),
     );
   }
 

@@ -1,0 +1,166 @@
+/**
+ * A minimal HTTP listener for webhook triggers: `POST /hooks/<trigger>` (or
+ * `/hooks/<flow>/<trigger>` when a name is used by several flows). With `secret_env` set on
+ * the trigger, the request must carry `X-Baton-Signature: sha256=<hex HMAC-SHA256 of the
+ * raw body>`. The JSON body (an object) becomes the run's params after validation. An
+ * `Idempotency-Key` header makes a repeated delivery return the same run.
+ *
+ * Answers: 202 with the run id; 400 malformed body; 401 bad or missing signature; 404 no
+ * such webhook; 409 paused or ambiguous; 413 body too large; 422 params refused. A refused
+ * request creates no run.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Store, TriggerRecord } from '../store/store.js';
+import type { TriggerService } from './trigger-service.js';
+
+export interface WebhookServerOptions {
+  readonly store: Store;
+  readonly service: TriggerService;
+  readonly host?: string;
+  readonly port?: number;
+  /** Largest accepted body in bytes. Default 1 MiB. */
+  readonly maxBodyBytes?: number;
+  /** Environment the secrets are read from. */
+  readonly env: NodeJS.ProcessEnv;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(new HttpError(413, 'PAYLOAD_TOO_LARGE', `the body is over ${limit} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+/** Checks `sha256=<hex>` against the HMAC of the body, in constant time. */
+export function verifySignature(secret: string, body: Buffer, header: string | undefined): boolean {
+  if (!header?.startsWith('sha256=')) return false;
+  const given = Buffer.from(header.slice('sha256='.length), 'hex');
+  const expected = createHmac('sha256', secret).update(body).digest();
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+export class WebhookServer {
+  private server: Server | undefined;
+
+  constructor(private readonly o: WebhookServerOptions) {}
+
+  /** Starts listening; resolves with the bound port. */
+  async start(): Promise<number> {
+    const server = createServer((req, res) => void this.handle(req, res));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.o.port ?? 8787, this.o.host ?? '127.0.0.1', () => resolve());
+    });
+    return (server.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeAllConnections?.();
+  }
+
+  private async find(parts: string[]): Promise<TriggerRecord> {
+    const hooks = (await this.o.store.listTriggers()).filter((t) => t.kind === 'webhook');
+    const matches =
+      parts.length === 2
+        ? hooks.filter((t) => t.flow === parts[0] && t.name === parts[1])
+        : hooks.filter((t) => t.name === parts[0]);
+    if (matches.length === 0) throw new HttpError(404, 'FLOW_NOT_FOUND', `no webhook trigger named ${parts.join('/')}`);
+    if (matches.length > 1) {
+      throw new HttpError(
+        409,
+        'USAGE',
+        `several flows have a webhook named ${parts[0]}: post to /hooks/<flow>/${parts[0]}`,
+      );
+    }
+    return matches[0] as TriggerRecord;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const send = (status: number, body: Record<string, unknown>) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    try {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const parts = url.pathname.split('/').filter(Boolean);
+      if (parts[0] !== 'hooks' || parts.length < 2 || parts.length > 3) {
+        throw new HttpError(404, 'FLOW_NOT_FOUND', `no route ${url.pathname}; webhooks are at /hooks/<trigger>`);
+      }
+      if (req.method !== 'POST') throw new HttpError(405, 'USAGE', 'webhooks take POST');
+      const trigger = await this.find(parts.slice(1).map(decodeURIComponent));
+      const body = await readBody(req, this.o.maxBodyBytes ?? 1024 * 1024);
+      const secretEnv = trigger.spec.config.secretEnv;
+      if (typeof secretEnv === 'string') {
+        const secret = this.o.env[secretEnv];
+        if (!secret) {
+          throw new HttpError(
+            500,
+            'CONFIG_INVALID',
+            `webhook ${trigger.id}: environment variable ${secretEnv} is not set`,
+          );
+        }
+        const header = req.headers['x-baton-signature'];
+        if (!verifySignature(secret, body, Array.isArray(header) ? header[0] : header)) {
+          throw new HttpError(
+            401,
+            'UNAUTHORIZED',
+            'missing or wrong X-Baton-Signature (sha256=<hex HMAC-SHA256 of the body>)',
+          );
+        }
+      }
+      let params: unknown = {};
+      if (body.length > 0) {
+        try {
+          params = JSON.parse(body.toString('utf8'));
+        } catch (error) {
+          throw new HttpError(400, 'USAGE', `the body is not JSON: ${(error as Error).message}`);
+        }
+      }
+      if (params === null || typeof params !== 'object' || Array.isArray(params)) {
+        throw new HttpError(400, 'USAGE', 'the body must be a JSON object of params');
+      }
+      const key = req.headers['idempotency-key'];
+      const dedupeKey = `${trigger.id}#${typeof key === 'string' && key ? key : `${Date.now()}-${Math.random().toString(36).slice(2)}`}`;
+      const [result] = await this.o.service.emit(trigger.id, [
+        { dedupeKey, params: params as Record<string, unknown>, reason: `POST ${url.pathname}` },
+      ]);
+      if (!result || result.outcome === 'refused') {
+        const error = result?.error;
+        const status = error?.code === 'USAGE' ? 409 : 422;
+        throw new HttpError(status, error?.code ?? 'RUN_PARAM_INVALID', error?.message ?? 'refused');
+      }
+      send(202, { outcome: result.outcome, run_id: result.runId });
+    } catch (error) {
+      if (error instanceof HttpError) send(error.status, { error: { code: error.code, message: error.message } });
+      else send(500, { error: { code: 'INTERNAL', message: (error as Error).message } });
+    }
+  }
+}
