@@ -16,7 +16,7 @@ import type { FlowPlan } from '../core/run-machine.js';
 import { compilePlan } from '../core/run-machine.js';
 import type { FlowDefinition } from '../define/builder.js';
 import { isFlowDefinition } from '../define/builder.js';
-import { importModule } from '../define/module-loader.js';
+import { importModule, moduleRevision } from '../define/module-loader.js';
 import type { FlowResolver, ResolvedFlow } from '../engine/engine.js';
 import type { Store } from '../store/store.js';
 
@@ -88,11 +88,13 @@ export class FlowCatalog implements FlowResolver {
   /** Loads one flow file; throws a BatonError listing every problem. Cached per path. */
   load(path: string): Promise<LoadedFlow> {
     const abs = resolve(path);
-    let loading = this.byPath.get(abs);
+    // Keyed by the file's revision: an edited flow is loaded again, not served stale.
+    const key = `${abs}\u0000${moduleRevision(abs)}`;
+    let loading = this.byPath.get(key);
     if (!loading) {
       loading = this.loadUncached(abs);
-      this.byPath.set(abs, loading);
-      loading.catch(() => this.byPath.delete(abs));
+      this.byPath.set(key, loading);
+      loading.catch(() => this.byPath.delete(key));
     }
     return loading;
   }
@@ -214,10 +216,8 @@ export class FlowCatalog implements FlowResolver {
       } catch (error) {
         throw new BatonError(
           'FLOW_VERSION_MISMATCH',
-          `flow ${flow}: cannot load ${record.sourcePath} to run version ${version}`,
-          {
-            cause: error,
-          },
+          `flow ${flow}: cannot load ${record.sourcePath} to run version ${version}: ${(error as Error).message}`,
+          { cause: error },
         );
       }
       if (current.version !== version) {

@@ -135,7 +135,7 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
       return new TriggerService({
         store,
         flows: triggerFlows(runtime),
-        sources: triggerSources(options.env),
+        sources: triggerSources(options.env, store),
         ...(clock ? { now: () => clock.now() } : {}),
         ...overrides,
       });

@@ -257,6 +257,15 @@ export class FlowDefinition<P extends Record<string, ParamDef> = Record<string, 
           location: at(`${path}.triggerRule`),
         });
       }
+      for (const label of d.options.labels ?? []) {
+        if (!/^[A-Za-z0-9_.:-]+$/.test(label)) {
+          problems.push({
+            code: 'DEF_INVALID',
+            message: `${path}.labels: "${label}" is not a label (letters, digits and _ . : - only)`,
+            location: at(`${path}.labels`),
+          });
+        }
+      }
       const pool = d.options.pool ?? o.defaults?.pool ?? null;
       if (pool !== null && !(pool in pools)) {
         problems.push({

@@ -5,6 +5,8 @@
  * when a trigger of that kind exists (so that a project without streams never loads a
  * broker client).
  */
+import type { Store } from '../store/store.js';
+import { createFlowSource } from './sources/flow-source.js';
 import type { SourceContext, TriggerSource, TriggerSourceFactory } from './trigger-service.js';
 
 const SOURCE_MODULES: Readonly<Record<string, string>> = {
@@ -13,7 +15,6 @@ const SOURCE_MODULES: Readonly<Record<string, string>> = {
   nats: './sources/nats-source.js',
   redis: './sources/redis-source.js',
   rabbitmq: './sources/rabbitmq-source.js',
-  flow: './sources/flow-source.js',
 };
 
 /** What a source module exports. */
@@ -22,8 +23,8 @@ export interface SourceModule {
 }
 
 /** Sources available in this build; each reads its secrets from `env`. */
-export function triggerSources(env: NodeJS.ProcessEnv): Map<string, TriggerSourceFactory> {
-  const out = new Map<string, TriggerSourceFactory>();
+export function triggerSources(env: NodeJS.ProcessEnv, store: Store): Map<string, TriggerSourceFactory> {
+  const out = new Map<string, TriggerSourceFactory>([['flow', createFlowSource(store)]]);
   for (const [kind, path] of Object.entries(SOURCE_MODULES)) {
     out.set(kind, async (context) => {
       const mod = (await import(path)) as SourceModule;

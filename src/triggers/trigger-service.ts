@@ -66,8 +66,11 @@ export interface EmitResult {
 /** What a running source may do. */
 export interface SourceContext {
   readonly trigger: TriggerRecord;
-  /** Creates the runs (or finds them by dedupe key) and records the firings; acknowledge after it returns. */
-  emit(events: readonly TriggerEvent[]): Promise<EmitResult[]>;
+  /**
+   * Creates the runs (or finds them by dedupe key) and records the firings; acknowledge
+   * after it returns. With `cursor`, the trigger's cursor moves in the same transaction.
+   */
+  emit(events: readonly TriggerEvent[], options?: { readonly cursor?: unknown }): Promise<EmitResult[]>;
   /** Reads and moves this trigger's cursor (for sources that keep their own progress, e.g. files seen). */
   cursor(): Promise<unknown>;
   now(): number;
@@ -167,7 +170,7 @@ export class TriggerService {
   private contextFor(trigger: TriggerRecord): SourceContext {
     return {
       trigger,
-      emit: (events) => this.emit(trigger.id, events),
+      emit: (events, options) => this.emit(trigger.id, events, options),
       cursor: async () => (await this.o.store.getTrigger(trigger.id))?.cursor ?? null,
       now: this.now,
       diagnostic: (m) => this.diagnostic(`trigger ${trigger.id}: ${m}`),
@@ -194,7 +197,11 @@ export class TriggerService {
    * Creates runs for events of a trigger (a webhook call, a file, a message…), applying the
    * flow's overlap policy; returns one result per event. Paused triggers refuse events.
    */
-  async emit(id: string, events: readonly TriggerEvent[]): Promise<EmitResult[]> {
+  async emit(
+    id: string,
+    events: readonly TriggerEvent[],
+    options: { readonly cursor?: unknown } = {},
+  ): Promise<EmitResult[]> {
     const trigger = await this.o.store.getTrigger(id);
     if (!trigger) throw new BatonError('FLOW_NOT_FOUND', `no trigger ${id}`);
     const flow = await this.o.flows.get(trigger.flow, trigger.sourcePath);
@@ -235,7 +242,7 @@ export class TriggerService {
       slots.push(results.length);
       results.push({ outcome: overlap.outcome === 'run' ? 'run' : 'skipped', runId: null });
     }
-    const stored = await this.fireWithRetry(trigger, firings);
+    const stored = await this.fireWithRetry(trigger, firings, options);
     stored.forEach((r, i) => {
       const slot = slots[i] as number;
       if (slot >= 0) results[slot] = { outcome: r.outcome, runId: r.runId };
@@ -277,14 +284,18 @@ export class TriggerService {
     };
   }
 
-  private async fireWithRetry(trigger: TriggerRecord, firings: FiringInput[]): Promise<FiringResult[]> {
+  private async fireWithRetry(
+    trigger: TriggerRecord,
+    firings: FiringInput[],
+    options: { readonly cursor?: unknown },
+  ): Promise<FiringResult[]> {
     for (let attempt = 0; attempt < 10; attempt++) {
       const current = attempt === 0 ? trigger : await this.o.store.getTrigger(trigger.id);
       if (!current) return [];
       const result = await this.o.store.fireTrigger({
         triggerId: trigger.id,
         expectedCursor: current.cursor,
-        cursor: current.cursor,
+        cursor: 'cursor' in options ? options.cursor : current.cursor,
         nextFireAt: current.nextFireAt,
         firings,
       });

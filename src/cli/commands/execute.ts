@@ -214,7 +214,8 @@ export async function retryCommand(ctx: CliContext, runId: string, flags: RetryF
     if (!applied) throw new BatonError('RUN_OWNED', `run ${runId} is owned by a live process`);
     await engine.stop();
     if (!flags.json) ctx.stderr(`baton: run ${runId} reopened`);
-    if (flags.enqueue) {
+    // With PostgreSQL the leading scheduler takes the reopened run; this process does not race it.
+    if (flags.enqueue ?? rt.store.dialect === 'postgres') {
       ctx.stdout(runId);
       return 0;
     }

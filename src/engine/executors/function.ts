@@ -6,18 +6,19 @@
  */
 import { resolve } from 'node:path';
 import { BatonError } from '../../core/errors.js';
-import { importModule } from '../../define/module-loader.js';
+import { importModule, moduleRevision } from '../../define/module-loader.js';
 import type { AttemptRequest, TaskExecutor, TaskFunction } from '../executor.js';
 import { AttemptAbort } from '../executor.js';
 
 const moduleCache = new Map<string, Promise<Record<string, unknown>>>();
 
 async function loadExport(modulePath: string, exportName: string, taskId: string): Promise<TaskFunction> {
-  let loading = moduleCache.get(modulePath);
+  const key = `${modulePath}\u0000${moduleRevision(modulePath)}`;
+  let loading = moduleCache.get(key);
   if (!loading) {
     loading = importModule(modulePath);
-    moduleCache.set(modulePath, loading);
-    loading.catch(() => moduleCache.delete(modulePath));
+    moduleCache.set(key, loading);
+    loading.catch(() => moduleCache.delete(key));
   }
   const mod = await loading;
   const fn = mod[exportName];
