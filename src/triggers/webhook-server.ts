@@ -41,11 +41,15 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let over = false;
     req.on('data', (chunk: Buffer) => {
+      if (over) return;
       size += chunk.length;
       if (size > limit) {
+        // Keep reading (and dropping) the rest so that the client gets its 413.
+        over = true;
+        chunks.length = 0;
         reject(new HttpError(413, 'PAYLOAD_TOO_LARGE', `the body is over ${limit} bytes`));
-        req.destroy();
         return;
       }
       chunks.push(chunk);
@@ -105,7 +109,7 @@ export class WebhookServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const send = (status: number, body: Record<string, unknown>) => {
-      res.writeHead(status, { 'content-type': 'application/json' });
+      res.writeHead(status, { 'content-type': 'application/json', ...(status === 413 ? { connection: 'close' } : {}) });
       res.end(JSON.stringify(body));
     };
     try {
