@@ -30,6 +30,11 @@ export interface RetryPolicy {
   readonly retryOn?: readonly string[];
   /** Error codes that are never retried (default: validation-type errors). */
   readonly neverRetryOn: readonly string[];
+  /**
+   * When true, an attempt lost with its worker (killed, or paused past its lease) counts
+   * against `maxAttempts` like a failure. Default false: lost attempts are retried freely.
+   */
+  readonly countLost?: boolean;
 }
 
 export interface TaskSpec {

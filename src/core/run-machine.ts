@@ -470,10 +470,17 @@ function onAttemptFailed(
   const { run, now } = rec;
   const t = taskRun(run, input.task);
   if (t.state !== 'running' || t.attempt !== input.attempt) return;
-  const lost = input.type === 'attempt_lost';
-  const error: TaskError = lost
-    ? { code: 'WORKER_LOST', message: `attempt ${input.attempt} was lost with the process running it`, source: 'baton' }
-    : input.error;
+  const policy = spec(run, input.task).retry;
+  // A lost attempt is free unless the task's policy counts it (then it is an ordinary failure).
+  const lost = input.type === 'attempt_lost' && !policy.countLost;
+  const error: TaskError =
+    input.type === 'attempt_lost'
+      ? {
+          code: 'WORKER_LOST',
+          message: `attempt ${input.attempt} was lost with the process running it`,
+          source: 'baton',
+        }
+      : input.error;
   const task = id(run, input.task);
   rec.emit({ type: 'attempt_failed', at: now, task, attempt: input.attempt, error, lost }, input.task);
   if (lost) {
@@ -481,7 +488,6 @@ function onAttemptFailed(
     rec.commands.push({ type: 'dispatch', task: input.task });
     return;
   }
-  const policy = spec(run, input.task).retry;
   if (!run.cancelRequested && t.failures < policy.maxAttempts && isRetryableError(policy, error)) {
     const delayMs = retryDelayMs(policy, t.failures, random);
     const dueAt = now + delayMs;

@@ -57,6 +57,8 @@ export interface RetryInput {
   readonly jitter?: 'full' | 'none';
   readonly retryOn?: readonly string[];
   readonly neverRetryOn?: readonly string[];
+  /** Count attempts lost with their worker against maxAttempts (default false). */
+  readonly countLost?: boolean;
 }
 
 /** A handle on a declared task; `O` is its output type. */
@@ -227,6 +229,7 @@ export class FlowDefinition<P extends Record<string, ParamDef> = Record<string, 
         jitter: input.jitter ?? base.jitter,
         ...((input.retryOn ?? base.retryOn) ? { retryOn: input.retryOn ?? base.retryOn } : {}),
         neverRetryOn: input.neverRetryOn ?? base.neverRetryOn,
+        ...((input.countLost ?? base.countLost) ? { countLost: true } : {}),
       };
     };
     const params: Record<string, ParamSpec> = {};

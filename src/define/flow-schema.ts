@@ -38,6 +38,7 @@ export const RetryFileSchema = z.strictObject({
   jitter: z.enum(['full', 'none']).optional(),
   retry_on: z.array(z.string()).optional(),
   never_retry_on: z.array(z.string()).optional(),
+  count_lost: z.boolean().optional(),
 });
 
 export const PARAM_TYPES = ['string', 'number', 'integer', 'boolean', 'object', 'array'] as const;

@@ -532,6 +532,7 @@ function mergeRetry(base: RetryPolicy, retry: ParsedRetry | undefined): RetryPol
     jitter: retry.jitter ?? base.jitter,
     ...(retryOn !== undefined ? { retryOn } : {}),
     neverRetryOn: retry.never_retry_on ?? base.neverRetryOn,
+    ...((retry.count_lost ?? base.countLost) ? { countLost: true } : {}),
   };
 }
 

@@ -407,6 +407,23 @@ describe('stale and lost attempts', () => {
   });
 });
 
+describe('lost attempts counted by policy', () => {
+  it('with countLost, a lost attempt uses up a retry and the last one fails the task', () => {
+    const h = new RunHarness(plan([{ id: 'a', retry: { maxAttempts: 2, countLost: true, backoffMs: 100 } }]));
+    h.feed({ type: 'start' });
+    h.startAttempt('a');
+    const first = h.feed({ type: 'attempt_lost', task: 0, attempt: 1 });
+    expect(first.events.map((e) => e.type)).toEqual(['attempt_failed', 'retry_scheduled']);
+    expect(first.events[0]).toMatchObject({ lost: false, error: { code: 'WORKER_LOST' } });
+    expect(h.task('a')).toMatchObject({ state: 'retrying', failures: 1 });
+    h.feed({ type: 'retry_due', task: 0 });
+    h.startAttempt('a');
+    const second = h.feed({ type: 'attempt_lost', task: 0, attempt: 2 });
+    expect(second.events.map((e) => e.type)).toEqual(['attempt_failed', 'task_failed', 'run_failed']);
+    h.expectFoldMatches();
+  });
+});
+
 describe('cancellation', () => {
   it('cancels every open task, aborts the running ones and ends the run cancelled', () => {
     const h = new RunHarness(plan([{ id: 'done' }, { id: 'busy' }, { id: 'ready' }, { id: 'later', deps: ['busy'] }]));
