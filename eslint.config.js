@@ -61,6 +61,15 @@ export default tseslint.config(
     },
   },
   {
+    files: ['src/triggers/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/app/**', '**/cli/**'], message: 'Drivers never import faces or wiring.' }] },
+      ],
+    },
+  },
+  {
     files: ['src/engine/**/*.ts'],
     rules: {
       'no-restricted-imports': [

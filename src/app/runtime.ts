@@ -22,7 +22,7 @@ import { TriggerService } from '../triggers/trigger-service.js';
 import { triggerSources } from '../triggers/sources.js';
 import type { BatonConfig, ConfigOverrides } from './config.js';
 import { loadConfig } from './config.js';
-import { crashPointsFromEnv } from './crash-points.js';
+import { crashPointsFromEnv } from '../engine/crash-points.js';
 import type { LoadedFlow } from './flow-catalog.js';
 import { FlowCatalog } from './flow-catalog.js';
 
@@ -165,12 +165,21 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
           // Only the leader evaluates triggers, so that a fire time is acted on by one process.
           if (options.triggers !== false) {
             if (leading) {
-              triggerService = runtime.createTriggerService(
+              const service = runtime.createTriggerService(
                 options.onDiagnostic ? { onDiagnostic: options.onDiagnostic } : {},
               );
-              void triggerService
-                .start()
-                .catch((e: unknown) => options.onDiagnostic?.(`triggers: ${(e as Error).message}`));
+              triggerService = service;
+              // A start that fails (the database away at that moment) is tried again while this
+              // process still leads, so that a leader never runs its term without triggers.
+              const startTriggers = (): void => {
+                service.start().catch((e: unknown) => {
+                  options.onDiagnostic?.(`triggers did not start, retrying: ${(e as Error).message}`);
+                  void service.stop().then(() => {
+                    if (triggerService === service) setTimeout(startTriggers, 2000).unref();
+                  });
+                });
+              };
+              startTriggers();
             } else {
               const stopping = triggerService;
               triggerService = undefined;
@@ -257,7 +266,13 @@ export function triggerFlows(rt: Runtime): TriggerFlows {
     triggers: loaded.spec.triggers ?? [],
     overlap: loaded.spec.overlap ?? 'allow',
     newRun: (params, o) =>
-      buildRun(rt.config, loaded, { params, dedupeKey: o.dedupeKey, triggerId: o.triggerId, now: o.at }),
+      buildRun(rt.config, loaded, {
+        params,
+        dedupeKey: o.dedupeKey,
+        triggerId: o.triggerId,
+        now: o.at,
+        ...(o.priority !== undefined ? { priority: o.priority } : {}),
+      }),
   });
   return {
     async list() {

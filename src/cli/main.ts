@@ -168,8 +168,12 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
 
   program
     .command('scheduler')
-    .description('drive runs on PostgreSQL: several may run, one leads, the others stand by')
-    .action(() => run(async () => (await import('./commands/execute.js')).schedulerCommand(withDb()))());
+    .description('drive runs and triggers on PostgreSQL: several may run, one leads, the others stand by')
+    .addOption(new Option('--webhook-port <n>', 'also serve webhooks on this port').argParser(positiveInt))
+    .option('--webhook-host <host>', 'webhook address (default 127.0.0.1)')
+    .action((o: { webhookPort?: number; webhookHost?: string }) =>
+      run(async () => (await import('./commands/execute.js')).schedulerCommand(withDb(), o))(),
+    );
 
   program
     .command('dev')
@@ -181,8 +185,9 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
       run(async () => (await import('./commands/triggers.js')).devCommand(withDb(), o))(),
     );
 
-  const triggers = program
-    .command('triggers')
+  const triggers = program.command('triggers').description('triggers: list, pause, resume, history');
+  triggers
+    .command('list', { isDefault: true })
     .description('list triggers with their next fire time and last firing')
     .option('--json', 'print JSON')
     .action((o: { json?: boolean }) =>
@@ -208,6 +213,48 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     .action((id: string, o: { limit?: number; json?: boolean }) =>
       run(async () => (await import('./commands/triggers.js')).triggersHistoryCommand(withDb(), id, o))(),
     );
+
+  const backfill = program
+    .command('backfill')
+    .description("create one run per interval of a flow's cron or interval trigger between two dates (durable)")
+    .argument('<flow>', 'a flow name in the project, or a path to a flow file')
+    .option('--from <date>', 'fire times after this date or instant (ISO 8601; UTC unless an offset is given)')
+    .option('--to <date>', 'fire times up to and including this date or instant')
+    .option('--trigger <name>', 'which cron or interval trigger, when the flow has several')
+    .addOption(
+      new Option('--max-parallel <n>', 'most runs of the backfill active at a time (default 4)').argParser(positiveInt),
+    )
+    .option('--rerun', 'also give a new run to intervals whose run did not succeed')
+    .option('--plan', 'print the intervals and what would happen to each; change nothing')
+    .option('--wait', 'create the runs from this process too, and print progress until every interval has finished')
+    .option('--json', 'print JSON')
+    .action((flow: string, o: Record<string, unknown>) =>
+      run(async () => (await import('./commands/backfill.js')).backfillCommand(withDb(), flow, o))(),
+    );
+  // The parent command takes --json too; commander gives it to whichever sees it first.
+  const backfillJson = (o: { json?: boolean }) => ({ json: o.json ?? backfill.opts<{ json?: boolean }>().json });
+  backfill
+    .command('list')
+    .description('backfills, newest first, with their progress (done, running, pending, failed)')
+    .option('--json', 'print JSON')
+    .action((o: { json?: boolean }) =>
+      run(async () => (await import('./commands/backfill.js')).backfillListCommand(withDb(), backfillJson(o)))(),
+    );
+  for (const [verb, to, what] of [
+    ['pause', 'paused', 'stop creating runs (active runs continue)'],
+    ['resume', 'running', 'continue a paused backfill'],
+    ['cancel', 'cancelled', 'stop for good and cancel its active runs'],
+  ] as const) {
+    backfill
+      .command(`${verb} <id>`)
+      .description(`${what}`)
+      .option('--json', 'print JSON')
+      .action((id: string, o: { json?: boolean }) =>
+        run(async () =>
+          (await import('./commands/backfill.js')).backfillMoveCommand(withDb(), id, to, backfillJson(o)),
+        )(),
+      );
+  }
 
   const db = program.command('db').description('database maintenance');
   db.command('migrate')

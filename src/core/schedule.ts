@@ -82,3 +82,41 @@ function countBetween(schedule: Schedule, floor: number, seen: readonly number[]
   }
   return count;
 }
+
+/**
+ * The dedupe key of the run of a time trigger for one fire time: `<flow>/<trigger>@<ISO>`.
+ * Scheduled runs and backfills share it, so that an interval runs once whichever created
+ * it first.
+ */
+export function scheduledRunKey(triggerId: string, fireTime: number): string {
+  return `${triggerId}@${new Date(fireTime).toISOString()}`;
+}
+
+/**
+ * The data interval a fire time closes: from the previous fire time (or the fire time
+ * itself when there is none) to the fire time, as the `interval_start`/`interval_end`
+ * params (ISO 8601) of the run.
+ */
+export function intervalParams(
+  schedule: Schedule,
+  fireTime: number,
+): { readonly interval_start: string; readonly interval_end: string } {
+  const previous = schedule.previous(fireTime, 1)[0] ?? fireTime;
+  return { interval_start: new Date(previous).toISOString(), interval_end: new Date(fireTime).toISOString() };
+}
+
+/**
+ * How long after its fire time a trigger with `jitterMs` creates its run: a delay in
+ * [0, jitterMs) taken from an FNV-1a hash of the trigger id. The same on every process
+ * and after restarts (so that the cursor only ever moves forward), different between
+ * triggers (so that many triggers on one schedule do not all fire in the same instant).
+ */
+export function jitterDelay(triggerId: string, jitterMs: number): number {
+  if (!(jitterMs > 0)) return 0;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < triggerId.length; i++) {
+    hash ^= triggerId.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return Math.floor((hash / 2 ** 32) * jitterMs);
+}

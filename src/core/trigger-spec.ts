@@ -33,7 +33,12 @@ export interface TimeTriggerConfig {
   readonly startAt: number | null;
   /** No fire time after this instant (ms), or null. */
   readonly endAt: number | null;
-  /** Each run is created up to this many ms after its fire time, at random. */
+  /**
+   * Each run is created up to this many ms after its fire time: a delay in [0, jitter)
+   * drawn once per trigger from a hash of its id, so that it is the same on every
+   * scheduler and after every restart, and triggers sharing a schedule spread out. The
+   * run is still for its fire time (dedupe key, interval params).
+   */
   readonly jitterMs: number;
   /** A run must finish within this many ms of its fire time; a miss is recorded. */
   readonly deadlineMs: number | null;
@@ -51,4 +56,39 @@ export interface IntervalTriggerConfig extends TimeTriggerConfig {
 
 export function triggerId(flow: string, name: string): string {
   return `${flow}/${name}`;
+}
+
+/**
+ * The lifecycle of a backfill (`baton backfill`): the runs of a time trigger's intervals
+ * between two dates, created a few at a time by the trigger service.
+ *
+ * - `running`: the trigger service creates runs for the next intervals whenever fewer
+ *   than `max_parallel` of the backfill's runs are active. Exits: `completed` once every
+ *   interval has a finished run; `paused`; `cancelled`.
+ * - `paused`: no new runs are created; runs already active continue. Exits: `running`
+ *   (resume), `cancelled`.
+ * - `cancelled`: final. No new runs; the runs the backfill created that were still
+ *   active were asked to cancel in the same transaction.
+ * - `completed`: final. Every interval was handled and its run has finished (some may
+ *   have failed: the progress counts say how many).
+ */
+export const BACKFILL_STATES = {
+  running: 'running',
+  paused: 'paused',
+  cancelled: 'cancelled',
+  completed: 'completed',
+} as const;
+export type BackfillState = (typeof BACKFILL_STATES)[keyof typeof BACKFILL_STATES];
+export const TERMINAL_BACKFILL_STATES: ReadonlySet<BackfillState> = new Set(['cancelled', 'completed']);
+
+/** Which state each backfill state may move to. */
+export const BACKFILL_TRANSITIONS: Readonly<Record<BackfillState, readonly BackfillState[]>> = {
+  running: ['paused', 'cancelled', 'completed'],
+  paused: ['running', 'cancelled'],
+  cancelled: [],
+  completed: [],
+};
+
+export function canMoveBackfill(from: BackfillState, to: BackfillState): boolean {
+  return BACKFILL_TRANSITIONS[from].includes(to);
 }

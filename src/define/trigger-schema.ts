@@ -29,17 +29,25 @@ const zone = z.string().refine(
   { error: 'must be an IANA time zone such as UTC, Europe/Berlin or America/New_York' },
 );
 
-const cronExpression = z.string().refine(
-  (v) => {
-    try {
-      new Cron(v, { paused: true }).nextRun(new Date(0));
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  { error: 'must be a cron expression with 5 fields (minute hour day-of-month month day-of-week), e.g. "0 2 * * *"' },
-);
+const cronExpression = z.string().superRefine((v, ctx) => {
+  let next: Date | null;
+  try {
+    next = new Cron(v, { paused: true }).nextRun(new Date(0));
+  } catch {
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        'must be a cron expression: 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first, e.g. "0 2 * * *"',
+    });
+    return;
+  }
+  if (next === null) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'never fires: no date matches it (e.g. day 31 of a month that has 30 days)',
+    });
+  }
+});
 
 const params = z.record(z.string(), z.unknown());
 

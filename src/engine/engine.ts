@@ -54,8 +54,11 @@ export interface FlowResolver {
   plan(flow: string, version: string): Promise<FlowPlan>;
 }
 
-/** Named instants where a crash test may kill the process. */
-export type CrashPointName = 'after_claim' | 'after_body' | 'mid_commit' | 'retry_timer';
+/**
+ * Named instants where a crash test may kill the process; `after_emit` is in the stream
+ * trigger sources, between a run's commit and the broker acknowledgement.
+ */
+export type CrashPointName = 'after_claim' | 'after_body' | 'mid_commit' | 'retry_timer' | 'after_emit';
 
 export interface EngineFaults {
   crashPoint(name: CrashPointName): void;
@@ -460,12 +463,14 @@ export class Engine {
     if (this.useDatabaseClock) await this.syncClock().catch(() => undefined);
     if (this.runs.size === 0) return;
     try {
+      const owned = new Map([...this.runs.values()].map((r) => [r.lease.runId, r]));
       const lost = await this.store.renewLeases(
-        [...this.runs.values()].map((r) => r.lease),
+        [...owned.values()].map((r) => r.lease),
         this.leaseMs,
       );
+      // The leases sent, not whatever holds the run now: a new lease may have replaced one.
       for (const runId of lost) {
-        const run = this.runs.get(runId);
+        const run = owned.get(runId);
         if (run) this.dropRun(run, 'lease lost', true);
       }
     } catch (error) {
@@ -475,6 +480,10 @@ export class Engine {
 
   /** Loads a claimed run from its history and resumes whatever was in flight. */
   private async activate(lease: Lease): Promise<ActiveRun> {
+    // Our own lease lapsed (the database was away) and a poll claimed the run again: the old
+    // state is fenced by the new epoch, so forget it before loading the run afresh.
+    const stale = this.runs.get(lease.runId);
+    if (stale) this.dropRun(stale, 'claimed again under a new lease', true);
     const record = await this.store.getRun(lease.runId);
     if (!record) throw new BatonError('RUN_NOT_FOUND', `no run with id ${lease.runId}`);
     const flow = await this.resolveFlow(record.flow, record.version);
@@ -663,7 +672,11 @@ export class Engine {
     const now = this.clock.now();
     const items = this.inbox.splice(0, this.inbox.length);
     for (const { run, input, requestId, harvestedId } of items) {
-      if (run.finished || !this.runs.has(run.lease.runId)) continue;
+      if (run.finished || this.runs.get(run.lease.runId) !== run) {
+        // Dropped: its queue row was not consumed, and is harvested again by the run's owner.
+        if (harvestedId !== undefined) this.harvesting.delete(harvestedId);
+        continue;
+      }
       if (harvestedId !== undefined) run.pending.harvested.push(harvestedId);
       let decision;
       try {
@@ -780,7 +793,7 @@ export class Engine {
     // Local bodies still running (being killed) keep their slots until they exit; remote
     // attempts were cancelled through the queue and free theirs now.
     if (this.mode === 'dispatch') for (const a of [...run.running.values()]) this.releaseSlot(run, a.task);
-    this.runs.delete(run.lease.runId);
+    if (this.runs.get(run.lease.runId) === run) this.runs.delete(run.lease.runId);
     try {
       await this.store.releaseRun(run.lease);
     } catch (error) {
@@ -800,7 +813,9 @@ export class Engine {
       else this.releaseSlot(run, a.task);
     }
     this.removeReady(run);
-    this.runs.delete(run.lease.runId);
+    // Only this run's entry: a newer lease of the same run may have replaced it.
+    if (this.runs.get(run.lease.runId) === run) this.runs.delete(run.lease.runId);
+    for (const id of run.pending.harvested) this.harvesting.delete(id);
     if (asError) run.rejectDone(new BatonError('STORE_FENCED', `run ${run.lease.runId}: ${reason}`));
     else run.rejectDone(new BatonError('RUN_OWNED', `run ${run.lease.runId}: ${reason}`));
     run.done.catch(() => undefined);

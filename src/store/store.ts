@@ -14,7 +14,7 @@
 import type { TaskError } from '../core/model.js';
 import type { RunEvent } from '../core/run-machine.js';
 import type { RunStateName, TaskStateName } from '../core/states.js';
-import type { TriggerSpec } from '../core/trigger-spec.js';
+import type { BackfillState, TriggerSpec } from '../core/trigger-spec.js';
 
 /** One version of a flow definition, pinned by its hash. */
 export interface FlowVersionRecord {
@@ -43,6 +43,10 @@ export interface RunRecord {
   readonly leaseUntil: number | null;
   readonly taskCount: number;
   readonly maxActiveRuns: number | null;
+  /** Claim order among queued runs: higher first; backfills use -1. */
+  readonly priority: number;
+  /** What created the run: a trigger (`<flow>/<name>`), a backfill (`<flow>/<name>#backfill-<id>`), or null. */
+  readonly triggerId: string | null;
 }
 
 export interface TaskRunRecord {
@@ -72,7 +76,7 @@ export interface NewRun {
   readonly createdAt: number;
   readonly dedupeKey?: string | null;
   readonly maxActiveRuns?: number | null;
-  /** The trigger that created the run, if any (`<flow>/<name>`). */
+  /** The trigger that created the run, if any (`<flow>/<name>`; `<flow>/<name>#backfill-<id>` for backfills). */
   readonly triggerId?: string | null;
   /** Claim order among queued runs: higher first. Backfills use -1. Default 0. */
   readonly priority?: number;
@@ -132,6 +136,63 @@ export interface FireTriggerInput {
 export interface FiringResult {
   readonly outcome: FiringOutcome;
   readonly runId: string | null;
+}
+
+/** A backfill as the store keeps it; see BACKFILL_STATES in core/trigger-spec.ts for its lifecycle. */
+export interface BackfillRecord {
+  readonly id: string;
+  readonly flow: string;
+  /** The trigger whose intervals are backfilled (`<flow>/<name>`). */
+  readonly triggerId: string;
+  /** The trigger's definition when the backfill was recorded: its intervals do not move if the flow changes. */
+  readonly spec: TriggerSpec;
+  readonly sourcePath: string;
+  /** Fire times in (fromAt, toAt], ms. */
+  readonly fromAt: number;
+  readonly toAt: number;
+  readonly maxParallel: number;
+  /** Intervals whose run did not succeed get a new run. */
+  readonly rerun: boolean;
+  readonly state: BackfillState;
+  /** Number of intervals. */
+  readonly total: number;
+  /** Intervals before this index have been handled (a run created, or found). */
+  readonly nextIndex: number;
+  /** Intervals before this index have a finished run. */
+  readonly doneIndex: number;
+  /** Bumped by every change; `updateBackfill` refuses a stale one. */
+  readonly version: number;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly endedAt: number | null;
+  /** Why it is paused, cancelled or completed, for people. */
+  readonly reason: string | null;
+}
+
+export type NewBackfill = Omit<
+  BackfillRecord,
+  'nextIndex' | 'doneIndex' | 'version' | 'updatedAt' | 'endedAt' | 'reason'
+>;
+
+export interface BackfillUpdate {
+  readonly id: string;
+  /** The version the caller read; the call is refused (null) if it moved meanwhile. */
+  readonly expectedVersion: number;
+  readonly at: number;
+  readonly state?: BackfillState;
+  readonly nextIndex?: number;
+  readonly doneIndex?: number;
+  readonly reason?: string | null;
+  /** Runs to create in the same transaction (a repeated dedupe key finds the existing run). */
+  readonly runs?: readonly NewRun[];
+  /** Runs to ask to cancel in the same transaction. */
+  readonly cancelRuns?: readonly { readonly runId: string; readonly reason: string }[];
+}
+
+export interface BackfillUpdateResult {
+  readonly backfill: BackfillRecord;
+  /** One per run asked for, in order: its id and whether this call created it. */
+  readonly runs: readonly { readonly runId: string; readonly created: boolean }[];
 }
 
 /** The right to write to one run, until the lease lapses or another process claims it. */
@@ -362,6 +423,25 @@ export interface Store {
   activeRuns(flow: string): Promise<RunRecord[]>;
   /** Finished runs of a flow that ended after `after` (ms), in order of their end; for flow-to-flow triggers. */
   finishedRuns(flow: string, after: number, limit: number): Promise<RunRecord[]>;
+
+  /**
+   * Runs whose dedupe key is one of `keys`, or one of them followed by `#` and anything
+   * (`<key>#backfill-…`, reruns of the same interval); in no particular order.
+   */
+  runsByDedupeKeys(keys: readonly string[]): Promise<RunRecord[]>;
+
+  createBackfill(input: NewBackfill): Promise<BackfillRecord>;
+  getBackfill(id: string): Promise<BackfillRecord | null>;
+  /** Newest first. */
+  listBackfills(filter?: {
+    readonly states?: readonly BackfillState[];
+    readonly limit?: number;
+  }): Promise<BackfillRecord[]>;
+  /**
+   * Creates runs, asks runs to cancel and moves the backfill (indexes, state), in one
+   * transaction; null (and nothing written) if its version is no longer `expectedVersion`.
+   */
+  updateBackfill(input: BackfillUpdate): Promise<BackfillUpdateResult | null>;
 
   /** Deletes finished runs that ended before `before` (ms), with their history and logs. */
   prune(before: number): Promise<PruneResult>;

@@ -1,8 +1,8 @@
 /**
  * The trigger service: turns schedules and events into runs, durably. It records the
  * triggers the project's flows declare, fires time triggers (cron, interval) from their
- * cursors with the catch-up policy, and hands event sources (webhook, file, s3, streams,
- * flow-to-flow) a way to create runs.
+ * cursors with the catch-up policy, hands event sources (webhook, file, s3, streams,
+ * flow-to-flow) a way to create runs, and advances backfills (./backfill.ts) on its tick.
  *
  * Invariants
  * - Every run a trigger creates has a dedupe key (`<trigger>@<fire time>` for schedules, a
@@ -12,20 +12,16 @@
  * - A source acknowledges its event (offset, message, file marker) only after `emit` has
  *   returned, i.e. after the run is committed.
  * - Every firing is recorded: the run it created, or why it created none.
+ * - Overlap policies and deadlines look at the runs of the schedule and of events, never
+ *   at backfill runs of old intervals; deadlines only at the runs of their own trigger.
  */
 import { BatonError } from '../core/errors.js';
-import type {
-  CronTriggerConfig,
-  IntervalTriggerConfig,
-  OverlapPolicy,
-  TimeTriggerConfig,
-  TriggerSpec,
-} from '../core/trigger-spec.js';
+import type { OverlapPolicy, TimeTriggerConfig, TriggerSpec } from '../core/trigger-spec.js';
 import { TIME_TRIGGER_KINDS, triggerId } from '../core/trigger-spec.js';
-import type { Schedule } from '../core/schedule.js';
-import { dueFirings } from '../core/schedule.js';
+import { dueFirings, intervalParams, jitterDelay, scheduledRunKey } from '../core/schedule.js';
 import type { FiringInput, FiringResult, NewRun, RunRecord, Store, TriggerRecord } from '../store/store.js';
-import { cronSchedule, intervalSchedule } from './time-schedule.js';
+import { BackfillProcessor, isBackfillRun } from './backfill.js';
+import { triggerSchedule } from './time-schedule.js';
 
 /** What the service needs to know about a flow to create runs of it. */
 export interface TriggerFlow {
@@ -36,7 +32,7 @@ export interface TriggerFlow {
   /** Builds a validated run of the flow (params checked and filled); throws RUN_PARAM_INVALID. */
   newRun(
     params: Readonly<Record<string, unknown>>,
-    options: { dedupeKey: string; triggerId: string; at: number },
+    options: { dedupeKey: string; triggerId: string; at: number; priority?: number },
   ): NewRun;
 }
 
@@ -71,8 +67,17 @@ export interface SourceContext {
    * after it returns. With `cursor`, the trigger's cursor moves in the same transaction.
    */
   emit(events: readonly TriggerEvent[], options?: { readonly cursor?: unknown }): Promise<EmitResult[]>;
-  /** Reads and moves this trigger's cursor (for sources that keep their own progress, e.g. files seen). */
+  /** Reads this trigger's cursor (for sources that keep their own progress, e.g. files seen). */
   cursor(): Promise<unknown>;
+  /** Whether the trigger is paused now; a source may hold its events back meanwhile. */
+  paused(): Promise<boolean>;
+  /**
+   * Moves this trigger's cursor from `expected` (what `cursor()` returned) to `next`
+   * without recording a firing; false, and nothing written, if it moved meanwhile.
+   */
+  setCursor(next: unknown, expected: unknown): Promise<boolean>;
+  /** Those of these runs that still exist, e.g. to act once the run an event caused has succeeded. */
+  runs(ids: readonly string[]): Promise<RunRecord[]>;
   now(): number;
   diagnostic(message: string): void;
 }
@@ -113,11 +118,20 @@ export class TriggerService {
   private readonly running = new Map<string, TriggerSource>();
   private timer: NodeJS.Timeout | undefined;
   private ticking = false;
+  private ticks = 0;
   private stopped = false;
+  /** Backfills (`baton backfill`) advance on the same tick as the schedules. */
+  readonly backfills: BackfillProcessor;
 
   constructor(private readonly o: TriggerServiceOptions) {
     this.now = o.now ?? (() => Date.now());
     this.random = o.random ?? Math.random;
+    this.backfills = new BackfillProcessor({
+      store: o.store,
+      flows: o.flows,
+      now: this.now,
+      onDiagnostic: (m) => this.diagnostic(m),
+    });
   }
 
   private diagnostic(message: string): void {
@@ -126,6 +140,7 @@ export class TriggerService {
 
   /** Records the project's triggers, starts event sources, and evaluates time triggers until stopped. */
   async start(): Promise<void> {
+    this.stopped = false;
     await this.sync();
     await this.startSources();
     const every = this.o.tickMs ?? 1000;
@@ -146,8 +161,17 @@ export class TriggerService {
   /** Records the triggers every flow declares now. */
   async sync(): Promise<void> {
     const now = this.now();
+    const declared = new Set<string>();
     for (const flow of await this.o.flows.list()) {
+      declared.add(flow.name);
       await this.o.store.syncTriggers(flow.name, flow.sourcePath, flow.triggers, now);
+    }
+    // Triggers of flows that no longer declare any, or whose file is gone, are dropped.
+    for (const trigger of await this.o.store.listTriggers()) {
+      if (declared.has(trigger.flow)) continue;
+      const flow = await this.o.flows.get(trigger.flow, trigger.sourcePath);
+      if (!flow || flow.triggers.length === 0)
+        await this.o.store.syncTriggers(trigger.flow, trigger.sourcePath, [], now);
     }
   }
 
@@ -172,6 +196,21 @@ export class TriggerService {
       trigger,
       emit: (events, options) => this.emit(trigger.id, events, options),
       cursor: async () => (await this.o.store.getTrigger(trigger.id))?.cursor ?? null,
+      paused: async () => (await this.o.store.getTrigger(trigger.id))?.paused ?? true,
+      setCursor: async (next, expected) => {
+        const current = await this.o.store.getTrigger(trigger.id);
+        if (!current) return false;
+        const moved = await this.o.store.fireTrigger({
+          triggerId: trigger.id,
+          expectedCursor: expected,
+          cursor: next,
+          nextFireAt: current.nextFireAt,
+          firings: [],
+        });
+        return moved !== null;
+      },
+      runs: async (ids) =>
+        (await Promise.all(ids.map((id) => this.o.store.getRun(id)))).filter((r): r is RunRecord => r !== null),
       now: this.now,
       diagnostic: (m) => this.diagnostic(`trigger ${trigger.id}: ${m}`),
     };
@@ -222,13 +261,13 @@ export class TriggerService {
     const results: EmitResult[] = [];
     const firings: FiringInput[] = [];
     const slots: number[] = [];
-    const active = await this.o.store.activeRuns(flow.name);
-    for (const event of events) {
+    const active: Pick<RunRecord, 'id'>[] = (await this.o.store.activeRuns(flow.name)).filter((r) => !isBackfillRun(r));
+    for (const [order, event] of events.entries()) {
       let run: NewRun;
       try {
         run = flow.newRun(
           { ...trigger.spec.params, ...event.params },
-          { dedupeKey: event.dedupeKey, triggerId: id, at },
+          { dedupeKey: event.dedupeKey, triggerId: id, at: at + order },
         );
       } catch (error) {
         const e = error instanceof BatonError ? error : new BatonError('RUN_PARAM_INVALID', (error as Error).message);
@@ -239,6 +278,8 @@ export class TriggerService {
       }
       const overlap = this.overlapFiring(flow, active, run, event.reason, at);
       firings.push(overlap);
+      // A run made earlier in this batch is active for the events after it.
+      if (overlap.run) active.push({ id: overlap.run.id });
       slots.push(results.length);
       results.push({ outcome: overlap.outcome === 'run' ? 'run' : 'skipped', runId: null });
     }
@@ -253,26 +294,28 @@ export class TriggerService {
   /** The firing for a run the trigger wants to create, after the flow's overlap policy. */
   private overlapFiring(
     flow: TriggerFlow,
-    active: readonly RunRecord[],
+    active: readonly Pick<RunRecord, 'id'>[],
     run: NewRun,
     reason: string,
     at: number,
   ): FiringInput {
+    if (flow.overlap === 'queue') {
+      // One at a time: the run waits in the queue until the active ones end. The limit is
+      // set even when nothing is active now, so that runs created together (catch-up, a
+      // batch of events) also take turns.
+      return {
+        at,
+        outcome: 'run',
+        reason: active.length > 0 ? `${reason} (queued behind ${active.length} active run(s))` : reason,
+        run: { ...run, maxActiveRuns: 1 },
+      };
+    }
     if (active.length === 0 || flow.overlap === 'allow') return { at, outcome: 'run', reason, run };
     if (flow.overlap === 'skip') {
       return {
         at,
         outcome: 'skipped',
         reason: `${reason}: skipped, run ${active[0]?.id} of ${flow.name} is still active (overlap: skip)`,
-      };
-    }
-    if (flow.overlap === 'queue') {
-      // One at a time: the new run waits in the queue until the active ones end.
-      return {
-        at,
-        outcome: 'run',
-        reason: `${reason} (queued behind ${active.length} active run(s))`,
-        run: { ...run, maxActiveRuns: 1 },
       };
     }
     return {
@@ -320,28 +363,26 @@ export class TriggerService {
           this.diagnostic(`trigger ${trigger.id}: ${(error as Error).message}`);
         }
       }
+      await this.backfills.tick();
+      // Sources that could not start (a broker down at start-up) are tried again now and then.
+      if (++this.ticks % 10 === 0) await this.startSources();
+    } catch (error) {
+      // The store is away (STORE_UNAVAILABLE): the next tick tries again. Called from a
+      // timer, a rejection here would end the process.
+      this.diagnostic(`triggers: ${(error as Error).message}`);
     } finally {
       this.ticking = false;
     }
   }
 
-  private scheduleOf(trigger: TriggerRecord): Schedule {
-    if (trigger.kind === 'cron') {
-      const c = trigger.spec.config as unknown as CronTriggerConfig;
-      return cronSchedule(c.cron, c.timezone);
-    }
-    const c = trigger.spec.config as unknown as IntervalTriggerConfig;
-    return intervalSchedule(c.everyMs, c.startAt ?? 0);
-  }
-
   private async tickTrigger(trigger: TriggerRecord): Promise<void> {
     const config = trigger.spec.config as unknown as TimeTriggerConfig;
-    const schedule = this.scheduleOf(trigger);
+    const schedule = triggerSchedule(trigger.spec);
     const cursor = (trigger.cursor as TimeCursor | null) ?? { last: null };
     const now = this.now();
     const origin = config.startAt ?? trigger.registeredAt;
     // Jitter delays creation, never the fire time the run is for.
-    const horizon = now - config.jitterMs;
+    const horizon = now - jitterDelay(trigger.id, config.jitterMs);
     const due = dueFirings({
       schedule,
       cursor: cursor.last,
@@ -362,22 +403,36 @@ export class TriggerService {
       });
     }
     if (flow) {
-      const active = due.fire.length > 0 ? await this.o.store.activeRuns(flow.name) : [];
-      for (const fireTime of due.fire) {
-        const previous = schedule.previous(fireTime, 1)[0] ?? fireTime;
-        const params = { interval_start: ISO(previous), interval_end: ISO(fireTime) };
+      // Backfill runs of old intervals do not count as overlapping the schedule.
+      const active: Pick<RunRecord, 'id'>[] =
+        due.fire.length > 0 ? (await this.o.store.activeRuns(flow.name)).filter((r) => !isBackfillRun(r)) : [];
+      const newest = due.fire[due.fire.length - 1];
+      for (const [order, fireTime] of due.fire.entries()) {
         const reason = `${trigger.kind} fire time ${ISO(fireTime)}`;
+        if (flow.overlap === 'cancel_previous' && fireTime !== newest) {
+          // It would be created only to be cancelled by the next one: recorded as superseded.
+          firings.push({
+            at: now,
+            outcome: 'skipped',
+            reason: `${reason}: superseded by fire time ${ISO(newest as number)} (overlap: cancel_previous)`,
+          });
+          continue;
+        }
         let run: NewRun;
         try {
           run = flow.newRun(
-            { ...trigger.spec.params, ...params },
-            { dedupeKey: `${trigger.id}@${ISO(fireTime)}`, triggerId: trigger.id, at: now },
+            { ...trigger.spec.params, ...intervalParams(schedule, fireTime) },
+            // One ms apart, so that catch-up runs are claimed in the order of their fire times.
+            { dedupeKey: scheduledRunKey(trigger.id, fireTime), triggerId: trigger.id, at: now + order },
           );
         } catch (error) {
           firings.push({ at: now, outcome: 'error', reason: `${reason}: ${(error as Error).message}` });
           continue;
         }
-        firings.push(this.overlapFiring(flow, active, run, reason, now));
+        const firing = this.overlapFiring(flow, active, run, reason, now);
+        firings.push(firing);
+        // A run made by this tick is active for the fire times after it (overlap: skip).
+        if (firing.run) active.push({ id: firing.run.id });
       }
     } else if (due.fire.length > 0) {
       firings.push({
@@ -419,6 +474,9 @@ export class TriggerService {
     const firings: FiringInput[] = [];
     const ids: string[] = [];
     for (const run of await this.o.store.activeRuns(trigger.flow)) {
+      // Only runs this trigger's schedule made: manual runs, other triggers' runs and
+      // backfills of old intervals have no deadline here.
+      if (run.triggerId !== trigger.id) continue;
       const end = typeof run.params.interval_end === 'string' ? Date.parse(run.params.interval_end) : NaN;
       if (Number.isNaN(end) || reported.has(run.id) || now <= end + deadlineMs) continue;
       ids.push(run.id);

@@ -395,6 +395,125 @@ export function storeConformance(factory: StoreFactory): void {
       expect((await store.getTrigger('demo/nightly'))?.cursor).toEqual({ last: 100 });
     });
 
+    it('keeps run priority and trigger id, and claims queued runs of higher priority first', async () => {
+      const base = { flow, params: {}, taskIds: ['a'] };
+      const low = await store.createRun({
+        ...base,
+        id: runId(),
+        createdAt: Date.now() - 10_000,
+        priority: -1,
+        triggerId: 'demo/nightly#backfill-b1',
+      });
+      const normal = await store.createRun({ ...base, id: runId(), createdAt: Date.now(), triggerId: 'demo/nightly' });
+      const manual = await store.createRun({ ...base, id: runId(), createdAt: Date.now() + 1 });
+      expect([low.run.priority, low.run.triggerId]).toEqual([-1, 'demo/nightly#backfill-b1']);
+      expect([normal.run.priority, normal.run.triggerId]).toEqual([0, 'demo/nightly']);
+      expect([manual.run.priority, manual.run.triggerId]).toEqual([0, null]);
+      expect((await store.getRun(low.run.id))?.priority).toBe(-1);
+      // The older run has the lower priority: the two others go first.
+      const first = await store.claimRuns({ owner: 'S', leaseMs: 10_000, limit: 2 });
+      expect(first.map((l) => l.runId).sort()).toEqual([normal.run.id, manual.run.id].sort());
+      const next = await store.claimRuns({ owner: 'S', leaseMs: 10_000, limit: 2 });
+      expect(next.map((l) => l.runId)).toEqual([low.run.id]);
+    });
+
+    it('finds runs by dedupe key, with the reruns that extend it after a #', async () => {
+      const make = (key: string) =>
+        store.createRun({ id: runId(), flow, params: {}, taskIds: ['a'], createdAt: Date.now(), dedupeKey: key });
+      const key = 'demo/nightly@2024-01-02T00:00:00.000Z';
+      const own = await make(key);
+      const rerun = await make(`${key}#backfill-b1-1`);
+      await make('demo/nightly@2024-01-02T00:00:00.000Z0'); // a longer key, not a rerun
+      await make('demo/nightly@2024-01-02T00:00:00.000Y');
+      await make('demo/nightly@2024-01-02T00:00:00.000Z$');
+      const other = await make('demo/nightly@2024-01-03T00:00:00.000Z');
+      const found = await store.runsByDedupeKeys([key, 'demo/nightly@2024-01-03T00:00:00.000Z', 'nope']);
+      expect(found.map((r) => r.id).sort()).toEqual([own.run.id, rerun.run.id, other.run.id].sort());
+      expect(await store.runsByDedupeKeys([])).toEqual([]);
+    });
+
+    it('records backfills and moves them with their runs in one transaction, refusing a stale version', async () => {
+      const spec = { name: 'nightly', kind: 'cron', config: { cron: '0 2 * * *', timezone: 'UTC' }, params: {} };
+      const made = await store.createBackfill({
+        id: 'b1',
+        flow: 'demo',
+        triggerId: 'demo/nightly',
+        spec,
+        sourcePath: '/flows/demo.yaml',
+        fromAt: 1000,
+        toAt: 5000,
+        maxParallel: 2,
+        rerun: true,
+        state: 'running',
+        total: 4,
+        createdAt: 100,
+      });
+      expect(made).toMatchObject({
+        id: 'b1',
+        spec,
+        rerun: true,
+        state: 'running',
+        total: 4,
+        nextIndex: 0,
+        doneIndex: 0,
+        endedAt: null,
+        reason: null,
+      });
+      await store.createBackfill({ ...made, id: 'b2', rerun: false, state: 'paused', createdAt: 200 });
+      expect((await store.listBackfills()).map((b) => b.id)).toEqual(['b2', 'b1']);
+      expect((await store.listBackfills({ states: ['running'] })).map((b) => b.id)).toEqual(['b1']);
+      expect(await store.getBackfill('none')).toBeNull();
+
+      const existing = await newRun({ dedupeKey: 'demo/nightly@k1' });
+      const run = (key: string) => ({
+        id: runId(),
+        flow,
+        params: {},
+        taskIds: ['a'],
+        createdAt: Date.now(),
+        dedupeKey: key,
+        priority: -1,
+        triggerId: 'demo/nightly#backfill-b1',
+      });
+      const moved = await store.updateBackfill({
+        id: 'b1',
+        expectedVersion: made.version,
+        at: 300,
+        nextIndex: 2,
+        runs: [run('demo/nightly@k1'), run('demo/nightly@k2')],
+        cancelRuns: [{ runId: existing.id, reason: 'test' }],
+      });
+      expect(moved?.runs.map((r) => r.created)).toEqual([false, true]);
+      expect(moved?.runs[0]?.runId).toBe(existing.id);
+      expect(moved?.backfill).toMatchObject({ nextIndex: 2, doneIndex: 0, state: 'running', updatedAt: 300 });
+      expect(moved?.backfill.version).toBe(made.version + 1);
+      expect((await store.pendingRequests([existing.id])).map((r) => [r.kind, r.payload.reason])).toEqual([
+        ['cancel', 'test'],
+      ]);
+      // A second process that read the old version writes nothing.
+      const stale = await store.updateBackfill({
+        id: 'b1',
+        expectedVersion: made.version,
+        at: 400,
+        nextIndex: 3,
+        runs: [run('demo/nightly@k3')],
+      });
+      expect(stale).toBeNull();
+      expect(await store.runsByDedupeKeys(['demo/nightly@k3'])).toEqual([]);
+      expect((await store.getBackfill('b1'))?.nextIndex).toBe(2);
+      const done = await store.updateBackfill({
+        id: 'b1',
+        expectedVersion: made.version + 1,
+        at: 500,
+        doneIndex: 4,
+        nextIndex: 4,
+        state: 'completed',
+        reason: 'finished',
+      });
+      expect(done?.backfill).toMatchObject({ state: 'completed', endedAt: 500, reason: 'finished', doneIndex: 4 });
+      expect(await store.updateBackfill({ id: 'none', expectedVersion: 0, at: 1 })).toBeNull();
+    });
+
     it('reads the database clock', async () => {
       const before = Date.now();
       const now = await store.now();

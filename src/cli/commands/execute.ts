@@ -321,7 +321,10 @@ export async function workerCommand(
   return 0;
 }
 
-export async function schedulerCommand(ctx: CliContext): Promise<number> {
+export async function schedulerCommand(
+  ctx: CliContext,
+  flags: { webhookPort?: number; webhookHost?: string } = {},
+): Promise<number> {
   const rt = await openRuntime(ctx.runtime);
   if (rt.store.dialect !== 'postgres') {
     await rt.close();
@@ -335,10 +338,26 @@ export async function schedulerCommand(ctx: CliContext): Promise<number> {
   });
   ctx.stderr('baton scheduler: started; standing by until it holds the leadership');
   scheduler.start();
+  // Every scheduler may take webhooks: a delivery creates its run through the store, with its
+  // dedupe key, whichever process receives it.
+  let webhooks: { stop(): Promise<void> } | undefined;
+  if (flags.webhookPort !== undefined) {
+    const { WebhookServer } = await import('../../triggers/webhook-server.js');
+    const server = new WebhookServer({
+      store: rt.store,
+      service: rt.createTriggerService(),
+      env: ctx.runtime.env,
+      port: flags.webhookPort,
+      host: flags.webhookHost ?? '127.0.0.1',
+    });
+    const port = await server.start();
+    webhooks = server;
+    ctx.stderr(`baton scheduler: webhooks on http://${flags.webhookHost ?? '127.0.0.1'}:${port}/hooks/<trigger>`);
+  }
   await new Promise<void>((resolve) => {
     const onSignal = (signal: string) => {
       ctx.stderr(`baton scheduler: ${signal}, handing over`);
-      void scheduler.stop().then(resolve);
+      void (webhooks?.stop() ?? Promise.resolve()).then(() => scheduler.stop()).then(resolve);
     };
     process.once('SIGTERM', () => onSignal('SIGTERM'));
     process.once('SIGINT', () => onSignal('SIGINT'));

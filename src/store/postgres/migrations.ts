@@ -301,8 +301,8 @@ BEGIN
     RETURN QUERY UPDATE runs r SET owner = p_owner, epoch = r.epoch + 1, lease_until = ${NOW} + p_lease_ms
       WHERE r.id = c.id RETURNING r.id, r.epoch;
     -- Claims the previous owner harvested as lost but never recorded (it died or was fenced
-    -- before its commit) become lapsed claims again, for the new owner's harvest to report.
-    UPDATE task_queue q SET status = 'claimed' WHERE q.run_id = c.id AND q.status = 'lost';
+    -- before its commit) are reported again by the new owner's first harvest.
+    UPDATE task_queue q SET lease_until = 0 WHERE q.run_id = c.id AND q.status = 'lost';
     claimed := claimed + 1;
   END LOOP;
 END
@@ -425,10 +425,41 @@ BEGIN
     END IF;
     RETURN QUERY UPDATE runs r SET owner = p_owner, epoch = r.epoch + 1, lease_until = ${NOW} + p_lease_ms
       WHERE r.id = c.id RETURNING r.id, r.epoch;
+    -- As in migration 2: lost claims whose harvest was never recorded are reported again.
+    UPDATE task_queue q SET lease_until = 0 WHERE q.run_id = c.id AND q.status = 'lost';
     claimed := claimed + 1;
   END LOOP;
 END
 $f$;
+`,
+  },
+  {
+    version: 4,
+    name: 'backfills',
+    sql: `
+CREATE TABLE IF NOT EXISTS backfills (
+  id text PRIMARY KEY,
+  flow text NOT NULL,
+  trigger_id text NOT NULL,
+  spec text NOT NULL,
+  source_path text NOT NULL,
+  from_at bigint NOT NULL,
+  to_at bigint NOT NULL,
+  max_parallel integer NOT NULL,
+  rerun boolean NOT NULL DEFAULT false,
+  state text NOT NULL,
+  total integer NOT NULL,
+  next_index integer NOT NULL DEFAULT 0,
+  done_index integer NOT NULL DEFAULT 0,
+  version bigint NOT NULL DEFAULT 0,
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL,
+  ended_at bigint,
+  reason text
+);
+CREATE INDEX IF NOT EXISTS backfills_by_state ON backfills (state, created_at);
+-- Prefix lookups of dedupe keys (\`<key>#…\`, reruns of an interval) compare bytewise.
+CREATE INDEX IF NOT EXISTS runs_dedupe_key_c ON runs ((dedupe_key COLLATE "C")) WHERE dedupe_key IS NOT NULL;
 `,
   },
 ];

@@ -13,9 +13,13 @@ import { BatonError } from '../../core/errors.js';
 import type { TaskError } from '../../core/model.js';
 import type { RunEvent } from '../../core/run-machine.js';
 import type { RunStateName, TaskStateName } from '../../core/states.js';
-import type { TriggerSpec } from '../../core/trigger-spec.js';
+import type { BackfillState, TriggerSpec } from '../../core/trigger-spec.js';
 import { triggerId } from '../../core/trigger-spec.js';
 import type {
+  BackfillRecord,
+  BackfillUpdate,
+  BackfillUpdateResult,
+  NewBackfill,
   FireTriggerInput,
   FiringRecord,
   FiringResult,
@@ -54,6 +58,8 @@ export interface PostgresStoreOptions {
 }
 
 const NOW = 'baton_now()';
+/** How long a lost claim waits before it is reported again if no commit recorded it. */
+const LOST_REPORT_MS = 5000;
 const CHANNELS = { tasks: 'baton_tasks', results: 'baton_results', runs: 'baton_runs' } as const;
 
 type Row = Record<string, unknown>;
@@ -106,6 +112,8 @@ function toRun(row: Row): RunRecord {
     leaseUntil: num(row.lease_until),
     taskCount: Number(row.task_count),
     maxActiveRuns: num(row.max_active_runs),
+    priority: Number(row.priority ?? 0),
+    triggerId: (row.trigger_id as string | null) ?? null,
   };
 }
 
@@ -387,15 +395,12 @@ export class PostgresStore implements Store {
 
   /**
    * A harvest marks a lapsed claim `lost` and the owner's next commit records it and
-   * deletes the row. If the owner died or was fenced in between, the row would stay `lost`
-   * and its task `running` for ever: on takeover such rows become lapsed claims again, so
-   * that the new owner's harvest reports them (once).
+   * deletes the row. If the previous owner never made that commit, the new owner's first
+   * harvest reports the row again at once.
    */
   private async reopenLost(c: pg.PoolClient, runIds: readonly string[]): Promise<void> {
     if (runIds.length === 0) return;
-    await c.query(`UPDATE task_queue SET status = 'claimed' WHERE run_id = ANY($1::text[]) AND status = 'lost'`, [
-      runIds,
-    ]);
+    await c.query(`UPDATE task_queue SET lease_until = 0 WHERE run_id = ANY($1::text[]) AND status = 'lost'`, [runIds]);
   }
 
   private async activeOfFlow(c: pg.PoolClient, flow: string, except: string): Promise<number> {
@@ -582,9 +587,13 @@ export class PostgresStore implements Store {
     if (runIds.length === 0) return [];
     const rows = await this.q(
       'harvesting task outcomes',
+      // A lapsed claim is reported lost; the owner's next commit records that and deletes
+      // the row. Should that commit never come (the owner died, was fenced, or dropped the
+      // run), the row is reported again once LOST_REPORT_MS has passed (at once after a
+      // takeover, see reopenLost); an owner still holding the outcome ignores the repeat.
       `WITH lost AS (
-         UPDATE task_queue SET status = 'lost'
-         WHERE run_id = ANY($1::text[]) AND status = 'claimed' AND lease_until < ${NOW}
+         UPDATE task_queue SET status = 'lost', lease_until = ${NOW} + ${LOST_REPORT_MS}
+         WHERE run_id = ANY($1::text[]) AND status IN ('claimed', 'lost') AND lease_until < ${NOW}
          RETURNING id, run_id, task_idx, attempt, status, result
        )
        SELECT * FROM lost
@@ -823,6 +832,132 @@ export class PostgresStore implements Store {
     );
     return rows.map(toRun);
   }
+
+  async runsByDedupeKeys(keys: readonly string[]): Promise<RunRecord[]> {
+    const unique = [...new Set(keys)];
+    if (unique.length === 0) return [];
+    // One index range scan per key, bytewise ("C", whatever the database collation; see
+    // migration 4): [key, key + '$') holds the key and every `<key>#…`; the few others a
+    // range may hold (`<key>!…`) are dropped below.
+    const rows = await this.q(
+      'reading runs by dedupe key',
+      `SELECT k.key AS wanted_key, r.* FROM unnest($1::text[]) AS k(key)
+       CROSS JOIN LATERAL (
+         SELECT * FROM runs x
+         WHERE (x.dedupe_key COLLATE "C") >= (k.key COLLATE "C") AND (x.dedupe_key COLLATE "C") < ((k.key || '$') COLLATE "C")
+       ) r`,
+      [unique],
+    );
+    const out = new Map<string, RunRecord>();
+    for (const row of rows) {
+      const wanted = row.wanted_key as string;
+      const key = row.dedupe_key as string;
+      if (key === wanted || key.startsWith(`${wanted}#`)) out.set(row.id as string, toRun(row));
+    }
+    return [...out.values()];
+  }
+
+  async createBackfill(input: NewBackfill): Promise<BackfillRecord> {
+    const rows = await this.q(
+      'recording a backfill',
+      `INSERT INTO backfills (id, flow, trigger_id, spec, source_path, from_at, to_at, max_parallel, rerun, state, total,
+         created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING *`,
+      [
+        input.id,
+        input.flow,
+        input.triggerId,
+        JSON.stringify(input.spec),
+        input.sourcePath,
+        input.fromAt,
+        input.toAt,
+        input.maxParallel,
+        input.rerun,
+        input.state,
+        input.total,
+        input.createdAt,
+      ],
+    );
+    return toBackfill(rows[0] as Row);
+  }
+
+  async getBackfill(id: string): Promise<BackfillRecord | null> {
+    const rows = await this.q('reading a backfill', 'SELECT * FROM backfills WHERE id = $1', [id]);
+    return rows[0] ? toBackfill(rows[0]) : null;
+  }
+
+  async listBackfills(filter: { states?: readonly BackfillState[]; limit?: number } = {}): Promise<BackfillRecord[]> {
+    const states = filter.states ?? [];
+    const rows = await this.q(
+      'listing backfills',
+      `SELECT * FROM backfills ${states.length ? 'WHERE state = ANY($2::text[])' : ''}
+       ORDER BY created_at DESC, id DESC LIMIT $1`,
+      states.length ? [filter.limit ?? 1000, [...states]] : [filter.limit ?? 1000],
+    );
+    return rows.map(toBackfill);
+  }
+
+  async updateBackfill(input: BackfillUpdate): Promise<BackfillUpdateResult | null> {
+    return this.tx('moving a backfill', async (c) => {
+      const row = (await c.query('SELECT * FROM backfills WHERE id = $1 FOR UPDATE', [input.id])).rows[0] as
+        Row | undefined;
+      if (!row || Number(row.version) !== input.expectedVersion) return null;
+      const current = toBackfill(row);
+      const runs: { runId: string; created: boolean }[] = [];
+      for (const r of input.runs ?? []) {
+        const made = (await c.query('SELECT * FROM baton_create_run($1::jsonb)', [PostgresStore.createRunPayload(r)]))
+          .rows[0] as Row;
+        runs.push({ runId: (made.run as Row).id as string, created: made.created === true });
+      }
+      for (const cancel of input.cancelRuns ?? []) {
+        await c.query(`INSERT INTO requests (run_id, kind, payload, created_at) VALUES ($1, 'cancel', $2, ${NOW})`, [
+          cancel.runId,
+          JSON.stringify({ reason: cancel.reason }),
+        ]);
+      }
+      const state = input.state ?? current.state;
+      const updated = (
+        await c.query(
+          `UPDATE backfills SET state = $2, next_index = $3, done_index = $4, reason = $5, ended_at = $6, updated_at = $7,
+             version = version + 1
+           WHERE id = $1 RETURNING *`,
+          [
+            input.id,
+            state,
+            input.nextIndex ?? current.nextIndex,
+            input.doneIndex ?? current.doneIndex,
+            input.reason === undefined ? current.reason : input.reason,
+            state === 'cancelled' || state === 'completed' ? (current.endedAt ?? input.at) : null,
+            input.at,
+          ],
+        )
+      ).rows[0] as Row;
+      return { backfill: toBackfill(updated), runs };
+    });
+  }
+}
+
+function toBackfill(row: Row): BackfillRecord {
+  return {
+    id: row.id as string,
+    flow: row.flow as string,
+    triggerId: row.trigger_id as string,
+    spec: JSON.parse(row.spec as string) as TriggerSpec,
+    sourcePath: row.source_path as string,
+    fromAt: Number(row.from_at),
+    toAt: Number(row.to_at),
+    maxParallel: Number(row.max_parallel),
+    rerun: row.rerun === true,
+    state: row.state as BackfillState,
+    total: Number(row.total),
+    nextIndex: Number(row.next_index),
+    doneIndex: Number(row.done_index),
+    version: Number(row.version),
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+    endedAt: num(row.ended_at),
+    reason: (row.reason as string | null) ?? null,
+  };
 }
 
 function toTrigger(row: Row): TriggerRecord {

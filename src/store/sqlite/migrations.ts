@@ -165,4 +165,31 @@ ALTER TABLE runs ADD COLUMN trigger_id TEXT;
 CREATE INDEX IF NOT EXISTS runs_active_by_flow ON runs (flow, created_at) WHERE state IN ('queued', 'running');
 `,
   },
+  {
+    version: 4,
+    name: 'backfills',
+    sql: `
+CREATE TABLE IF NOT EXISTS backfills (
+  id TEXT PRIMARY KEY,
+  flow TEXT NOT NULL,
+  trigger_id TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  source_path TEXT NOT NULL,
+  from_at INTEGER NOT NULL,
+  to_at INTEGER NOT NULL,
+  max_parallel INTEGER NOT NULL,
+  rerun INTEGER NOT NULL DEFAULT 0,
+  state TEXT NOT NULL,
+  total INTEGER NOT NULL,
+  next_index INTEGER NOT NULL DEFAULT 0,
+  done_index INTEGER NOT NULL DEFAULT 0,
+  version INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  ended_at INTEGER,
+  reason TEXT
+);
+CREATE INDEX IF NOT EXISTS backfills_by_state ON backfills (state, created_at);
+`,
+  },
 ];

@@ -13,9 +13,13 @@ import { BatonError } from '../../core/errors.js';
 import type { TaskError } from '../../core/model.js';
 import type { RunEvent } from '../../core/run-machine.js';
 import type { RunStateName, TaskStateName } from '../../core/states.js';
-import type { TriggerSpec } from '../../core/trigger-spec.js';
+import type { BackfillState, TriggerSpec } from '../../core/trigger-spec.js';
 import { triggerId } from '../../core/trigger-spec.js';
 import type {
+  BackfillRecord,
+  BackfillUpdate,
+  BackfillUpdateResult,
+  NewBackfill,
   FireTriggerInput,
   FiringRecord,
   FiringResult,
@@ -58,6 +62,8 @@ export interface SqliteStoreOptions {
 }
 
 const NOW_MS = `CAST(unixepoch('subsec') * 1000 AS INTEGER)`;
+/** How long a lost claim waits before it is reported again if no commit recorded it. */
+const LOST_REPORT_MS = 5000;
 const FINISHED: ReadonlySet<string> = new Set(['succeeded', 'failed', 'cancelled']);
 
 type Row = Record<string, unknown>;
@@ -104,6 +110,8 @@ function toRun(row: Row): RunRecord {
     leaseUntil: (row.lease_until as number | null) ?? null,
     taskCount: row.task_count as number,
     maxActiveRuns: (row.max_active_runs as number | null) ?? null,
+    priority: (row.priority as number | null) ?? 0,
+    triggerId: (row.trigger_id as string | null) ?? null,
   };
 }
 
@@ -258,12 +266,15 @@ export class SqliteStore implements Store {
         `UPDATE task_queue SET status = 'done', result = ? WHERE id = ? AND token = ? AND status = 'claimed'`,
       ),
       doneForRun: db.prepare(
-        `SELECT * FROM task_queue WHERE run_id = ? AND (status = 'done' OR (status = 'claimed' AND lease_until < ${NOW_MS}))
+        `SELECT * FROM task_queue WHERE run_id = ? AND (status = 'done' OR (status IN ('claimed', 'lost') AND lease_until < ${NOW_MS}))
          ORDER BY id LIMIT ?`,
       ),
-      markLost: db.prepare(`UPDATE task_queue SET status = 'lost' WHERE id = ?`),
-      // On takeover: lost rows whose harvest was never committed become lapsed claims again.
-      reopenLost: db.prepare(`UPDATE task_queue SET status = 'claimed' WHERE run_id = ? AND status = 'lost'`),
+      // A lost claim is reported again after LOST_REPORT_MS if no commit recorded it (the
+      // owner died, was fenced or dropped the run), and at once after a takeover.
+      markLost: db.prepare(
+        `UPDATE task_queue SET status = 'lost', lease_until = ${NOW_MS} + ${LOST_REPORT_MS} WHERE id = ?`,
+      ),
+      reopenLost: db.prepare(`UPDATE task_queue SET lease_until = 0 WHERE run_id = ? AND status = 'lost'`),
       acquireLeader: db.prepare(
         `INSERT INTO leadership (name, holder, epoch, lease_until) VALUES (@name, @holder, 1, ${NOW_MS} + @leaseMs)
          ON CONFLICT (name) DO UPDATE SET
@@ -302,6 +313,21 @@ export class SqliteStore implements Store {
         `SELECT * FROM runs WHERE flow = ? AND state IN ('queued', 'running') ORDER BY created_at`,
       ),
       logsForTask: db.prepare('SELECT * FROM logs WHERE run_id = ? AND task_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      // Keys compare bytewise (BINARY collation): [key, key + '$') holds the key and every
+      // `<key>#…`, in one range of the unique index; the few others (`<key>!…`) are dropped.
+      runsByKey: db.prepare('SELECT * FROM runs WHERE dedupe_key >= ? AND dedupe_key < ?'),
+      insertBackfill: db.prepare(
+        `INSERT INTO backfills (id, flow, trigger_id, spec, source_path, from_at, to_at, max_parallel, rerun, state, total,
+           created_at, updated_at)
+         VALUES (@id, @flow, @triggerId, @spec, @sourcePath, @fromAt, @toAt, @maxParallel, @rerun, @state, @total,
+           @createdAt, @createdAt)`,
+      ),
+      getBackfill: db.prepare('SELECT * FROM backfills WHERE id = ?'),
+      moveBackfill: db.prepare(
+        `UPDATE backfills SET state = @state, next_index = @nextIndex, done_index = @doneIndex, reason = @reason,
+           ended_at = @endedAt, updated_at = @at, version = version + 1
+         WHERE id = @id AND version = @expectedVersion`,
+      ),
     };
   }
 
@@ -680,7 +706,7 @@ export class SqliteStore implements Store {
         for (const runId of runIds) {
           for (const row of this.stmt.doneForRun.all(runId, limit) as Row[]) {
             const base = { id: String(row.id), runId, task: row.task_idx as number, attempt: row.attempt as number };
-            if (row.status === 'claimed') {
+            if (row.status === 'claimed' || row.status === 'lost') {
               this.stmt.markLost.run(row.id);
               out.push({ ...base, status: 'lost' });
               continue;
@@ -841,6 +867,98 @@ export class SqliteStore implements Store {
   async activeRuns(flow: string): Promise<RunRecord[]> {
     return this.guard('listing active runs', () => (this.stmt.activeRuns.all(flow) as Row[]).map(toRun));
   }
+
+  async runsByDedupeKeys(keys: readonly string[]): Promise<RunRecord[]> {
+    return this.guard('reading runs by dedupe key', () => {
+      const out = new Map<string, RunRecord>();
+      for (const key of new Set(keys)) {
+        for (const row of this.stmt.runsByKey.all(key, `${key}$`) as Row[]) {
+          const run = toRun(row);
+          if (run.dedupeKey === key || run.dedupeKey?.startsWith(`${key}#`)) out.set(run.id, run);
+        }
+      }
+      return [...out.values()];
+    });
+  }
+
+  async createBackfill(input: NewBackfill): Promise<BackfillRecord> {
+    return this.guard('recording a backfill', () => {
+      this.stmt.insertBackfill.run({
+        ...input,
+        spec: JSON.stringify(input.spec),
+        rerun: input.rerun ? 1 : 0,
+      });
+      return toBackfill(this.stmt.getBackfill.get(input.id) as Row);
+    });
+  }
+
+  async getBackfill(id: string): Promise<BackfillRecord | null> {
+    const row = this.guard('reading a backfill', () => this.stmt.getBackfill.get(id) as Row | undefined);
+    return row ? toBackfill(row) : null;
+  }
+
+  async listBackfills(filter: { states?: readonly BackfillState[]; limit?: number } = {}): Promise<BackfillRecord[]> {
+    const states = filter.states ?? [];
+    const sql = `SELECT * FROM backfills ${states.length ? `WHERE state IN (${states.map(() => '?').join(', ')})` : ''}
+      ORDER BY created_at DESC, id DESC LIMIT ?`;
+    return this.guard('listing backfills', () =>
+      (this.db.prepare(sql).all(...states, filter.limit ?? 1000) as Row[]).map(toBackfill),
+    );
+  }
+
+  async updateBackfill(input: BackfillUpdate): Promise<BackfillUpdateResult | null> {
+    return this.guard('moving a backfill', () =>
+      this.db
+        .transaction((): BackfillUpdateResult | null => {
+          const row = this.stmt.getBackfill.get(input.id) as Row | undefined;
+          if (!row || row.version !== input.expectedVersion) return null;
+          const current = toBackfill(row);
+          const runs = (input.runs ?? []).map((r) => {
+            const { run, created } = this.insertRun(r);
+            return { runId: run.id, created };
+          });
+          for (const c of input.cancelRuns ?? []) {
+            this.stmt.addRequest.run(c.runId, 'cancel', JSON.stringify({ reason: c.reason }));
+          }
+          const state = input.state ?? current.state;
+          this.stmt.moveBackfill.run({
+            id: input.id,
+            expectedVersion: input.expectedVersion,
+            state,
+            nextIndex: input.nextIndex ?? current.nextIndex,
+            doneIndex: input.doneIndex ?? current.doneIndex,
+            reason: input.reason === undefined ? current.reason : input.reason,
+            endedAt: state === 'cancelled' || state === 'completed' ? (current.endedAt ?? input.at) : null,
+            at: input.at,
+          });
+          return { backfill: toBackfill(this.stmt.getBackfill.get(input.id) as Row), runs };
+        })
+        .immediate(),
+    );
+  }
+}
+
+function toBackfill(row: Row): BackfillRecord {
+  return {
+    id: row.id as string,
+    flow: row.flow as string,
+    triggerId: row.trigger_id as string,
+    spec: JSON.parse(row.spec as string) as TriggerSpec,
+    sourcePath: row.source_path as string,
+    fromAt: row.from_at as number,
+    toAt: row.to_at as number,
+    maxParallel: row.max_parallel as number,
+    rerun: row.rerun === 1,
+    state: row.state as BackfillState,
+    total: row.total as number,
+    nextIndex: row.next_index as number,
+    doneIndex: row.done_index as number,
+    version: row.version as number,
+    createdAt: row.created_at as number,
+    updatedAt: row.updated_at as number,
+    endedAt: (row.ended_at as number | null) ?? null,
+    reason: (row.reason as string | null) ?? null,
+  };
 }
 
 function toTrigger(row: Row): TriggerRecord {

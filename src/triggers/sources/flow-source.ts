@@ -19,7 +19,10 @@ export function createFlowSource(store: Store) {
     let stopped = false;
     let timer: NodeJS.Timeout | undefined;
     const poll = async (): Promise<void> => {
-      const cursor = ((await context.cursor()) as FlowCursor | null) ?? { after: context.trigger.registeredAt };
+      // While paused, upstream runs wait here rather than being recorded as skipped each poll.
+      if (await context.paused()) return;
+      const stored = await context.cursor();
+      const cursor = (stored as FlowCursor | null) ?? { after: context.trigger.registeredAt };
       const finished = await store.finishedRuns(config.flow, cursor.after, 100);
       if (finished.length === 0) return;
       const events: TriggerEvent[] = [];
@@ -35,7 +38,9 @@ export function createFlowSource(store: Store) {
         });
       }
       const last = finished[finished.length - 1];
-      await context.emit(events, { cursor: { after: last?.endedAt ?? cursor.after } });
+      const next = { after: last?.endedAt ?? cursor.after };
+      if (events.length === 0) await context.setCursor(next, stored);
+      else await context.emit(events, { cursor: next });
     };
     const loop = async () => {
       if (stopped) return;
