@@ -15,7 +15,7 @@ import type { FlowSpec } from '../core/model.js';
 import type { FlowPlan } from '../core/run-machine.js';
 import { compilePlan } from '../core/run-machine.js';
 import type { FlowDefinition } from '../define/builder.js';
-import { isFlowDefinition } from '../define/builder.js';
+import { isFlowDefinitionLike } from '../define/flow-mark.js';
 import { importModule, moduleRevision } from '../define/module-loader.js';
 import type { FlowResolver, ResolvedFlow } from '../engine/engine.js';
 import type { Store } from '../store/store.js';
@@ -119,10 +119,10 @@ export class FlowCatalog implements FlowResolver {
     // A .ts file outside an ESM package loads as CommonJS: its exports sit under `default`.
     const inner = mod.default;
     const exported =
-      inner && typeof inner === 'object' && !isFlowDefinition(inner)
+      inner && typeof inner === 'object' && !isFlowDefinitionLike(inner)
         ? { ...(inner as Record<string, unknown>), ...mod }
         : mod;
-    const flows = Object.entries(exported).filter(([, v]) => isFlowDefinition(v)) as [string, FlowDefinition][];
+    const flows = Object.entries(exported).filter(([, v]) => isFlowDefinitionLike(v)) as [string, FlowDefinition][];
     const chosen = flows.find(([k]) => k === 'default') ?? (flows.length === 1 ? flows[0] : undefined);
     if (!chosen) {
       throw new BatonError(

@@ -23,6 +23,7 @@ import type { AttemptContext, TaskFunction } from '../core/task-context.js';
 import type { z } from 'zod';
 import type { OverlapPolicy, TriggerSpec } from '../core/trigger-spec.js';
 import { OVERLAP_POLICIES } from '../core/trigger-spec.js';
+import { FLOW_MARK, isFlowDefinitionLike } from './flow-mark.js';
 import { checkParamSpec } from './params.js';
 import { TriggerFileSchema, normalizeTrigger, withTriggerParams } from './trigger-schema.js';
 
@@ -126,8 +127,6 @@ interface DraftTask {
   readonly with: Record<string, unknown>;
   readonly config: Record<string, unknown>;
 }
-
-const FLOW_MARK = Symbol.for('baton.flow');
 
 export class FlowDefinition<P extends Record<string, ParamDef> = Record<string, ParamDef>> {
   readonly [FLOW_MARK] = true;
@@ -374,5 +373,5 @@ export function defineFlow<const P extends Record<string, ParamDef> = Record<str
 }
 
 export function isFlowDefinition(value: unknown): value is FlowDefinition {
-  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[FLOW_MARK] === true;
+  return isFlowDefinitionLike(value);
 }
