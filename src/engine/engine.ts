@@ -652,7 +652,10 @@ export class Engine {
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => {
+    // Locally, waiting for the next turn lets bodies that finish together share a commit.
+    // Outcomes from workers already arrive in batches, so the dispatcher flushes at once.
+    const defer = this.mode === 'dispatch' ? queueMicrotask : setImmediate;
+    defer(() => {
       this.flushScheduled = false;
       if (this.flushing) {
         // A commit is in flight; pick the inbox up right after it.

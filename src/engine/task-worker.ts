@@ -254,7 +254,7 @@ export class TaskWorker {
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => {
+    queueMicrotask(() => {
       this.flushScheduled = false;
       if (this.flushing) {
         void this.flushing.then(() => this.scheduleFlush());
