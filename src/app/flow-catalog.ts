@@ -120,7 +120,7 @@ export class FlowCatalog implements FlowResolver {
     const inner = mod.default;
     const exported =
       inner && typeof inner === 'object' && !isFlowDefinitionLike(inner)
-        ? { ...(inner as Record<string, unknown>), ...mod }
+        ? { ...mod, ...(inner as Record<string, unknown>) }
         : mod;
     const flows = Object.entries(exported).filter(([, v]) => isFlowDefinitionLike(v)) as [string, FlowDefinition][];
     const chosen = flows.find(([k]) => k === 'default') ?? (flows.length === 1 ? flows[0] : undefined);
