@@ -216,6 +216,12 @@ export class PostgresStore implements Store {
       throw translatePgError(error, action);
     }
     let broken = false;
+    // A connection that dies between two statements of the transaction emits an error on the
+    // client; without a listener that would end the process. The next statement fails anyway.
+    const onError = () => {
+      broken = true;
+    };
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const result = await fn(client);
@@ -229,6 +235,7 @@ export class PostgresStore implements Store {
       }
       throw translatePgError(error, action);
     } finally {
+      client.off('error', onError);
       client.release(broken);
     }
   }
@@ -689,6 +696,7 @@ export class PostgresStore implements Store {
       let delay = 100;
       while (!this.closed) {
         const client = new pg.Client({ connectionString: this.options.url, types });
+        client.on('error', () => undefined);
         try {
           await client.connect();
           for (const name of this.subscribers.keys()) await client.query(`LISTEN ${name}`);
@@ -701,7 +709,8 @@ export class PostgresStore implements Store {
           // Anything may have happened while the connection was down: wake everyone once.
           for (const set of this.subscribers.values()) for (const fn of set) fn();
           await new Promise<void>((resolve) => {
-            client.once('error', () => resolve());
+            // `on`, not `once`: a second error on a dying connection must not go unheard.
+            client.on('error', () => resolve());
             client.once('end', () => resolve());
           });
         } catch {
