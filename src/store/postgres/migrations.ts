@@ -235,79 +235,6 @@ BEGIN
 END
 $f$;
 
--- Creates a run with its task runs and first event in one round trip; with a dedupe key
--- that exists already, returns that run instead. Wakes the schedulers.
-CREATE OR REPLACE FUNCTION baton_create_run(p jsonb) RETURNS TABLE (created boolean, run jsonb) LANGUAGE plpgsql AS $f$
-DECLARE
-  r runs;
-  key text := p->>'dedupeKey';
-BEGIN
-  IF key IS NOT NULL THEN
-    SELECT * INTO r FROM runs WHERE dedupe_key = key;
-    IF FOUND THEN
-      RETURN QUERY SELECT false, to_jsonb(r);
-      RETURN;
-    END IF;
-  END IF;
-  INSERT INTO flow_versions (flow, version, spec, source_path, created_at)
-    VALUES (p->'flow'->>'flow', p->'flow'->>'version', p->'flow'->>'spec', p->'flow'->>'sourcePath',
-      (p->'flow'->>'createdAt')::bigint)
-    ON CONFLICT DO NOTHING;
-  INSERT INTO runs (id, flow, version, state, params, dedupe_key, created_at, task_count, max_active_runs, last_seq)
-    VALUES (p->>'id', p->'flow'->>'flow', p->'flow'->>'version', 'queued', p->'params', key,
-      (p->>'createdAt')::bigint, jsonb_array_length(p->'taskIds'), (p->>'maxActiveRuns')::integer, 1)
-    ON CONFLICT (dedupe_key) DO NOTHING
-    RETURNING * INTO r;
-  IF NOT FOUND THEN
-    -- Another process created the run for this key in the meantime.
-    SELECT * INTO r FROM runs WHERE dedupe_key = key;
-    RETURN QUERY SELECT false, to_jsonb(r);
-    RETURN;
-  END IF;
-  INSERT INTO task_runs (run_id, idx, task_id, state)
-    SELECT r.id, t.ord - 1, t.id, 'pending' FROM jsonb_array_elements_text(p->'taskIds') WITH ORDINALITY AS t(id, ord);
-  INSERT INTO events (run_id, seq, type, at, data) VALUES (r.id, 1, 'run_created', (p->>'createdAt')::bigint, p->'event');
-  PERFORM pg_notify('baton_runs', r.id);
-  RETURN QUERY SELECT true, to_jsonb(r);
-END
-$f$;
-
--- Claims up to p_limit runs that are queued or whose owner's lease lapsed, oldest first,
--- respecting each flow's max_active_runs. One round trip; committed without waiting for the
--- WAL flush since the claimant's first (synchronous) commit makes the claim durable, and a
--- claim lost in a crash only fences that claimant out.
-CREATE OR REPLACE FUNCTION baton_claim_runs(p_owner text, p_lease_ms bigint, p_limit integer)
-RETURNS TABLE (id text, epoch bigint) LANGUAGE plpgsql AS $f$
-DECLARE
-  c record;
-  active integer;
-  claimed integer := 0;
-BEGIN
-  PERFORM set_config('synchronous_commit', 'off', true);
-  FOR c IN
-    SELECT r.id, r.flow, r.state, r.max_active_runs FROM runs r
-    WHERE r.state IN ('queued', 'running') AND (r.owner IS NULL OR r.lease_until IS NULL OR r.lease_until < ${NOW})
-    ORDER BY r.state = 'running' DESC, r.created_at
-    LIMIT p_limit * 4 FOR UPDATE SKIP LOCKED
-  LOOP
-    EXIT WHEN claimed >= p_limit;
-    IF c.state = 'queued' AND c.max_active_runs IS NOT NULL THEN
-      -- Serializes the count per flow so that two claimants cannot both pass it.
-      PERFORM pg_advisory_xact_lock(hashtext('baton_flow:' || c.flow));
-      SELECT count(*) INTO active FROM runs x WHERE x.flow = c.flow AND x.id <> c.id
-        AND (x.state = 'running' OR (x.state = 'queued' AND x.owner IS NOT NULL AND x.lease_until >= ${NOW}));
-      CONTINUE WHEN active >= c.max_active_runs;
-    END IF;
-    RETURN QUERY UPDATE runs r SET owner = p_owner, epoch = r.epoch + 1, lease_until = ${NOW} + p_lease_ms
-      WHERE r.id = c.id RETURNING r.id, r.epoch;
-    -- Claims the previous owner harvested as lost but never recorded (it died or was fenced
-    -- before its commit) are reported again by the new owner's first harvest.
-    UPDATE task_queue q SET lease_until = 0 WHERE q.run_id = c.id AND q.status = 'lost';
-    claimed := claimed + 1;
-  END LOOP;
-END
-$f$;
-
 -- Claims ready attempts for a worker (labels it has, oldest first), skipping rows other
 -- workers are claiming. Committed without waiting for the WAL flush, for the same reason
 -- as baton_complete: a claim lost in a server crash only means the attempt runs again.
@@ -366,6 +293,8 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS priority integer NOT NULL DEFAULT 0;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS trigger_id text;
 CREATE INDEX IF NOT EXISTS runs_active_by_flow ON runs (flow, created_at) WHERE state IN ('queued', 'running');
 
+-- Creates a run with its task runs and first event in one round trip; with a dedupe key
+-- that exists already, returns that run instead. Wakes the schedulers.
 CREATE OR REPLACE FUNCTION baton_create_run(p jsonb) RETURNS TABLE (created boolean, run jsonb) LANGUAGE plpgsql AS $f$
 DECLARE
   r runs;
@@ -402,6 +331,10 @@ BEGIN
 END
 $f$;
 
+-- Claims up to p_limit runs that are queued or whose owner's lease lapsed: running ones
+-- first, then by priority and age, respecting each flow's max_active_runs. One round trip;
+-- committed without waiting for the WAL flush, since the claimant's first (synchronous)
+-- commit makes the claim durable, and a claim lost in a crash only fences that claimant out.
 CREATE OR REPLACE FUNCTION baton_claim_runs(p_owner text, p_lease_ms bigint, p_limit integer)
 RETURNS TABLE (id text, epoch bigint) LANGUAGE plpgsql AS $f$
 DECLARE
@@ -425,7 +358,8 @@ BEGIN
     END IF;
     RETURN QUERY UPDATE runs r SET owner = p_owner, epoch = r.epoch + 1, lease_until = ${NOW} + p_lease_ms
       WHERE r.id = c.id RETURNING r.id, r.epoch;
-    -- As in migration 2: lost claims whose harvest was never recorded are reported again.
+    -- Claims the previous owner harvested as lost but never recorded (it died or was fenced
+    -- before its commit) are reported again by the new owner's first harvest.
     UPDATE task_queue q SET lease_until = 0 WHERE q.run_id = c.id AND q.status = 'lost';
     claimed := claimed + 1;
   END LOOP;
