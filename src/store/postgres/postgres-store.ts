@@ -12,9 +12,10 @@ import pg from 'pg';
 import { BatonError } from '../../core/errors.js';
 import type { TaskError } from '../../core/model.js';
 import type { RunEvent } from '../../core/run-machine.js';
-import type { RunStateName, TaskStateName } from '../../core/states.js';
 import type { BackfillState, TriggerSpec } from '../../core/trigger-spec.js';
 import { triggerId } from '../../core/trigger-spec.js';
+import { createRowMappers } from '../rows.js';
+import type { Row } from '../rows.js';
 import type {
   BackfillRecord,
   BackfillUpdate,
@@ -62,8 +63,6 @@ const NOW = 'baton_now()';
 const LOST_REPORT_MS = 5000;
 const CHANNELS = { tasks: 'baton_tasks', results: 'baton_results', runs: 'baton_runs' } as const;
 
-type Row = Record<string, unknown>;
-
 const UNAVAILABLE_CODES = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004', '53300']);
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH']);
 
@@ -91,46 +90,8 @@ export function translatePgError(error: unknown, action: string): BatonError {
   return new BatonError('STORE_IO', `${action} failed: ${message}`, { cause: error });
 }
 
-function num(value: unknown): number | null {
-  return value === null || value === undefined ? null : Number(value);
-}
-
-function toRun(row: Row): RunRecord {
-  return {
-    id: row.id as string,
-    flow: row.flow as string,
-    version: row.version as string,
-    state: row.state as RunStateName,
-    params: (row.params as Record<string, unknown>) ?? {},
-    dedupeKey: (row.dedupe_key as string | null) ?? null,
-    createdAt: Number(row.created_at),
-    startedAt: num(row.started_at),
-    endedAt: num(row.ended_at),
-    error: (row.error as TaskError | null) ?? null,
-    owner: (row.owner as string | null) ?? null,
-    epoch: Number(row.epoch),
-    leaseUntil: num(row.lease_until),
-    taskCount: Number(row.task_count),
-    maxActiveRuns: num(row.max_active_runs),
-    priority: Number(row.priority ?? 0),
-    triggerId: (row.trigger_id as string | null) ?? null,
-  };
-}
-
-function toTaskRun(row: Row): TaskRunRecord {
-  return {
-    runId: row.run_id as string,
-    index: Number(row.idx),
-    taskId: row.task_id as string,
-    state: row.state as TaskStateName,
-    attempts: Number(row.attempts),
-    startedAt: num(row.started_at),
-    endedAt: num(row.ended_at),
-    skipReason: (row.skip_reason as string | null) ?? null,
-    output: row.output === null ? undefined : row.output,
-    error: (row.error as TaskError | null) ?? null,
-  };
-}
+// jsonb columns arrive decoded; NULL arrives as null.
+const { toRun, toTaskRun, toTrigger, toBackfill, toFiring, toLogLine } = createRowMappers((v) => v ?? null);
 
 interface NotifiedOutcome {
   readonly id: string;
@@ -503,15 +464,7 @@ export class PostgresStore implements Store {
           o.afterSeq ?? 0,
           o.limit ?? 10_000,
         ]);
-    return rows.map((row) => ({
-      seq: Number(row.seq),
-      runId: row.run_id as string,
-      taskId: row.task_id as string,
-      attempt: Number(row.attempt),
-      stream: row.stream as StoredLogLine['stream'],
-      at: Number(row.at),
-      text: row.text as string,
-    }));
+    return rows.map(toLogLine);
   }
 
   async appendLogs(lines: readonly LogLine[]): Promise<void> {
@@ -812,15 +765,7 @@ export class PostgresStore implements Store {
       'SELECT * FROM trigger_firings WHERE trigger_id = $1 ORDER BY seq DESC LIMIT $2',
       [id, limit],
     );
-    return rows.map((r) => ({
-      seq: Number(r.seq),
-      triggerId: r.trigger_id as string,
-      at: Number(r.at),
-      outcome: r.outcome as FiringRecord['outcome'],
-      reason: r.reason as string,
-      runId: (r.run_id as string | null) ?? null,
-      dedupeKey: (r.dedupe_key as string | null) ?? null,
-    }));
+    return rows.map(toFiring);
   }
 
   async finishedRuns(flow: string, after: number, limit: number): Promise<RunRecord[]> {
@@ -944,43 +889,4 @@ export class PostgresStore implements Store {
       return { backfill: toBackfill(updated), runs };
     });
   }
-}
-
-function toBackfill(row: Row): BackfillRecord {
-  return {
-    id: row.id as string,
-    flow: row.flow as string,
-    triggerId: row.trigger_id as string,
-    spec: JSON.parse(row.spec as string) as TriggerSpec,
-    sourcePath: row.source_path as string,
-    fromAt: Number(row.from_at),
-    toAt: Number(row.to_at),
-    maxParallel: Number(row.max_parallel),
-    rerun: row.rerun === true,
-    state: row.state as BackfillState,
-    total: Number(row.total),
-    nextIndex: Number(row.next_index),
-    doneIndex: Number(row.done_index),
-    version: Number(row.version),
-    createdAt: Number(row.created_at),
-    updatedAt: Number(row.updated_at),
-    endedAt: num(row.ended_at),
-    reason: (row.reason as string | null) ?? null,
-  };
-}
-
-function toTrigger(row: Row): TriggerRecord {
-  return {
-    id: row.id as string,
-    flow: row.flow as string,
-    name: row.name as string,
-    kind: row.kind as string,
-    spec: JSON.parse(row.spec as string) as TriggerSpec,
-    sourcePath: row.source_path as string,
-    paused: row.paused === true,
-    cursor: typeof row.cursor === 'string' ? (JSON.parse(row.cursor) as unknown) : null,
-    nextFireAt: num(row.next_fire_at),
-    registeredAt: Number(row.registered_at),
-    updatedAt: Number(row.updated_at),
-  };
 }

@@ -12,9 +12,10 @@ import Database from 'better-sqlite3';
 import { BatonError } from '../../core/errors.js';
 import type { TaskError } from '../../core/model.js';
 import type { RunEvent } from '../../core/run-machine.js';
-import type { RunStateName, TaskStateName } from '../../core/states.js';
 import type { BackfillState, TriggerSpec } from '../../core/trigger-spec.js';
 import { triggerId } from '../../core/trigger-spec.js';
+import { createRowMappers } from '../rows.js';
+import type { Row } from '../rows.js';
 import type {
   BackfillRecord,
   BackfillUpdate,
@@ -66,11 +67,11 @@ const NOW_MS = `CAST(unixepoch('subsec') * 1000 AS INTEGER)`;
 const LOST_REPORT_MS = 5000;
 const FINISHED: ReadonlySet<string> = new Set(['succeeded', 'failed', 'cancelled']);
 
-type Row = Record<string, unknown>;
-
 function json(value: unknown): string | null {
   return value === undefined ? null : JSON.stringify(value);
 }
+
+const { toRun, toTaskRun, toTrigger, toBackfill, toFiring, toLogLine } = createRowMappers((v) => parseJson(v));
 
 function parseJson<T>(text: unknown): T | null {
   return typeof text === 'string' ? (JSON.parse(text) as T) : null;
@@ -91,43 +92,6 @@ export function translateSqliteError(error: unknown, action: string): BatonError
     return new BatonError('STORE_CONFLICT', `${action}: ${message}`, { cause: error });
   }
   return new BatonError('STORE_IO', `${action} failed: ${message}`, { cause: error });
-}
-
-function toRun(row: Row): RunRecord {
-  return {
-    id: row.id as string,
-    flow: row.flow as string,
-    version: row.version as string,
-    state: row.state as RunStateName,
-    params: parseJson<Record<string, unknown>>(row.params) ?? {},
-    dedupeKey: (row.dedupe_key as string | null) ?? null,
-    createdAt: row.created_at as number,
-    startedAt: (row.started_at as number | null) ?? null,
-    endedAt: (row.ended_at as number | null) ?? null,
-    error: parseJson<TaskError>(row.error),
-    owner: (row.owner as string | null) ?? null,
-    epoch: row.epoch as number,
-    leaseUntil: (row.lease_until as number | null) ?? null,
-    taskCount: row.task_count as number,
-    maxActiveRuns: (row.max_active_runs as number | null) ?? null,
-    priority: (row.priority as number | null) ?? 0,
-    triggerId: (row.trigger_id as string | null) ?? null,
-  };
-}
-
-function toTaskRun(row: Row): TaskRunRecord {
-  return {
-    runId: row.run_id as string,
-    index: row.idx as number,
-    taskId: row.task_id as string,
-    state: row.state as TaskStateName,
-    attempts: row.attempts as number,
-    startedAt: (row.started_at as number | null) ?? null,
-    endedAt: (row.ended_at as number | null) ?? null,
-    skipReason: (row.skip_reason as string | null) ?? null,
-    output: row.output === null ? undefined : parseJson<unknown>(row.output),
-    error: parseJson<TaskError>(row.error),
-  };
 }
 
 export class SqliteStore implements Store {
@@ -609,15 +573,7 @@ export class SqliteStore implements Store {
           ? this.stmt.logsForTask.all(runId, o.task, o.afterSeq ?? 0, o.limit ?? 10_000)
           : this.stmt.logs.all(runId, o.afterSeq ?? 0, o.limit ?? 10_000)
       ) as Row[];
-      return rows.map((row) => ({
-        seq: row.seq as number,
-        runId: row.run_id as string,
-        taskId: row.task_id as string,
-        attempt: row.attempt as number,
-        stream: row.stream as StoredLogLine['stream'],
-        at: row.at as number,
-        text: row.text as string,
-      }));
+      return rows.map(toLogLine);
     });
   }
 
@@ -845,17 +801,7 @@ export class SqliteStore implements Store {
   }
 
   async listFirings(id: string, limit: number): Promise<FiringRecord[]> {
-    return this.guard('reading trigger firings', () =>
-      (this.stmt.listFirings.all(id, limit) as Row[]).map((r) => ({
-        seq: r.seq as number,
-        triggerId: r.trigger_id as string,
-        at: r.at as number,
-        outcome: r.outcome as FiringRecord['outcome'],
-        reason: r.reason as string,
-        runId: (r.run_id as string | null) ?? null,
-        dedupeKey: (r.dedupe_key as string | null) ?? null,
-      })),
-    );
+    return this.guard('reading trigger firings', () => (this.stmt.listFirings.all(id, limit) as Row[]).map(toFiring));
   }
 
   async finishedRuns(flow: string, after: number, limit: number): Promise<RunRecord[]> {
@@ -936,43 +882,4 @@ export class SqliteStore implements Store {
         .immediate(),
     );
   }
-}
-
-function toBackfill(row: Row): BackfillRecord {
-  return {
-    id: row.id as string,
-    flow: row.flow as string,
-    triggerId: row.trigger_id as string,
-    spec: JSON.parse(row.spec as string) as TriggerSpec,
-    sourcePath: row.source_path as string,
-    fromAt: row.from_at as number,
-    toAt: row.to_at as number,
-    maxParallel: row.max_parallel as number,
-    rerun: row.rerun === 1,
-    state: row.state as BackfillState,
-    total: row.total as number,
-    nextIndex: row.next_index as number,
-    doneIndex: row.done_index as number,
-    version: row.version as number,
-    createdAt: row.created_at as number,
-    updatedAt: row.updated_at as number,
-    endedAt: (row.ended_at as number | null) ?? null,
-    reason: (row.reason as string | null) ?? null,
-  };
-}
-
-function toTrigger(row: Row): TriggerRecord {
-  return {
-    id: row.id as string,
-    flow: row.flow as string,
-    name: row.name as string,
-    kind: row.kind as string,
-    spec: JSON.parse(row.spec as string) as TriggerSpec,
-    sourcePath: row.source_path as string,
-    paused: row.paused === 1,
-    cursor: parseJson<unknown>(row.cursor),
-    nextFireAt: (row.next_fire_at as number | null) ?? null,
-    registeredAt: row.registered_at as number,
-    updatedAt: row.updated_at as number,
-  };
 }
