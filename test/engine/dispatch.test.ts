@@ -3,40 +3,18 @@
  * the task queue and task workers run them. Labels route tasks, a dead worker's attempts
  * are retried elsewhere without using a retry, and cancellation reaches the worker.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Runtime } from '../../src/app/runtime.js';
 import { createRun, openRuntime } from '../../src/app/runtime.js';
 import { isTerminalRun } from '../../src/core/states.js';
-import { createTestDatabase } from '../store/pg-helpers.js';
+import { storeSetups } from '../store/pg-helpers.js';
+import type { StoreSetup } from '../store/pg-helpers.js';
 import { TASKS_MJS } from './harness.js';
 
-interface Setup {
-  readonly dir: string;
-  readonly env: Record<string, string>;
-  cleanup(): Promise<void>;
-}
-
-const stores: Record<string, () => Promise<Setup>> = {
-  sqlite: async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'baton-dispatch-'));
-    return { dir, env: {}, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
-  },
-  postgres: async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'baton-dispatch-'));
-    const db = await createTestDatabase();
-    return {
-      dir,
-      env: { BATON_DATABASE_URL: db.url },
-      cleanup: async () => {
-        await db.drop();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
-  },
-};
+type Setup = StoreSetup;
+const stores = storeSetups('baton-dispatch-');
 
 const runtimes: Runtime[] = [];
 let setup: Setup | undefined;

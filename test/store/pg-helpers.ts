@@ -2,6 +2,9 @@
  * Databases for tests on the PostgreSQL server of the machine: each call creates a fresh
  * database with a unique name and the returned function drops it.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 
 export const PG_ADMIN_URL = process.env.BATON_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -29,6 +32,36 @@ export async function createTestDatabase(): Promise<{ url: string; drop: () => P
       } finally {
         await c.end();
       }
+    },
+  };
+}
+
+/** A temp project folder on one of the two stores, for tests that run on both. */
+export interface StoreSetup {
+  readonly dir: string;
+  /** Environment that points Baton at the store (empty for the embedded SQLite file). */
+  readonly env: Record<string, string>;
+  cleanup(): Promise<void>;
+}
+
+/** One factory per store; each creates a fresh folder (and, for PostgreSQL, a fresh database). */
+export function storeSetups(prefix: string): Record<string, () => Promise<StoreSetup>> {
+  return {
+    sqlite: async () => {
+      const dir = mkdtempSync(join(tmpdir(), prefix));
+      return { dir, env: {}, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+    },
+    postgres: async () => {
+      const dir = mkdtempSync(join(tmpdir(), prefix));
+      const db = await createTestDatabase();
+      return {
+        dir,
+        env: { BATON_DATABASE_URL: db.url },
+        cleanup: async () => {
+          await db.drop();
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
     },
   };
 }

@@ -9,8 +9,7 @@
  * between the run's commit and the ack (a fault that throws at `after_emit`, so that the
  * source abandons the batch unacknowledged as a crash would) makes no second run.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -20,7 +19,8 @@ import { isTerminalRun } from '../../src/core/states.js';
 import type { EngineFaults } from '../../src/engine/engine.js';
 import type { RunRecord } from '../../src/store/store.js';
 import type { TriggerService } from '../../src/triggers/trigger-service.js';
-import { createTestDatabase } from '../store/pg-helpers.js';
+import { storeSetups } from '../store/pg-helpers.js';
+import type { StoreSetup } from '../store/pg-helpers.js';
 import type { Broker, BrokerKind } from './stream-brokers.js';
 import { BROKER_KINDS, createBroker } from './stream-brokers.js';
 
@@ -30,30 +30,8 @@ const WAIT_MS = 30_000;
 
 // --- the project ----------------------------------------------------------------------
 
-interface Setup {
-  readonly dir: string;
-  readonly env: Record<string, string>;
-  cleanup(): Promise<void>;
-}
-
-const STORES: Record<string, () => Promise<Setup>> = {
-  sqlite: async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'baton-streams-'));
-    return { dir, env: {}, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
-  },
-  postgres: async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'baton-streams-'));
-    const db = await createTestDatabase();
-    return {
-      dir,
-      env: { BATON_DATABASE_URL: db.url },
-      cleanup: async () => {
-        await db.drop();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
-  },
-};
+type Setup = StoreSetup;
+const STORES = storeSetups('baton-streams-');
 
 /** What a test started, stopped in reverse order after it. */
 const cleanups: (() => Promise<void>)[] = [];
