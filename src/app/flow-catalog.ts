@@ -14,6 +14,7 @@ import { BatonError } from '../core/errors.js';
 import type { FlowSpec } from '../core/model.js';
 import type { FlowPlan } from '../core/run-machine.js';
 import { compilePlan } from '../core/run-machine.js';
+import { flattenTasks, runsFlowCode } from '../core/run-topology.js';
 import type { FlowDefinition } from '../define/builder.js';
 import { isFlowDefinitionLike } from '../define/flow-mark.js';
 import { importModule, moduleRevision } from '../define/module-loader.js';
@@ -46,7 +47,7 @@ function readSource(path: string): string {
 /** Sources of the modules a YAML flow's function tasks run, in task order. */
 function moduleSources(spec: FlowSpec, flowFile: string): string[] {
   const read = new Map<string, string>();
-  return spec.tasks
+  return flattenTasks(spec.tasks)
     .map((t) => t.config.module)
     .filter((m): m is string => typeof m === 'string')
     .map((m) => {
@@ -197,7 +198,7 @@ export class FlowCatalog implements FlowResolver {
     if (!record) throw new BatonError('FLOW_NOT_FOUND', `flow ${flow} version ${version} is not in the store`);
     const spec = JSON.parse(record.spec) as FlowSpec;
     const plan = compilePlan(spec);
-    const needsCode = spec.tasks.some((t) => t.kind === 'function');
+    const needsCode = flattenTasks(spec.tasks).some(runsFlowCode);
     let definition: FlowDefinition | undefined;
     if (needsCode && YAML_EXT.has(extname(record.sourcePath))) {
       // The pinned definition is in the store; only the modules it runs can have changed.

@@ -7,11 +7,13 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { BatonError } from '../core/errors.js';
 import { resolveParams } from '../define/params.js';
-import type { EngineOptions } from '../engine/engine.js';
+import type { FlowSpec } from '../core/model.js';
+import type { ChildRunLauncher, EngineOptions } from '../engine/engine.js';
 import { Engine } from '../engine/engine.js';
 import { ExecutorRegistry } from '../engine/executor.js';
 import { functionExecutor } from '../engine/executors/function.js';
 import { shellExecutor } from '../engine/executors/shell.js';
+import { choiceExecutor, raceExecutor } from '../engine/executors/control.js';
 import { SchedulerProcess } from '../engine/scheduler.js';
 import type { TaskWorkerOptions } from '../engine/task-worker.js';
 import { TaskWorker } from '../engine/task-worker.js';
@@ -54,7 +56,7 @@ export interface RuntimeOptions {
 }
 
 export function createExecutors(): ExecutorRegistry {
-  return new ExecutorRegistry([functionExecutor, shellExecutor]);
+  return new ExecutorRegistry([functionExecutor, shellExecutor, choiceExecutor, raceExecutor]);
 }
 
 /** A catalog for validation only: no store needed. */
@@ -87,6 +89,34 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
     kinds: executors.kinds(),
     store,
   });
+  const children: ChildRunLauncher = {
+    async launch(request) {
+      let loaded: LoadedFlow;
+      if (request.version) {
+        const record = await store.getFlowVersion(request.flow, request.version);
+        if (!record) {
+          throw new BatonError(
+            'FLOW_NOT_FOUND',
+            `subflow ${request.parentTask}: flow ${request.flow} version ${request.version} is not in the store`,
+            { hint: 'Run the child flow once at that version, or drop `version` to use its current definition.' },
+          );
+        }
+        loaded = { spec: JSON.parse(record.spec) as FlowSpec, version: request.version, sourcePath: record.sourcePath };
+      } else {
+        loaded = await catalog.find(request.flow);
+      }
+      const run = buildRun(config, loaded, {
+        params: request.params,
+        // One child per parent attempt: after a crash the attempt finds the child it made.
+        dedupeKey: `child:${request.parentRunId}/${request.parentTask}/${request.attempt}`,
+      });
+      const created = await store.createRun({
+        ...run,
+        parent: { runId: request.parentRunId, task: request.parentTask },
+      });
+      return created.run.id;
+    },
+  };
   const engines: Engine[] = [];
   const workers: TaskWorker[] = [];
   const schedulers: SchedulerProcess[] = [];
@@ -100,6 +130,7 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
     outputLimitBytes: config.outputLimitBytes,
     logLimitBytes: config.logLimitBytes,
     killGraceMs: config.killGraceMs,
+    children,
     ...(faults ? { faults } : {}),
     ...(clock ? { clock } : {}),
   });

@@ -55,6 +55,125 @@ export interface TaskSpec {
   /** Kind-specific settings (e.g. `command` for shell, `module`/`export` for function). */
   readonly config: Readonly<Record<string, unknown>>;
   readonly description?: string;
+  /**
+   * Where a function task's code is looked up; defaults to `id`. Tasks inside a map
+   * template use their path (`<map>/<local id>`), since local ids may repeat across maps.
+   */
+  readonly key?: string;
+  /** The task group it belongs to (display and `depends_on: [<group>]`); none if absent. */
+  readonly group?: string;
+  /** Set on a task of kind `map`: one instance of `template` per item. */
+  readonly map?: MapSpec;
+  /** Set on a task of kind `choice`: which direct downstream branches run. */
+  readonly choice?: ChoiceSpec;
+  /** With trigger rule `k_of_n`: how many upstream successes are enough. */
+  readonly quorum?: QuorumSpec;
+  /** Set on a task of kind `race`: alternatives, and how the winner is chosen. */
+  readonly race?: RaceSpec;
+  /** A handler that runs when this task fails after its retries. */
+  readonly onFailure?: CatchSpec;
+  /** Set on a handler task: the id of the task whose failure it handles. */
+  readonly handles?: string;
+  /** A cleanup task: runs once every other task ended, however the run ends. */
+  readonly finally?: boolean;
+}
+
+/**
+ * A mapped task: the list comes from `over` at run time, and each item (or batch of
+ * items) runs `template` once. For a plain map the template is the task itself (one spec
+ * whose id is the map's id); for a map over a group it is the group's tasks, with ids and
+ * `dependsOn` local to one item.
+ */
+export interface MapSpec {
+  /** A `${{ }}` expression that yields an array (an upstream output or a param). */
+  readonly over: string;
+  /** Items in flight at once; null for no limit beyond the engine's. */
+  readonly maxParallel: number | null;
+  /** Items handed to one instance as an array; null for one item per instance. */
+  readonly batch: number | null;
+  /** `fail`: any failed item fails the map. `continue`: downstream gets results and failures. */
+  readonly onItemFailure: 'fail' | 'continue';
+  /** True for a map over a group (template ids are prefixed `<map>[i].`). */
+  readonly group: boolean;
+  readonly template: readonly TaskSpec[];
+}
+
+/** Branch selection. `rules` are tried in order; `otherwise` applies when none matched. */
+export interface ChoiceSpec {
+  /** `when` is an expression; null when a function (the task's code) selects. */
+  readonly rules: readonly { readonly when: string | null; readonly then: readonly string[] }[];
+  readonly otherwise: readonly string[];
+  /** `first`: the first matching rule's branches; `all`: every matching rule's. */
+  readonly mode: 'first' | 'all';
+  /** Every task a branch may name; those not selected are skipped as "branch not taken". */
+  readonly targets: readonly string[];
+}
+
+export interface QuorumSpec {
+  readonly k: number;
+  /** Cancel the upstream tasks still open once k succeeded. */
+  readonly cancelRest: boolean;
+}
+
+export interface RaceSpec {
+  /** The competing tasks (the race task depends on them). */
+  readonly branches: readonly string[];
+  /** `first`: first success wins, the rest are cancelled; `all`: wait for all, then choose. */
+  readonly mode: 'first' | 'all';
+  /** With `all`: the first branch in this order that succeeded wins. */
+  readonly priority: readonly string[] | null;
+  /** With `all`: the task's code scores each success; the highest wins. */
+  readonly score: boolean;
+}
+
+export interface CatchSpec {
+  /** Id of the handler task. */
+  readonly handler: string;
+  /** If the handler succeeds, its output replaces the failed task's and the task succeeds. */
+  readonly recover: boolean;
+  /** Error codes or kinds the handler takes; empty for any error. */
+  readonly on: readonly string[];
+}
+
+/** Kinds the engine carries out itself, without an executor or a worker slot. */
+export const PARKING_KINDS = ['sleep', 'wait_until', 'wait_for_event', 'approval', 'subflow'] as const;
+export type ParkingKind = (typeof PARKING_KINDS)[number];
+
+export function isParkingKind(kind: string): kind is ParkingKind {
+  return (PARKING_KINDS as readonly string[]).includes(kind);
+}
+
+/** Kinds of errors, so that retry and catch can match on a family rather than each code. */
+export const ERROR_KINDS = ['timeout', 'validation', 'lost', 'cancelled', 'rejected', 'transient', 'error'] as const;
+export type ErrorKind = (typeof ERROR_KINDS)[number];
+
+const KIND_OF_CODE: Readonly<Record<string, ErrorKind>> = {
+  TASK_TIMEOUT: 'timeout',
+  RUN_TIMEOUT: 'timeout',
+  WAIT_TIMEOUT: 'timeout',
+  APPROVAL_TIMEOUT: 'timeout',
+  WORKER_LOST: 'lost',
+  TASK_CANCELLED: 'cancelled',
+  APPROVAL_REJECTED: 'rejected',
+  DEF_LOAD: 'validation',
+  DEF_INVALID: 'validation',
+  TASK_INPUT: 'validation',
+  TASK_OUTPUT_TOO_LARGE: 'validation',
+  TASK_OUTPUT_INVALID: 'validation',
+  VALIDATION: 'validation',
+  MAP_OVER_INVALID: 'validation',
+};
+
+/** The kind of an error: as thrown (`error.kind`), else from its code, else `error`. */
+export function errorKind(error: TaskError): ErrorKind {
+  if (error.kind && (ERROR_KINDS as readonly string[]).includes(error.kind)) return error.kind as ErrorKind;
+  return KIND_OF_CODE[error.code] ?? 'error';
+}
+
+/** True if `selectors` (codes or kinds) name this error; an empty list names every error. */
+export function errorMatches(selectors: readonly string[], error: TaskError): boolean {
+  if (selectors.length === 0) return true;
+  return selectors.includes(error.code) || selectors.includes(errorKind(error));
 }
 
 export interface FlowSpec {
@@ -72,6 +191,8 @@ export interface FlowSpec {
   readonly triggers?: readonly TriggerSpec[];
   /** What a trigger does when a run of the flow is still active. Default `allow`. */
   readonly overlap?: OverlapPolicy;
+  /** Task groups by name; tasks name theirs in `group`. */
+  readonly groups?: Readonly<Record<string, { readonly description?: string }>>;
 }
 
 /** Error codes that describe bad input rather than a transient fault: never retried. */
@@ -82,6 +203,8 @@ export const NON_RETRYABLE_CODES: readonly string[] = [
   'TASK_OUTPUT_TOO_LARGE',
   'TASK_OUTPUT_INVALID',
   'VALIDATION',
+  'MAP_OVER_INVALID',
+  'APPROVAL_REJECTED',
 ];
 
 export const DEFAULT_RETRY: RetryPolicy = {
@@ -95,6 +218,8 @@ export const DEFAULT_RETRY: RetryPolicy = {
 /** A failure as recorded in history: typed by code, with its origin. */
 export interface TaskError {
   readonly code: string;
+  /** A family of errors (`timeout`, `validation`, …) when the thrower set one; see `errorKind`. */
+  readonly kind?: string;
   readonly message: string;
   readonly source?: 'user' | 'baton';
   readonly hint?: string;

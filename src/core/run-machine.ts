@@ -1,10 +1,10 @@
 /**
  * The run state machine: pure, no IO, no clock. `decide(run, input, now, random)` turns
- * something that happened (an attempt ended, a timer fired, a user cancelled) into the
- * events that record it and the commands the engine must carry out; `evolve(run, event)`
- * applies one event. A run's state is the fold of its events, so a process that takes a
- * run over after a crash replays the events and lands in exactly the state that was
- * committed.
+ * something that happened (an attempt ended, a timer fired, a user cancelled, an event
+ * arrived) into the events that record it and the commands the engine must carry out;
+ * `evolve(run, event)` applies one event. A run's state is the fold of its events, so a
+ * process that takes a run over after a crash replays the events and lands in exactly
+ * the state that was committed.
  *
  * Run states
  * - queued: created, no process has started it yet.
@@ -15,22 +15,72 @@
  * - pending: waiting for its upstream tasks (trigger rule not yet decided).
  * - queued: ready; the engine starts it when a concurrency and pool slot is free.
  * - running: an attempt is in flight under the current owner.
+ * - waiting: parked, holding no slot: a sleep, an event, an approval, a child run, the
+ *   items of a map, or the handler of its failure. `wait` says which.
  * - retrying: an attempt failed; a durable timer re-queues it at `retryAt`.
  * - succeeded / failed / skipped / cancelled: terminal. A task skipped because an
- *   upstream failed keeps `upstreamFailed` so that it counts as failed downstream.
+ *   upstream failed keeps `upstreamFailed` so that it counts as failed downstream; a task
+ *   cancelled because it lost a race or was not needed for a quorum is `benign` and
+ *   counts as skipped.
+ *
+ * Dynamic tasks: a map task, once the engine tells it its items, adds one instance of its
+ * template per item (see run-topology.ts) and waits for them; items start in order, at
+ * most `maxParallel` at a time, and the map ends when every item ended. Instances never
+ * fail the run themselves: their map decides.
  *
  * The state is mutated in place (a run may hold 100,000 tasks); decide is still a pure
  * function of (state, input, now, random). Results of attempts that are not the task's
  * current attempt are ignored: that is the fencing at the model level.
  */
 import { BatonError } from './errors.js';
-import type { FlowGraph } from './graph.js';
 import { compileGraph, downstreamClosure } from './graph.js';
-import type { FlowSpec, TaskError, TaskSpec } from './model.js';
+import type { FlowSpec, MapSpec, TaskError, TaskSpec } from './model.js';
+import { errorMatches } from './model.js';
 import { isRetryableError, retryDelayMs } from './retry-policy.js';
-import type { RunStateName, TaskStateName } from './states.js';
+import type { FlowPlan, Topology } from './run-topology.js';
+import {
+  addInstances,
+  descendantsOf,
+  downstreamOf,
+  instanceOf,
+  siblingIndex,
+  taskCount,
+  taskIdOf,
+  taskIndexOf,
+  taskSpecOf,
+  templateGraph,
+  upstreamOf,
+} from './run-topology.js';
+import type { RunStateName, TaskStateName, TriggerRule } from './states.js';
 import { isTerminalRun, isTerminalTask } from './states.js';
 import { describeSkip, evaluateTriggerRule } from './trigger-rules.js';
+
+export type { FlowPlan } from './run-topology.js';
+
+/** What a waiting task waits for. Times are ms since the epoch. */
+export type Wait =
+  | { readonly kind: 'timer'; readonly until: number }
+  | { readonly kind: 'event'; readonly event: string; readonly key: string | null; readonly timeoutAt: number | null }
+  | { readonly kind: 'approval'; readonly timeoutAt: number | null; readonly approvers: readonly string[] }
+  | { readonly kind: 'run'; readonly runId: string; readonly timeoutAt: number | null }
+  | { readonly kind: 'items' }
+  | { readonly kind: 'handler'; readonly handler: string };
+
+/** A map's progress through its items. */
+export interface MapProgress {
+  readonly count: number;
+  /** Task runs per item (the template's size). */
+  readonly size: number;
+  readonly started: Uint8Array;
+  /** No item before this one is still to start. */
+  cursor: number;
+  /** Items started and not ended. */
+  active: number;
+  ended: number;
+  /** Open task runs per item. */
+  readonly itemOpen: Int32Array;
+  readonly itemFailed: Uint8Array;
+}
 
 export interface TaskRun {
   state: TaskStateName;
@@ -42,34 +92,51 @@ export interface TaskRun {
   upFailed: number;
   upSkipped: number;
   upstreamFailed: boolean;
+  /** Cancelled because another branch won or a quorum was reached: not a failure. */
+  benign: boolean;
   startedAt: number | null;
   endedAt: number | null;
+  /** When the task's durable timer is due: a retry, a sleep's end, a wait's timeout. */
   retryAt: number | null;
   skipReason: string | null;
   output: unknown;
   error: TaskError | null;
+  wait: Wait | null;
+  map: MapProgress | null;
 }
 
-/** A compiled flow: spec plus graph, shared by all runs of one flow version. */
-export interface FlowPlan {
-  readonly spec: FlowSpec;
-  readonly graph: FlowGraph;
+/** A signal sent to the run (`baton signal`), kept until a waiting task takes it. */
+export interface RunSignal {
+  readonly id: string;
+  readonly event: string;
+  readonly key: string | null;
+  readonly data: unknown;
+  readonly by: string | null;
+  consumed: boolean;
 }
 
-export interface RunState {
+export interface RunState extends Topology {
   readonly runId: string;
   readonly plan: FlowPlan;
   state: RunStateName;
   readonly tasks: TaskRun[];
   /** Tasks not in a terminal state. */
   open: number;
-  /** Tasks that ended failed, cancelled or upstream-failed. */
+  /** `finally` tasks not in a terminal state. */
+  finallyOpen: number;
+  /** Flow tasks (not map instances) that ended failed, cancelled or upstream-failed. */
   failedTasks: number;
   cancelRequested: boolean;
   timedOut: boolean;
   startedAt: number | null;
   endedAt: number | null;
   error: TaskError | null;
+  readonly signals: RunSignal[];
+  /**
+   * Task runs whose end other task runs react to (a map's items, a handler's target);
+   * filled by `evolve`, drained by `decide`. Not part of the durable state.
+   */
+  readonly followUps: Set<number>;
 }
 
 export interface SkippedTask {
@@ -96,6 +163,10 @@ export type RunEvent =
       readonly task: string;
       readonly attempt: number;
       readonly output: unknown;
+      /** The signal that woke the task, if any. */
+      readonly signal?: string;
+      /** The handler whose output replaced the failed task's. */
+      readonly recoveredBy?: string;
     }
   | {
       readonly type: 'attempt_failed';
@@ -113,16 +184,64 @@ export type RunEvent =
       readonly dueAt: number;
       readonly delayMs: number;
     }
-  | { readonly type: 'task_failed'; readonly at: number; readonly task: string; readonly error: TaskError }
+  | {
+      readonly type: 'task_failed';
+      readonly at: number;
+      readonly task: string;
+      readonly error: TaskError;
+      readonly handledBy?: string;
+    }
   | { readonly type: 'tasks_skipped'; readonly at: number; readonly tasks: readonly SkippedTask[] }
   | {
       readonly type: 'tasks_cancelled';
       readonly at: number;
       readonly tasks: readonly string[];
       readonly reason: string;
+      /** Lost a race or not needed for a quorum: counts as skipped, not as a failure. */
+      readonly benign?: boolean;
     }
-  | { readonly type: 'cancel_requested'; readonly at: number; readonly reason: string; readonly task?: string }
+  | {
+      readonly type: 'cancel_requested';
+      readonly at: number;
+      readonly reason: string;
+      readonly task?: string;
+      /** The run exceeded its timeout (it ends failed, after its `finally` tasks). */
+      readonly timeout?: boolean;
+    }
   | { readonly type: 'run_retried'; readonly at: number; readonly tasks: readonly string[] }
+  | {
+      readonly type: 'task_waiting';
+      readonly at: number;
+      readonly task: string;
+      readonly attempt: number;
+      readonly wait: Wait;
+    }
+  | { readonly type: 'task_expanded'; readonly at: number; readonly task: string; readonly items: readonly unknown[] }
+  | { readonly type: 'map_items_started'; readonly at: number; readonly task: string; readonly items: readonly number[] }
+  | {
+      readonly type: 'task_catching';
+      readonly at: number;
+      readonly task: string;
+      readonly error: TaskError;
+      readonly handler: string;
+    }
+  | {
+      readonly type: 'signal_received';
+      readonly at: number;
+      readonly id: string;
+      readonly event: string;
+      readonly key: string | null;
+      readonly data: unknown;
+      readonly by: string | null;
+    }
+  | {
+      readonly type: 'approval_decided';
+      readonly at: number;
+      readonly task: string;
+      readonly approved: boolean;
+      readonly by: string;
+      readonly comment: string | null;
+    }
   | { readonly type: 'run_succeeded'; readonly at: number }
   | { readonly type: 'run_failed'; readonly at: number; readonly error: TaskError }
   | { readonly type: 'run_cancelled'; readonly at: number; readonly reason: string };
@@ -136,7 +255,34 @@ export type RunInput =
   | { readonly type: 'attempt_succeeded'; readonly task: number; readonly attempt: number; readonly output: unknown }
   | { readonly type: 'attempt_failed'; readonly task: number; readonly attempt: number; readonly error: TaskError }
   | { readonly type: 'attempt_lost'; readonly task: number; readonly attempt: number }
+  /** The engine worked out what a parking task (sleep, wait, approval, subflow) waits for. */
+  | { readonly type: 'attempt_parked'; readonly task: number; readonly attempt: number; readonly wait: Wait }
+  /** The engine evaluated a map's list. */
+  | { readonly type: 'map_items'; readonly task: number; readonly attempt: number; readonly items: readonly unknown[] }
   | { readonly type: 'retry_due'; readonly task: number }
+  | {
+      readonly type: 'signal';
+      readonly id: string;
+      readonly event: string;
+      readonly key: string | null;
+      readonly data: unknown;
+      readonly by: string | null;
+    }
+  | {
+      readonly type: 'decision';
+      readonly task: number;
+      readonly approved: boolean;
+      readonly by: string;
+      readonly comment: string | null;
+    }
+  | {
+      readonly type: 'child_finished';
+      readonly task: number;
+      readonly runId: string;
+      readonly state: RunStateName;
+      readonly output: unknown;
+      readonly error: TaskError | null;
+    }
   | { readonly type: 'cancel'; readonly reason: string; readonly task?: number }
   | { readonly type: 'run_timeout' }
   | { readonly type: 'rerun'; readonly mode: 'failed' }
@@ -147,6 +293,7 @@ export type RunCommand =
   | { readonly type: 'dispatch'; readonly task: number }
   | { readonly type: 'arm_timer'; readonly task: number; readonly dueAt: number }
   | { readonly type: 'abort'; readonly task: number; readonly attempt: number; readonly reason: string }
+  | { readonly type: 'cancel_child'; readonly task: number; readonly runId: string; readonly reason: string }
   | { readonly type: 'finished'; readonly state: RunStateName };
 
 export interface Decision {
@@ -169,12 +316,15 @@ function newTaskRun(): TaskRun {
     upFailed: 0,
     upSkipped: 0,
     upstreamFailed: false,
+    benign: false,
     startedAt: null,
     endedAt: null,
     retryAt: null,
     skipReason: null,
     output: undefined,
     error: null,
+    wait: null,
+    map: null,
   };
 }
 
@@ -184,15 +334,21 @@ export function createRunState(runId: string, plan: FlowPlan): RunState {
   return {
     runId,
     plan,
+    dynamic: null,
+    mapFirst: new Map(),
+    mapItems: new Map(),
     state: 'queued',
     tasks,
     open: tasks.length,
+    finallyOpen: plan.spec.tasks.filter((t) => t.finally).length,
     failedTasks: 0,
     cancelRequested: false,
     timedOut: false,
     startedAt: null,
     endedAt: null,
     error: null,
+    signals: [],
+    followUps: new Set(),
   };
 }
 
@@ -200,11 +356,12 @@ export function createRunState(runId: string, plan: FlowPlan): RunState {
 export function foldRun(runId: string, plan: FlowPlan, events: Iterable<RunEvent>): RunState {
   const run = createRunState(runId, plan);
   for (const event of events) evolve(run, event);
+  run.followUps.clear();
   return run;
 }
 
 function indexOf(run: RunState, task: string): number {
-  const i = run.plan.graph.indexOf.get(task);
+  const i = taskIndexOf(run, task);
   if (i === undefined) throw new BatonError('TASK_NOT_FOUND', `run ${run.runId} has no task "${task}"`);
   return i;
 }
@@ -215,22 +372,40 @@ function taskRun(run: RunState, i: number): TaskRun {
   return t;
 }
 
-function spec(run: RunState, i: number): TaskSpec {
-  return run.plan.spec.tasks[i] as TaskSpec;
+/** True if a task run in this final state counts as failed for its downstream. */
+function countsAsFailed(t: TaskRun, state: TaskStateName): boolean {
+  return state === 'failed' || (state === 'cancelled' && !t.benign) || (state === 'skipped' && t.upstreamFailed);
 }
 
-/** Marks a task terminal and updates the upstream tallies of its downstream tasks. */
+/** Marks a task terminal and updates the tallies that depend on it. */
 function close(run: RunState, i: number, state: TaskStateName, at: number): void {
   const t = taskRun(run, i);
-  if (isTerminalTask(t.state))
-    throw new Error(`illegal transition: task ${run.plan.graph.ids[i]} is already ${t.state}`);
+  if (isTerminalTask(t.state)) throw new Error(`illegal transition: task ${taskIdOf(run, i)} is already ${t.state}`);
   t.state = state;
   t.endedAt = at;
   t.retryAt = null;
+  t.wait = null;
   run.open--;
-  const failed = state === 'failed' || state === 'cancelled' || (state === 'skipped' && t.upstreamFailed);
-  if (failed) run.failedTasks++;
-  for (const d of run.plan.graph.downstream[i] as readonly number[]) {
+  const s = taskSpecOf(run, i);
+  const failed = countsAsFailed(t, state);
+  const instance = instanceOf(run, i);
+  if (instance) {
+    const m = (run.tasks[instance.parent] as TaskRun).map;
+    if (m) {
+      if (failed) m.itemFailed[instance.item] = 1;
+      m.itemOpen[instance.item] = (m.itemOpen[instance.item] as number) - 1;
+      if (m.itemOpen[instance.item] === 0) {
+        m.ended++;
+        if (m.started[instance.item]) m.active--;
+      }
+    }
+    run.followUps.add(instance.parent);
+  } else {
+    if (failed) run.failedTasks++;
+    if (s.finally) run.finallyOpen--;
+  }
+  if (s.handles !== undefined || s.onFailure) run.followUps.add(i);
+  for (const d of downstreamOf(run, i)) {
     const down = run.tasks[d] as TaskRun;
     if (state === 'succeeded') down.upSucceeded++;
     else if (failed) down.upFailed++;
@@ -241,9 +416,22 @@ function close(run: RunState, i: number, state: TaskStateName, at: number): void
 function requireState(run: RunState, i: number, allowed: readonly TaskStateName[], event: string): TaskRun {
   const t = taskRun(run, i);
   if (!allowed.includes(t.state)) {
-    throw new Error(`illegal transition: ${event} for task ${run.plan.graph.ids[i]} in state ${t.state}`);
+    throw new Error(`illegal transition: ${event} for task ${taskIdOf(run, i)} in state ${t.state}`);
   }
   return t;
+}
+
+function newMapProgress(count: number, size: number): MapProgress {
+  return {
+    count,
+    size,
+    started: new Uint8Array(count),
+    cursor: 0,
+    active: 0,
+    ended: 0,
+    itemOpen: new Int32Array(count).fill(size),
+    itemFailed: new Uint8Array(count),
+  };
 }
 
 /** Applies one event. Illegal transitions throw: history is never bent to fit. */
@@ -257,9 +445,10 @@ export function evolve(run: RunState, event: RunEvent): void {
       return;
     case 'tasks_queued':
       for (const id of event.tasks) {
-        const t = requireState(run, indexOf(run, id), ['pending', 'retrying', 'running'], event.type);
+        const t = requireState(run, indexOf(run, id), ['pending', 'retrying', 'running', 'waiting'], event.type);
         t.state = 'queued';
         t.retryAt = null;
+        t.wait = null;
       }
       return;
     case 'task_started': {
@@ -271,16 +460,22 @@ export function evolve(run: RunState, event: RunEvent): void {
     }
     case 'task_succeeded': {
       const i = indexOf(run, event.task);
-      const t = requireState(run, i, ['running'], event.type);
+      const t = requireState(run, i, ['running', 'waiting'], event.type);
       t.output = event.output;
-      t.error = null;
+      if (event.recoveredBy === undefined) t.error = null;
+      if (event.signal !== undefined) {
+        const signal = run.signals.find((s) => s.id === event.signal);
+        if (signal) signal.consumed = true;
+      }
       close(run, i, 'succeeded', event.at);
       return;
     }
     case 'attempt_failed': {
-      const t = requireState(run, indexOf(run, event.task), ['running'], event.type);
+      const t = requireState(run, indexOf(run, event.task), ['running', 'waiting'], event.type);
       if (!event.lost) t.failures++;
       t.error = event.error;
+      t.wait = null;
+      t.state = 'running';
       return;
     }
     case 'retry_scheduled': {
@@ -291,7 +486,7 @@ export function evolve(run: RunState, event: RunEvent): void {
     }
     case 'task_failed': {
       const i = indexOf(run, event.task);
-      const t = requireState(run, i, ['running'], event.type);
+      const t = requireState(run, i, ['running', 'waiting'], event.type);
       t.error = event.error;
       close(run, i, 'failed', event.at);
       return;
@@ -309,18 +504,72 @@ export function evolve(run: RunState, event: RunEvent): void {
       for (const id of event.tasks) {
         const i = indexOf(run, id);
         const t = taskRun(run, i);
-        t.error ??= { code: 'TASK_CANCELLED', message: event.reason, source: 'user' };
+        t.benign = event.benign === true;
+        if (t.benign) t.skipReason = event.reason;
+        else t.error ??= { code: 'TASK_CANCELLED', message: event.reason, source: 'user' };
         close(run, i, 'cancelled', event.at);
       }
       return;
     case 'cancel_requested':
-      if (event.task === undefined) run.cancelRequested = true;
+      if (event.timeout) run.timedOut = true;
+      else if (event.task === undefined) run.cancelRequested = true;
       return;
     case 'run_retried':
       applyRerun(
         run,
         event.tasks.map((id) => indexOf(run, id)),
       );
+      return;
+    case 'task_waiting': {
+      const t = requireState(run, indexOf(run, event.task), ['running'], event.type);
+      t.state = 'waiting';
+      t.wait = event.wait;
+      t.retryAt = waitDue(event.wait);
+      return;
+    }
+    case 'task_expanded': {
+      const i = indexOf(run, event.task);
+      const t = requireState(run, i, ['running'], event.type);
+      const mapSpec = taskSpecOf(run, i).map as MapSpec;
+      const first = addInstances(run, i, event.items);
+      const size = mapSpec.template.length;
+      for (let k = 0; k < event.items.length * size; k++) run.tasks[first + k] = newTaskRun();
+      run.open += event.items.length * size;
+      t.state = 'waiting';
+      t.wait = { kind: 'items' };
+      t.map = newMapProgress(event.items.length, size);
+      run.followUps.add(i);
+      return;
+    }
+    case 'map_items_started': {
+      const m = taskRun(run, indexOf(run, event.task)).map;
+      if (!m) throw new Error(`illegal transition: ${event.type} for task ${event.task}, which has no items`);
+      for (const item of event.items) {
+        m.started[item] = 1;
+        if ((m.itemOpen[item] as number) > 0) m.active++;
+      }
+      while (m.cursor < m.count && m.started[m.cursor]) m.cursor++;
+      return;
+    }
+    case 'task_catching': {
+      const t = requireState(run, indexOf(run, event.task), ['running'], event.type);
+      t.state = 'waiting';
+      t.error = event.error;
+      t.wait = { kind: 'handler', handler: event.handler };
+      return;
+    }
+    case 'signal_received':
+      run.signals.push({
+        id: event.id,
+        event: event.event,
+        key: event.key,
+        data: event.data,
+        by: event.by,
+        consumed: false,
+      });
+      return;
+    case 'approval_decided':
+      requireState(run, indexOf(run, event.task), ['waiting'], event.type);
       return;
     case 'run_succeeded':
       run.state = 'succeeded';
@@ -339,43 +588,92 @@ export function evolve(run: RunState, event: RunEvent): void {
   }
 }
 
-/** Reopens the given tasks and recomputes every tally from the final states left. */
+function waitDue(wait: Wait): number | null {
+  switch (wait.kind) {
+    case 'timer':
+      return wait.until;
+    case 'event':
+    case 'approval':
+    case 'run':
+      return wait.timeoutAt;
+    default:
+      return null;
+  }
+}
+
+/**
+ * Reopens the given tasks and recomputes every tally from the final states left. A map
+ * that already has its items keeps them: it waits again, and only its reopened items run.
+ */
 function applyRerun(run: RunState, reset: readonly number[]): void {
   for (const i of reset) {
     const t = taskRun(run, i);
-    t.state = 'pending';
+    const expanded = t.map !== null;
+    t.state = expanded ? 'waiting' : 'pending';
+    t.wait = expanded ? { kind: 'items' } : null;
     t.failures = 0;
     t.upstreamFailed = false;
-    t.startedAt = null;
+    t.benign = false;
+    t.startedAt = expanded ? t.startedAt : null;
     t.endedAt = null;
     t.retryAt = null;
     t.skipReason = null;
     t.output = undefined;
     t.error = null;
+    if (expanded) run.followUps.add(i);
   }
   let open = 0;
   let failed = 0;
+  let finallyOpen = 0;
   for (const t of run.tasks) {
     t.upSucceeded = 0;
     t.upFailed = 0;
     t.upSkipped = 0;
   }
-  run.tasks.forEach((t, i) => {
+  for (const t of run.tasks) {
+    if (!t.map) continue;
+    t.map.active = 0;
+    t.map.ended = 0;
+    t.map.cursor = 0;
+    t.map.itemOpen.fill(0);
+    t.map.itemFailed.fill(0);
+  }
+  const total = taskCount(run);
+  for (let i = 0; i < total; i++) {
+    const t = run.tasks[i] as TaskRun;
+    const instance = instanceOf(run, i);
+    const m = instance ? (run.tasks[instance.parent] as TaskRun).map : null;
     if (!isTerminalTask(t.state)) {
       open++;
-      return;
+      if (!instance && taskSpecOf(run, i).finally) finallyOpen++;
+      if (m && instance) m.itemOpen[instance.item] = (m.itemOpen[instance.item] as number) + 1;
+      continue;
     }
-    const isFailed = t.state === 'failed' || t.state === 'cancelled' || (t.state === 'skipped' && t.upstreamFailed);
-    if (isFailed) failed++;
-    for (const d of run.plan.graph.downstream[i] as readonly number[]) {
+    const isFailed = countsAsFailed(t, t.state);
+    if (isFailed && !instance) failed++;
+    if (isFailed && m && instance) m.itemFailed[instance.item] = 1;
+    for (const d of downstreamOf(run, i)) {
       const down = run.tasks[d] as TaskRun;
       if (t.state === 'succeeded') down.upSucceeded++;
       else if (isFailed) down.upFailed++;
       else down.upSkipped++;
     }
-  });
+  }
+  for (const t of run.tasks) {
+    const m = t.map;
+    if (!m) continue;
+    for (let item = 0; item < m.count; item++) {
+      // An item with reopened task runs starts again; the others stay as they ended.
+      if (m.itemOpen[item] === 0) {
+        m.ended++;
+        m.started[item] = 1;
+      } else m.started[item] = 0;
+    }
+    while (m.cursor < m.count && m.started[m.cursor]) m.cursor++;
+  }
   run.open = open;
   run.failedTasks = failed;
+  run.finallyOpen = finallyOpen;
   run.state = 'running';
   run.cancelRequested = false;
   run.timedOut = false;
@@ -391,6 +689,7 @@ class Recorder implements Decision {
   constructor(
     readonly run: RunState,
     readonly now: number,
+    readonly random: () => number,
   ) {}
 
   emit(event: RunEvent, ...tasks: number[]): void {
@@ -405,7 +704,8 @@ class Recorder implements Decision {
  * apply (a late result from a superseded attempt, a timer for a task that moved on).
  */
 export function decide(run: RunState, input: RunInput, now: number, random: () => number): Decision {
-  const rec = new Recorder(run, now);
+  const rec = new Recorder(run, now, random);
+  run.followUps.clear();
   if (isTerminalRun(run.state) && input.type !== 'rerun') return rec;
   switch (input.type) {
     case 'start':
@@ -413,7 +713,7 @@ export function decide(run: RunState, input: RunInput, now: number, random: () =
       rec.emit({ type: 'run_started', at: now });
       settle(
         rec,
-        run.tasks.map((_, i) => i),
+        run.plan.spec.tasks.map((_, i) => i),
       );
       break;
     case 'attempt_started': {
@@ -425,54 +725,98 @@ export function decide(run: RunState, input: RunInput, now: number, random: () =
     case 'attempt_succeeded': {
       const t = taskRun(run, input.task);
       if (t.state !== 'running' || t.attempt !== input.attempt) return rec;
-      rec.emit(
-        { type: 'task_succeeded', at: now, task: id(run, input.task), attempt: input.attempt, output: input.output },
-        input.task,
-      );
-      settle(rec, run.plan.graph.downstream[input.task] as readonly number[]);
+      succeed(rec, input.task, input.output);
       break;
     }
     case 'attempt_failed':
     case 'attempt_lost':
-      onAttemptFailed(rec, input, random);
+      onAttemptFailed(rec, input);
       break;
-    case 'retry_due': {
+    case 'attempt_parked':
+      onParked(rec, input);
+      break;
+    case 'map_items': {
       const t = taskRun(run, input.task);
-      if (t.state !== 'retrying') return rec;
-      rec.emit({ type: 'tasks_queued', at: now, tasks: [id(run, input.task)] }, input.task);
-      rec.commands.push({ type: 'dispatch', task: input.task });
+      if (t.state !== 'running' || t.attempt !== input.attempt) return rec;
+      rec.emit({ type: 'task_expanded', at: now, task: id(run, input.task), items: input.items }, input.task);
+      const first = run.mapFirst.get(input.task) as number;
+      for (let k = first; k < run.tasks.length; k++) rec.touched.add(k);
       break;
     }
+    case 'retry_due':
+      onTimer(rec, input.task);
+      break;
+    case 'signal':
+      onSignal(rec, input);
+      break;
+    case 'decision':
+      onDecision(rec, input);
+      break;
+    case 'child_finished':
+      onChildFinished(rec, input);
+      break;
     case 'cancel':
       onCancel(rec, input.reason, input.task);
       break;
     case 'run_timeout':
-      run.timedOut = true;
+      rec.emit({ type: 'cancel_requested', at: now, reason: 'run timeout', timeout: true });
       cancelOpenTasks(rec, 'run timeout');
       break;
     case 'rerun':
       onRerun(rec, input);
       break;
   }
+  drain(rec);
   finishIfDone(rec);
   return rec;
 }
 
 function id(run: RunState, i: number): string {
-  return run.plan.graph.ids[i] as string;
+  return taskIdOf(run, i);
 }
 
-function onAttemptFailed(
-  rec: Recorder,
-  input: Extract<RunInput, { type: 'attempt_failed' | 'attempt_lost' }>,
-  random: () => number,
-): void {
+function spec(run: RunState, i: number): TaskSpec {
+  return taskSpecOf(run, i);
+}
+
+/** Records a success (adding what choice and race tasks imply) and moves on downstream. */
+function succeed(rec: Recorder, i: number, rawOutput: unknown): void {
   const { run, now } = rec;
+  const s = spec(run, i);
+  const t = taskRun(run, i);
+  const output = s.race ? { ...(rawOutput as Record<string, unknown>), losers: raceLosers(rec, i, rawOutput) } : rawOutput;
+  rec.emit({ type: 'task_succeeded', at: now, task: id(run, i), attempt: t.attempt, output }, i);
+  if (s.choice) skipBranchesNotTaken(rec, i, output);
+  settle(rec, downstreamOf(run, i));
+}
+
+/** Fails a task for good, unless its handler takes the error. */
+function failTask(rec: Recorder, i: number, error: TaskError): void {
+  const { run, now } = rec;
+  const s = spec(run, i);
+  const handler = s.onFailure ? siblingIndex(run, i, s.onFailure.handler) : undefined;
+  if (
+    s.onFailure &&
+    handler !== undefined &&
+    !run.cancelRequested &&
+    !run.timedOut &&
+    taskRun(run, handler).state === 'pending' &&
+    errorMatches(s.onFailure.on, error)
+  ) {
+    rec.emit({ type: 'task_catching', at: now, task: id(run, i), error, handler: id(run, handler) }, i);
+    rec.emit({ type: 'tasks_queued', at: now, tasks: [id(run, handler)] }, handler);
+    rec.commands.push({ type: 'dispatch', task: handler });
+    return;
+  }
+  rec.emit({ type: 'task_failed', at: now, task: id(run, i), error }, i);
+  settle(rec, downstreamOf(run, i));
+}
+
+function onAttemptFailed(rec: Recorder, input: Extract<RunInput, { type: 'attempt_failed' | 'attempt_lost' }>): void {
+  const { run } = rec;
   const t = taskRun(run, input.task);
-  if (t.state !== 'running' || t.attempt !== input.attempt) return;
-  const policy = spec(run, input.task).retry;
-  // A lost attempt is free unless the task's policy counts it (then it is an ordinary failure).
-  const lost = input.type === 'attempt_lost' && !policy.countLost;
+  if ((t.state !== 'running' && t.state !== 'waiting') || t.attempt !== input.attempt) return;
+  if (t.wait?.kind === 'items' || t.wait?.kind === 'handler') return;
   const error: TaskError =
     input.type === 'attempt_lost'
       ? {
@@ -481,22 +825,206 @@ function onAttemptFailed(
           source: 'baton',
         }
       : input.error;
-  const task = id(run, input.task);
-  rec.emit({ type: 'attempt_failed', at: now, task, attempt: input.attempt, error, lost }, input.task);
+  attemptFailed(rec, input.task, error, input.type === 'attempt_lost');
+}
+
+/** One attempt ended in failure: retry it (unless `final`), or fail the task. */
+function attemptFailed(rec: Recorder, i: number, error: TaskError, wasLost: boolean, final = false): void {
+  const { run, now } = rec;
+  const t = taskRun(run, i);
+  const policy = spec(run, i).retry;
+  // A lost attempt is free unless the task's policy counts it (then it is an ordinary failure).
+  const lost = wasLost && !policy.countLost;
+  const task = id(run, i);
+  rec.emit({ type: 'attempt_failed', at: now, task, attempt: t.attempt, error, lost }, i);
   if (lost) {
-    rec.emit({ type: 'tasks_queued', at: now, tasks: [task] }, input.task);
-    rec.commands.push({ type: 'dispatch', task: input.task });
+    rec.emit({ type: 'tasks_queued', at: now, tasks: [task] }, i);
+    rec.commands.push({ type: 'dispatch', task: i });
     return;
   }
-  if (!run.cancelRequested && t.failures < policy.maxAttempts && isRetryableError(policy, error)) {
-    const delayMs = retryDelayMs(policy, t.failures, random);
+  if (!final && !run.cancelRequested && t.failures < policy.maxAttempts && isRetryableError(policy, error)) {
+    const delayMs = retryDelayMs(policy, t.failures, rec.random);
     const dueAt = now + delayMs;
-    rec.emit({ type: 'retry_scheduled', at: now, task, dueAt, delayMs }, input.task);
-    rec.commands.push({ type: 'arm_timer', task: input.task, dueAt });
+    rec.emit({ type: 'retry_scheduled', at: now, task, dueAt, delayMs }, i);
+    rec.commands.push({ type: 'arm_timer', task: i, dueAt });
     return;
   }
-  rec.emit({ type: 'task_failed', at: now, task, error }, input.task);
-  settle(rec, run.plan.graph.downstream[input.task] as readonly number[]);
+  failTask(rec, i, error);
+}
+
+function onParked(rec: Recorder, input: Extract<RunInput, { type: 'attempt_parked' }>): void {
+  const { run, now } = rec;
+  const i = input.task;
+  const t = taskRun(run, i);
+  if (t.state !== 'running' || t.attempt !== input.attempt) return;
+  const wait = input.wait;
+  if (wait.kind === 'timer' && wait.until <= now) {
+    succeed(rec, i, { until: wait.until });
+    return;
+  }
+  if (wait.kind === 'event') {
+    const signal = run.signals.find((s) => !s.consumed && signalMatches(wait, s));
+    if (signal) {
+      rec.emit(
+        { type: 'task_succeeded', at: now, task: id(run, i), attempt: t.attempt, output: signal.data, signal: signal.id },
+        i,
+      );
+      settle(rec, downstreamOf(run, i));
+      return;
+    }
+  }
+  rec.emit({ type: 'task_waiting', at: now, task: id(run, i), attempt: t.attempt, wait }, i);
+  const due = waitDue(wait);
+  if (due !== null) rec.commands.push({ type: 'arm_timer', task: i, dueAt: due });
+}
+
+function signalMatches(wait: Extract<Wait, { kind: 'event' }>, signal: RunSignal): boolean {
+  return signal.event === wait.event && (wait.key === null || signal.key === wait.key);
+}
+
+/** A durable timer fired: a retry is due, a sleep ended, or a wait timed out. */
+function onTimer(rec: Recorder, i: number): void {
+  const { run, now } = rec;
+  const t = taskRun(run, i);
+  if (t.state === 'retrying') {
+    rec.emit({ type: 'tasks_queued', at: now, tasks: [id(run, i)] }, i);
+    rec.commands.push({ type: 'dispatch', task: i });
+    return;
+  }
+  const wait = t.wait;
+  if (t.state !== 'waiting' || !wait || t.retryAt === null || t.retryAt > now) return;
+  switch (wait.kind) {
+    case 'timer':
+      succeed(rec, i, { until: wait.until });
+      return;
+    case 'event':
+      attemptFailed(
+        rec,
+        i,
+        {
+          code: 'WAIT_TIMEOUT',
+          message: `no event "${wait.event}"${wait.key === null ? '' : ` with key "${wait.key}"`} arrived in time`,
+          source: 'user',
+          hint: `Send it with: baton signal ${run.runId} ${wait.event} --data '<json>'`,
+        },
+        false,
+      );
+      return;
+    case 'approval':
+      attemptFailed(
+        rec,
+        i,
+        { code: 'APPROVAL_TIMEOUT', message: `nobody approved or rejected ${id(run, i)} in time`, source: 'user' },
+        false,
+      );
+      return;
+    case 'run':
+      rec.commands.push({ type: 'cancel_child', task: i, runId: wait.runId, reason: `${id(run, i)} timed out` });
+      attemptFailed(
+        rec,
+        i,
+        { code: 'TASK_TIMEOUT', message: `child run ${wait.runId} did not finish in time`, source: 'user' },
+        false,
+      );
+      return;
+    default:
+      return;
+  }
+}
+
+function onSignal(rec: Recorder, input: Extract<RunInput, { type: 'signal' }>): void {
+  const { run, now } = rec;
+  if (run.signals.some((s) => s.id === input.id)) return;
+  const { type: _type, ...signal } = input;
+  rec.emit({ type: 'signal_received', at: now, ...signal });
+  const received = run.signals[run.signals.length - 1] as RunSignal;
+  // Every task waiting for the event takes it; if none waits yet, it waits for the first that does.
+  for (let i = 0; i < run.tasks.length; i++) {
+    const t = run.tasks[i] as TaskRun;
+    if (t.state !== 'waiting' || t.wait?.kind !== 'event' || !signalMatches(t.wait, received)) continue;
+    rec.emit(
+      { type: 'task_succeeded', at: now, task: id(run, i), attempt: t.attempt, output: input.data, signal: input.id },
+      i,
+    );
+    settle(rec, downstreamOf(run, i));
+  }
+}
+
+function onDecision(rec: Recorder, input: Extract<RunInput, { type: 'decision' }>): void {
+  const { run, now } = rec;
+  const i = input.task;
+  const t = taskRun(run, i);
+  if (t.state !== 'waiting' || t.wait?.kind !== 'approval') return;
+  if (t.wait.approvers.length > 0 && !t.wait.approvers.includes(input.by)) return;
+  const task = id(run, i);
+  rec.emit({ type: 'approval_decided', at: now, task, approved: input.approved, by: input.by, comment: input.comment });
+  if (input.approved) {
+    succeed(rec, i, { approved: true, by: input.by, comment: input.comment, at: now });
+    return;
+  }
+  attemptFailed(
+    rec,
+    i,
+    {
+      code: 'APPROVAL_REJECTED',
+      kind: 'rejected',
+      message: `${input.by} rejected ${task}${input.comment ? `: ${input.comment}` : ''}`,
+      source: 'user',
+      details: { by: input.by, comment: input.comment },
+    },
+    false,
+    // A decision is not a fault: asking again would overrule the person who rejected it.
+    true,
+  );
+}
+
+function onChildFinished(rec: Recorder, input: Extract<RunInput, { type: 'child_finished' }>): void {
+  const { run } = rec;
+  const t = taskRun(run, input.task);
+  if (t.state !== 'waiting' || t.wait?.kind !== 'run' || t.wait.runId !== input.runId) return;
+  if (input.state === 'succeeded') {
+    succeed(rec, input.task, input.output);
+    return;
+  }
+  attemptFailed(
+    rec,
+    input.task,
+    {
+      code: 'SUBFLOW_FAILED',
+      message: `child run ${input.runId} ${input.state}${input.error ? `: ${input.error.message}` : ''}`,
+      source: 'user',
+      details: { runId: input.runId, state: input.state, ...(input.error ? { error: input.error } : {}) },
+    },
+    false,
+  );
+}
+
+/** Cancels task runs; their running attempts are aborted and child runs cancelled. */
+function cancelTasks(rec: Recorder, indexes: readonly number[], reason: string, benign: boolean): void {
+  const { run, now } = rec;
+  // A map takes its instances along, and a task waiting for its handler takes the handler.
+  const all = new Set<number>();
+  for (const i of indexes) {
+    const t = taskRun(run, i);
+    if (isTerminalTask(t.state)) continue;
+    all.add(i);
+    for (const d of descendantsOf(run, i)) all.add(d);
+    if (t.wait?.kind === 'handler') {
+      const handler = siblingIndex(run, i, t.wait.handler);
+      if (handler !== undefined) all.add(handler);
+    }
+  }
+  const open = [...all].filter((i) => !isTerminalTask(taskRun(run, i).state)).sort((a, b) => a - b);
+  if (open.length === 0) return;
+  for (const i of open) {
+    const t = taskRun(run, i);
+    if (t.state === 'running') rec.commands.push({ type: 'abort', task: i, attempt: t.attempt, reason });
+    if (t.wait?.kind === 'run') rec.commands.push({ type: 'cancel_child', task: i, runId: t.wait.runId, reason });
+  }
+  rec.emit(
+    { type: 'tasks_cancelled', at: now, tasks: open.map((i) => id(run, i)), reason, ...(benign ? { benign } : {}) },
+    ...open,
+  );
 }
 
 function onCancel(rec: Recorder, reason: string, task: number | undefined): void {
@@ -509,22 +1037,18 @@ function onCancel(rec: Recorder, reason: string, task: number | undefined): void
   const t = taskRun(run, task);
   if (isTerminalTask(t.state)) return;
   rec.emit({ type: 'cancel_requested', at: now, reason, task: id(run, task) });
-  if (t.state === 'running') rec.commands.push({ type: 'abort', task, attempt: t.attempt, reason });
-  rec.emit({ type: 'tasks_cancelled', at: now, tasks: [id(run, task)], reason }, task);
-  settle(rec, run.plan.graph.downstream[task] as readonly number[]);
+  cancelTasks(rec, [task], reason, false);
+  settle(rec, downstreamOf(run, task));
 }
 
+/** Cancels every open task but the `finally` ones, which run once the rest ended. */
 function cancelOpenTasks(rec: Recorder, reason: string): void {
   const { run } = rec;
-  const ids: string[] = [];
   const indexes: number[] = [];
   run.tasks.forEach((t, i) => {
-    if (isTerminalTask(t.state)) return;
-    if (t.state === 'running') rec.commands.push({ type: 'abort', task: i, attempt: t.attempt, reason });
-    ids.push(id(run, i));
-    indexes.push(i);
+    if (!isTerminalTask(t.state) && !(spec(run, i).finally && !instanceOf(run, i))) indexes.push(i);
   });
-  if (ids.length > 0) rec.emit({ type: 'tasks_cancelled', at: rec.now, tasks: ids, reason }, ...indexes);
+  cancelTasks(rec, indexes, reason, false);
 }
 
 function onRerun(rec: Recorder, input: Extract<RunInput, { type: 'rerun' }>): void {
@@ -532,37 +1056,58 @@ function onRerun(rec: Recorder, input: Extract<RunInput, { type: 'rerun' }>): vo
   if (!isTerminalRun(run.state)) {
     throw new BatonError('RUN_NOT_RETRYABLE', `run ${run.runId} is ${run.state}; only a finished run can be retried`);
   }
-  let reset: number[];
+  const set = new Set<number>();
   if (input.mode === 'failed') {
-    reset = [];
     run.tasks.forEach((t, i) => {
-      if (t.state !== 'succeeded') reset.push(i);
+      if (t.state !== 'succeeded' && !(t.state === 'cancelled' && t.benign)) set.add(i);
     });
   } else {
-    const set = new Set(input.tasks);
-    if (input.downstream) for (const d of downstreamClosure(run.plan.graph, input.tasks)) set.add(d);
-    reset = [...set].sort((a, b) => a - b);
+    for (const i of input.tasks) set.add(i);
+    if (input.downstream) {
+      const flowTasks = input.tasks.filter((i) => !instanceOf(run, i));
+      for (const d of downstreamClosure(run.plan.graph, flowTasks)) set.add(d);
+    }
+    // A reopened map runs all its items again; a reopened item reopens its map.
+    for (const i of [...set]) for (const d of descendantsOf(run, i)) set.add(d);
+    for (const i of [...set]) {
+      for (let p = instanceOf(run, i)?.parent; p !== undefined; p = instanceOf(run, p)?.parent) set.add(p);
+    }
   }
-  if (reset.length === 0) {
+  // `finally` tasks run again at the end of every attempt of the run.
+  run.plan.spec.tasks.forEach((s, i) => {
+    if (s.finally && set.size > 0) set.add(i);
+  });
+  if (set.size === 0) {
     throw new BatonError('RUN_NOT_RETRYABLE', `run ${run.runId} has no task to retry: every task succeeded`, {
       hint: 'Use --task <id> to run a succeeded task again.',
     });
   }
+  const reset = [...set].sort((a, b) => a - b);
   rec.emit({ type: 'run_retried', at: rec.now, tasks: reset.map((i) => id(run, i)) }, ...reset);
-  settle(rec, reset);
+  settle(
+    rec,
+    reset.filter((i) => !instanceOf(run, i)),
+  );
+}
+
+/** The trigger rule a task is evaluated with, and its quorum. */
+function ruleOf(s: TaskSpec): { rule: TriggerRule; k: number; cancelRest: boolean } {
+  if (s.race?.mode === 'first') return { rule: 'k_of_n', k: 1, cancelRest: true };
+  if (s.triggerRule === 'k_of_n' && s.quorum) return { rule: 'k_of_n', k: s.quorum.k, cancelRest: s.quorum.cancelRest };
+  return { rule: s.triggerRule, k: 1, cancelRest: false };
 }
 
 /**
  * Evaluates the trigger rules of the given tasks and, transitively, of the downstream
  * of every task this closes by a skip. Only tasks that changed are looked at: the ready
- * set is computed incrementally.
+ * set is computed incrementally. Handlers and `finally` tasks are never started here.
  */
 function settle(rec: Recorder, candidates: readonly number[]): void {
   const { run, now } = rec;
   if (run.cancelRequested || run.timedOut || run.state !== 'running') return;
   const queued: number[] = [];
   const skipped: SkippedTask[] = [];
-  const skippedIdx: number[] = [];
+  const quorumReached: number[] = [];
   // FIFO so that ready tasks are queued in declaration order.
   const work = [...candidates];
   for (let next = 0; next < work.length; next++) {
@@ -570,18 +1115,23 @@ function settle(rec: Recorder, candidates: readonly number[]): void {
     const t = run.tasks[i] as TaskRun;
     if (t.state !== 'pending') continue;
     const s = spec(run, i);
-    const up = run.plan.graph.upstream[i] as readonly number[];
-    const outcome = evaluateTriggerRule(s.triggerRule, {
-      total: up.length,
-      succeeded: t.upSucceeded,
-      failed: t.upFailed,
-      skipped: t.upSkipped,
-    });
+    if (s.handles !== undefined || (s.finally && !instanceOf(run, i))) continue;
+    const up = upstreamOf(run, i);
+    const counts = { total: up.length, succeeded: t.upSucceeded, failed: t.upFailed, skipped: t.upSkipped };
+    let { rule } = ruleOf(s);
+    const { k, cancelRest } = ruleOf(s);
+    let outcome = evaluateTriggerRule(rule, counts, k);
+    if (s.race && rule !== s.triggerRule && (outcome === 'skip' || outcome === 'upstream_failed')) {
+      // A 'first' race nobody won is still decided by its own rule (it fails RACE_NO_WINNER).
+      rule = s.triggerRule;
+      outcome = evaluateTriggerRule(rule, counts);
+    }
     if (outcome === 'wait') continue;
     if (outcome === 'run') {
       // Mark now so a task reached twice in this wave is queued once.
       t.state = 'queued';
       queued.push(i);
+      if (cancelRest && t.upSucceeded >= k) quorumReached.push(i);
       continue;
     }
     // A success is a reason for a skip only under the rules that wait for failures, and an
@@ -589,30 +1139,274 @@ function settle(rec: Recorder, candidates: readonly number[]): void {
     const successBlocks = s.triggerRule === 'all_failed' || s.triggerRule === 'one_failed';
     const culprits = up
       .filter((u) => {
-        const { state: us, upstreamFailed } = run.tasks[u] as TaskRun;
+        const ut = run.tasks[u] as TaskRun;
         return outcome === 'upstream_failed'
-          ? us === 'failed' || us === 'cancelled' || upstreamFailed
-          : (us === 'skipped' && !upstreamFailed) || (us === 'succeeded' && successBlocks);
+          ? countsAsFailed(ut, ut.state)
+          : (isTerminalTask(ut.state) && ut.state !== 'succeeded' && !countsAsFailed(ut, ut.state)) ||
+              (ut.state === 'succeeded' && successBlocks);
       })
       .map((u) => id(run, u));
     const skip: SkippedTask = {
       task: id(run, i),
-      reason: describeSkip(s.triggerRule, outcome, culprits),
+      reason: describeSkip(rule, outcome, culprits),
       upstreamFailed: outcome === 'upstream_failed',
     };
     // Apply at once: the downstream of this task is evaluated in the same wave.
     evolve(run, { type: 'tasks_skipped', at: now, tasks: [skip] });
     skipped.push(skip);
-    skippedIdx.push(i);
     rec.touched.add(i);
-    work.push(...(run.plan.graph.downstream[i] as readonly number[]));
+    work.push(...downstreamOf(run, i));
   }
   if (skipped.length > 0) rec.events.push({ type: 'tasks_skipped', at: now, tasks: skipped });
-  if (queued.length > 0) {
-    for (const i of queued) (run.tasks[i] as TaskRun).state = 'pending';
-    rec.emit({ type: 'tasks_queued', at: now, tasks: queued.map((i) => id(run, i)) }, ...queued);
-    for (const i of queued) rec.commands.push({ type: 'dispatch', task: i });
+  if (queued.length === 0) return;
+  for (const i of queued) (run.tasks[i] as TaskRun).state = 'pending';
+  rec.emit({ type: 'tasks_queued', at: now, tasks: queued.map((i) => id(run, i)) }, ...queued);
+  for (const i of quorumReached) {
+    const s = spec(run, i);
+    const reason = s.race ? `lost the race for ${id(run, i)}` : `not needed: ${id(run, i)} reached its quorum`;
+    const rest = upstreamOf(run, i).filter((u) => !isTerminalTask(taskRun(run, u).state));
+    cancelTasks(rec, rest, reason, true);
+    settle(
+      rec,
+      rest.flatMap((u) => downstreamOf(run, u)),
+    );
   }
+  for (const i of queued) {
+    // A race without a scoring function is decided here, from its branches' results.
+    if (spec(run, i).race && !spec(run, i).race?.score) resolveRace(rec, i);
+    else rec.commands.push({ type: 'dispatch', task: i });
+  }
+}
+
+/** Branches of a race: task runs by the ids it names. */
+function raceBranches(run: RunState, i: number): number[] {
+  const race = spec(run, i).race;
+  if (!race) return [];
+  return race.branches.flatMap((b) => {
+    const k = siblingIndex(run, i, b);
+    return k === undefined ? [] : [k];
+  });
+}
+
+function raceLosers(rec: Recorder, i: number, output: unknown): unknown[] {
+  const { run, now } = rec;
+  const winner = (output as { winner?: unknown } | null)?.winner;
+  return raceBranches(run, i)
+    .filter((b) => id(run, b) !== winner && spec(run, b).id !== winner)
+    .map((b) => {
+      const t = taskRun(run, b);
+      return {
+        task: id(run, b),
+        state: t.state,
+        runtimeMs: t.startedAt === null ? null : (t.endedAt ?? now) - t.startedAt,
+        ...(t.skipReason ? { reason: t.skipReason } : {}),
+      };
+    });
+}
+
+function resolveRace(rec: Recorder, i: number): void {
+  const { run, now } = rec;
+  const race = spec(run, i).race;
+  if (!race) return;
+  const branches = raceBranches(run, i);
+  const succeeded = branches.filter((b) => taskRun(run, b).state === 'succeeded');
+  let winner: number | undefined;
+  if (race.mode === 'first') {
+    winner = succeeded.reduce<number | undefined>(
+      (best, b) =>
+        best === undefined || (taskRun(run, b).endedAt ?? 0) < (taskRun(run, best).endedAt ?? 0) ? b : best,
+      undefined,
+    );
+  } else {
+    const order = race.priority ?? race.branches;
+    winner = order.map((b) => siblingIndex(run, i, b)).find((b) => b !== undefined && succeeded.includes(b));
+  }
+  rec.emit({ type: 'task_started', at: now, task: id(run, i), attempt: taskRun(run, i).attempt + 1 }, i);
+  if (winner === undefined) {
+    failTask(rec, i, {
+      code: 'RACE_NO_WINNER',
+      message: `no branch of race ${id(run, i)} succeeded`,
+      source: 'user',
+    });
+    return;
+  }
+  succeed(rec, i, { winner: spec(run, winner).id, output: taskRun(run, winner).output });
+}
+
+/** After a choice: its targets that were not selected are skipped. */
+function skipBranchesNotTaken(rec: Recorder, i: number, output: unknown): void {
+  const { run, now } = rec;
+  const choice = spec(run, i).choice;
+  if (!choice) return;
+  const raw = (output as { selected?: unknown } | null)?.selected;
+  const selected = new Set(Array.isArray(raw) ? raw.map(String) : []);
+  const chosen = [...selected].join(', ') || 'no branch';
+  const skips: SkippedTask[] = [];
+  const indexes: number[] = [];
+  for (const target of choice.targets) {
+    if (selected.has(target)) continue;
+    const k = siblingIndex(run, i, target);
+    if (k === undefined || taskRun(run, k).state !== 'pending') continue;
+    skips.push({ task: id(run, k), reason: `branch not taken: ${id(run, i)} chose ${chosen}`, upstreamFailed: false });
+    indexes.push(k);
+  }
+  if (skips.length === 0) return;
+  rec.emit({ type: 'tasks_skipped', at: now, tasks: skips }, ...indexes);
+  settle(
+    rec,
+    indexes.flatMap((k) => downstreamOf(run, k)),
+  );
+}
+
+/**
+ * Reacts to ends that other task runs wait for, until nothing is left: a map's items, a
+ * handler's target, a handler no longer needed, and the `finally` tasks once the rest of
+ * the run ended.
+ */
+function drain(rec: Recorder): void {
+  const { run } = rec;
+  for (;;) {
+    const next = run.followUps.values().next();
+    if (next.done) {
+      if (startFinally(rec)) continue;
+      return;
+    }
+    run.followUps.delete(next.value);
+    followUp(rec, next.value);
+  }
+}
+
+function followUp(rec: Recorder, i: number): void {
+  const { run, now } = rec;
+  const t = taskRun(run, i);
+  const s = spec(run, i);
+  if (t.map && t.state === 'waiting') pumpMap(rec, i);
+  if (s.handles !== undefined && isTerminalTask(t.state)) {
+    const target = siblingIndex(run, i, s.handles);
+    const tt = target === undefined ? undefined : taskRun(run, target);
+    if (target !== undefined && tt?.state === 'waiting' && tt.wait?.kind === 'handler') {
+      const recover = spec(run, target).onFailure?.recover === true;
+      if (t.state === 'succeeded' && recover) {
+        rec.emit(
+          {
+            type: 'task_succeeded',
+            at: now,
+            task: id(run, target),
+            attempt: tt.attempt,
+            output: t.output,
+            recoveredBy: id(run, i),
+          },
+          target,
+        );
+      } else {
+        rec.emit(
+          {
+            type: 'task_failed',
+            at: now,
+            task: id(run, target),
+            error: tt.error ?? { code: 'TASK_FAILED', message: 'failed', source: 'user' },
+            handledBy: id(run, i),
+          },
+          target,
+        );
+      }
+      settle(rec, downstreamOf(run, target));
+    }
+  }
+  if (s.onFailure && isTerminalTask(t.state)) {
+    const handler = siblingIndex(run, i, s.onFailure.handler);
+    if (handler !== undefined && taskRun(run, handler).state === 'pending') {
+      rec.emit(
+        {
+          type: 'tasks_skipped',
+          at: now,
+          tasks: [
+            { task: id(run, handler), reason: `not needed: ${id(run, i)} ended ${t.state}`, upstreamFailed: false },
+          ],
+        },
+        handler,
+      );
+    }
+  }
+}
+
+/** Starts a map's next items while its parallelism allows; ends the map after its last. */
+function pumpMap(rec: Recorder, i: number): void {
+  const { run, now } = rec;
+  const t = taskRun(run, i);
+  const m = t.map as MapProgress;
+  const mapSpec = spec(run, i).map as MapSpec;
+  const first = run.mapFirst.get(i) as number;
+  if (!run.cancelRequested && !run.timedOut) {
+    const limit = mapSpec.maxParallel ?? Number.POSITIVE_INFINITY;
+    const items: number[] = [];
+    for (let item = m.cursor; item < m.count && m.active + items.length < limit; item++) {
+      if (!m.started[item]) items.push(item);
+    }
+    if (items.length > 0) {
+      rec.emit({ type: 'map_items_started', at: now, task: id(run, i), items }, i);
+      const tasks: number[] = [];
+      for (const item of items) for (let k = 0; k < m.size; k++) tasks.push(first + item * m.size + k);
+      settle(rec, tasks);
+    }
+  }
+  if (m.ended < m.count || t.state !== 'waiting') return;
+  const outputs: unknown[] = [];
+  const failures: { index: number; item: unknown; error: TaskError | null }[] = [];
+  const values = run.mapItems.get(i) ?? [];
+  const sinks = templateGraph(mapSpec).downstream.flatMap((d, local) => (d.length === 0 ? [local] : []));
+  for (let item = 0; item < m.count; item++) {
+    const base = first + item * m.size;
+    if (m.itemFailed[item]) {
+      let error: TaskError | null = null;
+      for (let k = 0; k < m.size && !error; k++) {
+        const it = taskRun(run, base + k);
+        if (countsAsFailed(it, it.state)) error = it.error;
+      }
+      failures.push({ index: item, item: values[item], error });
+      continue;
+    }
+    if (!mapSpec.group) outputs.push(taskRun(run, base).output ?? null);
+    else if (sinks.length === 1) outputs.push(taskRun(run, base + (sinks[0] as number)).output ?? null);
+    else {
+      outputs.push(
+        Object.fromEntries(sinks.map((local) => [mapSpec.template[local]?.id, taskRun(run, base + local).output ?? null])),
+      );
+    }
+  }
+  if (mapSpec.onItemFailure === 'continue') {
+    succeed(rec, i, { results: outputs, failures });
+    return;
+  }
+  if (failures.length === 0) {
+    succeed(rec, i, outputs);
+    return;
+  }
+  const listed = failures
+    .slice(0, 5)
+    .map((f) => `#${f.index}${f.error ? ` (${f.error.code}: ${f.error.message})` : ''}`)
+    .join('; ');
+  failTask(rec, i, {
+    code: 'MAP_ITEM_FAILED',
+    message: `${failures.length} of ${m.count} item(s) of ${id(run, i)} failed: ${listed}${failures.length > 5 ? '; …' : ''}`,
+    source: 'user',
+    hint: 'Set on_item_failure: continue to hand the successes and the failures downstream instead.',
+    details: { failures: failures.slice(0, 100).map((f) => ({ index: f.index, error: f.error })) },
+  });
+}
+
+/** Queues the `finally` tasks once every other task ended. Returns true if it queued any. */
+function startFinally(rec: Recorder): boolean {
+  const { run, now } = rec;
+  if (run.finallyOpen === 0 || run.open !== run.finallyOpen || run.state !== 'running') return false;
+  const ready: number[] = [];
+  run.plan.spec.tasks.forEach((s, i) => {
+    if (s.finally && run.tasks[i]?.state === 'pending') ready.push(i);
+  });
+  if (ready.length === 0) return false;
+  rec.emit({ type: 'tasks_queued', at: now, tasks: ready.map((i) => id(run, i)) }, ...ready);
+  for (const i of ready) rec.commands.push({ type: 'dispatch', task: i });
+  return true;
 }
 
 function finishIfDone(rec: Recorder): void {
@@ -628,8 +1422,8 @@ function finishIfDone(rec: Recorder): void {
     rec.emit({ type: 'run_cancelled', at: now, reason: 'cancelled' });
   } else if (run.failedTasks > 0) {
     const named = (pick: (t: TaskRun) => boolean): string[] =>
-      run.tasks.flatMap((t, i) => (pick(t) ? [id(run, i)] : []));
-    const failed = named((t) => t.state === 'failed' || t.state === 'cancelled');
+      run.plan.spec.tasks.flatMap((_, i) => (pick(run.tasks[i] as TaskRun) ? [id(run, i)] : []));
+    const failed = named((t) => t.state === 'failed' || (t.state === 'cancelled' && !t.benign));
     // After a rerun without downstream, tasks skipped for an earlier upstream failure may
     // be the only failures left: name them rather than "0 task(s) failed".
     const blocked = failed.length > 0 ? [] : named((t) => t.state === 'skipped' && t.upstreamFailed);

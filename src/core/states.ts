@@ -18,6 +18,8 @@ export const TASK_STATES = {
   queued: 'queued',
   running: 'running',
   retrying: 'retrying',
+  /** Parked: a sleep, an event, an approval, a child run, or the items of a map. */
+  waiting: 'waiting',
   succeeded: 'succeeded',
   failed: 'failed',
   skipped: 'skipped',
@@ -48,5 +50,6 @@ export const TRIGGER_RULES = [
   'none_failed',
   'none_failed_min_one_success',
   'always',
+  'k_of_n',
 ] as const;
 export type TriggerRule = (typeof TRIGGER_RULES)[number];

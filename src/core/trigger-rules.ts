@@ -17,7 +17,8 @@ export interface UpstreamCounts {
 
 export type RuleOutcome = 'run' | 'wait' | 'skip' | 'upstream_failed';
 
-export function evaluateTriggerRule(rule: TriggerRule, c: UpstreamCounts): RuleOutcome {
+/** `k` is the quorum of the `k_of_n` rule (ignored by the others). */
+export function evaluateTriggerRule(rule: TriggerRule, c: UpstreamCounts, k = 1): RuleOutcome {
   const done = c.succeeded + c.failed + c.skipped;
   const allDone = done === c.total;
   if (c.total === 0) return 'run';
@@ -47,6 +48,12 @@ export function evaluateTriggerRule(rule: TriggerRule, c: UpstreamCounts): RuleO
       return c.succeeded > 0 ? 'run' : 'skip';
     case 'always':
       return 'run';
+    case 'k_of_n': {
+      if (c.succeeded >= k) return 'run';
+      // Still reachable while enough upstream tasks are open.
+      if (c.total - c.failed - c.skipped >= k) return 'wait';
+      return c.failed > 0 ? 'upstream_failed' : 'skip';
+    }
   }
 }
 
@@ -57,6 +64,7 @@ export function describeSkip(
   culprits: readonly string[],
 ): string {
   const names = culprits.slice(0, 5).join(', ') + (culprits.length > 5 ? `, … (${culprits.length} in all)` : '');
+  if (rule === 'k_of_n') return `quorum can no longer be reached: ${names} did not succeed`;
   if (outcome === 'upstream_failed') return `upstream failed: ${names} (trigger rule ${rule})`;
   return `upstream skipped or not matching trigger rule ${rule}: ${names}`;
 }

@@ -6,11 +6,13 @@
  */
 import { BatonError, isBatonError } from '../core/errors.js';
 import type { TaskError, TaskSpec } from '../core/model.js';
+import { errorKind } from '../core/model.js';
 import type { TaskFunction } from '../core/task-context.js';
 import { renderValue } from '../define/expression.js';
 import type { AttemptContext, ExecutorRegistry } from './executor.js';
 import { AttemptAbort } from './executor.js';
 import { collectReferences } from '../define/expression.js';
+import type { TaskRunExtras } from './run-scope.js';
 
 export type AttemptResult =
   { readonly status: 'succeeded'; readonly output: unknown } | { readonly status: 'failed'; readonly error: TaskError };
@@ -31,11 +33,16 @@ export interface AttemptInput {
   readonly resolveFunction: (taskId: string) => TaskFunction | undefined;
   readonly controller: AbortController;
   readonly writeLog: (stream: 'stdout' | 'stderr' | 'log', text: string) => void;
+  /** The task run's id, map item and handled error, when it is a map instance or a handler. */
+  readonly extras?: TaskRunExtras;
 }
 
 export interface AttemptLimits {
   readonly outputLimitBytes: number;
   readonly killGraceMs: number;
+  /** The engine's clock for the attempt timeout (a virtual clock in tests); default setTimeout. */
+  readonly setTimer?: (fn: () => void, ms: number) => unknown;
+  readonly clearTimer?: (handle: unknown) => void;
 }
 
 /** What a template reads as `tasks.<id>`: its state, and its output once it succeeded. */
@@ -70,8 +77,15 @@ export function templateScope(
   flow: string,
   params: Readonly<Record<string, unknown>>,
   tasks: Readonly<Record<string, TaskScope>>,
+  extras?: TaskRunExtras,
 ): Record<string, unknown> {
-  return { params, tasks, run: { id: runId, flow } };
+  const scope: Record<string, unknown> = { params, tasks, run: { id: runId, flow } };
+  if (extras?.map) {
+    scope.item = extras.map.item;
+    scope.map = extras.map;
+  }
+  if (extras?.error) scope.error = { ...extras.error, kind: errorKind(extras.error) };
+  return scope;
 }
 
 /** Renders a task's `with`; throws TASK_INPUT. */
@@ -89,9 +103,10 @@ export function toTaskError(error: unknown): TaskError {
     return { code: error.code, message: error.message, source: error.source, hint: error.hint };
   }
   if (error instanceof Error) {
-    const raw = (error as unknown as { code?: unknown }).code;
-    const code = typeof raw === 'string' ? raw : 'TASK_FAILED';
-    return { code, message: error.message || error.name, source: 'user' };
+    const { code: rawCode, kind: rawKind } = error as unknown as { code?: unknown; kind?: unknown };
+    const code = typeof rawCode === 'string' ? rawCode : 'TASK_FAILED';
+    const kind = typeof rawKind === 'string' ? { kind: rawKind } : {};
+    return { code, ...kind, message: error.message || error.name, source: 'user' };
   }
   return { code: 'TASK_FAILED', message: String(error), source: 'user' };
 }
@@ -142,7 +157,9 @@ export async function runAttempt(
   onBodyReturned: () => void = () => undefined,
 ): Promise<AttemptResult> {
   const { task, controller } = input;
-  let timeout: NodeJS.Timeout | undefined;
+  let timeout: unknown;
+  const setTimer = limits.setTimer ?? ((fn: () => void, ms: number) => setTimeout(fn, ms));
+  const clearTimer = limits.clearTimer ?? ((handle: unknown) => clearTimeout(handle as NodeJS.Timeout));
   try {
     const executor = executors.get(task.kind);
     if (!executor) {
@@ -155,6 +172,7 @@ export async function runAttempt(
       input.flow,
       input.params,
       input.scopeTasks ?? scopeFromUpstream(input.upstream),
+      input.extras,
     );
     const inputs = input.inputs ?? renderInputs(task, scope);
     const log = {
@@ -162,20 +180,24 @@ export async function runAttempt(
       warn: (m: string) => input.writeLog('log', `WARN ${m}`),
       error: (m: string) => input.writeLog('log', `ERROR ${m}`),
     };
+    const extras = input.extras;
+    const taskRunId = extras?.taskRunId ?? task.id;
     const context: AttemptContext = {
       runId: input.runId,
       flow: input.flow,
-      taskId: task.id,
+      taskId: taskRunId,
       attempt: input.attempt,
-      idempotencyKey: `${input.runId}/${task.id}/0`,
+      idempotencyKey: extras?.map ? `${input.runId}/${taskRunId}` : `${input.runId}/${task.id}/0`,
       params: input.params,
       inputs,
       upstream: input.upstream,
       signal: controller.signal,
       log,
+      ...(extras?.map ? { item: extras.map.item, mapIndex: extras.map.index } : {}),
+      ...(extras?.error ? { error: extras.error } : {}),
     };
     if (task.timeoutMs !== null) {
-      timeout = setTimeout(
+      timeout = setTimer(
         () =>
           controller.abort(
             new AttemptAbort('timeout', `attempt ${input.attempt} of ${task.id} timed out after ${task.timeoutMs} ms`),
@@ -202,6 +224,6 @@ export async function runAttempt(
     const reason = controller.signal.aborted ? controller.signal.reason : error;
     return { status: 'failed', error: toTaskError(reason) };
   } finally {
-    if (timeout) clearTimeout(timeout);
+    if (timeout !== undefined) clearTimer(timeout);
   }
 }

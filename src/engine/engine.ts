@@ -19,8 +19,9 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { BatonError } from '../core/errors.js';
 import type { TaskSpec } from '../core/model.js';
-import type { FlowPlan, RunCommand, RunEvent, RunInput, RunState } from '../core/run-machine.js';
+import type { FlowPlan, RunCommand, RunEvent, RunInput, RunState, Wait } from '../core/run-machine.js';
 import { decide, foldRun } from '../core/run-machine.js';
+import { specPathOf, taskIdOf, taskIndexOf, taskSpecOf } from '../core/run-topology.js';
 import type { RunStateName } from '../core/states.js';
 import { isTerminalRun } from '../core/states.js';
 import type {
@@ -36,8 +37,9 @@ import type {
 import type { ExecutorRegistry, TaskFunction } from './executor.js';
 import { AttemptAbort } from './executor.js';
 import type { AttemptResult } from './attempt-runner.js';
-import type { TaskScope } from './attempt-runner.js';
-import { referencedTasks, renderInputs, runAttempt, templateScope, toTaskError } from './attempt-runner.js';
+import { renderInputs, runAttempt, templateScope, toTaskError } from './attempt-runner.js';
+import { choiceSelection, isInlineKind, mapItems, parkingWait } from './inline-actions.js';
+import { extrasOf, scopeTasksOf, upstreamOutputsOf } from './run-scope.js';
 
 /** Where the engine gets a flow's code for a pinned version. */
 export interface ResolvedFlow {
@@ -66,6 +68,37 @@ export interface EngineFaults {
 
 export interface EngineClock {
   now(): number;
+  /**
+   * Calls `fn` once `ms` have passed on this clock. Durable timers of runs (retries,
+   * sleeps, waits, run and attempt timeouts) go through it, so that a virtual clock can
+   * jump over them; default `setTimeout`.
+   */
+  setTimer?(fn: () => void, ms: number): TimerHandle;
+  clearTimer?(handle: TimerHandle): void;
+}
+
+/** Whatever `EngineClock.setTimer` returns, handed back to `clearTimer`. */
+export type TimerHandle = unknown;
+
+/** A subflow task's request for its child run. */
+export interface ChildRunRequest {
+  readonly parentRunId: string;
+  /** The parent's task run id (`load`, or `load[3]` in a map). */
+  readonly parentTask: string;
+  readonly attempt: number;
+  readonly flow: string;
+  /** A pinned version of the child flow, or null for its current one. */
+  readonly version: string | null;
+  readonly params: Readonly<Record<string, unknown>>;
+}
+
+/** Creates child runs for subflow tasks; the application layer knows the flow catalog. */
+export interface ChildRunLauncher {
+  /**
+   * Creates the child run, or finds the one this attempt already created (one child per
+   * parent attempt, by dedupe key), and returns its id.
+   */
+  launch(request: ChildRunRequest): Promise<string>;
 }
 
 export interface EngineOptions {
@@ -106,6 +139,8 @@ export interface EngineOptions {
    * task queue for `baton worker` processes, and their outcomes come back from it.
    */
   readonly mode?: 'local' | 'dispatch';
+  /** Creates the child runs of subflow tasks; without it, a subflow task fails. */
+  readonly children?: ChildRunLauncher;
 }
 
 interface RunningAttempt {
@@ -128,6 +163,8 @@ interface Pending {
   dispatches: TaskDispatch[];
   harvested: string[];
   cancels: { task: number; attempt: number }[];
+  /** Attempts the engine carries out itself once their start is committed. */
+  inline: { task: number; attempt: number }[];
 }
 
 interface ActiveRun {
@@ -136,10 +173,12 @@ interface ActiveRun {
   readonly flow: ResolvedFlow;
   readonly params: Readonly<Record<string, unknown>>;
   readonly running: Map<number, RunningAttempt>;
-  readonly timers: Map<number, NodeJS.Timeout>;
+  readonly timers: Map<number, TimerHandle>;
   readonly withTimer: Set<number>;
+  /** Subflow tasks waiting for their child run: task index → child run id. */
+  readonly children: Map<number, string>;
   pending: Pending;
-  runTimer?: NodeJS.Timeout;
+  runTimer?: TimerHandle;
   finished: boolean;
   readonly done: Promise<RunStateName>;
   resolveDone: (state: RunStateName) => void;
@@ -162,6 +201,7 @@ function emptyPending(): Pending {
     dispatches: [],
     harvested: [],
     cancels: [],
+    inline: [],
   };
 }
 
@@ -191,6 +231,7 @@ export class Engine {
   private readonly resolvedFlows = new Map<string, Promise<ResolvedFlow>>();
   private readonly inbox: { run: ActiveRun; input: RunInput; requestId?: number; harvestedId?: string }[] = [];
   private readonly mode: 'local' | 'dispatch';
+  private readonly childLauncher: ChildRunLauncher | undefined;
   /** Queue rows handed to the run machine and not yet deleted by a commit. */
   private readonly harvesting = new Set<string>();
   private harvestRunning = false;
@@ -199,6 +240,8 @@ export class Engine {
   private readonly ready = new Map<string, ReadyItem[]>();
   private readonly poolUse = new Map<string, number>();
   private runningCount = 0;
+  /** Engine actions (map lists, waits, child launches) started and not yet submitted. */
+  private inlineInFlight = 0;
   private flushScheduled = false;
   private flushing: Promise<void> | null = null;
   private commitBackoffMs = 0;
@@ -232,6 +275,7 @@ export class Engine {
     this.diagnostic = options.onDiagnostic ?? (() => undefined);
     this.onCommitted = options.onCommitted;
     this.mode = options.mode ?? 'local';
+    this.childLauncher = options.children;
   }
 
   /** Runs this process currently owns. */
@@ -400,6 +444,7 @@ export class Engine {
       if (this.runs.size > 0) {
         const requests = await this.store.pendingRequests([...this.runs.keys()]);
         for (const r of requests) this.acceptRequest(r);
+        await this.checkChildren();
       }
       await this.claimNew();
     } catch (error) {
@@ -440,13 +485,43 @@ export class Engine {
   private acceptRequest(request: RunRequest): void {
     const run = this.runs.get(request.runId);
     if (!run || run.finished) return;
-    const reason = typeof request.payload.reason === 'string' ? request.payload.reason : 'cancelled by user';
-    if (request.kind === 'cancel') {
-      this.submit(run, { type: 'cancel', reason }, request.id);
-    } else {
-      const task = run.state.plan.graph.indexOf.get(String(request.payload.task));
-      if (task !== undefined) this.submit(run, { type: 'cancel', reason, task }, request.id);
+    const input = requestInput(run.state, request);
+    // A request naming a task the run does not have is answered (deleted) without effect.
+    this.submit(run, input ?? { type: 'retry_due', task: -1 }, request.id);
+  }
+
+  /** Subflow tasks whose child run ended: hands the child's outcome to the parent. */
+  private async checkChildren(): Promise<void> {
+    for (const run of [...this.runs.values()]) {
+      for (const [task, childId] of [...run.children]) {
+        if (run.finished) break;
+        const child = await this.store.getRun(childId);
+        if (!child || !isTerminalRun(child.state)) continue;
+        run.children.delete(task);
+        const output = child.state === 'succeeded' ? await this.childOutput(childId, child.flow, child.version) : null;
+        this.submit(run, {
+          type: 'child_finished',
+          task,
+          runId: childId,
+          state: child.state,
+          output,
+          error: child.error,
+        });
+      }
     }
+  }
+
+  /** A child run's result: the outputs of its last tasks (those nothing depends on), by id. */
+  private async childOutput(runId: string, flow: string, version: string): Promise<Record<string, unknown>> {
+    const plan = await this.flows.plan(flow, version);
+    const rows = await this.store.getTaskRuns(runId);
+    const out: Record<string, unknown> = {};
+    plan.spec.tasks.forEach((spec, i) => {
+      const row = rows[i];
+      if ((plan.graph.downstream[i]?.length ?? 0) > 0 || spec.finally || spec.handles !== undefined) return;
+      if (row?.state === 'succeeded') out[spec.id] = row.output;
+    });
+    return out;
   }
 
   /** Measures the offset to the database clock, halving the round trip. */
@@ -504,6 +579,7 @@ export class Engine {
       running: new Map(),
       timers: new Map(),
       withTimer: new Set(),
+      children: new Map(),
       pending: emptyPending(),
       finished: false,
       done,
@@ -516,15 +592,20 @@ export class Engine {
     } else {
       const now = this.clock.now();
       state.tasks.forEach((t, i) => {
+        const inline = isInlineKind(taskSpecOf(state, i));
+        // An attempt the engine carries out itself is simply carried out again: it is
+        // idempotent (a subflow finds the child its attempt already made).
+        if (t.state === 'running' && inline) run.pending.inline.push({ task: i, attempt: t.attempt });
         // A remote attempt may still be alive in a worker: its outcome (or its lapsed claim)
         // comes back through the queue. A local one died with the process that ran it.
-        if (t.state === 'running' && this.mode === 'dispatch') this.occupySlot(run, i, t.attempt);
+        else if (t.state === 'running' && this.mode === 'dispatch') this.occupySlot(run, i, t.attempt);
         else if (t.state === 'running') this.submit(run, { type: 'attempt_lost', task: i, attempt: t.attempt });
-        else if (t.state === 'queued') this.enqueueReady(run, i);
-        else if (t.state === 'retrying' && t.retryAt !== null) {
+        else if (t.state === 'queued') this.dispatchTask(run, i, now);
+        else if ((t.state === 'retrying' || t.state === 'waiting') && t.retryAt !== null) {
           run.withTimer.add(i);
           this.armTimer(run, i, t.retryAt - now);
         }
+        if (t.state === 'waiting' && t.wait?.kind === 'run') run.children.set(i, t.wait.runId);
       });
       this.scheduleFlush();
     }
@@ -614,13 +695,13 @@ export class Engine {
     if (timeoutMs === null) return;
     const startedAt = run.state.startedAt ?? this.clock.now();
     const delay = Math.max(0, startedAt + timeoutMs - this.clock.now());
-    run.runTimer = setTimeout(() => this.submit(run, { type: 'run_timeout' }), delay);
+    run.runTimer = this.setTimer(() => this.submit(run, { type: 'run_timeout' }), delay);
   }
 
   private armTimer(run: ActiveRun, task: number, delayMs: number): void {
     const existing = run.timers.get(task);
-    if (existing) clearTimeout(existing);
-    const timer = setTimeout(
+    if (existing) this.clearTimer(existing);
+    const timer = this.setTimer(
       () => {
         run.timers.delete(task);
         const dueAt = run.state.tasks[task]?.retryAt ?? null;
@@ -636,6 +717,46 @@ export class Engine {
       Math.min(Math.max(0, delayMs), 2 ** 31 - 1),
     );
     run.timers.set(task, timer);
+  }
+
+  private setTimer(fn: () => void, ms: number): TimerHandle {
+    return this.clock.setTimer ? this.clock.setTimer(fn, ms) : setTimeout(fn, ms);
+  }
+
+  private clearTimer(handle: TimerHandle): void {
+    if (this.clock.clearTimer) this.clock.clearTimer(handle);
+    else clearTimeout(handle as NodeJS.Timeout);
+  }
+
+  /**
+   * Delivers an input to a run this engine owns (tests and embedders); false if it does
+   * not own the run. Signals and decisions from other processes arrive as requests.
+   */
+  send(runId: string, input: RunInput): boolean {
+    const run = this.runs.get(runId);
+    if (!run || run.finished) return false;
+    this.submit(run, input);
+    return true;
+  }
+
+  /** Looks for requests and finished child runs now, rather than at the next poll. */
+  async pollNow(): Promise<void> {
+    await this.poll();
+  }
+
+  /**
+   * True when nothing moves without the outside world or a timer: no attempt body runs,
+   * no commit is pending, no engine action is in flight.
+   */
+  isIdle(): boolean {
+    return (
+      this.runningCount === 0 &&
+      !this.flushScheduled &&
+      !this.flushing &&
+      this.inbox.length === 0 &&
+      this.inlineInFlight === 0 &&
+      [...this.ready.values()].every((q) => q.length === 0)
+    );
   }
 
   private submit(run: ActiveRun, input: RunInput, requestId?: number, harvestedId?: string): void {
@@ -693,7 +814,7 @@ export class Engine {
       for (const t of decision.touched) p.touched.add(t);
       if (requestId !== undefined) p.answered.push(requestId);
       for (const c of decision.commands) {
-        if (c.type === 'dispatch') this.enqueueReady(run, c.task);
+        if (c.type === 'dispatch') this.dispatchTask(run, c.task, now);
         else p.commands.push(c);
       }
     }
@@ -732,6 +853,11 @@ export class Engine {
         continue;
       }
       if (this.onCommitted && pending.events.length > 0) this.onCommitted(run.lease.runId, pending.events);
+      for (const i of pending.touched) {
+        const wait = run.state.tasks[i]?.wait;
+        if (run.state.tasks[i]?.state === 'waiting' && wait?.kind === 'run') run.children.set(i, wait.runId);
+        else run.children.delete(i);
+      }
       this.act(run, pending);
     }
   }
@@ -765,11 +891,106 @@ export class Engine {
   /** Carries out what a committed batch asked for. */
   private act(run: ActiveRun, pending: Pending): void {
     if (this.mode === 'local') for (const s of pending.starts) this.startAttempt(run, s.task, s.attempt);
+    for (const a of pending.inline) void this.performInline(run, a.task, a.attempt);
     const now = this.clock.now();
     for (const c of pending.commands) {
       if (c.type === 'arm_timer') this.armTimer(run, c.task, c.dueAt - now);
       else if (c.type === 'abort') this.abortAttempt(run, c.task, c.attempt, c.reason);
+      else if (c.type === 'cancel_child') void this.cancelChild(c.runId, c.reason);
       else if (c.type === 'finished') void this.finish(run, c.state);
+    }
+  }
+
+  /** Queues a ready task for a slot, or starts at once what the engine carries out itself. */
+  private dispatchTask(run: ActiveRun, task: number, now: number): void {
+    if (!isInlineKind(taskSpecOf(run.state, task))) {
+      this.enqueueReady(run, task);
+      return;
+    }
+    const decision = decide(run.state, { type: 'attempt_started', task }, now, this.random);
+    if (decision.events.length === 0) return;
+    for (const e of decision.events) run.pending.events.push(e);
+    run.pending.touched.add(task);
+    run.pending.inline.push({ task, attempt: run.state.tasks[task]?.attempt ?? 1 });
+    this.scheduleFlush();
+  }
+
+  /** Carries out a map, a choice by rules, or a parking task: one input for the machine. */
+  private async performInline(run: ActiveRun, task: number, attempt: number): Promise<void> {
+    const state = run.state;
+    const spec = taskSpecOf(state, task);
+    const scope = templateScope(
+      run.lease.runId,
+      state.plan.spec.name,
+      run.params,
+      scopeTasksOf(state, task),
+      extrasOf(state, task),
+    );
+    const now = this.clock.now();
+    let input: RunInput;
+    this.inlineInFlight++;
+    try {
+      if (spec.kind === 'map') {
+        input = { type: 'map_items', task, attempt, items: mapItems(spec, scope) };
+      } else if (spec.kind === 'choice') {
+        input = { type: 'attempt_succeeded', task, attempt, output: { selected: choiceSelection(spec, scope) } };
+      } else if (spec.kind === 'subflow') {
+        const wait: Wait = {
+          kind: 'run',
+          runId: await this.launchChild(run, task, attempt, spec, scope),
+          timeoutAt: spec.timeoutMs === null ? null : now + spec.timeoutMs,
+        };
+        input = { type: 'attempt_parked', task, attempt, wait };
+      } else {
+        input = { type: 'attempt_parked', task, attempt, wait: parkingWait(spec, scope, now) };
+      }
+    } catch (error) {
+      input = { type: 'attempt_failed', task, attempt, error: toTaskError(error) };
+    } finally {
+      this.inlineInFlight--;
+    }
+    this.submit(run, input);
+  }
+
+  private async launchChild(
+    run: ActiveRun,
+    task: number,
+    attempt: number,
+    spec: TaskSpec,
+    scope: Readonly<Record<string, unknown>>,
+  ): Promise<string> {
+    if (!this.childLauncher) {
+      throw new BatonError('SUBFLOW_FAILED', `task ${spec.id}: this process cannot start child runs`, {
+        hint: 'Run the flow through the baton CLI, which knows the flow catalog.',
+      });
+    }
+    const childId = await this.childLauncher.launch({
+      parentRunId: run.lease.runId,
+      parentTask: taskIdOf(run.state, task),
+      attempt,
+      flow: String(spec.config.flow),
+      version: typeof spec.config.version === 'string' ? spec.config.version : null,
+      params: renderInputs(spec, scope),
+    });
+    // A worker-mode engine claims the child like any queued run; otherwise this process runs it.
+    if (this.workerMode) void this.claimNew();
+    else {
+      this.execute(childId).catch((error: unknown) =>
+        this.diagnostic(`child run ${childId}: ${(error as Error).message}`),
+      );
+    }
+    return childId;
+  }
+
+  private async cancelChild(runId: string, reason: string): Promise<void> {
+    try {
+      const child = await this.store.getRun(runId);
+      if (!child || isTerminalRun(child.state)) return;
+      const local = this.runs.get(runId);
+      if (local) this.submit(local, { type: 'cancel', reason: `parent: ${reason}` });
+      else await this.store.addRequest(runId, 'cancel', { reason: `parent: ${reason}` });
+    } catch (error) {
+      this.diagnostic(`cancel of child run ${runId} failed: ${(error as Error).message}`);
     }
   }
 
@@ -790,8 +1011,8 @@ export class Engine {
 
   private async finish(run: ActiveRun, state: RunStateName): Promise<void> {
     run.finished = true;
-    if (run.runTimer) clearTimeout(run.runTimer);
-    for (const t of run.timers.values()) clearTimeout(t);
+    if (run.runTimer) this.clearTimer(run.runTimer);
+    for (const t of run.timers.values()) this.clearTimer(t);
     this.removeReady(run);
     // Local bodies still running (being killed) keep their slots until they exit; remote
     // attempts were cancelled through the queue and free theirs now.
@@ -809,8 +1030,8 @@ export class Engine {
   private dropRun(run: ActiveRun, reason: string, asError: boolean): void {
     if (run.finished) return;
     run.finished = true;
-    if (run.runTimer) clearTimeout(run.runTimer);
-    for (const t of run.timers.values()) clearTimeout(t);
+    if (run.runTimer) this.clearTimer(run.runTimer);
+    for (const t of run.timers.values()) this.clearTimer(t);
     for (const a of [...run.running.values()]) {
       if (a.bodyStarted && this.mode === 'local') a.controller.abort(new AttemptAbort('lease_lost', reason));
       else this.releaseSlot(run, a.task);
@@ -825,7 +1046,7 @@ export class Engine {
   }
 
   private poolOf(run: ActiveRun, task: number): string {
-    return (run.state.plan.spec.tasks[task] as TaskSpec).pool ?? '';
+    return taskSpecOf(run.state, task).pool ?? '';
   }
 
   private enqueueReady(run: ActiveRun, task: number): void {
@@ -894,41 +1115,15 @@ export class Engine {
     this.poolUse.set(pool, (this.poolUse.get(pool) ?? 1) - 1);
   }
 
-  /** Upstream outputs of a task, from the run's state. */
-  private upstreamOf(run: ActiveRun, task: number): Record<string, unknown> {
-    const upstream: Record<string, unknown> = {};
-    for (const u of run.state.plan.graph.upstream[task] as readonly number[]) {
-      const ut = run.state.tasks[u];
-      if (ut?.state === 'succeeded') upstream[run.state.plan.graph.ids[u] as string] = ut.output;
-    }
-    return upstream;
-  }
-
-  /** `tasks.<id>` for templates: direct upstream tasks and any task the templates name. */
-  private scopeTasksOf(run: ActiveRun, task: number): Record<string, TaskScope> {
-    const out: Record<string, TaskScope> = {};
-    const graph = run.state.plan.graph;
-    const add = (i: number) => {
-      const t = run.state.tasks[i];
-      if (!t) return;
-      out[graph.ids[i] as string] = t.state === 'succeeded' ? { state: t.state, output: t.output } : { state: t.state };
-    };
-    for (const u of graph.upstream[task] as readonly number[]) add(u);
-    for (const id of referencedTasks(run.state.plan.spec.tasks[task] as TaskSpec)) {
-      const i = graph.indexOf.get(id);
-      if (i !== undefined && !(id in out)) add(i);
-    }
-    return out;
-  }
-
   /** Puts an attempt on the task queue with everything a worker needs but the code. */
   private prepareDispatch(run: ActiveRun, task: number, attempt: number): void {
-    const spec = run.state.plan.spec.tasks[task] as TaskSpec;
-    const upstream = this.upstreamOf(run, task);
-    const tasks = this.scopeTasksOf(run, task);
+    const spec = taskSpecOf(run.state, task);
+    const upstream = upstreamOutputsOf(run.state, task);
+    const tasks = scopeTasksOf(run.state, task);
+    const extras = extrasOf(run.state, task);
     let inputs: Record<string, unknown>;
     try {
-      inputs = renderInputs(spec, templateScope(run.lease.runId, run.state.plan.spec.name, run.params, tasks));
+      inputs = renderInputs(spec, templateScope(run.lease.runId, run.state.plan.spec.name, run.params, tasks, extras));
     } catch (error) {
       // Nothing to hand out: the attempt fails here, right after its start is committed.
       const failure = toTaskError(error);
@@ -937,10 +1132,10 @@ export class Engine {
     }
     run.pending.dispatches.push({
       task,
-      taskId: spec.id,
+      taskId: extras.taskRunId,
       attempt,
       labels: spec.labels ?? [],
-      payload: { params: run.params, inputs, upstream, tasks },
+      payload: { params: run.params, inputs, upstream, tasks, extras, specPath: specPathOf(run.state, task) },
     });
   }
 
@@ -948,7 +1143,8 @@ export class Engine {
     const running = run.running.get(task);
     if (!running || running.attempt !== attempt) return;
     running.bodyStarted = true;
-    const spec = run.state.plan.spec.tasks[task] as TaskSpec;
+    const spec = taskSpecOf(run.state, task);
+    const extras = extrasOf(run.state, task);
     const controller = running.controller;
     const settle = (result: AttemptResult) => {
       if (!run.running.has(task) || run.running.get(task) !== running) return;
@@ -973,14 +1169,20 @@ export class Engine {
         task: spec,
         attempt,
         params: run.params,
-        upstream: this.upstreamOf(run, task),
-        scopeTasks: this.scopeTasksOf(run, task),
+        upstream: upstreamOutputsOf(run.state, task),
+        scopeTasks: scopeTasksOf(run.state, task),
+        extras,
         flowDir: run.flow.flowDir,
         resolveFunction: run.flow.resolveFunction,
         controller,
-        writeLog: (stream, text) => this.writeLog(run, running, spec.id, stream, text),
+        writeLog: (stream, text) => this.writeLog(run, running, extras.taskRunId, stream, text),
       },
-      { outputLimitBytes: this.outputLimit, killGraceMs: this.killGraceMs },
+      {
+        outputLimitBytes: this.outputLimit,
+        killGraceMs: this.killGraceMs,
+        setTimer: (fn, ms) => this.setTimer(fn, ms),
+        clearTimer: (handle) => this.clearTimer(handle),
+      },
       () => this.faults?.crashPoint('after_body'),
     ).then(settle);
   }
@@ -1004,8 +1206,42 @@ export class Engine {
   }
 }
 
+/** What a request left for a run's owner asks of the run machine; null if it names nothing the run has. */
+function requestInput(state: RunState, request: RunRequest): RunInput | null {
+  const payload = request.payload;
+  const text = (key: string): string | null => (typeof payload[key] === 'string' ? (payload[key] as string) : null);
+  const reason = text('reason') ?? 'cancelled by user';
+  const task = text('task') === null ? undefined : taskIndexOf(state, text('task') as string);
+  switch (request.kind) {
+    case 'cancel':
+      return { type: 'cancel', reason };
+    case 'cancel_task':
+      return task === undefined ? null : { type: 'cancel', reason, task };
+    case 'signal':
+      return {
+        type: 'signal',
+        id: text('id') ?? `request-${request.id}`,
+        event: text('event') ?? '',
+        key: text('key'),
+        data: payload.data ?? null,
+        by: text('by'),
+      };
+    case 'approval':
+      return task === undefined
+        ? null
+        : {
+            type: 'decision',
+            task,
+            approved: payload.approved === true,
+            by: text('by') ?? 'unknown',
+            comment: text('comment'),
+          };
+  }
+}
+
 function hasPending(p: Pending): boolean {
   return (
+    p.inline.length > 0 ||
     p.events.length > 0 ||
     p.logs.length > 0 ||
     p.starts.length > 0 ||
@@ -1027,6 +1263,7 @@ function mergePending(older: Pending, newer: Pending): Pending {
     dispatches: [...older.dispatches, ...newer.dispatches],
     harvested: [...older.harvested, ...newer.harvested],
     cancels: [...older.cancels, ...newer.cancels],
+    inline: [...older.inline, ...newer.inline],
   };
 }
 
@@ -1039,6 +1276,7 @@ function taskPatch(state: RunState, i: number): TaskRunPatch {
   if (!t) throw new Error(`no task #${i}`);
   return {
     index: i,
+    taskId: taskIdOf(state, i),
     state: t.state,
     attempts: t.attempt,
     startedAt: t.startedAt,

@@ -13,6 +13,8 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { TaskSpec } from '../core/model.js';
+import { specAtPath } from '../core/run-topology.js';
+import type { TaskRunExtras } from './run-scope.js';
 import type { ClaimedTask, LogLine, Store, TaskCompletion } from '../store/store.js';
 import { runAttempt } from './attempt-runner.js';
 import type { AttemptResult, TaskScope } from './attempt-runner.js';
@@ -180,20 +182,27 @@ export class TaskWorker {
       const e = error as { code?: string; message: string };
       return { status: 'failed', error: { code: e.code ?? 'DEF_LOAD', message: e.message, source: 'user' } };
     }
+    const payload = claim.payload as {
+      params?: Record<string, unknown>;
+      inputs?: Record<string, unknown>;
+      upstream?: Record<string, unknown>;
+      tasks?: Record<string, TaskScope>;
+      extras?: TaskRunExtras;
+      specPath?: number[];
+    };
+    // Map instances are found by their path in the plan; flow tasks by id.
     const index = flow.plan.graph.indexOf.get(claim.taskId);
-    const task = index === undefined ? undefined : (flow.plan.spec.tasks[index] as TaskSpec);
+    const task: TaskSpec | undefined = payload.specPath
+      ? specAtPath(flow.plan, payload.specPath)
+      : index === undefined
+        ? undefined
+        : flow.plan.spec.tasks[index];
     if (!task) {
       return {
         status: 'failed',
         error: { code: 'TASK_NOT_FOUND', message: `flow ${claim.flow} has no task ${claim.taskId}`, source: 'baton' },
       };
     }
-    const payload = claim.payload as {
-      params?: Record<string, unknown>;
-      inputs?: Record<string, unknown>;
-      upstream?: Record<string, unknown>;
-      tasks?: Record<string, TaskScope>;
-    };
     return runAttempt(
       this.o.executors,
       {
@@ -205,6 +214,7 @@ export class TaskWorker {
         upstream: payload.upstream ?? {},
         inputs: payload.inputs ?? {},
         ...(payload.tasks ? { scopeTasks: payload.tasks } : {}),
+        ...(payload.extras ? { extras: payload.extras } : {}),
         flowDir: flow.flowDir,
         resolveFunction: flow.resolveFunction,
         controller,

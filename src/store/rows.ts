@@ -59,6 +59,8 @@ export function createRowMappers(json: (value: unknown) => unknown): RowMappers 
       maxActiveRuns: num(row.max_active_runs),
       priority: Number(row.priority ?? 0),
       triggerId: text(row.trigger_id),
+      parentRunId: text(row.parent_run_id),
+      parentTask: text(row.parent_task),
     }),
     toTaskRun: (row) => ({
       runId: row.run_id as string,
@@ -70,7 +72,10 @@ export function createRowMappers(json: (value: unknown) => unknown): RowMappers 
       endedAt: num(row.ended_at),
       skipReason: text(row.skip_reason),
       // NULL means no output yet; a JSON null output is stored as the JSON value null.
-      output: row.output === null || row.output === undefined ? undefined : json(row.output),
+      // PostgreSQL decodes both to null, so its reader adds `has_output` to tell them apart.
+      output: (row.has_output === undefined ? row.output !== null && row.output !== undefined : bool(row.has_output))
+        ? json(row.output)
+        : undefined,
       error: json(row.error) as TaskError | null,
     }),
     toTrigger: (row) => ({

@@ -6,7 +6,8 @@
  * Invariants every implementation keeps:
  * - `commit` appends a run's events and updates its derived rows (run, task runs, timers,
  *   logs) in one transaction, and only if the caller's lease epoch is still the run's
- *   epoch (fencing): a process that lost a run can never write to it again.
+ *   epoch (fencing): a process that lost a run can never write to it again. Task runs a
+ *   run grows while it runs (map items) are created by the same commits.
  * - `claimRun`/`claimRuns` hand a run to one owner at a time, with a lease measured on
  *   the database clock; each claim increments the epoch.
  * - Driver errors never escape: they become BatonErrors with STORE_* codes.
@@ -41,12 +42,17 @@ export interface RunRecord {
   readonly owner: string | null;
   readonly epoch: number;
   readonly leaseUntil: number | null;
+  /** Task runs of the run, counting those a commit created at run time (one per map item). */
   readonly taskCount: number;
   readonly maxActiveRuns: number | null;
   /** Claim order among queued runs: higher first; backfills use -1. */
   readonly priority: number;
   /** What created the run: a trigger (`<flow>/<name>`), a backfill (`<flow>/<name>#backfill-<id>`), or null. */
   readonly triggerId: string | null;
+  /** The run whose task started this one (a subflow), or null for a top-level run. */
+  readonly parentRunId: string | null;
+  /** The id of that task in the parent run; null when `parentRunId` is. */
+  readonly parentTask: string | null;
 }
 
 export interface TaskRunRecord {
@@ -80,6 +86,12 @@ export interface NewRun {
   readonly triggerId?: string | null;
   /** Claim order among queued runs: higher first. Backfills use -1. Default 0. */
   readonly priority?: number;
+  /**
+   * The run and task that started this run (a subflow). Give such a run a dedupe key
+   * derived from both, so that a parent which crashed before recording the child finds it
+   * again instead of starting a second one.
+   */
+  readonly parent?: { readonly runId: string; readonly task: string };
 }
 
 /** A trigger as the store keeps it: its definition, whether it is paused, and its cursor. */
@@ -210,9 +222,14 @@ export interface RunPatch {
   readonly error: TaskError | null;
 }
 
-/** The snapshot of one task run row after a batch. */
+/**
+ * The snapshot of one task run row after a batch. A commit creates the row if the run has
+ * none at `index` yet (task runs made at run time, e.g. one per map item) and overwrites it
+ * otherwise; `taskId` is recorded only when the row is created.
+ */
 export interface TaskRunPatch {
   readonly index: number;
+  readonly taskId: string;
   readonly state: TaskStateName;
   readonly attempts: number;
   readonly startedAt: number | null;
@@ -237,6 +254,7 @@ export interface StoredLogLine extends LogLine {
 
 /** Durable timers (retry backoff today; sleeps and schedules later). */
 export interface TimerChange {
+  /** The task run's index, including one a commit creates (in the same commit or before). */
   readonly task: number;
   /** Due time in ms, or null to clear the timer. */
   readonly dueAt: number | null;
@@ -331,12 +349,18 @@ export interface CommitResult {
 export interface RunFilter {
   readonly flow?: string;
   readonly state?: RunStateName;
+  /** Only the runs started by this run's tasks (its subflows). */
+  readonly parentRunId?: string;
   readonly limit?: number;
 }
 
-export type RunRequestKind = 'cancel' | 'cancel_task';
+/**
+ * `cancel` (the run) and `cancel_task` from users and overlap policies; `signal` (an event a
+ * waiting task listens for) and `approval` (a decision on an approval task) wake waiting tasks.
+ */
+export type RunRequestKind = 'cancel' | 'cancel_task' | 'signal' | 'approval';
 
-/** A request addressed to whichever process owns a run (e.g. cancel from the CLI). */
+/** A request addressed to whichever process owns a run (e.g. cancel from the CLI); its payload is JSON. */
 export interface RunRequest {
   readonly id: number;
   readonly runId: string;

@@ -25,6 +25,7 @@ export function referenceRule(rule: TriggerRule, ups: readonly Upstream[]): Rule
       return every('failed') ? 'run' : 'wait';
     case 'all_done': // every upstream finished, whatever the outcome
       return done ? 'run' : 'wait';
+    case 'k_of_n': // quorum k, here the default k = 1: the same as one_success
     case 'one_success': // runs at the first success without waiting for the rest
       if (any('succeeded')) return 'run';
       if (!done) return 'wait';

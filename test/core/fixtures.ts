@@ -4,17 +4,63 @@
  * test can check at any point that folding the history reproduces the live state.
  */
 import { expect } from 'vitest';
-import type { FlowSpec, RetryPolicy, TaskError, TaskSpec } from '../../src/core/model.js';
+import type {
+  CatchSpec,
+  ChoiceSpec,
+  FlowSpec,
+  MapSpec,
+  QuorumSpec,
+  RaceSpec,
+  RetryPolicy,
+  TaskError,
+  TaskSpec,
+} from '../../src/core/model.js';
 import { NON_RETRYABLE_CODES } from '../../src/core/model.js';
-import type { Decision, FlowPlan, RunEvent, RunInput, RunState, TaskRun } from '../../src/core/run-machine.js';
+import type {
+  Decision,
+  FlowPlan,
+  RunCommand,
+  RunEvent,
+  RunInput,
+  RunState,
+  TaskRun,
+  Wait,
+} from '../../src/core/run-machine.js';
 import { compilePlan, createRunState, decide, foldRun } from '../../src/core/run-machine.js';
+import { taskIdOf, taskIndexOf } from '../../src/core/run-topology.js';
 import type { TaskStateName, TriggerRule } from '../../src/core/states.js';
+
+/** A map as a test writes it; every field has a default. */
+export interface MapDef {
+  readonly over?: string;
+  readonly maxParallel?: number | null;
+  readonly batch?: number | null;
+  readonly onItemFailure?: 'fail' | 'continue';
+  /**
+   * A map over a group: the group's tasks, with local ids and dependencies. Without it
+   * the map is plain and its template is the task itself (same id, retry and kind).
+   */
+  readonly group?: readonly TaskDef[];
+  /** The executor kind of a plain map's template (default `function`). */
+  readonly kind?: string;
+}
 
 export interface TaskDef {
   readonly id: string;
   readonly deps?: readonly string[];
   readonly rule?: TriggerRule;
   readonly retry?: Partial<RetryPolicy>;
+  /** Executor kind; defaults to `function`, or `map` / `race` when those are set. */
+  readonly kind?: string;
+  readonly map?: MapDef;
+  readonly choice?: Partial<ChoiceSpec> & { readonly targets: readonly string[] };
+  readonly quorum?: QuorumSpec;
+  /** `deps` default to the branches and `rule` to `all_done`, as the front ends write a race. */
+  readonly race?: Partial<RaceSpec> & { readonly branches: readonly string[] };
+  readonly onFailure?: Partial<CatchSpec> & { readonly handler: string };
+  readonly handles?: string;
+  readonly finally?: boolean;
+  readonly group?: string;
 }
 
 export const NO_RETRY: RetryPolicy = {
@@ -26,16 +72,59 @@ export const NO_RETRY: RetryPolicy = {
 };
 
 export function taskSpec(def: TaskDef): TaskSpec {
+  const kind = def.kind ?? (def.map ? 'map' : def.race ? 'race' : def.choice ? 'choice' : 'function');
   return {
     id: def.id,
-    kind: 'function',
-    dependsOn: def.deps ?? [],
-    triggerRule: def.rule ?? 'all_success',
+    kind,
+    dependsOn: def.deps ?? def.race?.branches ?? [],
+    triggerRule: def.rule ?? (def.race ? 'all_done' : 'all_success'),
     retry: { ...NO_RETRY, ...def.retry },
     timeoutMs: null,
     pool: null,
     with: {},
     config: {},
+    ...(def.map ? { map: mapSpec(def, def.map) } : {}),
+    ...(def.choice
+      ? {
+          choice: {
+            rules: def.choice.rules ?? [],
+            otherwise: def.choice.otherwise ?? [],
+            mode: def.choice.mode ?? 'first',
+            targets: def.choice.targets,
+          },
+        }
+      : {}),
+    ...(def.quorum ? { quorum: def.quorum } : {}),
+    ...(def.race
+      ? {
+          race: {
+            branches: def.race.branches,
+            mode: def.race.mode ?? 'first',
+            priority: def.race.priority ?? null,
+            score: def.race.score ?? false,
+          },
+        }
+      : {}),
+    ...(def.onFailure
+      ? { onFailure: { handler: def.onFailure.handler, recover: def.onFailure.recover ?? false, on: def.onFailure.on ?? [] } }
+      : {}),
+    ...(def.handles !== undefined ? { handles: def.handles } : {}),
+    ...(def.finally ? { finally: true } : {}),
+    ...(def.group !== undefined ? { group: def.group } : {}),
+  };
+}
+
+function mapSpec(def: TaskDef, map: MapDef): MapSpec {
+  const template = map.group
+    ? map.group.map((t) => ({ ...taskSpec(t), key: `${def.id}/${t.id}` }))
+    : [taskSpec({ id: def.id, retry: def.retry, kind: map.kind ?? 'function' })];
+  return {
+    over: map.over ?? '${{ params.items }}',
+    maxParallel: map.maxParallel ?? null,
+    batch: map.batch ?? null,
+    onItemFailure: map.onItemFailure ?? 'fail',
+    group: map.group !== undefined,
+    template,
   };
 }
 
@@ -43,8 +132,8 @@ export function flowSpec(tasks: readonly TaskDef[], name = 'test-flow'): FlowSpe
   return { name, params: {}, tasks: tasks.map(taskSpec), pools: {}, maxActiveRuns: null, timeoutMs: null };
 }
 
-export function plan(tasks: readonly TaskDef[]): FlowPlan {
-  return compilePlan(flowSpec(tasks));
+export function plan(tasks: readonly TaskDef[], extra: Partial<FlowSpec> = {}): FlowPlan {
+  return compilePlan({ ...flowSpec(tasks), ...extra });
 }
 
 /** mulberry32: a small deterministic generator returning numbers in [0, 1). */
@@ -83,9 +172,10 @@ export class RunHarness {
     return decision;
   }
 
+  /** Index of a task run by id: a flow task, or a map instance (`m[3]`, `m[0].load`). */
   index(task: string): number {
-    const i = this.plan.graph.indexOf.get(task);
-    if (i === undefined) throw new Error(`no task ${task} in the test flow`);
+    const i = taskIndexOf(this.state, task);
+    if (i === undefined) throw new Error(`no task ${task} in the test run`);
     return i;
   }
 
@@ -95,7 +185,17 @@ export class RunHarness {
 
   /** Task id → state name, for compact assertions. */
   states(): Record<string, TaskStateName> {
-    return Object.fromEntries(this.state.tasks.map((t, i) => [this.plan.graph.ids[i], t.state]));
+    return Object.fromEntries(this.state.tasks.map((t, i) => [taskIdOf(this.state, i), t.state]));
+  }
+
+  /** Ids of the task runs a decision dispatches, in order. */
+  dispatched(decision: Decision): string[] {
+    return decision.commands.flatMap((c) => (c.type === 'dispatch' ? [taskIdOf(this.state, c.task)] : []));
+  }
+
+  /** Commands of one type from a decision. */
+  commands<T extends RunCommand['type']>(decision: Decision, type: T): Extract<RunCommand, { type: T }>[] {
+    return decision.commands.filter((c): c is Extract<RunCommand, { type: T }> => c.type === type);
   }
 
   /** Starts the task's next attempt and returns its number. */
@@ -114,6 +214,18 @@ export class RunHarness {
     return this.feed({ type: 'attempt_failed', task: this.index(task), attempt, error });
   }
 
+  /** Starts a map task's attempt and hands it its items, as the engine does. */
+  expand(task: string, items: readonly unknown[]): Decision {
+    const attempt = this.startAttempt(task);
+    return this.feed({ type: 'map_items', task: this.index(task), attempt, items });
+  }
+
+  /** Starts a parking task's attempt and parks it on `wait`, as the engine does. */
+  park(task: string, wait: Wait): Decision {
+    const attempt = this.startAttempt(task);
+    return this.feed({ type: 'attempt_parked', task: this.index(task), attempt, wait });
+  }
+
   /** The crash-recovery guarantee: the fold of the history is the live state. */
   expectFoldMatches(): void {
     expect(comparable(foldRun(this.runId, this.plan, this.events))).toStrictEqual(comparable(this.state));
@@ -121,7 +233,7 @@ export class RunHarness {
 }
 
 /** The parts of a run state that must survive a crash (the plan is shared, not state). */
-export function comparable(run: RunState): Omit<RunState, 'plan'> {
-  const { plan: _plan, ...rest } = run;
+export function comparable(run: RunState): Omit<RunState, 'plan' | 'followUps'> {
+  const { plan: _plan, followUps: _followUps, ...rest } = run;
   return rest;
 }

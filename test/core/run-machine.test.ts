@@ -507,6 +507,7 @@ describe('cancellation', () => {
     h.now = 60_000;
     const d = h.feed({ type: 'run_timeout' });
     expect(d.events).toEqual([
+      { type: 'cancel_requested', at: 60_000, reason: 'run timeout', timeout: true },
       { type: 'tasks_cancelled', at: 60_000, tasks: ['a', 'b'], reason: 'run timeout' },
       {
         type: 'run_failed',

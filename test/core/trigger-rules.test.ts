@@ -49,12 +49,34 @@ const expected: Record<TriggerRule, readonly RuleOutcome[]> = {
   none_failed:                 [W,   W,    R,    U,   U,    U,   W,   R,    R,   U,   U],
   none_failed_min_one_success: [W,   W,    R,    U,   U,    U,   W,   R,    S,   U,   U],
   always:                      [R,   R,    R,    R,   R,    R,   R,   R,    R,   R,   R],
+  k_of_n:                      [W,   R,    R,    W,   R,    U,   W,   R,    S,   R,   U],
 };
 
 function tally(ups: readonly Upstream[]): UpstreamCounts {
   const count = (s: Upstream): number => ups.filter((u) => u === s).length;
   return { total: ups.length, succeeded: count('succeeded'), failed: count('failed'), skipped: count('skipped') };
 }
+
+describe('k_of_n with a quorum above one', () => {
+  // prettier-ignore
+  const cases: readonly [string, UpstreamCounts, number, RuleOutcome][] = [
+    ['2 of 3, one ok', c(3, 1, 0, 0), 2, W],
+    ['2 of 3, two ok', c(3, 2, 0, 0), 2, R],
+    ['2 of 3, one failed, rest open', c(3, 0, 1, 0), 2, W],
+    ['2 of 3, two failed', c(3, 1, 2, 0), 2, U],
+    ['2 of 3, two skipped', c(3, 1, 0, 2), 2, S],
+    ['3 of 3, one skipped one failed', c(3, 1, 1, 1), 3, U],
+    ['3 of 5, three ok, two open', c(5, 3, 0, 0), 3, R],
+  ];
+  for (const [name, counts, k, outcome] of cases) {
+    it(`${name} → ${outcome}`, () => expect(evaluateTriggerRule('k_of_n', counts, k)).toBe(outcome));
+  }
+  it('says why a quorum task was skipped', () => {
+    expect(describeSkip('k_of_n', 'upstream_failed', ['a', 'b'])).toBe(
+      'quorum can no longer be reached: a, b did not succeed',
+    );
+  });
+});
 
 describe('evaluateTriggerRule', () => {
   it('has a table row for every trigger rule', () => {

@@ -5,13 +5,18 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RunEvent } from '../../src/core/run-machine.js';
-import type { FlowVersionRecord, Lease, Store } from '../../src/store/store.js';
+import type { FlowVersionRecord, Lease, Store, TaskRunPatch } from '../../src/store/store.js';
 
 export interface StoreFactory {
   readonly name: string;
   open(): Promise<Store>;
   /** Removes whatever `open` created. */
   destroy(store: Store): Promise<void>;
+  /**
+   * The timers of a run, by task index, read from the database itself: the port only
+   * writes timers (the engine re-arms them from run history), so tests look underneath.
+   */
+  timers(store: Store, runId: string): Promise<{ task: number; dueAt: number }[]>;
 }
 
 const flow: FlowVersionRecord = {
@@ -116,6 +121,7 @@ export function storeConformance(factory: StoreFactory): void {
           tasks: [
             {
               index: 0,
+              taskId: 'a',
               state: 'running',
               attempts: 1,
               startedAt: 2,
@@ -160,6 +166,7 @@ export function storeConformance(factory: StoreFactory): void {
           tasks: [
             {
               index: 0,
+              taskId: 'a',
               state: 'succeeded',
               attempts: 1,
               startedAt: 2,
@@ -512,6 +519,183 @@ export function storeConformance(factory: StoreFactory): void {
       });
       expect(done?.backfill).toMatchObject({ state: 'completed', endedAt: 500, reason: 'finished', doneIndex: 4 });
       expect(await store.updateBackfill({ id: 'none', expectedVersion: 0, at: 1 })).toBeNull();
+    });
+
+    /** A patch for task run `index`, named as the engine names map items (`m[<item>]`). */
+    function item(index: number, state: TaskRunPatch['state'], extra: Partial<TaskRunPatch> = {}): TaskRunPatch {
+      return {
+        index,
+        taskId: `m[${index - 3}]`,
+        state,
+        attempts: 0,
+        startedAt: null,
+        endedAt: null,
+        skipReason: null,
+        output: undefined,
+        error: null,
+        ...extra,
+      };
+    }
+
+    function tasksEntry(lease: Lease, tasks: TaskRunPatch[], timers: { task: number; dueAt: number | null }[] = []) {
+      return { lease, events: [], tasks, timers, logs: [] };
+    }
+
+    it('creates the task runs a commit names for the first time, updates them after, and fences both', async () => {
+      const { id, lease } = await startedRun();
+      const made = await store.commit([
+        tasksEntry(lease, [item(0, 'succeeded', { taskId: 'a', attempts: 1 }), item(3, 'queued'), item(4, 'queued')]),
+      ]);
+      expect(made.fenced).toEqual([]);
+      expect((await store.getTaskRuns(id)).map((t) => [t.index, t.taskId, t.state])).toEqual([
+        [0, 'a', 'succeeded'],
+        [1, 'b', 'pending'],
+        [2, 'c', 'pending'],
+        [3, 'm[0]', 'queued'],
+        [4, 'm[1]', 'queued'],
+      ]);
+      expect((await store.getRun(id))?.taskCount).toBe(5);
+
+      // A later patch changes the row's state, never its task id.
+      await store.commit([
+        tasksEntry(lease, [
+          item(3, 'succeeded', { taskId: 'other', attempts: 1, startedAt: 10, endedAt: 20, output: { n: 1 } }),
+          item(4, 'waiting', { attempts: 1, startedAt: 10 }),
+        ]),
+      ]);
+      const [first, , , third, fourth] = await store.getTaskRuns(id);
+      expect(third).toMatchObject({ taskId: 'm[0]', state: 'succeeded', attempts: 1, endedAt: 20, output: { n: 1 } });
+      expect(fourth).toMatchObject({ taskId: 'm[1]', state: 'waiting', startedAt: 10, endedAt: null, error: null });
+      expect(fourth?.output).toBeUndefined();
+      expect(first?.output).toBeUndefined();
+      // A task that returned null has an output, and it is null.
+      await store.commit([tasksEntry(lease, [item(0, 'succeeded', { taskId: 'a', attempts: 1, output: null })])]);
+      expect((await store.getTaskRuns(id))[0]).toHaveProperty('output', null);
+      expect((await store.getRun(id))?.taskCount).toBe(5);
+
+      const next = (await store.claimRun(id, { owner: 'T', leaseMs: 10_000, takeOverEpoch: lease.epoch })) as Lease;
+      expect((await store.commit([tasksEntry(lease, [item(5, 'queued')])])).fenced).toEqual([id]);
+      expect(await store.getTaskRuns(id)).toHaveLength(5);
+      // Two patches for one index in one entry: the last one wins, on both stores.
+      await store.commit([tasksEntry(next, [item(5, 'queued'), item(5, 'running', { attempts: 1 })])]);
+      expect((await store.getTaskRuns(id))[5]).toMatchObject({ index: 5, taskId: 'm[2]', state: 'running' });
+      expect((await store.getRun(id))?.taskCount).toBe(6);
+    });
+
+    it('creates ten thousand task runs in one commit', async () => {
+      const { id, lease } = await startedRun();
+      const items = Array.from({ length: 10_000 }, (_, i) => item(3 + i, 'pending'));
+      expect((await store.commit([tasksEntry(lease, items)])).fenced).toEqual([]);
+      const tasks = await store.getTaskRuns(id);
+      expect(tasks).toHaveLength(10_003);
+      expect(tasks[10_002]).toMatchObject({ index: 10_002, taskId: 'm[9999]', state: 'pending', attempts: 0 });
+      expect((await store.getRun(id))?.taskCount).toBe(10_003);
+    });
+
+    it('keeps timers of task runs created at run time, and clears them, as for the first tasks', async () => {
+      const { id, lease } = await startedRun();
+      await store.commit([
+        tasksEntry(
+          lease,
+          [item(1, 'retrying', { taskId: 'b', attempts: 1 }), item(3, 'retrying', { attempts: 1 })],
+          [
+            { task: 1, dueAt: 6000 },
+            { task: 3, dueAt: 5000 },
+          ],
+        ),
+      ]);
+      expect(await factory.timers(store, id)).toEqual([
+        { task: 1, dueAt: 6000 },
+        { task: 3, dueAt: 5000 },
+      ]);
+      await store.commit([tasksEntry(lease, [item(4, 'waiting')], [{ task: 4, dueAt: 7000 }])]);
+      await store.commit([tasksEntry(lease, [], [{ task: 3, dueAt: 8000 }])]);
+      expect(await factory.timers(store, id)).toEqual([
+        { task: 1, dueAt: 6000 },
+        { task: 3, dueAt: 8000 },
+        { task: 4, dueAt: 7000 },
+      ]);
+      await store.commit([
+        tasksEntry(
+          lease,
+          [item(3, 'queued', { attempts: 1 })],
+          [
+            { task: 3, dueAt: null },
+            { task: 4, dueAt: null },
+          ],
+        ),
+      ]);
+      expect(await factory.timers(store, id)).toEqual([{ task: 1, dueAt: 6000 }]);
+    });
+
+    it('keeps waiting task runs, whose run stays active and counts against max active runs', async () => {
+      const parked = await newRun({ maxActiveRuns: 1, flowName: 'limited' });
+      const next = await newRun({ maxActiveRuns: 1, flowName: 'limited' });
+      const lease = (await store.claimRun(parked.id, { owner: 'S', leaseMs: 10_000 })) as Lease;
+      await store.commit([
+        {
+          ...tasksEntry(lease, [item(0, 'waiting', { taskId: 'a', attempts: 1, startedAt: 5 })]),
+          run: { state: 'running', startedAt: 5, endedAt: null, error: null },
+        },
+      ]);
+      await store.releaseRun(lease);
+      expect((await store.getTaskRuns(parked.id))[0]).toMatchObject({ taskId: 'a', state: 'waiting' });
+      expect((await store.activeRuns('limited')).map((r) => r.id).sort()).toEqual([parked.id, next.id].sort());
+      expect((await store.listRuns({ state: 'running' })).map((r) => r.id)).toEqual([parked.id]);
+      const claimed = await store.claimRuns({ owner: 'W', leaseMs: 10_000, limit: 10 });
+      expect(claimed.map((l) => l.runId)).toEqual([parked.id]);
+    });
+
+    it("links child runs to the run and task that started them, and lists a run's children", async () => {
+      const parent = await newRun();
+      const child = (n: number) =>
+        store.createRun({
+          id: runId(),
+          flow: { ...flow, flow: 'child' },
+          params: { n },
+          taskIds: ['x'],
+          createdAt: Date.now() + n,
+          dedupeKey: `${parent.id}/sub[${n}]`,
+          parent: { runId: parent.id, task: 'sub' },
+        });
+      const first = await child(0);
+      const second = await child(1);
+      expect([first.created, second.created]).toEqual([true, true]);
+      expect(first.run).toMatchObject({ parentRunId: parent.id, parentTask: 'sub', dedupeKey: `${parent.id}/sub[0]` });
+      // A parent that crashed before recording its child finds the same child again.
+      const again = await child(0);
+      expect([again.created, again.run.id]).toEqual([false, first.run.id]);
+
+      const children = await store.listRuns({ parentRunId: parent.id });
+      expect(children.map((r) => [r.id, r.parentRunId, r.parentTask])).toEqual([
+        [second.run.id, parent.id, 'sub'],
+        [first.run.id, parent.id, 'sub'],
+      ]);
+      expect((await store.listRuns({ parentRunId: parent.id, limit: 1 })).map((r) => r.id)).toEqual([second.run.id]);
+      expect(await store.listRuns({ parentRunId: first.run.id })).toEqual([]);
+      expect(await store.getRun(second.run.id)).toMatchObject({ parentRunId: parent.id, parentTask: 'sub' });
+      expect(await store.getRun(parent.id)).toMatchObject({ parentRunId: null, parentTask: null });
+    });
+
+    it('keeps signal and approval requests, with their JSON payloads, until a commit answers them', async () => {
+      const run = await newRun();
+      const signal = { name: 'file_landed', data: { path: '/in/a.csv', sizes: [1, 2] } };
+      const approval = { task: 'publish', approved: true, by: 'ana', comment: null };
+      await store.addRequest(run.id, 'signal', signal);
+      await store.addRequest(run.id, 'approval', approval);
+      await store.addRequest(run.id, 'cancel_task', { task: 'b' });
+      const pending = await store.pendingRequests([run.id]);
+      expect(pending.map((r) => [r.runId, r.kind, r.payload])).toEqual([
+        [run.id, 'signal', signal],
+        [run.id, 'approval', approval],
+        [run.id, 'cancel_task', { task: 'b' }],
+      ]);
+      const lease = (await store.claimRun(run.id, { owner: 'A', leaseMs: 10_000 })) as Lease;
+      const [answered, ...rest] = pending;
+      await store.commit([{ ...tasksEntry(lease, []), answered: [(answered as (typeof pending)[number]).id] }]);
+      expect((await store.pendingRequests([run.id])).map((r) => r.kind)).toEqual(['approval', 'cancel_task']);
+      await store.commit([{ ...tasksEntry(lease, []), answered: rest.map((r) => r.id) }]);
+      expect(await store.pendingRequests([run.id])).toEqual([]);
     });
 
     it('reads the database clock', async () => {

@@ -1,22 +1,36 @@
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import type { Store } from '../../src/store/store.js';
 import { storeConformance } from './conformance.js';
 import { createTestDatabase } from './pg-helpers.js';
 
-const drops = new Map<Store, () => Promise<void>>();
+const databases = new Map<Store, { url: string; drop: () => Promise<void> }>();
 
 storeConformance({
   name: 'postgres',
   async open() {
     const db = await createTestDatabase();
     const store = await PostgresStore.open({ url: db.url, poolSize: 4 });
-    drops.set(store, db.drop);
+    databases.set(store, db);
     return store;
   },
   async destroy(store) {
     await store.close();
-    await drops.get(store)?.();
+    await databases.get(store)?.drop();
+  },
+  async timers(store, runId) {
+    const client = new pg.Client({ connectionString: databases.get(store)?.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ task: number; due_at: string }>(
+        'SELECT task_idx AS task, due_at FROM timers WHERE run_id = $1 ORDER BY task_idx',
+        [runId],
+      );
+      return rows.map((r) => ({ task: r.task, dueAt: Number(r.due_at) }));
+    } finally {
+      await client.end();
+    }
   },
 });
 

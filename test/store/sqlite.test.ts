@@ -21,6 +21,16 @@ storeConformance({
     await store.close();
     rmSync(dirs.get(store) as string, { recursive: true, force: true });
   },
+  async timers(store, runId) {
+    const db = new Database(join(dirs.get(store) as string, 'baton.db'), { readonly: true });
+    try {
+      return db
+        .prepare('SELECT task_idx AS task, due_at AS dueAt FROM timers WHERE run_id = ? ORDER BY task_idx')
+        .all(runId) as { task: number; dueAt: number }[];
+    } finally {
+      db.close();
+    }
+  },
 });
 
 describe('sqlite store specifics', () => {

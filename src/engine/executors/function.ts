@@ -38,7 +38,7 @@ export const functionExecutor: TaskExecutor = {
     const config = task.config as { module?: string; export?: string };
     const fn = config.module
       ? await loadExport(resolve(request.flowDir, config.module), config.export ?? 'default', task.id)
-      : request.resolveFunction(task.id);
+      : request.resolveFunction(task.key ?? task.id);
     if (!fn) {
       throw new BatonError('DEF_LOAD', `task ${task.id} has no function to run`, {
         hint: 'Give the task a `module` (YAML) or define it with a function in the TypeScript builder.',

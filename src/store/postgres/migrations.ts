@@ -396,4 +396,148 @@ CREATE INDEX IF NOT EXISTS backfills_by_state ON backfills (state, created_at);
 CREATE INDEX IF NOT EXISTS runs_dedupe_key_c ON runs ((dedupe_key COLLATE "C")) WHERE dedupe_key IS NOT NULL;
 `,
   },
+  {
+    version: 5,
+    name: 'parent and child runs, task runs created at run time',
+    // The task state `waiting` and the request kinds `signal` and `approval` need no schema
+    // change: states and kinds are unchecked text, request payloads jsonb.
+    sql: `
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS parent_run_id text;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS parent_task text;
+CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent_run_id, created_at) WHERE parent_run_id IS NOT NULL;
+
+-- As in migration 3, and records the parent run and task of a subflow run.
+CREATE OR REPLACE FUNCTION baton_create_run(p jsonb) RETURNS TABLE (created boolean, run jsonb) LANGUAGE plpgsql AS $f$
+DECLARE
+  r runs;
+  key text := p->>'dedupeKey';
+BEGIN
+  IF key IS NOT NULL THEN
+    SELECT * INTO r FROM runs WHERE dedupe_key = key;
+    IF FOUND THEN
+      RETURN QUERY SELECT false, to_jsonb(r);
+      RETURN;
+    END IF;
+  END IF;
+  INSERT INTO flow_versions (flow, version, spec, source_path, created_at)
+    VALUES (p->'flow'->>'flow', p->'flow'->>'version', p->'flow'->>'spec', p->'flow'->>'sourcePath',
+      (p->'flow'->>'createdAt')::bigint)
+    ON CONFLICT DO NOTHING;
+  INSERT INTO runs (id, flow, version, state, params, dedupe_key, created_at, task_count, max_active_runs, last_seq,
+      priority, trigger_id, parent_run_id, parent_task)
+    VALUES (p->>'id', p->'flow'->>'flow', p->'flow'->>'version', 'queued', p->'params', key,
+      (p->>'createdAt')::bigint, jsonb_array_length(p->'taskIds'), (p->>'maxActiveRuns')::integer, 1,
+      coalesce((p->>'priority')::integer, 0), p->>'triggerId', p->'parent'->>'runId', p->'parent'->>'task')
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING * INTO r;
+  IF NOT FOUND THEN
+    SELECT * INTO r FROM runs WHERE dedupe_key = key;
+    RETURN QUERY SELECT false, to_jsonb(r);
+    RETURN;
+  END IF;
+  INSERT INTO task_runs (run_id, idx, task_id, state)
+    SELECT r.id, t.ord - 1, t.id, 'pending' FROM jsonb_array_elements_text(p->'taskIds') WITH ORDINALITY AS t(id, ord);
+  INSERT INTO events (run_id, seq, type, at, data) VALUES (r.id, 1, 'run_created', (p->>'createdAt')::bigint, p->'event');
+  PERFORM pg_notify('baton_runs', r.id);
+  RETURN QUERY SELECT true, to_jsonb(r);
+END
+$f$;
+
+-- As in migration 2, except that task patches are upserted: a run grows task runs while it
+-- runs (one per map item), created by the commit that first records them, in one statement
+-- however many there are. A task run's id is fixed when its row is created. The patches of
+-- one entry name each index once (the store keeps the last), as ON CONFLICT DO UPDATE needs.
+-- Outputs are read with ->, which keeps a JSON null output apart from no output (an absent
+-- key), as SQLite does; jsonb_to_recordset would make both SQL NULL.
+CREATE OR REPLACE FUNCTION baton_commit(batch jsonb) RETURNS text[] LANGUAGE plpgsql AS $f$
+DECLARE
+  e jsonb;
+  rid text;
+  n_events integer;
+  cur_seq bigint;
+  cur_count integer;
+  highest integer;
+  fenced text[] := '{}';
+  notify_tasks boolean := false;
+BEGIN
+  FOR e IN SELECT value FROM jsonb_array_elements(batch) ORDER BY value->>'runId' LOOP
+    rid := e->>'runId';
+    n_events := jsonb_array_length(e->'events');
+    -- The epoch check and the row lock in one statement: a stale owner matches no row.
+    UPDATE runs SET last_seq = last_seq + n_events,
+        state = CASE WHEN e ? 'run' THEN e->'run'->>'state' ELSE state END,
+        started_at = CASE WHEN e ? 'run' THEN (e->'run'->>'startedAt')::bigint ELSE started_at END,
+        ended_at = CASE WHEN e ? 'run' THEN (e->'run'->>'endedAt')::bigint ELSE ended_at END,
+        error = CASE WHEN e ? 'run' THEN NULLIF(e->'run'->'error', 'null'::jsonb) ELSE error END
+      WHERE id = rid AND epoch = (e->>'epoch')::bigint
+      RETURNING last_seq - n_events, task_count INTO cur_seq, cur_count;
+    IF NOT FOUND THEN
+      fenced := fenced || rid;
+      CONTINUE;
+    END IF;
+    IF n_events > 0 THEN
+      INSERT INTO events (run_id, seq, type, at, data)
+        SELECT rid, cur_seq + x.ord, x.ev->>'type', (x.ev->>'at')::bigint, x.ev
+        FROM jsonb_array_elements(e->'events') WITH ORDINALITY AS x(ev, ord);
+    END IF;
+    IF jsonb_array_length(e->'tasks') > 0 THEN
+      WITH up AS (
+        INSERT INTO task_runs AS t (run_id, idx, task_id, state, attempts, started_at, ended_at, skip_reason, output, error)
+          SELECT rid, (x.p->>'index')::integer, x.p->>'taskId', x.p->>'state', (x.p->>'attempts')::integer,
+            (x.p->>'startedAt')::bigint, (x.p->>'endedAt')::bigint, x.p->>'skipReason', x.p->'output',
+            NULLIF(x.p->'error', 'null'::jsonb)
+          FROM jsonb_array_elements(e->'tasks') AS x(p)
+        ON CONFLICT (run_id, idx) DO UPDATE SET state = excluded.state, attempts = excluded.attempts,
+          started_at = excluded.started_at, ended_at = excluded.ended_at, skip_reason = excluded.skip_reason,
+          output = excluded.output, error = excluded.error
+        RETURNING t.idx
+      )
+      SELECT max(idx) INTO highest FROM up;
+      -- Rows past the last known index may be new (the engine appends task runs at the
+      -- end): keep task_count the number of task runs.
+      IF highest >= cur_count THEN
+        UPDATE runs SET task_count = (SELECT count(*) FROM task_runs WHERE run_id = rid) WHERE id = rid;
+      END IF;
+    END IF;
+    IF jsonb_array_length(e->'timers') > 0 THEN
+      DELETE FROM timers t USING jsonb_to_recordset(e->'timers') AS x(task integer, "dueAt" bigint)
+        WHERE t.run_id = rid AND t.task_idx = x.task AND x."dueAt" IS NULL;
+      INSERT INTO timers (run_id, task_idx, due_at)
+        SELECT rid, x.task, x."dueAt" FROM jsonb_to_recordset(e->'timers') AS x(task integer, "dueAt" bigint)
+        WHERE x."dueAt" IS NOT NULL
+        ON CONFLICT (run_id, task_idx) DO UPDATE SET due_at = excluded.due_at;
+    END IF;
+    IF jsonb_array_length(e->'logs') > 0 THEN
+      INSERT INTO logs (run_id, task_id, attempt, stream, at, text)
+        SELECT rid, x."taskId", x.attempt, x.stream, x.at, x.text
+        FROM jsonb_to_recordset(e->'logs') AS x("taskId" text, attempt integer, stream text, at bigint, text text);
+    END IF;
+    IF e ? 'answered' THEN
+      DELETE FROM requests WHERE id IN (SELECT value::bigint FROM jsonb_array_elements_text(e->'answered'));
+    END IF;
+    IF e ? 'harvested' THEN
+      DELETE FROM task_queue WHERE id IN (SELECT value::bigint FROM jsonb_array_elements_text(e->'harvested'));
+    END IF;
+    IF e ? 'cancels' THEN
+      UPDATE task_queue q SET cancel = true FROM jsonb_to_recordset(e->'cancels') AS x(task integer, attempt integer)
+        WHERE q.run_id = rid AND q.task_idx = x.task AND q.attempt = x.attempt;
+    END IF;
+    IF e ? 'dispatches' AND jsonb_array_length(e->'dispatches') > 0 THEN
+      INSERT INTO task_queue (run_id, task_idx, task_id, attempt, labels, payload, status, created_at)
+        SELECT rid, x.task, x."taskId", x.attempt, x.labels, x.payload, 'ready', ${NOW}
+        FROM jsonb_to_recordset(e->'dispatches') AS x(task integer, "taskId" text, attempt integer, labels jsonb, payload jsonb);
+      notify_tasks := true;
+    END IF;
+    -- A finished run has no more use for its queue rows; a worker still holding one learns
+    -- at its next renewal that the claim is gone, and stops.
+    IF e->'run'->>'state' IN ('succeeded', 'failed', 'cancelled') THEN
+      DELETE FROM task_queue WHERE run_id = rid;
+    END IF;
+  END LOOP;
+  IF notify_tasks THEN PERFORM pg_notify('baton_tasks', ''); END IF;
+  RETURN fenced;
+END
+$f$;
+`,
+  },
 ];

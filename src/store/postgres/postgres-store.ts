@@ -45,6 +45,7 @@ import type {
   TaskCompletion,
   TaskOutcome,
   TaskRenewal,
+  TaskRunPatch,
   TaskRunRecord,
 } from '../store.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
@@ -117,6 +118,17 @@ function parseOutcomes(payload: string | undefined): TaskOutcome[] | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * One patch per task run, the last one given for it: the commit upserts them in one
+ * statement, which may touch each row once only (SQLite applies them in order, to the
+ * same effect).
+ */
+function lastPatchPerTask(patches: readonly TaskRunPatch[]): readonly TaskRunPatch[] {
+  const byIndex = new Map<number, TaskRunPatch>();
+  for (const p of patches) byIndex.set(p.index, p);
+  return byIndex.size === patches.length ? patches : [...byIndex.values()];
 }
 
 /** Parses int8 as a JS number: Baton's bigints are ms timestamps and counters, well under 2^53. */
@@ -294,6 +306,7 @@ export class PostgresStore implements Store {
       maxActiveRuns: input.maxActiveRuns ?? null,
       priority: input.priority ?? 0,
       triggerId: input.triggerId ?? null,
+      parent: input.parent ?? null,
       event,
     });
   }
@@ -314,6 +327,10 @@ export class PostgresStore implements Store {
       args.push(filter.state);
       where.push(`state = $${args.length}`);
     }
+    if (filter.parentRunId) {
+      args.push(filter.parentRunId);
+      where.push(`parent_run_id = $${args.length}`);
+    }
     args.push(filter.limit ?? 50);
     const rows = await this.q(
       'listing runs',
@@ -324,7 +341,11 @@ export class PostgresStore implements Store {
   }
 
   async getTaskRuns(runId: string): Promise<TaskRunRecord[]> {
-    const rows = await this.q('reading task runs', 'SELECT * FROM task_runs WHERE run_id = $1 ORDER BY idx', [runId]);
+    const rows = await this.q(
+      'reading task runs',
+      'SELECT *, output IS NOT NULL AS has_output FROM task_runs WHERE run_id = $1 ORDER BY idx',
+      [runId],
+    );
     return rows.map(toTaskRun);
   }
 
@@ -417,7 +438,7 @@ export class PostgresStore implements Store {
       epoch: e.lease.epoch,
       events: e.events,
       ...(e.run ? { run: e.run } : {}),
-      tasks: e.tasks,
+      tasks: lastPatchPerTask(e.tasks),
       timers: e.timers,
       logs: e.logs,
       ...(e.answered?.length ? { answered: e.answered } : {}),

@@ -192,4 +192,15 @@ CREATE TABLE IF NOT EXISTS backfills (
 CREATE INDEX IF NOT EXISTS backfills_by_state ON backfills (state, created_at);
 `,
   },
+  {
+    version: 5,
+    name: 'parent and child runs',
+    // Task runs created at run time, the task state `waiting` and the request kinds
+    // `signal` and `approval` need no schema change: states and kinds are unchecked text.
+    sql: `
+ALTER TABLE runs ADD COLUMN parent_run_id TEXT;
+ALTER TABLE runs ADD COLUMN parent_task TEXT;
+CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent_run_id, created_at) WHERE parent_run_id IS NOT NULL;
+`,
+  },
 ];

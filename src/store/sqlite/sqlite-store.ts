@@ -161,8 +161,8 @@ export class SqliteStore implements Store {
       getFlow: db.prepare('SELECT * FROM flow_versions WHERE flow = ? AND version = ?'),
       insertRun: db.prepare(
         `INSERT INTO runs (id, flow, version, state, params, dedupe_key, created_at, task_count, max_active_runs, last_seq,
-           priority, trigger_id)
-         VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, 1, ?, ?)`,
+           priority, trigger_id, parent_run_id, parent_task)
+         VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
       ),
       insertTask: db.prepare(`INSERT INTO task_runs (run_id, idx, task_id, state) VALUES (?, ?, ?, 'pending')`),
       runByDedupe: db.prepare('SELECT * FROM runs WHERE dedupe_key = ?'),
@@ -170,14 +170,21 @@ export class SqliteStore implements Store {
       taskRuns: db.prepare('SELECT * FROM task_runs WHERE run_id = ? ORDER BY idx'),
       events: db.prepare('SELECT seq, data FROM events WHERE run_id = ? AND seq > ? ORDER BY seq'),
       insertEvent: db.prepare('INSERT INTO events (run_id, seq, type, at, data) VALUES (?, ?, ?, ?, ?)'),
-      runEpoch: db.prepare('SELECT epoch, last_seq FROM runs WHERE id = ?'),
+      runEpoch: db.prepare('SELECT epoch, last_seq, task_count FROM runs WHERE id = ?'),
       updateRun: db.prepare(
         'UPDATE runs SET state = ?, started_at = ?, ended_at = ?, error = ?, last_seq = ? WHERE id = ?',
       ),
       updateSeq: db.prepare('UPDATE runs SET last_seq = ? WHERE id = ?'),
-      updateTask: db.prepare(
-        `UPDATE task_runs SET state = ?, attempts = ?, started_at = ?, ended_at = ?, skip_reason = ?, output = ?, error = ?
-         WHERE run_id = ? AND idx = ?`,
+      // A task run's id is fixed when its row is created; later patches change its state only.
+      upsertTask: db.prepare(
+        `INSERT INTO task_runs (run_id, idx, task_id, state, attempts, started_at, ended_at, skip_reason, output, error)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (run_id, idx) DO UPDATE SET state = excluded.state, attempts = excluded.attempts,
+           started_at = excluded.started_at, ended_at = excluded.ended_at, skip_reason = excluded.skip_reason,
+           output = excluded.output, error = excluded.error`,
+      ),
+      recountTasks: db.prepare(
+        'UPDATE runs SET task_count = (SELECT count(*) FROM task_runs WHERE run_id = ?) WHERE id = ?',
       ),
       setTimer: db.prepare('INSERT OR REPLACE INTO timers (run_id, task_idx, due_at) VALUES (?, ?, ?)'),
       clearTimer: db.prepare('DELETE FROM timers WHERE run_id = ? AND task_idx = ?'),
@@ -362,6 +369,8 @@ export class SqliteStore implements Store {
       input.maxActiveRuns ?? null,
       input.priority ?? 0,
       input.triggerId ?? null,
+      input.parent?.runId ?? null,
+      input.parent?.task ?? null,
     );
     input.taskIds.forEach((taskId, idx) => s.insertTask.run(input.id, idx, taskId));
     const created: RunEvent = {
@@ -390,6 +399,10 @@ export class SqliteStore implements Store {
     if (filter.state) {
       where.push('state = ?');
       args.push(filter.state);
+    }
+    if (filter.parentRunId) {
+      where.push('parent_run_id = ?');
+      args.push(filter.parentRunId);
     }
     const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ?`;
     args.push(filter.limit ?? 50);
@@ -495,7 +508,7 @@ export class SqliteStore implements Store {
         let first = true;
         for (const e of entries) {
           const runId = e.lease.runId;
-          const current = s.runEpoch.get(runId) as { epoch: number; last_seq: number } | undefined;
+          const current = s.runEpoch.get(runId) as { epoch: number; last_seq: number; task_count: number } | undefined;
           if (!current || current.epoch !== e.lease.epoch) {
             fenced.push(runId);
             continue;
@@ -511,8 +524,12 @@ export class SqliteStore implements Store {
           } else if (seq !== current.last_seq) {
             s.updateSeq.run(seq, runId);
           }
+          let highest = -1;
           for (const t of e.tasks) {
-            s.updateTask.run(
+            s.upsertTask.run(
+              runId,
+              t.index,
+              t.taskId,
               t.state,
               t.attempts,
               t.startedAt,
@@ -520,10 +537,12 @@ export class SqliteStore implements Store {
               t.skipReason,
               json(t.output),
               json(t.error),
-              runId,
-              t.index,
             );
+            if (t.index > highest) highest = t.index;
           }
+          // Rows past the last known index may be new (the engine appends task runs at the
+          // end): keep task_count the number of task runs.
+          if (highest >= current.task_count) s.recountTasks.run(runId, runId);
           for (const timer of e.timers) {
             if (timer.dueAt === null) s.clearTimer.run(runId, timer.task);
             else s.setTimer.run(runId, timer.task, timer.dueAt);

@@ -1,0 +1,437 @@
+/**
+ * Baton's testing kit: run your flows in your own test runner, against a real temporary
+ * store, on a virtual clock. Sleeps, retry backoff, timeouts and waits with a timeout
+ * complete instantly; events and approvals are sent from the test; and every task's
+ * state, attempts and output can be asserted.
+ *
+ * @example
+ * import { testFlow } from 'baton/testing';
+ * import flow from '../flows/orders.js';
+ *
+ * const t = await testFlow(flow, { params: { order: 'o-1' } });
+ * expect(await t.settle()).toBe('waiting');          // parked on wait_for_event
+ * await t.signal('paid', { amount: 42 }, { key: 'o-1' });
+ * expect(await t.settle()).toBe('succeeded');
+ * expect(t.task('wait_paid').output).toEqual({ amount: 42 });
+ * await t.close();
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { BatonError } from '../core/errors.js';
+import type { FlowSpec } from '../core/model.js';
+import type { FlowPlan, RunEvent, RunState, TaskRun } from '../core/run-machine.js';
+import { compilePlan, foldRun } from '../core/run-machine.js';
+import { taskIdOf, taskIndexOf } from '../core/run-topology.js';
+import type { RunStateName, TaskStateName } from '../core/states.js';
+import { isTerminalRun } from '../core/states.js';
+import type { FlowDefinition } from '../define/builder.js';
+import { isFlowDefinition } from '../define/builder.js';
+import { resolveParams } from '../define/params.js';
+import type { LoadedFlow } from '../app/flow-catalog.js';
+import { FlowCatalog, flowVersion } from '../app/flow-catalog.js';
+import { createExecutors, newRunId } from '../app/runtime.js';
+import type { ChildRunLauncher, FlowResolver, ResolvedFlow } from '../engine/engine.js';
+import { Engine } from '../engine/engine.js';
+import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import type { Store } from '../store/store.js';
+import { VirtualClock } from './virtual-clock.js';
+
+export { VirtualClock } from './virtual-clock.js';
+
+/** A flow as tests name it: a definition from `defineFlow`, or the path of a flow file. */
+export type FlowUnderTest = FlowDefinition | string;
+
+export interface TestKitOptions {
+  /** Other flows the tested flows start as subflows. */
+  readonly flows?: readonly FlowUnderTest[];
+  /** Where virtual time starts. Default 2030-01-01T00:00:00Z. */
+  readonly startAt?: number | string | Date;
+  /** A PostgreSQL URL to run against instead of a temporary SQLite file (the database must exist). */
+  readonly databaseUrl?: string;
+  /** Attempt bodies running at once. Default 32. */
+  readonly concurrency?: number;
+}
+
+export interface RunTestOptions {
+  readonly params?: Readonly<Record<string, unknown>>;
+}
+
+/** A task run as a test sees it. */
+export interface TaskView {
+  readonly id: string;
+  readonly state: TaskStateName;
+  readonly attempts: number;
+  readonly output: unknown;
+  readonly error: TaskRun['error'];
+  readonly skipReason: string | null;
+  /** What a waiting task waits for. */
+  readonly wait: TaskRun['wait'];
+}
+
+/** What `settle` ends on: the run's final state, or `waiting` for something only the test can send. */
+export type SettleResult = RunStateName | 'waiting';
+
+interface KnownFlow {
+  readonly loaded: LoadedFlow;
+  readonly flowDir: string;
+}
+
+/** A temporary store and an engine on a virtual clock, for one test file or one test. */
+export class TestKit {
+  readonly clock: VirtualClock;
+  readonly store: Store;
+  readonly engine: Engine;
+  private readonly flows = new Map<string, KnownFlow>();
+  private readonly tempDir: string | null;
+
+  private constructor(store: Store, clock: VirtualClock, tempDir: string | null, concurrency: number) {
+    this.store = store;
+    this.clock = clock;
+    this.tempDir = tempDir;
+    const resolver: FlowResolver = {
+      resolve: async (flow, version) => this.resolved(flow, version),
+      plan: async (flow, version) => (await this.resolved(flow, version)).plan,
+    };
+    const children: ChildRunLauncher = {
+      launch: async (request) => {
+        const known = this.flows.get(request.flow);
+        if (!known) {
+          throw new BatonError('FLOW_NOT_FOUND', `subflow ${request.parentTask}: no flow named ${request.flow}`, {
+            hint: 'Pass the child flow to the kit: createTestKit({ flows: [child] }).',
+          });
+        }
+        const id = await this.createRun(
+          known,
+          request.params,
+          `child:${request.parentRunId}/${request.parentTask}/${request.attempt}`,
+          {
+            runId: request.parentRunId,
+            task: request.parentTask,
+          },
+        );
+        return id;
+      },
+    };
+    this.engine = new Engine({
+      store,
+      executors: createExecutors(),
+      flows: resolver,
+      clock,
+      children,
+      concurrency,
+      pollMs: 20,
+    });
+  }
+
+  /** Opens a kit: a temporary SQLite store (or the given PostgreSQL database) and a virtual clock. */
+  static async open(options: TestKitOptions = {}): Promise<TestKit> {
+    const clock = new VirtualClock(options.startAt);
+    let store: Store;
+    let tempDir: string | null = null;
+    if (options.databaseUrl) {
+      const { PostgresStore } = await import('../store/postgres/postgres-store.js');
+      store = await PostgresStore.open({ url: options.databaseUrl, poolSize: 4 });
+    } else {
+      tempDir = mkdtempSync(join(tmpdir(), 'baton-test-'));
+      store = new SqliteStore({ path: join(tempDir, 'baton.db') });
+    }
+    const kit = new TestKit(store, clock, tempDir, options.concurrency ?? 32);
+    for (const flow of options.flows ?? []) await kit.add(flow);
+    return kit;
+  }
+
+  /** Makes a flow known to the kit (as a subflow target, or to run). Returns its name. */
+  async add(flow: FlowUnderTest): Promise<string> {
+    const known = await loadFlow(flow);
+    this.flows.set(known.loaded.spec.name, known);
+    return known.loaded.spec.name;
+  }
+
+  /** Starts a run of the flow and returns its handle; nothing moves until `settle`. */
+  async run(flow: FlowUnderTest, options: RunTestOptions = {}): Promise<TestRun> {
+    const name = await this.add(flow);
+    const id = await this.createRun(this.flows.get(name) as KnownFlow, options.params ?? {}, null, null);
+    return this.attach(id);
+  }
+
+  /** A handle on an existing run (a child run, say). */
+  attach(runId: string): TestRun {
+    return new TestRun(this, runId);
+  }
+
+  /** Stops the engine and removes the temporary store. */
+  async close(): Promise<void> {
+    await this.engine.stop();
+    await this.store.close();
+    if (this.tempDir) rmSync(this.tempDir, { recursive: true, force: true });
+  }
+
+  /** Waits (in real time, bounded) until the engine has nothing left to do without a timer or the test. */
+  async quiesce(limitMs = 30_000): Promise<void> {
+    const deadline = Date.now() + limitMs;
+    // Idle twice in a row across a poll: child runs and requests are only seen by a poll.
+    for (let calm = 0; calm < 2;) {
+      if (Date.now() > deadline) {
+        throw new BatonError('RUN_OWNED', `the engine did not come to rest within ${limitMs} ms`, {
+          hint: 'A task body may be stuck; give it a timeout, or raise the limit.',
+        });
+      }
+      await new Promise((r) => setImmediate(r));
+      if (!this.engine.isIdle()) {
+        calm = 0;
+        await new Promise((r) => setTimeout(r, 1));
+        continue;
+      }
+      await this.engine.pollNow();
+      calm = this.engine.isIdle() ? calm + 1 : 0;
+    }
+  }
+
+  private async resolved(flow: string, version: string): Promise<ResolvedFlow> {
+    const known = this.flows.get(flow);
+    if (!known || known.loaded.version !== version) {
+      throw new BatonError('FLOW_NOT_FOUND', `the test kit has no flow ${flow} at version ${version}`);
+    }
+    const definition = known.loaded.definition;
+    return {
+      plan: compilePlan(known.loaded.spec),
+      flowDir: known.flowDir,
+      resolveFunction: (key) => definition?.functionOf(key),
+    };
+  }
+
+  private async createRun(
+    known: KnownFlow,
+    rawParams: Readonly<Record<string, unknown>>,
+    dedupeKey: string | null,
+    parent: { runId: string; task: string } | null,
+  ): Promise<string> {
+    const spec = known.loaded.spec;
+    const params = resolveParams(spec.params, rawParams, { fromText: false });
+    const now = this.clock.now();
+    const { run } = await this.store.createRun({
+      id: newRunId(now),
+      flow: {
+        flow: spec.name,
+        version: known.loaded.version,
+        spec: JSON.stringify(spec),
+        sourcePath: known.loaded.sourcePath,
+        createdAt: now,
+      },
+      params,
+      taskIds: spec.tasks.map((t) => t.id),
+      createdAt: now,
+      dedupeKey,
+      maxActiveRuns: spec.maxActiveRuns,
+      ...(parent ? { parent } : {}),
+    });
+    return run.id;
+  }
+
+  /** The plan of a run, for folding its history. */
+  async planOf(runId: string): Promise<{ plan: FlowPlan; state: RunStateName }> {
+    const record = await this.store.getRun(runId);
+    if (!record) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
+    return { plan: (await this.resolved(record.flow, record.version)).plan, state: record.state };
+  }
+}
+
+/** One run under test. */
+export class TestRun {
+  private latest: RunState | null = null;
+  private executing: Promise<unknown> | null = null;
+
+  constructor(
+    readonly kit: TestKit,
+    readonly id: string,
+  ) {}
+
+  /**
+   * Runs until the run ends, or until it waits for something only the test can send (an
+   * event, an approval, a child run without a timeout). Virtual time jumps from one due
+   * timer to the next: retries, sleeps and timeouts take no real time.
+   */
+  async settle(options: { maxSteps?: number } = {}): Promise<SettleResult> {
+    this.executing ??= this.kit.engine.execute(this.id).catch(() => undefined);
+    const maxSteps = options.maxSteps ?? 10_000;
+    for (let step = 0; step < maxSteps; step++) {
+      await this.kit.quiesce();
+      const record = await this.kit.store.getRun(this.id);
+      if (record && isTerminalRun(record.state)) {
+        await this.refresh();
+        return record.state;
+      }
+      if (!this.kit.clock.jumpToNext()) {
+        await this.refresh();
+        return 'waiting';
+      }
+    }
+    throw new BatonError('RUN_OWNED', `run ${this.id} did not settle within ${maxSteps} timer steps`, {
+      hint: 'A retry or schedule loop may never end; check the flow, or raise maxSteps.',
+    });
+  }
+
+  /** Moves virtual time forward (firing what falls due) and lets the run react. */
+  async advance(by: number | string): Promise<void> {
+    this.executing ??= this.kit.engine.execute(this.id).catch(() => undefined);
+    await this.kit.quiesce();
+    this.kit.clock.advance(by);
+    await this.kit.quiesce();
+    await this.refresh();
+  }
+
+  /** Sends an event to the run, as `baton signal` does. */
+  async signal(event: string, data: unknown = null, options: { key?: string; by?: string } = {}): Promise<void> {
+    await this.deliver({
+      type: 'signal',
+      id: randomUUID(),
+      event,
+      key: options.key ?? null,
+      data,
+      by: options.by ?? 'test',
+    });
+  }
+
+  /** Approves a waiting approval task, as `baton approve` does. */
+  async approve(task: string, options: { by?: string; comment?: string } = {}): Promise<void> {
+    await this.decide(task, true, options);
+  }
+
+  /** Rejects a waiting approval task, as `baton reject` does. */
+  async reject(task: string, options: { by?: string; comment?: string } = {}): Promise<void> {
+    await this.decide(task, false, options);
+  }
+
+  /** Cancels the run (its `finally` tasks still run). */
+  async cancel(reason = 'cancelled by test'): Promise<void> {
+    await this.deliver({ type: 'cancel', reason });
+  }
+
+  /** The run's state after the last settle, advance or send. */
+  get state(): RunStateName {
+    return this.current().state;
+  }
+
+  /** A task run by id (`load`, `process[3]`, `per_region[1].load`). */
+  task(id: string): TaskView {
+    const state = this.current();
+    const i = taskIndexOf(state, id);
+    if (i === undefined) {
+      throw new BatonError('TASK_NOT_FOUND', `run ${this.id} has no task "${id}"`, {
+        hint: `Tasks: ${this.tasks()
+          .slice(0, 20)
+          .map((t) => t.id)
+          .join(', ')}`,
+      });
+    }
+    return view(state, i);
+  }
+
+  /** Every task run, the flow's own first, then map instances in the order they were made. */
+  tasks(): TaskView[] {
+    const state = this.current();
+    return state.tasks.map((_, i) => view(state, i));
+  }
+
+  /** The run's history. */
+  async events(): Promise<RunEvent[]> {
+    return (await this.kit.store.readEvents(this.id)).map((e) => e.event);
+  }
+
+  /** Child runs started by subflow tasks. */
+  async children(): Promise<TestRun[]> {
+    const runs = await this.kit.store.listRuns({ parentRunId: this.id });
+    return runs.map((r) => this.kit.attach(r.id));
+  }
+
+  /** Reads the run's state from its history (settle and the senders do this for you). */
+  async refresh(): Promise<RunState> {
+    const { plan } = await this.kit.planOf(this.id);
+    const events = await this.events();
+    this.latest = foldRun(this.id, plan, events);
+    return this.latest;
+  }
+
+  private current(): RunState {
+    if (!this.latest) {
+      throw new BatonError('USAGE', `run ${this.id} has not been read yet`, {
+        hint: 'Call await run.settle() (or run.refresh()) first.',
+      });
+    }
+    return this.latest;
+  }
+
+  private async decide(task: string, approved: boolean, options: { by?: string; comment?: string }): Promise<void> {
+    const state = await this.refresh();
+    const i = taskIndexOf(state, task);
+    const t = i === undefined ? undefined : state.tasks[i];
+    if (i === undefined || t?.state !== 'waiting' || t.wait?.kind !== 'approval') {
+      throw new BatonError('APPROVAL_NOT_WAITING', `task ${task} of run ${this.id} is not waiting for an approval`, {
+        hint: `Its state is ${t?.state ?? 'unknown'}; call settle() until it waits.`,
+      });
+    }
+    await this.deliver({
+      type: 'decision',
+      task: i,
+      approved,
+      by: options.by ?? 'test',
+      comment: options.comment ?? null,
+    });
+  }
+
+  private async deliver(input: Parameters<Engine['send']>[1]): Promise<void> {
+    this.executing ??= this.kit.engine.execute(this.id).catch(() => undefined);
+    await this.kit.quiesce();
+    if (!this.kit.engine.send(this.id, input)) {
+      throw new BatonError('RUN_NOT_FOUND', `run ${this.id} is not active; it is ${(await this.refresh()).state}`);
+    }
+    await this.kit.quiesce();
+    await this.refresh();
+  }
+}
+
+function view(state: RunState, i: number): TaskView {
+  const t = state.tasks[i] as TaskRun;
+  return {
+    id: taskIdOf(state, i),
+    state: t.state,
+    attempts: t.attempt,
+    output: t.output,
+    error: t.error,
+    skipReason: t.skipReason,
+    wait: t.wait,
+  };
+}
+
+async function loadFlow(flow: FlowUnderTest): Promise<KnownFlow> {
+  if (typeof flow === 'string') {
+    const path = resolve(flow);
+    const catalog = new FlowCatalog(dirname(path), { kinds: createExecutors().kinds() });
+    return { loaded: await catalog.load(path), flowDir: dirname(path) };
+  }
+  if (!isFlowDefinition(flow)) {
+    throw new BatonError('USAGE', 'testFlow: expected a flow from defineFlow() or the path of a flow file');
+  }
+  const spec: FlowSpec = flow.toSpec();
+  return {
+    loaded: { spec, version: flowVersion(spec, []), sourcePath: '<test>', definition: flow },
+    flowDir: process.cwd(),
+  };
+}
+
+/** Opens a kit for one flow and starts a run of it: the shortest way to test a flow. */
+export async function testFlow(
+  flow: FlowUnderTest,
+  options: TestKitOptions & RunTestOptions = {},
+): Promise<TestRun & { close(): Promise<void> }> {
+  const kit = await TestKit.open(options);
+  const run = await kit.run(flow, options);
+  return Object.assign(run, { close: () => kit.close() });
+}
+
+/** Opens a kit: a temporary store and an engine on a virtual clock. */
+export function createTestKit(options: TestKitOptions = {}): Promise<TestKit> {
+  return TestKit.open(options);
+}
