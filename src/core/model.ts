@@ -26,9 +26,9 @@ export interface RetryPolicy {
   readonly maxBackoffMs: number;
   /** `full`: a uniformly random delay in [0, computed); `none`: exactly the computed delay. */
   readonly jitter: 'full' | 'none';
-  /** If set, only errors whose code is listed are retried. */
+  /** If set, only errors whose code or kind (see `errorKind`) is listed are retried. */
   readonly retryOn?: readonly string[];
-  /** Error codes that are never retried (default: validation-type errors). */
+  /** Error codes or kinds that are never retried (default: validation-type errors). */
   readonly neverRetryOn: readonly string[];
   /**
    * When true, an attempt lost with its worker (killed, or paused past its lease) counts
@@ -167,7 +167,8 @@ const KIND_OF_CODE: Readonly<Record<string, ErrorKind>> = {
 /** The kind of an error: as thrown (`error.kind`), else from its code, else `error`. */
 export function errorKind(error: TaskError): ErrorKind {
   if (error.kind && (ERROR_KINDS as readonly string[]).includes(error.kind)) return error.kind as ErrorKind;
-  return KIND_OF_CODE[error.code] ?? 'error';
+  // Own keys only: a code such as `constructor` must not find Object.prototype's members.
+  return Object.hasOwn(KIND_OF_CODE, error.code) ? (KIND_OF_CODE[error.code] as ErrorKind) : 'error';
 }
 
 /** True if `selectors` (codes or kinds) name this error; an empty list names every error. */

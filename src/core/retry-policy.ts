@@ -3,11 +3,16 @@
  * backoff from a base, capped, with optional full jitter; randomness is a parameter.
  */
 import type { RetryPolicy, TaskError } from './model.js';
+import { errorMatches } from './model.js';
 
-/** True if the error may be retried under the policy, ignoring the attempt budget. */
+/**
+ * True if the error may be retried under the policy, ignoring the attempt budget. Both
+ * lists name errors by code (`BOOM`) or by kind (`timeout`, see `errorKind`); an empty
+ * `neverRetryOn` excludes nothing and an empty or absent `retryOn` allows everything.
+ */
 export function isRetryableError(policy: RetryPolicy, error: TaskError): boolean {
-  if (policy.neverRetryOn.includes(error.code)) return false;
-  if (policy.retryOn && policy.retryOn.length > 0) return policy.retryOn.includes(error.code);
+  if (policy.neverRetryOn.length > 0 && errorMatches(policy.neverRetryOn, error)) return false;
+  if (policy.retryOn && policy.retryOn.length > 0) return errorMatches(policy.retryOn, error);
   return true;
 }
 

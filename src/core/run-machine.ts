@@ -33,7 +33,7 @@
  * current attempt are ignored: that is the fencing at the model level.
  */
 import { BatonError } from './errors.js';
-import { compileGraph, downstreamClosure } from './graph.js';
+import { compileGraph } from './graph.js';
 import type { FlowSpec, MapSpec, TaskError, TaskSpec } from './model.js';
 import { errorMatches } from './model.js';
 import { isRetryableError, retryDelayMs } from './retry-policy.js';
@@ -43,6 +43,7 @@ import {
   descendantsOf,
   downstreamOf,
   instanceOf,
+  localIdOf,
   siblingIndex,
   taskCount,
   taskIdOf,
@@ -217,7 +218,12 @@ export type RunEvent =
       readonly wait: Wait;
     }
   | { readonly type: 'task_expanded'; readonly at: number; readonly task: string; readonly items: readonly unknown[] }
-  | { readonly type: 'map_items_started'; readonly at: number; readonly task: string; readonly items: readonly number[] }
+  | {
+      readonly type: 'map_items_started';
+      readonly at: number;
+      readonly task: string;
+      readonly items: readonly number[];
+    }
   | {
       readonly type: 'task_catching';
       readonly at: number;
@@ -377,6 +383,15 @@ function countsAsFailed(t: TaskRun, state: TaskStateName): boolean {
   return state === 'failed' || (state === 'cancelled' && !t.benign) || (state === 'skipped' && t.upstreamFailed);
 }
 
+/**
+ * True for a branch of a race: its failure is the race's business (a race that finds a
+ * winner succeeds, one that does not fails), not the run's.
+ */
+function isRaceBranch(run: RunState, i: number): boolean {
+  const local = localIdOf(run, i);
+  return downstreamOf(run, i).some((d) => taskSpecOf(run, d).race?.branches.includes(local) === true);
+}
+
 /** Marks a task terminal and updates the tallies that depend on it. */
 function close(run: RunState, i: number, state: TaskStateName, at: number): void {
   const t = taskRun(run, i);
@@ -401,7 +416,7 @@ function close(run: RunState, i: number, state: TaskStateName, at: number): void
     }
     run.followUps.add(instance.parent);
   } else {
-    if (failed) run.failedTasks++;
+    if (failed && !isRaceBranch(run, i)) run.failedTasks++;
     if (s.finally) run.finallyOpen--;
   }
   if (s.handles !== undefined || s.onFailure) run.followUps.add(i);
@@ -552,7 +567,8 @@ export function evolve(run: RunState, event: RunEvent): void {
       return;
     }
     case 'task_catching': {
-      const t = requireState(run, indexOf(run, event.task), ['running'], event.type);
+      // Running for an attempt's failure; waiting for a map whose items failed.
+      const t = requireState(run, indexOf(run, event.task), ['running', 'waiting'], event.type);
       t.state = 'waiting';
       t.error = event.error;
       t.wait = { kind: 'handler', handler: event.handler };
@@ -650,7 +666,7 @@ function applyRerun(run: RunState, reset: readonly number[]): void {
       continue;
     }
     const isFailed = countsAsFailed(t, t.state);
-    if (isFailed && !instance) failed++;
+    if (isFailed && !instance && !isRaceBranch(run, i)) failed++;
     if (isFailed && m && instance) m.itemFailed[instance.item] = 1;
     for (const d of downstreamOf(run, i)) {
       const down = run.tasks[d] as TaskRun;
@@ -784,7 +800,9 @@ function succeed(rec: Recorder, i: number, rawOutput: unknown): void {
   const { run, now } = rec;
   const s = spec(run, i);
   const t = taskRun(run, i);
-  const output = s.race ? { ...(rawOutput as Record<string, unknown>), losers: raceLosers(rec, i, rawOutput) } : rawOutput;
+  const output = s.race
+    ? { ...(rawOutput as Record<string, unknown>), losers: raceLosers(rec, i, rawOutput) }
+    : rawOutput;
   rec.emit({ type: 'task_succeeded', at: now, task: id(run, i), attempt: t.attempt, output }, i);
   if (s.choice) skipBranchesNotTaken(rec, i, output);
   settle(rec, downstreamOf(run, i));
@@ -842,7 +860,8 @@ function attemptFailed(rec: Recorder, i: number, error: TaskError, wasLost: bool
     rec.commands.push({ type: 'dispatch', task: i });
     return;
   }
-  if (!final && !run.cancelRequested && t.failures < policy.maxAttempts && isRetryableError(policy, error)) {
+  const ending = run.cancelRequested || run.timedOut;
+  if (!final && !ending && t.failures < policy.maxAttempts && isRetryableError(policy, error)) {
     const delayMs = retryDelayMs(policy, t.failures, rec.random);
     const dueAt = now + delayMs;
     rec.emit({ type: 'retry_scheduled', at: now, task, dueAt, delayMs }, i);
@@ -866,7 +885,14 @@ function onParked(rec: Recorder, input: Extract<RunInput, { type: 'attempt_parke
     const signal = run.signals.find((s) => !s.consumed && signalMatches(wait, s));
     if (signal) {
       rec.emit(
-        { type: 'task_succeeded', at: now, task: id(run, i), attempt: t.attempt, output: signal.data, signal: signal.id },
+        {
+          type: 'task_succeeded',
+          at: now,
+          task: id(run, i),
+          attempt: t.attempt,
+          output: signal.data,
+          signal: signal.id,
+        },
         i,
       );
       settle(rec, downstreamOf(run, i));
@@ -1000,7 +1026,7 @@ function onChildFinished(rec: Recorder, input: Extract<RunInput, { type: 'child_
 }
 
 /** Cancels task runs; their running attempts are aborted and child runs cancelled. */
-function cancelTasks(rec: Recorder, indexes: readonly number[], reason: string, benign: boolean): void {
+function cancelTasks(rec: Recorder, indexes: readonly number[], reason: string, benign: boolean): number[] {
   const { run, now } = rec;
   // A map takes its instances along, and a task waiting for its handler takes the handler.
   const all = new Set<number>();
@@ -1015,7 +1041,7 @@ function cancelTasks(rec: Recorder, indexes: readonly number[], reason: string, 
     }
   }
   const open = [...all].filter((i) => !isTerminalTask(taskRun(run, i).state)).sort((a, b) => a - b);
-  if (open.length === 0) return;
+  if (open.length === 0) return open;
   for (const i of open) {
     const t = taskRun(run, i);
     if (t.state === 'running') rec.commands.push({ type: 'abort', task: i, attempt: t.attempt, reason });
@@ -1025,6 +1051,7 @@ function cancelTasks(rec: Recorder, indexes: readonly number[], reason: string, 
     { type: 'tasks_cancelled', at: now, tasks: open.map((i) => id(run, i)), reason, ...(benign ? { benign } : {}) },
     ...open,
   );
+  return open;
 }
 
 function onCancel(rec: Recorder, reason: string, task: number | undefined): void {
@@ -1037,16 +1064,23 @@ function onCancel(rec: Recorder, reason: string, task: number | undefined): void
   const t = taskRun(run, task);
   if (isTerminalTask(t.state)) return;
   rec.emit({ type: 'cancel_requested', at: now, reason, task: id(run, task) });
-  cancelTasks(rec, [task], reason, false);
-  settle(rec, downstreamOf(run, task));
+  const cancelled = cancelTasks(rec, [task], reason, false);
+  settle(
+    rec,
+    cancelled.flatMap((i) => downstreamOf(run, i)),
+  );
 }
 
-/** Cancels every open task but the `finally` ones, which run once the rest ended. */
+/**
+ * Cancels every open task but the `finally` ones, which run once the rest ended; a run
+ * that never started has nothing to clean up, and cancels those too.
+ */
 function cancelOpenTasks(rec: Recorder, reason: string): void {
   const { run } = rec;
+  const started = run.state !== 'queued';
   const indexes: number[] = [];
   run.tasks.forEach((t, i) => {
-    if (!isTerminalTask(t.state) && !(spec(run, i).finally && !instanceOf(run, i))) indexes.push(i);
+    if (!isTerminalTask(t.state) && !(started && spec(run, i).finally && !instanceOf(run, i))) indexes.push(i);
   });
   cancelTasks(rec, indexes, reason, false);
 }
@@ -1058,20 +1092,47 @@ function onRerun(rec: Recorder, input: Extract<RunInput, { type: 'rerun' }>): vo
   }
   const set = new Set<number>();
   if (input.mode === 'failed') {
-    run.tasks.forEach((t, i) => {
-      if (t.state !== 'succeeded' && !(t.state === 'cancelled' && t.benign)) set.add(i);
-    });
+    const total = taskCount(run);
+    for (let i = 0; i < total; i++) {
+      const t = run.tasks[i] as TaskRun;
+      if (t.state === 'succeeded' || (t.state === 'cancelled' && t.benign)) continue;
+      // An instance reruns only with its map (whose index is lower): a map that succeeded
+      // keeps its items as they ended, skipped or failed ones included.
+      const instance = instanceOf(run, i);
+      if (instance && !set.has(instance.parent)) continue;
+      set.add(i);
+    }
   } else {
     for (const i of input.tasks) set.add(i);
+    // A reopened map runs all its items again.
+    for (const i of input.tasks) for (const d of descendantsOf(run, i)) set.add(d);
     if (input.downstream) {
-      const flowTasks = input.tasks.filter((i) => !instanceOf(run, i));
-      for (const d of downstreamClosure(run.plan.graph, flowTasks)) set.add(d);
+      // What follows a rerun instance: the rest of its item, and what follows its map.
+      const work = [...input.tasks, ...input.tasks.flatMap((i) => ancestorsOf(run, i))];
+      for (let next = 0; next < work.length; next++) {
+        for (const d of downstreamOf(run, work[next] as number)) {
+          if (set.has(d)) continue;
+          set.add(d);
+          work.push(d);
+          for (const i of descendantsOf(run, d)) set.add(i);
+        }
+      }
     }
-    // A reopened map runs all its items again; a reopened item reopens its map.
-    for (const i of [...set]) for (const d of descendantsOf(run, i)) set.add(d);
-    for (const i of [...set]) {
-      for (let p = instanceOf(run, i)?.parent; p !== undefined; p = instanceOf(run, p)?.parent) set.add(p);
-    }
+    // A reopened item reopens its map.
+    for (const i of [...set]) for (const p of ancestorsOf(run, i)) set.add(p);
+  }
+  // A handler goes with the task it handles: it reruns when that task does, never alone.
+  for (const i of [...set]) {
+    const handler = handlerOf(run, i);
+    if (handler === undefined || set.has(handler)) continue;
+    set.add(handler);
+    for (const d of descendantsOf(run, handler)) set.add(d);
+  }
+  for (const i of [...set]) {
+    const target = targetOf(run, i);
+    if (target === null || (target !== undefined && set.has(target))) continue;
+    set.delete(i);
+    for (const d of descendantsOf(run, i)) set.delete(d);
   }
   // `finally` tasks run again at the end of every attempt of the run.
   run.plan.spec.tasks.forEach((s, i) => {
@@ -1088,6 +1149,25 @@ function onRerun(rec: Recorder, input: Extract<RunInput, { type: 'rerun' }>): vo
     rec,
     reset.filter((i) => !instanceOf(run, i)),
   );
+}
+
+/** The maps a task run belongs to, innermost first (none for a flow task). */
+function ancestorsOf(run: RunState, i: number): number[] {
+  const out: number[] = [];
+  for (let p = instanceOf(run, i)?.parent; p !== undefined; p = instanceOf(run, p)?.parent) out.push(p);
+  return out;
+}
+
+/** The handler of a task's failure, if it has one. */
+function handlerOf(run: RunState, i: number): number | undefined {
+  const onFailure = spec(run, i).onFailure;
+  return onFailure ? siblingIndex(run, i, onFailure.handler) : undefined;
+}
+
+/** The task a handler handles: null if `i` is no handler, undefined if its target is unknown. */
+function targetOf(run: RunState, i: number): number | null | undefined {
+  const handles = spec(run, i).handles;
+  return handles === undefined ? null : siblingIndex(run, i, handles);
 }
 
 /** The trigger rule a task is evaluated with, and its quorum. */
@@ -1117,6 +1197,16 @@ function settle(rec: Recorder, candidates: readonly number[]): void {
     const s = spec(run, i);
     if (s.handles !== undefined || (s.finally && !instanceOf(run, i))) continue;
     const up = upstreamOf(run, i);
+    // A target its choice did not select stays skipped whatever its rule says (after a rerun).
+    const notTaken = branchNotTaken(run, i, up);
+    if (notTaken !== null) {
+      const skip: SkippedTask = { task: id(run, i), reason: notTaken, upstreamFailed: false };
+      evolve(run, { type: 'tasks_skipped', at: now, tasks: [skip] });
+      skipped.push(skip);
+      rec.touched.add(i);
+      work.push(...downstreamOf(run, i));
+      continue;
+    }
     const counts = { total: up.length, succeeded: t.upSucceeded, failed: t.upFailed, skipped: t.upSkipped };
     let { rule } = ruleOf(s);
     const { k, cancelRest } = ruleOf(s);
@@ -1165,10 +1255,10 @@ function settle(rec: Recorder, candidates: readonly number[]): void {
     const s = spec(run, i);
     const reason = s.race ? `lost the race for ${id(run, i)}` : `not needed: ${id(run, i)} reached its quorum`;
     const rest = upstreamOf(run, i).filter((u) => !isTerminalTask(taskRun(run, u).state));
-    cancelTasks(rec, rest, reason, true);
+    const cancelled = cancelTasks(rec, rest, reason, true);
     settle(
       rec,
-      rest.flatMap((u) => downstreamOf(run, u)),
+      cancelled.flatMap((u) => downstreamOf(run, u)),
     );
   }
   for (const i of queued) {
@@ -1233,21 +1323,43 @@ function resolveRace(rec: Recorder, i: number): void {
   succeed(rec, i, { winner: spec(run, winner).id, output: taskRun(run, winner).output });
 }
 
+/** The branches a choice's output selected. */
+function selectedBranches(output: unknown): Set<string> {
+  const raw = (output as { selected?: unknown } | null)?.selected;
+  return new Set(Array.isArray(raw) ? raw.map(String) : []);
+}
+
+function notTakenReason(run: RunState, choice: number, selected: ReadonlySet<string>): string {
+  return `branch not taken: ${id(run, choice)} chose ${[...selected].join(', ') || 'no branch'}`;
+}
+
+/** Why task `i` is a branch a succeeded upstream choice did not take, or null if it is not. */
+function branchNotTaken(run: RunState, i: number, up: readonly number[]): string | null {
+  for (const u of up) {
+    const choice = spec(run, u).choice;
+    const ut = run.tasks[u] as TaskRun;
+    if (!choice || ut.state !== 'succeeded') continue;
+    const target = choice.targets.find((name) => siblingIndex(run, u, name) === i);
+    if (target === undefined) continue;
+    const selected = selectedBranches(ut.output);
+    if (!selected.has(target)) return notTakenReason(run, u, selected);
+  }
+  return null;
+}
+
 /** After a choice: its targets that were not selected are skipped. */
 function skipBranchesNotTaken(rec: Recorder, i: number, output: unknown): void {
   const { run, now } = rec;
   const choice = spec(run, i).choice;
   if (!choice) return;
-  const raw = (output as { selected?: unknown } | null)?.selected;
-  const selected = new Set(Array.isArray(raw) ? raw.map(String) : []);
-  const chosen = [...selected].join(', ') || 'no branch';
+  const selected = selectedBranches(output);
   const skips: SkippedTask[] = [];
   const indexes: number[] = [];
   for (const target of choice.targets) {
     if (selected.has(target)) continue;
     const k = siblingIndex(run, i, target);
     if (k === undefined || taskRun(run, k).state !== 'pending') continue;
-    skips.push({ task: id(run, k), reason: `branch not taken: ${id(run, i)} chose ${chosen}`, upstreamFailed: false });
+    skips.push({ task: id(run, k), reason: notTakenReason(run, i, selected), upstreamFailed: false });
     indexes.push(k);
   }
   if (skips.length === 0) return;
@@ -1280,7 +1392,7 @@ function followUp(rec: Recorder, i: number): void {
   const { run, now } = rec;
   const t = taskRun(run, i);
   const s = spec(run, i);
-  if (t.map && t.state === 'waiting') pumpMap(rec, i);
+  if (t.map && t.state === 'waiting' && t.wait?.kind === 'items') pumpMap(rec, i);
   if (s.handles !== undefined && isTerminalTask(t.state)) {
     const target = siblingIndex(run, i, s.handles);
     const tt = target === undefined ? undefined : taskRun(run, target);
@@ -1326,6 +1438,7 @@ function followUp(rec: Recorder, i: number): void {
         },
         handler,
       );
+      settle(rec, downstreamOf(run, handler));
     }
   }
 }
@@ -1340,8 +1453,12 @@ function pumpMap(rec: Recorder, i: number): void {
   if (!run.cancelRequested && !run.timedOut) {
     const limit = mapSpec.maxParallel ?? Number.POSITIVE_INFINITY;
     const items: number[] = [];
-    for (let item = m.cursor; item < m.count && m.active + items.length < limit; item++) {
-      if (!m.started[item]) items.push(item);
+    // An item that ended before it started (cancelled by hand) is passed over, not counted.
+    let starting = 0;
+    for (let item = m.cursor; item < m.count && m.active + starting < limit; item++) {
+      if (m.started[item]) continue;
+      items.push(item);
+      if ((m.itemOpen[item] as number) > 0) starting++;
     }
     if (items.length > 0) {
       rec.emit({ type: 'map_items_started', at: now, task: id(run, i), items }, i);
@@ -1350,7 +1467,7 @@ function pumpMap(rec: Recorder, i: number): void {
       settle(rec, tasks);
     }
   }
-  if (m.ended < m.count || t.state !== 'waiting') return;
+  if (m.ended < m.count || t.state !== 'waiting' || t.wait?.kind !== 'items') return;
   const outputs: unknown[] = [];
   const failures: { index: number; item: unknown; error: TaskError | null }[] = [];
   const values = run.mapItems.get(i) ?? [];
@@ -1370,7 +1487,9 @@ function pumpMap(rec: Recorder, i: number): void {
     else if (sinks.length === 1) outputs.push(taskRun(run, base + (sinks[0] as number)).output ?? null);
     else {
       outputs.push(
-        Object.fromEntries(sinks.map((local) => [mapSpec.template[local]?.id, taskRun(run, base + local).output ?? null])),
+        Object.fromEntries(
+          sinks.map((local) => [mapSpec.template[local]?.id, taskRun(run, base + local).output ?? null]),
+        ),
       );
     }
   }
@@ -1422,7 +1541,9 @@ function finishIfDone(rec: Recorder): void {
     rec.emit({ type: 'run_cancelled', at: now, reason: 'cancelled' });
   } else if (run.failedTasks > 0) {
     const named = (pick: (t: TaskRun) => boolean): string[] =>
-      run.plan.spec.tasks.flatMap((_, i) => (pick(run.tasks[i] as TaskRun) ? [id(run, i)] : []));
+      run.plan.spec.tasks.flatMap((_, i) =>
+        pick(run.tasks[i] as TaskRun) && !isRaceBranch(run, i) ? [id(run, i)] : [],
+      );
     const failed = named((t) => t.state === 'failed' || (t.state === 'cancelled' && !t.benign));
     // After a rerun without downstream, tasks skipped for an earlier upstream failure may
     // be the only failures left: name them rather than "0 task(s) failed".

@@ -3,6 +3,7 @@
  * shared by the flow builder (which types it for flow authors) and the engine (which
  * fills it in).
  */
+import type { TaskError } from './model.js';
 
 /** Logger handed to task code; lines go to the task log, batched with the next commit. */
 export interface TaskLogger {
@@ -28,6 +29,12 @@ export interface AttemptContext {
   /** Aborted on cancellation or timeout; `signal.reason` says which. */
   readonly signal: AbortSignal;
   readonly log: TaskLogger;
+  /** Inside a map: the item this instance works on (an array of items when the map batches). */
+  readonly item?: unknown;
+  /** Inside a map: the instance's position among the map's items (among its batches, when it batches). */
+  readonly mapIndex?: number;
+  /** In an on_failure handler: the failure of the task it handles. */
+  readonly error?: TaskError | null;
 }
 
 /** The signature of a function task. */

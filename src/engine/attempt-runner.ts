@@ -57,7 +57,9 @@ const referencedCache = new WeakMap<TaskSpec, readonly string[]>();
 export function referencedTasks(task: TaskSpec): readonly string[] {
   let ids = referencedCache.get(task);
   if (!ids) {
-    const refs = collectReferences([task.with, task.config]).references;
+    // Settings the engine evaluates itself (a map's list, a choice's rules) read tasks too.
+    const evaluated = [task.map?.over ?? null, ...(task.choice?.rules.map((r) => r.when) ?? [])];
+    const refs = collectReferences([task.with, task.config, evaluated]).references;
     ids = [...new Set(refs.filter((r) => r.ref.root === 'tasks').map((r) => String(r.ref.path[0])))];
     referencedCache.set(task, ids);
   }

@@ -739,6 +739,23 @@ export class Engine {
     return true;
   }
 
+  /**
+   * Tasks of the runs this engine owns that wait for the outside world: an event or an
+   * approval (their timeouts aside, nothing but a signal or a decision moves them).
+   */
+  waitingForOutside(): { runId: string; task: string; wait: 'event' | 'approval' }[] {
+    const out: { runId: string; task: string; wait: 'event' | 'approval' }[] = [];
+    for (const run of this.runs.values()) {
+      run.state.tasks.forEach((t, i) => {
+        const kind = t.state === 'waiting' ? t.wait?.kind : undefined;
+        if (kind === 'event' || kind === 'approval') {
+          out.push({ runId: run.lease.runId, task: taskIdOf(run.state, i), wait: kind });
+        }
+      });
+    }
+    return out;
+  }
+
   /** Looks for requests and finished child runs now, rather than at the next poll. */
   async pollNow(): Promise<void> {
     await this.poll();

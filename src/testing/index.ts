@@ -70,6 +70,16 @@ export interface TaskView {
   readonly wait: TaskRun['wait'];
 }
 
+export interface SettleOptions {
+  /** Timer steps before giving up (a retry loop that never ends). Default 10,000. */
+  readonly maxSteps?: number;
+  /**
+   * Let the timeouts of event and approval waits fire instead of stopping at them: to
+   * test what happens when nobody answers. Default false.
+   */
+  readonly fireWaitTimeouts?: boolean;
+}
+
 /** What `settle` ends on: the run's final state, or `waiting` for something only the test can send. */
 export type SettleResult = RunStateName | 'waiting';
 
@@ -250,10 +260,10 @@ export class TestRun {
 
   /**
    * Runs until the run ends, or until it waits for something only the test can send (an
-   * event, an approval, a child run without a timeout). Virtual time jumps from one due
-   * timer to the next: retries, sleeps and timeouts take no real time.
+   * event or an approval, even one with a timeout: see `fireWaitTimeouts`). Virtual time
+   * jumps from one due timer to the next: retries, sleeps and timeouts take no real time.
    */
-  async settle(options: { maxSteps?: number } = {}): Promise<SettleResult> {
+  async settle(options: SettleOptions = {}): Promise<SettleResult> {
     this.executing ??= this.kit.engine.execute(this.id).catch(() => undefined);
     const maxSteps = options.maxSteps ?? 10_000;
     for (let step = 0; step < maxSteps; step++) {
@@ -263,7 +273,9 @@ export class TestRun {
         await this.refresh();
         return record.state;
       }
-      if (!this.kit.clock.jumpToNext()) {
+      // A task waiting for an event or an approval is the test's turn, not its timeout's.
+      const parked = !options.fireWaitTimeouts && this.kit.engine.waitingForOutside().length > 0;
+      if (parked || !this.kit.clock.jumpToNext()) {
         await this.refresh();
         return 'waiting';
       }

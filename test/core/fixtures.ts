@@ -106,7 +106,13 @@ export function taskSpec(def: TaskDef): TaskSpec {
         }
       : {}),
     ...(def.onFailure
-      ? { onFailure: { handler: def.onFailure.handler, recover: def.onFailure.recover ?? false, on: def.onFailure.on ?? [] } }
+      ? {
+          onFailure: {
+            handler: def.onFailure.handler,
+            recover: def.onFailure.recover ?? false,
+            on: def.onFailure.on ?? [],
+          },
+        }
       : {}),
     ...(def.handles !== undefined ? { handles: def.handles } : {}),
     ...(def.finally ? { finally: true } : {}),

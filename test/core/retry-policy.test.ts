@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import type { RetryPolicy, TaskError } from '../../src/core/model.js';
-import { DEFAULT_RETRY, NON_RETRYABLE_CODES } from '../../src/core/model.js';
+import { DEFAULT_RETRY, ERROR_KINDS, errorKind, errorMatches, NON_RETRYABLE_CODES } from '../../src/core/model.js';
 import { isRetryableError, retryDelayMs } from '../../src/core/retry-policy.js';
 
 const policy = (over: Partial<RetryPolicy> = {}): RetryPolicy => ({
@@ -95,5 +95,94 @@ describe('isRetryableError', () => {
 
   it('retries codes that are in neither list when neverRetryOn is empty', () => {
     expect(isRetryableError(policy({ neverRetryOn: [] }), error('VALIDATION'))).toBe(true);
+  });
+});
+
+describe('error kinds', () => {
+  it('takes the kind the thrower set, when it is a known kind', () => {
+    expect(errorKind({ code: 'X', kind: 'transient', message: '' })).toBe('transient');
+    expect(errorKind({ code: 'TASK_TIMEOUT', kind: 'validation', message: '' })).toBe('validation');
+  });
+
+  it('falls back to the kind of the code, then to error, for an unknown or absent kind', () => {
+    expect(errorKind({ code: 'TASK_TIMEOUT', message: '' })).toBe('timeout');
+    expect(errorKind({ code: 'WAIT_TIMEOUT', kind: 'made-up', message: '' })).toBe('timeout');
+    expect(errorKind({ code: 'WORKER_LOST', message: '' })).toBe('lost');
+    expect(errorKind({ code: 'TASK_CANCELLED', message: '' })).toBe('cancelled');
+    expect(errorKind({ code: 'APPROVAL_REJECTED', message: '' })).toBe('rejected');
+    expect(errorKind({ code: 'MAP_OVER_INVALID', message: '' })).toBe('validation');
+    expect(errorKind({ code: 'BOOM', message: '' })).toBe('error');
+  });
+
+  it('does not take a kind from Object.prototype for codes such as constructor', () => {
+    for (const code of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+      expect(errorKind(error(code))).toBe('error');
+    }
+  });
+
+  it('every code that is never retried by default is of kind validation or rejected', () => {
+    for (const code of NON_RETRYABLE_CODES) expect(['validation', 'rejected']).toContain(errorKind(error(code)));
+  });
+
+  it('matches selectors by code or by kind; an empty list matches everything', () => {
+    expect(errorMatches([], error('ANY'))).toBe(true);
+    expect(errorMatches(['BOOM'], error('BOOM'))).toBe(true);
+    expect(errorMatches(['boom'], error('BOOM'))).toBe(false);
+    expect(errorMatches(['timeout'], error('TASK_TIMEOUT'))).toBe(true);
+    expect(errorMatches(['timeout'], { code: 'SLOW', kind: 'timeout', message: '' })).toBe(true);
+    expect(errorMatches(['lost', 'validation'], error('TASK_TIMEOUT'))).toBe(false);
+    expect(errorMatches(['error'], error('BOOM'))).toBe(true);
+    expect(errorMatches(['error'], error('TASK_TIMEOUT'))).toBe(false);
+  });
+
+  it('every error has exactly one of the known kinds', () => {
+    fc.assert(
+      fc.property(fc.string(), fc.option(fc.string(), { nil: undefined }), (code, kind) => {
+        const e: TaskError = kind === undefined ? { code, message: '' } : { code, kind, message: '' };
+        expect(ERROR_KINDS).toContain(errorKind(e));
+        expect(errorMatches([errorKind(e)], e)).toBe(true);
+        expect(errorMatches([code], e)).toBe(true);
+      }),
+    );
+  });
+});
+
+describe('isRetryableError with kinds', () => {
+  it('retries only errors of the listed kinds when retryOn names kinds', () => {
+    const p = policy({ retryOn: ['timeout', 'transient'] });
+    expect(isRetryableError(p, error('TASK_TIMEOUT'))).toBe(true);
+    expect(isRetryableError(p, error('WAIT_TIMEOUT'))).toBe(true);
+    expect(isRetryableError(p, { code: 'HTTP_503', kind: 'transient', message: '' })).toBe(true);
+    expect(isRetryableError(p, error('BOOM'))).toBe(false);
+  });
+
+  it('mixes codes and kinds in one list', () => {
+    const p = policy({ retryOn: ['HTTP_503', 'lost'] });
+    expect(isRetryableError(p, error('HTTP_503'))).toBe(true);
+    expect(isRetryableError(p, error('WORKER_LOST'))).toBe(true);
+    expect(isRetryableError(p, error('HTTP_500'))).toBe(false);
+  });
+
+  it('never retries the kinds neverRetryOn names', () => {
+    const p = policy({ neverRetryOn: ['validation'] });
+    expect(isRetryableError(p, error('TASK_INPUT'))).toBe(false);
+    expect(isRetryableError(p, { code: 'BAD_ROW', kind: 'validation', message: '' })).toBe(false);
+    expect(isRetryableError(p, error('BOOM'))).toBe(true);
+  });
+
+  it('lets a kind in neverRetryOn win over a code in retryOn', () => {
+    const p = policy({ retryOn: ['TASK_TIMEOUT'], neverRetryOn: ['timeout'] });
+    expect(isRetryableError(p, error('TASK_TIMEOUT'))).toBe(false);
+  });
+
+  it('does not treat the kind "error" as a wildcard for errors of other kinds', () => {
+    const p = policy({ retryOn: ['error'] });
+    expect(isRetryableError(p, error('BOOM'))).toBe(true);
+    expect(isRetryableError(p, error('TASK_TIMEOUT'))).toBe(false);
+  });
+
+  it('keeps the code-only behaviour for the default policy', () => {
+    expect(isRetryableError(DEFAULT_RETRY, { code: 'BOOM', kind: 'validation', message: '' })).toBe(true);
+    expect(isRetryableError(DEFAULT_RETRY, error('VALIDATION'))).toBe(false);
   });
 });
