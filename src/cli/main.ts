@@ -97,18 +97,20 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     .description('list runs, newest first')
     .option('--flow <name>', 'only runs of this flow')
     .option('--state <state>', 'only runs in this state')
+    .option('--parent <run>', 'only the child runs (subflows) of this run')
     .option('--limit <n>', 'at most n runs (default 50)', positiveInt)
     .option('--json', 'print JSON')
-    .action((o: { flow?: string; state?: string; limit?: number; json?: boolean }) =>
+    .action((o: { flow?: string; state?: string; parent?: string; limit?: number; json?: boolean }) =>
       run(async () => (await import('./commands/inspect.js')).runsCommand(withDb(), o))(),
     );
 
   program
     .command('show <run>')
-    .description('a run with its tasks, attempts, durations and skip reasons')
+    .description('a run with its tasks, attempts, durations, skip reasons, what waiting tasks wait for, and child runs')
     .option('--events', 'also print the event history')
+    .option('--expand', 'list every map item and every task of a group (they are summarized by default)')
     .option('--json', 'print JSON')
-    .action((id: string, o: { json?: boolean; events?: boolean }) =>
+    .action((id: string, o: { json?: boolean; events?: boolean; expand?: boolean }) =>
       run(async () => (await import('./commands/inspect.js')).showCommand(withDb(), id, o))(),
     );
 
@@ -142,6 +144,37 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     .action((id: string, o: { task?: string; json?: boolean }) =>
       run(async () => (await import('./commands/execute.js')).cancelCommand(withDb(), id, o))(),
     );
+
+  program
+    .command('signal <run> <event>')
+    .description('send an event to a run: it wakes the tasks waiting for it, or is kept until one waits')
+    .option('--data <json>', 'the payload, as JSON; it becomes the output of the tasks it wakes (default null)')
+    .option('--key <key>', 'match key: wakes only waits whose match equals it (and waits without a match)')
+    .option('--by <name>', 'who sends it, recorded in the history (default: the OS user)')
+    .option('--id <id>', 'signal id; a second signal with the same id does nothing (default: a new uuid)')
+    .option('--json', 'print JSON')
+    .action((id: string, event: string, o: { data?: string; key?: string; by?: string; id?: string; json?: boolean }) =>
+      run(async () => (await import('./commands/requests.js')).signalCommand(withDb(), id, event, o))(),
+    );
+
+  for (const [verb, approved, what] of [
+    ['approve', true, 'approve a task waiting for an approval; the run goes on'],
+    [
+      'reject',
+      false,
+      'reject a task waiting for an approval; it fails with APPROVAL_REJECTED (say why with --comment)',
+    ],
+  ] as const) {
+    program
+      .command(`${verb} <run> <task>`)
+      .description(what)
+      .option('--comment <text>', approved ? 'a note recorded with the decision' : 'why, recorded with the decision')
+      .option('--by <name>', 'who decides; must be one of the approvers if the task names any (default: the OS user)')
+      .option('--json', 'print JSON')
+      .action((id: string, task: string, o: { comment?: string; by?: string; json?: boolean }) =>
+        run(async () => (await import('./commands/requests.js')).decisionCommand(withDb(), id, task, approved, o))(),
+      );
+  }
 
   program
     .command('resume <run>')

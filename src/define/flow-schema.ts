@@ -4,14 +4,14 @@
  * inferred from the schemas here and written nowhere else. It also turns zod issues into
  * plain problems (path, message, hint) so that every message reads the same way.
  *
- * Tasks are checked one by one (`checkTasks`) in two halves: the keys every task has
+ * Tasks are checked one by one (task-check.ts) against the keys every task has
  * (`TaskBaseSchema`) and the keys of its kind (`TASK_KIND_SCHEMAS`, one entry per kind).
  * Kinds added later register an entry; the loader then accepts their keys and puts them,
  * camelCased, in `config`. Checks that span several keys or tasks, and positions in the
- * source, are the loader's (load-yaml.ts).
+ * source, are the loader's (load-yaml.ts) and the structure's (flow-structure.ts).
  */
 import { z } from 'zod';
-import { TRIGGER_RULES } from '../core/states.js';
+import type { ErrorCode } from '../core/errors.js';
 import { OVERLAP_POLICIES } from '../core/trigger-spec.js';
 import { DURATION_FORMS, checkName, durationSchema, intRange, nameSchema, positiveInt } from './flow-schema-parts.js';
 import { TRIGGER_KINDS, TriggerFileSchema } from './trigger-schema.js';
@@ -57,12 +57,15 @@ export const DefaultsFileSchema = z.strictObject({
   pool: z.string().min(1).optional(),
 });
 
-/** Keys every task has, whatever its kind. Unknown keys are found by the loader. */
+/**
+ * Keys every task that runs something has, whatever its kind. `trigger_rule` (a name or
+ * `{ k_of_n }`) and the keys that shape the flow (`group`, `map`, `on_failure`, …) are
+ * checked with the task (task-check.ts). Unknown keys are found there too.
+ */
 export const TaskBaseSchema = z.object({
   kind: z.string(),
   description: z.string().optional(),
   depends_on: z.array(z.string()).optional(),
-  trigger_rule: z.enum(TRIGGER_RULES).optional(),
   retry: RetryFileSchema.optional(),
   timeout: durationSchema.optional(),
   pool: z.string().min(1).optional(),
@@ -160,9 +163,11 @@ export const FlowFileSchema = z.strictObject({
   overlap: z.enum(OVERLAP_POLICIES).optional(),
   triggers: z.record(nameSchema, TriggerFileSchema).optional(),
   pools: z.record(z.string(), positiveInt).optional(),
-  // Each task is checked on its own (base keys + its kind's keys), so the map's values
-  // pass through here untouched.
-  tasks: z.record(z.string(), z.custom<TaskFile>()),
+  groups: z.record(z.string(), z.strictObject({ description: z.string().optional() }).nullable()).optional(),
+  // Each task is checked on its own (task-check.ts), so tasks pass through here untouched.
+  tasks: z.custom<Record<string, TaskFile> | TaskFile[]>((v) => isRecord(v) || Array.isArray(v), {
+    error: 'must be a map from task id to task, or a list of tasks with id',
+  }),
 });
 
 /** A flow file as written. */
@@ -174,6 +179,8 @@ export type ParsedFlowFile = z.output<typeof FlowFileSchema>;
 
 /** A problem found by a schema; `at` says which node the loader should point at. */
 export interface SchemaProblem {
+  /** DEF_INVALID unless set. */
+  readonly code?: ErrorCode;
   readonly path: KeyPath;
   readonly message: string;
   readonly hint: string;
@@ -259,7 +266,8 @@ function schemaAt(schema: z.ZodType, path: KeyPath): z.ZodType | undefined {
   let cur: z.ZodType | undefined = schema;
   let i = 0;
   while (cur) {
-    if (cur instanceof z.ZodOptional || cur instanceof z.ZodDefault) cur = cur.unwrap() as z.ZodType;
+    if (cur instanceof z.ZodOptional || cur instanceof z.ZodDefault || cur instanceof z.ZodNullable)
+      cur = cur.unwrap() as z.ZodType;
     else if (cur instanceof z.ZodPipe) cur = cur.in as z.ZodType;
     else if (i === path.length) return cur;
     else if (cur instanceof z.ZodObject) cur = cur.shape[String(path[i++])] as z.ZodType | undefined;
@@ -358,119 +366,19 @@ export function unknownKeyProblem(path: KeyPath, accepted: readonly string[]): S
   };
 }
 
-// --- task keys and names ------------------------------------------------------------
-
-/** One task after its own keys were checked; `base`/`config` are set when they parsed. */
-export interface CheckedTask {
-  readonly id: string;
-  readonly raw: Record<string, unknown>;
-  /** Undefined when the kind is missing or not one of the caller's kinds. */
-  readonly kind: string | undefined;
-  readonly base?: Omit<ParsedTaskBase, 'kind'>;
-  /** The kind's keys as parsed (snake_case, defaults filled). */
-  readonly config?: Record<string, unknown>;
-  readonly templated: readonly string[];
-}
-
-/** Task keys common to every kind; `kind` itself is checked by hand for a better message. */
-const TaskCommonSchema = TaskBaseSchema.omit({ kind: true });
-const BASE_KEYS = Object.keys(TaskBaseSchema.shape);
+// --- names -------------------------------------------------------------------------
 
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-function problem(path: KeyPath, message: string, hint: string, at: SchemaProblem['at'] = 'value'): SchemaProblem {
+export function problem(
+  path: KeyPath,
+  message: string,
+  hint: string,
+  at: SchemaProblem['at'] = 'value',
+): SchemaProblem {
   return { path, message, hint, at };
-}
-
-const TASK_EXAMPLE = '`hello: { kind: shell, command: [echo, hi] }`';
-
-/**
- * Checks each task's own keys: its id, its kind (one of `kinds`), the base keys and the
- * keys of its kind. Problems across tasks (graph, expressions) are the loader's.
- */
-export function checkTasks(
-  raw: Record<string, unknown>,
-  kinds: readonly string[],
-): { tasks: CheckedTask[]; problems: SchemaProblem[] } {
-  const problems: SchemaProblem[] = [];
-  const tasks: CheckedTask[] = [];
-  if (!isRecord(raw.tasks)) return { tasks, problems }; // the flow schema reports it
-  const entries = Object.entries(raw.tasks);
-  if (entries.length === 0) {
-    problems.push(
-      problem(['tasks'], 'must declare at least one task', `Add a task under tasks, e.g. ${TASK_EXAMPLE}.`),
-    );
-  }
-  for (const [id, task] of entries) {
-    const bad = checkName(id);
-    if (bad) problems.push(problem(['tasks', id], `task id ${bad}`, 'Rename the task.', 'key'));
-    if (isRecord(task)) tasks.push(checkTask(id, task, kinds, problems));
-    else {
-      const message = `must be a map with kind and the keys of that kind, got ${show(task)}`;
-      problems.push(problem(['tasks', id], message, `Write the task as a map, e.g. ${TASK_EXAMPLE}.`));
-    }
-  }
-  return { tasks, problems };
-}
-
-function checkTask(
-  id: string,
-  task: Record<string, unknown>,
-  kinds: readonly string[],
-  problems: SchemaProblem[],
-): CheckedTask {
-  const path = ['tasks', id];
-  const known = kinds.join(', ');
-  const kind = typeof task.kind === 'string' && kinds.includes(task.kind) ? task.kind : undefined;
-  if (task.kind === undefined) {
-    problems.push(
-      problem(
-        [...path, 'kind'],
-        `required but missing; known kinds: ${known}`,
-        `Add \`kind:\` with one of: ${known}.`,
-        'parent',
-      ),
-    );
-  } else if (kind === undefined) {
-    const guess = typeof task.kind === 'string' ? suggest(task.kind, kinds) : undefined;
-    const message =
-      typeof task.kind === 'string'
-        ? `unknown kind ${show(task.kind)}${guess ? ` (did you mean "${guess}"?)` : ''}; known kinds: ${known}`
-        : `must be the name of a kind (${known}), got ${show(task.kind)}`;
-    problems.push(problem([...path, 'kind'], message, `Set kind to one of: ${known}.`));
-  }
-  // A known kind without a registered schema has no keys of its own.
-  const entry = kind === undefined ? undefined : TASK_KIND_SCHEMAS.get(kind);
-  const kindKeys = entry ? Object.keys(entry.keys.shape) : [];
-  const pick = (keys: readonly string[]) => Object.fromEntries(Object.entries(task).filter(([k]) => keys.includes(k)));
-
-  const base = parseWith(TaskCommonSchema, pick(BASE_KEYS), path, 'a task');
-  if (!base.ok) problems.push(...base.problems);
-  const own = entry ? parseWith(entry.keys, pick(kindKeys), path, `a ${kind} task`) : undefined;
-  if (own && !own.ok) problems.push(...own.problems);
-
-  for (const key of Object.keys(task)) {
-    if (BASE_KEYS.includes(key) || kindKeys.includes(key)) continue;
-    const owners = [...TASK_KIND_SCHEMAS].filter(([k, e]) => k !== kind && key in e.keys.shape).map(([k]) => k);
-    if (owners.length === 0) problems.push(unknownKeyProblem([...path, key], [...BASE_KEYS, ...kindKeys]));
-    // With an unknown kind we cannot tell whether such a key is wrong; the kind problem says enough.
-    else if (kind !== undefined) {
-      const message = `not a key of ${kind} tasks; it belongs to ${owners.join(', ')} tasks`;
-      problems.push(
-        problem([...path, key], message, `Remove ${key}, or change kind to ${owners[0] as string}.`, 'key'),
-      );
-    }
-  }
-  return {
-    id,
-    raw: task,
-    kind,
-    ...(base.ok ? { base: base.data } : {}),
-    ...(own?.ok ? { config: own.data as Record<string, unknown> } : {}),
-    templated: entry?.templated ?? [],
-  };
 }
 
 /** Names used as keys: params and pools (task ids are checked with their tasks). */

@@ -1,8 +1,9 @@
 /**
  * Loads a flow written in YAML or JSON into the normalized `FlowSpec`. It owns three
  * things: positions (every problem names file, 1-based line and column, and key path),
- * the checks that span more than one key (graph, pools, params, expressions, retry
- * bounds), and normalization (defaults merged, durations in ms, camelCase config).
+ * the checks that span more than one key (pools, params, retry bounds; the graph and
+ * expressions through the structure checks shared with the builder, flow-structure.ts),
+ * and normalization (defaults merged, durations in ms, camelCase config).
  *
  * All problems are collected before anything is returned: a spec is produced only when
  * there are none, so a half-valid flow never reaches the engine. JSON goes through the
@@ -11,30 +12,29 @@
 import { readFile } from 'node:fs/promises';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
 import { BatonError, type ErrorCode, type Problem } from '../core/errors.js';
-import { findGraphProblems } from '../core/graph.js';
-import { DEFAULT_RETRY, type FlowSpec, type ParamSpec, type RetryPolicy, type TaskSpec } from '../core/model.js';
-import { collectReferences } from './expression.js';
+import { DEFAULT_RETRY, isParkingKind, type FlowSpec, type ParamSpec } from '../core/model.js';
 import {
   FlowFileSchema,
   ParamFileSchema,
   checkNames,
-  checkTasks,
   durationMs,
   formatPath,
   isRecord,
   parseWith,
   show,
   valueAt,
-  type CheckedTask,
   type KeyPath,
   type ParamFile,
   type ParsedFlowFile,
-  type ParsedRetry,
   type SchemaProblem,
 } from './flow-schema.js';
+import { errorSelectorProblem, type DraftGroup } from './flow-draft.js';
+import { resolveFlow } from './flow-structure.js';
 import { checkParamSpec } from './params.js';
 import { suggest } from './suggest.js';
+import { checkTasks, everyTask, runsNothing, type CheckedTask } from './task-check.js';
 import { TRIGGER_PARAMS, normalizeTrigger, withTriggerParams } from './trigger-schema.js';
+import { draftOf, mergeRetry, type TaskDefaults } from './yaml-draft.js';
 
 export interface LoadResult {
   /** Present only when `problems` is empty. */
@@ -52,8 +52,21 @@ export interface LoadOptions {
 
 export const DEFAULT_KINDS: readonly string[] = ['function', 'shell'];
 
-const EXPRESSION_ROOTS = ['params', 'tasks', 'run'];
-const TASK_FIELDS = ['output', 'state'];
+function scalarText(node: unknown): string {
+  return String(isScalar(node) ? node.value : node);
+}
+
+/** The `id` value of a task written in a list, if it has a string one. */
+function idNode(node: unknown): Node | undefined {
+  if (!isMap(node)) return undefined;
+  const id = node.items.find((p) => scalarText(p.key) === 'id')?.value;
+  return isScalar(id) && typeof id.value === 'string' ? (id as Node) : undefined;
+}
+
+/** True for the path of a task: `tasks.<id>`, or `tasks.<id>.tasks.<id>` inside a map over a group. */
+function isTaskPath(path: KeyPath): boolean {
+  return path.length >= 2 && path.length % 2 === 0 && path.every((part, i) => i % 2 === 1 || part === 'tasks');
+}
 
 /** Collects problems with positions resolved against one parsed document. */
 class Reporter {
@@ -82,7 +95,7 @@ class Reporter {
   }
 
   addAll(problems: readonly SchemaProblem[], code: ErrorCode = 'DEF_INVALID'): void {
-    for (const p of problems) this.add(code, p.path, p.message, p.hint, p.at);
+    for (const p of problems) this.add(p.code ?? code, p.path, p.message, p.hint, p.at);
   }
 
   /** Where to point: the value, its key, or (for a missing key) the key of the map that lacks it. */
@@ -101,14 +114,18 @@ class Reporter {
     return undefined;
   }
 
-  /** The key node and value node at a path; for a duplicated key, the last one (as toJS keeps). */
+  /**
+   * The key node and value node at a path; for a duplicated key, the last one (as toJS
+   * keeps). In a list of tasks a name part finds the task with that `id`, whose id value
+   * then serves as its key.
+   */
   private find(path: KeyPath): { key: Node | undefined; value: Node | undefined } | undefined {
     let key: Node | undefined;
     let value = (this.doc.contents ?? undefined) as Node | undefined;
     for (const part of path) {
       if (isAlias(value)) value = value.resolve(this.doc) as Node | undefined;
       if (isMap(value)) {
-        const pair = value.items.findLast((p) => String(isScalar(p.key) ? p.key.value : p.key) === String(part));
+        const pair = value.items.findLast((p) => scalarText(p.key) === String(part));
         if (!pair) return undefined;
         key = pair.key as Node;
         value = (pair.value ?? undefined) as Node | undefined;
@@ -116,6 +133,11 @@ class Reporter {
         key = undefined;
         value = value.items[part] as Node | undefined;
         if (!value) return undefined;
+      } else if (isSeq(value)) {
+        const item = value.items.find((node) => idNode(node) !== undefined && scalarText(idNode(node)) === part);
+        if (!item) return undefined;
+        key = idNode(item);
+        value = item as Node;
       } else return undefined;
     }
     return { key, value };
@@ -133,7 +155,8 @@ class Reporter {
         }
       } else if (isSeq(node)) {
         for (const [i, item] of node.items.entries()) {
-          const inner = walk(item, [...path, i]);
+          const id = idNode(item);
+          const inner = walk(item, [...path, id ? scalarText(id) : i]);
           if (inner) return inner;
         }
       }
@@ -167,7 +190,7 @@ export function parseFlowText(text: string, options: { file: string } & LoadOpti
     const offset = error.pos[0];
     const path = error.code === 'DUPLICATE_KEY' ? report.pathOfKeyAt(offset) : undefined;
     if (path) {
-      const isTask = path.length === 2 && path[0] === 'tasks';
+      const isTask = isTaskPath(path);
       report.add(
         isTask ? 'DEF_DUPLICATE_TASK' : 'DEF_INVALID',
         path,
@@ -224,14 +247,21 @@ export function parseFlowText(text: string, options: { file: string } & LoadOpti
   const { tasks, problems: taskProblems } = checkTasks(raw, options.kinds ?? DEFAULT_KINDS);
   report.addAll(taskProblems);
   report.addAll(checkNames(raw));
-  checkGraph(tasks, report);
-  checkExpressions(raw, tasks, report);
+  const all = everyTask(tasks);
+  const resolved = resolveFlow({
+    tasks: tasks.map((t) => draftOf(t, flow.ok ? taskDefaults(flow.data) : undefined)),
+    groups: groupsOf(raw),
+    params: expressionParams(raw),
+    dependsOnWord: 'depends_on',
+  });
+  report.addAll(resolved.problems);
   checkParams(raw, report);
-  checkPools(raw, tasks, options.knownPools ?? [], report);
-  checkRetryBounds(raw, tasks, report);
+  checkPools(raw, all, options.knownPools ?? [], report);
+  checkRetryBounds(raw, all, report);
+  checkErrorSelectors(raw, all, report);
 
-  if (report.problems.length > 0 || !flow.ok) return { problems: report.sorted() };
-  return { spec: normalize(flow.data, tasks), problems: [] };
+  if (report.problems.length > 0 || !flow.ok || !resolved.tasks) return { problems: report.sorted() };
+  return { spec: normalize(flow.data, resolved.tasks, resolved.groups), problems: [] };
 }
 
 /** Reads and parses a flow file; an unreadable file is one DEF_LOAD problem. */
@@ -271,166 +301,24 @@ export function assertLoaded(result: LoadResult, file: string): FlowSpec {
 
 // --- checks across keys ------------------------------------------------------------
 
-/** The string entries of a task's depends_on (bad entries are schema problems already). */
-function dependsOn(task: CheckedTask): string[] {
-  const deps = task.raw.depends_on;
-  return Array.isArray(deps) ? deps.filter((d): d is string => typeof d === 'string') : [];
-}
-
-function checkGraph(tasks: readonly CheckedTask[], report: Reporter): void {
-  const ids = tasks.map((t) => t.id);
-  const seen = new Map<string, number>();
-  /** Index of the nth occurrence of `dep` in the task's depends_on, n counted per call. */
-  const entry = (id: string, dep: string): KeyPath => {
-    const key = `${id}\u0000${dep}`;
-    const n = seen.get(key) ?? 0;
-    seen.set(key, n + 1);
-    const deps = tasks.find((t) => t.id === id)?.raw.depends_on;
-    const indexes = Array.isArray(deps) ? deps.flatMap((d, i) => (d === dep ? [i] : [])) : [];
-    return ['tasks', id, 'depends_on', indexes[n] ?? indexes[0] ?? 0];
-  };
-  for (const problem of findGraphProblems(tasks.map((t) => ({ id: t.id, dependsOn: dependsOn(t) })))) {
-    if (problem.kind === 'unknown_dependency') {
-      const guess = suggest(problem.dependency, ids);
-      report.add(
-        'DEF_UNKNOWN_DEPENDENCY',
-        entry(problem.id, problem.dependency),
-        `task ${problem.id} depends on "${problem.dependency}", which is not a task of this flow${guess ? ` (did you mean "${guess}"?)` : ''}`,
-        guess ? `Change it to "${guess}".` : `Use one of the task ids: ${ids.join(', ')}.`,
-      );
-    } else if (problem.kind === 'self_dependency') {
-      report.add(
-        'DEF_CYCLE',
-        entry(problem.id, problem.id),
-        `task ${problem.id} depends on itself`,
-        `Remove ${problem.id} from its own depends_on.`,
-      );
-    } else if (problem.kind === 'cycle') {
-      const first = problem.path[0] as string;
-      report.add(
-        'DEF_CYCLE',
-        ['tasks', first, 'depends_on'],
-        `cycle ${problem.path.join(' → ')}`,
-        'Remove one of the depends_on edges of this cycle.',
-        'key',
-      );
-    }
-    // 'duplicate' cannot happen here: duplicate YAML keys are reported by the parser.
-  }
-}
-
-/** Transitive upstream ids of every task, ignoring unknown ids (reported elsewhere). */
-function upstreamSets(tasks: readonly CheckedTask[]): Map<string, Set<string>> {
-  const direct = new Map(tasks.map((t) => [t.id, dependsOn(t)]));
-  const out = new Map<string, Set<string>>();
-  for (const task of tasks) {
-    const seen = new Set<string>();
-    const queue = [...(direct.get(task.id) ?? [])];
-    for (let dep = queue.pop(); dep !== undefined; dep = queue.pop()) {
-      if (seen.has(dep) || !direct.has(dep)) continue;
-      seen.add(dep);
-      queue.push(...(direct.get(dep) ?? []));
-    }
-    out.set(task.id, seen);
-  }
-  return out;
-}
-
-function formatRef(root: string, path: readonly (string | number)[]): string {
-  return formatPath([root, ...path]);
-}
-
-function checkExpressions(raw: Record<string, unknown>, tasks: readonly CheckedTask[], report: Reporter): void {
+/** Params expressions may read: the flow's, and those its triggers fill in. */
+function expressionParams(raw: Record<string, unknown>): string[] {
   const kinds = isRecord(raw.triggers)
     ? Object.values(raw.triggers).map((t) => (isRecord(t) && typeof t.kind === 'string' ? t.kind : ''))
     : [];
-  const params = [
+  return [
     ...(isRecord(raw.params) ? Object.keys(raw.params) : []),
     ...kinds.flatMap((k) => Object.keys(TRIGGER_PARAMS[k] ?? {})),
   ];
-  const ids = tasks.map((t) => t.id);
-  const upstream = upstreamSets(tasks);
-  for (const task of tasks) {
-    const ups = upstream.get(task.id) ?? new Set<string>();
-    for (const key of ['with', ...task.templated]) {
-      const value = task.raw[key];
-      if (value === undefined) continue;
-      const at = ['tasks', task.id, key];
-      const { references, problems } = collectReferences(value);
-      for (const p of problems)
-        report.add(
-          p.code,
-          [...at, ...p.path],
-          p.message,
-          'Write expressions as `${{ params.name }}` or `${{ tasks.<upstream>.output }}`.',
-        );
-      for (const { path, ref } of references) {
-        const where = [...at, ...path];
-        const text = formatRef(ref.root, ref.path);
-        const [head, field] = ref.path;
-        if (ref.root === 'params') {
-          if (head !== undefined && !params.includes(String(head))) {
-            const guess = suggest(String(head), params);
-            report.add(
-              'DEF_EXPRESSION',
-              where,
-              `reads ${text} but the flow has no param "${String(head)}"${guess ? ` (did you mean "${guess}"?)` : ''}`,
-              guess
-                ? `Change it to params.${guess}.`
-                : `Declare it under params, e.g. \`${String(head)}: { type: string }\`.`,
-            );
-          }
-        } else if (ref.root === 'tasks') {
-          const target = head === undefined ? undefined : String(head);
-          if (target === undefined) {
-            report.add(
-              'DEF_EXPRESSION',
-              where,
-              `reads ${text}; name a task, as in tasks.<id>.output`,
-              'Read one upstream task, e.g. tasks.extract.output.',
-            );
-          } else if (!ids.includes(target)) {
-            const guess = suggest(target, ids);
-            report.add(
-              'DEF_EXPRESSION',
-              where,
-              `task ${task.id} reads ${text} but there is no task "${target}"${guess ? ` (did you mean "${guess}"?)` : ''}`,
-              guess ? `Change it to tasks.${guess}.` : `Use one of the task ids: ${ids.join(', ')}.`,
-            );
-          } else if (target === task.id) {
-            report.add(
-              'DEF_EXPRESSION',
-              where,
-              `task ${task.id} reads its own result (${text})`,
-              'Read an upstream task, or a param, instead.',
-            );
-          } else if (!ups.has(target)) {
-            report.add(
-              'DEF_EXPRESSION',
-              where,
-              `task ${task.id} reads ${text} but ${target} is not upstream of ${task.id}; add it to depends_on`,
-              `Add ${target} to the depends_on of ${task.id}.`,
-            );
-          } else if (field === undefined || !TASK_FIELDS.includes(String(field))) {
-            report.add(
-              'DEF_EXPRESSION',
-              where,
-              `reads ${text}; a task exposes only output and state`,
-              `Write tasks.${target}.output (or tasks.${target}.state).`,
-            );
-          }
-        } else if (ref.root !== 'run') {
-          const guess = suggest(ref.root, EXPRESSION_ROOTS);
-          report.add(
-            'DEF_EXPRESSION',
-            where,
-            `reads ${text}, but expressions may read only params, tasks and run${guess ? ` (did you mean "${guess}"?)` : ''}`,
-            'Start the expression with params., tasks. or run.',
-          );
-        }
-      }
-    }
-  }
+}
+
+function groupsOf(raw: Record<string, unknown>): DraftGroup[] {
+  if (!isRecord(raw.groups)) return [];
+  return Object.entries(raw.groups).map(([name, group]) => ({
+    name,
+    path: ['groups', name],
+    ...(isRecord(group) && typeof group.description === 'string' ? { description: group.description } : {}),
+  }));
 }
 
 function checkParams(raw: Record<string, unknown>, report: Reporter): void {
@@ -473,7 +361,10 @@ function checkPools(
     );
   };
   check(valueAt(raw, ['defaults', 'pool']), ['defaults', 'pool']);
-  for (const task of tasks) check(task.raw.pool, ['tasks', task.id, 'pool']);
+  // A task without a worker slot does not take pool, which is reported as such.
+  for (const task of tasks) {
+    if (!isParkingKind(task.kind ?? '') && !runsNothing(task)) check(task.raw.pool, [...task.path, 'pool']);
+  }
 }
 
 /**
@@ -508,7 +399,23 @@ function checkRetryBounds(raw: Record<string, unknown>, tasks: readonly CheckedT
   };
   const builtIn = { backoff: DEFAULT_RETRY.backoffMs, max: DEFAULT_RETRY.maxBackoffMs };
   const flowLevel = check(valueAt(raw, ['defaults', 'retry']), ['defaults', 'retry'], builtIn);
-  for (const task of tasks) check(task.raw.retry, ['tasks', task.id, 'retry'], flowLevel);
+  for (const task of tasks) if (!runsNothing(task)) check(task.raw.retry, [...task.path, 'retry'], flowLevel);
+}
+
+/** Retry lists name error codes or kinds; a misspelt kind would never match, so it is reported. */
+function checkErrorSelectors(raw: Record<string, unknown>, tasks: readonly CheckedTask[], report: Reporter): void {
+  const check = (retry: unknown, path: KeyPath) => {
+    for (const key of ['retry_on', 'never_retry_on']) {
+      const list = isRecord(retry) ? retry[key] : undefined;
+      if (!Array.isArray(list)) continue;
+      list.forEach((selector, i) => {
+        const bad = typeof selector === 'string' ? errorSelectorProblem(selector) : undefined;
+        if (bad) report.add('DEF_INVALID', [...path, key, i], bad.message, bad.hint);
+      });
+    }
+  };
+  check(valueAt(raw, ['defaults', 'retry']), ['defaults', 'retry']);
+  for (const task of tasks) check(task.raw.retry, [...task.path, 'retry']);
 }
 
 // --- normalization -----------------------------------------------------------------
@@ -522,57 +429,29 @@ function toParamSpec(param: ParamFile): ParamSpec {
   };
 }
 
-function mergeRetry(base: RetryPolicy, retry: ParsedRetry | undefined): RetryPolicy {
-  if (!retry) return base;
-  const retryOn = retry.retry_on ?? base.retryOn;
+function taskDefaults(flow: ParsedFlowFile): TaskDefaults {
+  const defaults = flow.defaults ?? {};
   return {
-    maxAttempts: retry.max_attempts ?? base.maxAttempts,
-    backoffMs: retry.backoff ?? base.backoffMs,
-    maxBackoffMs: retry.max_backoff ?? base.maxBackoffMs,
-    jitter: retry.jitter ?? base.jitter,
-    ...(retryOn !== undefined ? { retryOn } : {}),
-    neverRetryOn: retry.never_retry_on ?? base.neverRetryOn,
-    ...((retry.count_lost ?? base.countLost) ? { countLost: true } : {}),
+    retry: mergeRetry(DEFAULT_RETRY, defaults.retry),
+    timeoutMs: defaults.timeout ?? null,
+    pool: defaults.pool ?? null,
   };
 }
 
-const camel = (key: string): string => key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-
-function normalize(flow: ParsedFlowFile, tasks: readonly CheckedTask[]): FlowSpec {
-  const defaults = flow.defaults ?? {};
-  const flowRetry = mergeRetry(DEFAULT_RETRY, defaults.retry);
+function normalize(flow: ParsedFlowFile, tasks: FlowSpec['tasks'], groups: FlowSpec['groups'] | undefined): FlowSpec {
   // fromEntries defines own properties, so a param named __proto__ stays a param.
   const params = Object.fromEntries(Object.entries(flow.params ?? {}).map(([name, p]) => [name, toParamSpec(p)]));
-  const specs = tasks.map((task): TaskSpec => {
-    // Reached only without problems, so every task parsed and its kind is known.
-    const base = task.base ?? {};
-    const config = Object.fromEntries(
-      Object.entries(task.config ?? {}).flatMap(([key, value]) => (value === undefined ? [] : [[camel(key), value]])),
-    );
-    return {
-      id: task.id,
-      kind: task.kind as string,
-      dependsOn: base.depends_on ?? [],
-      triggerRule: base.trigger_rule ?? 'all_success',
-      retry: mergeRetry(flowRetry, base.retry),
-      timeoutMs: base.timeout ?? defaults.timeout ?? null,
-      pool: base.pool ?? defaults.pool ?? null,
-      ...(base.labels?.length ? { labels: base.labels } : {}),
-      with: base.with ?? {},
-      config,
-      ...(base.description !== undefined ? { description: base.description } : {}),
-    };
-  });
   const triggers = Object.entries(flow.triggers ?? {}).map(([name, t]) => normalizeTrigger(name, t));
   return {
     name: flow.name,
     ...(flow.description !== undefined ? { description: flow.description } : {}),
     params: withTriggerParams(params, triggers),
-    tasks: specs,
+    tasks,
     pools: flow.pools ?? {},
     maxActiveRuns: flow.max_active_runs ?? null,
     timeoutMs: flow.timeout ?? null,
     ...(triggers.length > 0 ? { triggers } : {}),
     ...(flow.overlap ? { overlap: flow.overlap } : {}),
+    ...(groups ? { groups } : {}),
   };
 }

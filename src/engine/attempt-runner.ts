@@ -40,9 +40,6 @@ export interface AttemptInput {
 export interface AttemptLimits {
   readonly outputLimitBytes: number;
   readonly killGraceMs: number;
-  /** The engine's clock for the attempt timeout (a virtual clock in tests); default setTimeout. */
-  readonly setTimer?: (fn: () => void, ms: number) => unknown;
-  readonly clearTimer?: (handle: unknown) => void;
 }
 
 /** What a template reads as `tasks.<id>`: its state, and its output once it succeeded. */
@@ -159,9 +156,7 @@ export async function runAttempt(
   onBodyReturned: () => void = () => undefined,
 ): Promise<AttemptResult> {
   const { task, controller } = input;
-  let timeout: unknown;
-  const setTimer = limits.setTimer ?? ((fn: () => void, ms: number) => setTimeout(fn, ms));
-  const clearTimer = limits.clearTimer ?? ((handle: unknown) => clearTimeout(handle as NodeJS.Timeout));
+  let timeout: NodeJS.Timeout | undefined;
   try {
     const executor = executors.get(task.kind);
     if (!executor) {
@@ -199,7 +194,7 @@ export async function runAttempt(
       ...(extras?.error ? { error: extras.error } : {}),
     };
     if (task.timeoutMs !== null) {
-      timeout = setTimer(
+      timeout = setTimeout(
         () =>
           controller.abort(
             new AttemptAbort('timeout', `attempt ${input.attempt} of ${task.id} timed out after ${task.timeoutMs} ms`),
@@ -226,6 +221,6 @@ export async function runAttempt(
     const reason = controller.signal.aborted ? controller.signal.reason : error;
     return { status: 'failed', error: toTaskError(reason) };
   } finally {
-    if (timeout !== undefined) clearTimer(timeout);
+    if (timeout) clearTimeout(timeout);
   }
 }

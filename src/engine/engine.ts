@@ -69,9 +69,9 @@ export interface EngineFaults {
 export interface EngineClock {
   now(): number;
   /**
-   * Calls `fn` once `ms` have passed on this clock. Durable timers of runs (retries,
-   * sleeps, waits, run and attempt timeouts) go through it, so that a virtual clock can
-   * jump over them; default `setTimeout`.
+   * Calls `fn` once `ms` have passed on this clock. The durable timers of runs (retries,
+   * sleeps, waits, run timeouts) go through it, so that a virtual clock can jump over
+   * them; default `setTimeout`. Attempt timeouts do not: they measure real running time.
    */
   setTimer?(fn: () => void, ms: number): TimerHandle;
   clearTimer?(handle: TimerHandle): void;
@@ -242,6 +242,8 @@ export class Engine {
   private runningCount = 0;
   /** Engine actions (map lists, waits, child launches) started and not yet submitted. */
   private inlineInFlight = 0;
+  /** Runs being claimed and loaded by `execute`. */
+  private activating = 0;
   private flushScheduled = false;
   private flushing: Promise<void> | null = null;
   private commitBackoffMs = 0;
@@ -291,6 +293,18 @@ export class Engine {
   async execute(runId: string): Promise<RunStateName> {
     const existing = this.runs.get(runId);
     if (existing) return existing.done;
+    this.activating++;
+    let claimed: ActiveRun | RunStateName;
+    try {
+      claimed = await this.claimAndActivate(runId);
+    } finally {
+      this.activating--;
+    }
+    return typeof claimed === 'string' ? claimed : claimed.done;
+  }
+
+  /** Claims a run (waiting out a live owner's start or the flow's max_active_runs) and activates it. */
+  private async claimAndActivate(runId: string): Promise<ActiveRun | RunStateName> {
     const record = await this.store.getRun(runId);
     if (!record) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
     if (isTerminalRun(record.state)) return record.state;
@@ -328,7 +342,7 @@ export class Engine {
       throw error;
     }
     this.ensureTimers();
-    return run.done;
+    return run;
   }
 
   /**
@@ -772,6 +786,7 @@ export class Engine {
       !this.flushing &&
       this.inbox.length === 0 &&
       this.inlineInFlight === 0 &&
+      this.activating === 0 &&
       [...this.ready.values()].every((q) => q.length === 0)
     );
   }
@@ -1194,12 +1209,9 @@ export class Engine {
         controller,
         writeLog: (stream, text) => this.writeLog(run, running, extras.taskRunId, stream, text),
       },
-      {
-        outputLimitBytes: this.outputLimit,
-        killGraceMs: this.killGraceMs,
-        setTimer: (fn, ms) => this.setTimer(fn, ms),
-        clearTimer: (handle) => this.clearTimer(handle),
-      },
+      // Attempt timeouts stay on the real clock, even under a virtual one: they measure how
+      // long a body really runs.
+      { outputLimitBytes: this.outputLimit, killGraceMs: this.killGraceMs },
       () => this.faults?.crashPoint('after_body'),
     ).then(settle);
   }

@@ -66,7 +66,7 @@ describe('TypeScript flow builder', () => {
         expect.stringMatching(/^DEF_INVALID tasks\.a\.timeout: "soon" is not a duration/),
         expect.stringMatching(/^DEF_INVALID tasks\.a\.pool: pool "gpu" is not declared/),
         expect.stringMatching(/^DEF_INVALID tasks\.a\.retry\.maxAttempts: must be an integer from 1 to 100, got 0/),
-        expect.stringMatching(/^DEF_DUPLICATE_TASK tasks: task id "a" is used twice/),
+        expect.stringMatching(/^DEF_DUPLICATE_TASK tasks\.a: duplicate task id "a"/),
       ]),
     );
   });

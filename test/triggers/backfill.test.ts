@@ -46,6 +46,8 @@ function fakeRun(key: string | null, state: RunRecord['state']): RunRecord {
     state,
     params: {},
     dedupeKey: key,
+    parentRunId: null,
+    parentTask: null,
     createdAt: 0,
     startedAt: null,
     endedAt: null,

@@ -13,7 +13,7 @@ import type { Engine } from '../../engine/engine.js';
 import type { Runtime } from '../../app/runtime.js';
 import { createRun, openRuntime } from '../../app/runtime.js';
 import type { CliContext } from '../context.js';
-import { progressLine, renderShow, runJson, taskJson } from '../render.js';
+import { progressLine, renderShow, runJson } from '../render.js';
 
 export interface RunFlags {
   readonly param?: string[];
@@ -53,10 +53,11 @@ async function drive(
   const live = !flags.json && !flags.quiet;
   const engine: Engine = rt.createEngine({
     onCommitted: live
-      ? (_id, events) => {
+      ? (id, events) => {
           for (const e of events) {
             const line = progressLine(e);
-            if (line) ctx.stderr(line);
+            // Child runs (subflows) this process executes too: their lines name their run.
+            if (line) ctx.stderr(id === runId ? line : line.replace(/^(\S+ {2})/gm, `$1(run ${id}) `));
           }
         }
       : undefined,
@@ -94,11 +95,10 @@ async function printRun(
   runId: string,
   flags: { json?: boolean; quiet?: boolean },
 ): Promise<void> {
-  const run = await rt.store.getRun(runId);
-  if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
-  const tasks = await rt.store.getTaskRuns(runId);
-  if (flags.json) ctx.stdout(JSON.stringify({ ...runJson(run), tasks: tasks.map(taskJson) }, null, 2));
-  else ctx.stdout(renderShow(run, tasks));
+  const { loadShowData, showJson } = await import('./inspect.js');
+  const data = await loadShowData(ctx, rt, runId);
+  if (flags.json) ctx.stdout(JSON.stringify(showJson(data), null, 2));
+  else ctx.stdout(renderShow(data.run, data.tasks, { state: data.state, children: data.children }));
 }
 
 /** Waits for a run that other processes execute; `timeoutMs` bounds the wait. */

@@ -5,16 +5,20 @@ import { BatonError } from '../../core/errors.js';
 import type { Problem } from '../../core/errors.js';
 import { RUN_STATES, isTerminalRun } from '../../core/states.js';
 import type { RunStateName } from '../../core/states.js';
+import type { RunState } from '../../core/run-machine.js';
 import { isFlowFile, problemsOf } from '../../app/flow-catalog.js';
+import { loadRunState } from '../../app/run-state.js';
+import type { Runtime } from '../../app/runtime.js';
 import { openCatalog, openRuntime } from '../../app/runtime.js';
+import type { RunRecord, TaskRunRecord } from '../../store/store.js';
 import type { CliContext } from '../context.js';
-import { renderProblem, renderRuns, renderShow, runJson, table, taskJson, time } from '../render.js';
+import { renderProblem, renderRuns, renderShow, runJson, span, table, taskJsonWith, time } from '../render.js';
 import { statSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 export async function runsCommand(
   ctx: CliContext,
-  flags: { flow?: string; state?: string; limit?: number; json?: boolean },
+  flags: { flow?: string; state?: string; parent?: string; limit?: number; json?: boolean },
 ): Promise<number> {
   if (flags.state !== undefined && !(flags.state in RUN_STATES)) {
     throw new BatonError('USAGE', `--state ${flags.state}: not a run state`, {
@@ -23,35 +27,98 @@ export async function runsCommand(
   }
   const rt = await openRuntime(ctx.runtime);
   try {
+    if (flags.parent !== undefined && !(await rt.store.getRun(flags.parent))) {
+      throw new BatonError('RUN_NOT_FOUND', `--parent ${flags.parent}: no run with that id`);
+    }
     const runs = await rt.store.listRuns({
       ...(flags.flow ? { flow: flags.flow } : {}),
       ...(flags.state ? { state: flags.state as RunStateName } : {}),
+      ...(flags.parent !== undefined ? { parentRunId: flags.parent } : {}),
       limit: flags.limit ?? 50,
     });
-    ctx.stdout(flags.json ? JSON.stringify(runs.map(runJson), null, 2) : renderRuns(runs));
+    if (flags.json) {
+      const shape =
+        flags.parent !== undefined ? (r: RunRecord) => ({ ...runJson(r), parent_task: r.parentTask }) : runJson;
+      ctx.stdout(JSON.stringify(runs.map(shape), null, 2));
+    } else if (flags.parent !== undefined && runs.length > 0) {
+      ctx.stdout(
+        table(
+          ['RUN', 'FLOW', 'STATE', 'PARENT TASK', 'CREATED', 'DURATION'],
+          runs.map((r) => [
+            r.id,
+            r.flow,
+            r.state,
+            r.parentTask ?? '-',
+            time(r.createdAt),
+            span(r.startedAt, r.endedAt),
+          ]),
+        ),
+      );
+    } else {
+      ctx.stdout(
+        runs.length === 0 && flags.parent !== undefined ? `run ${flags.parent} has no child runs` : renderRuns(runs),
+      );
+    }
     return 0;
   } finally {
     await rt.close();
   }
 }
 
+/** Child runs listed by `show`, at most this many. */
+const CHILDREN_SHOWN = 1000;
+
+/** What `show` prints of a run: its record, task runs, folded state (when it can be had) and child runs. */
+export interface ShowData {
+  readonly run: RunRecord;
+  readonly tasks: readonly TaskRunRecord[];
+  readonly state: RunState | null;
+  readonly children: readonly RunRecord[];
+}
+
+export async function loadShowData(ctx: CliContext, rt: Runtime, runId: string): Promise<ShowData> {
+  const run = await rt.store.getRun(runId);
+  if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
+  const tasks = await rt.store.getTaskRuns(runId);
+  let state: RunState | null = null;
+  try {
+    state = (await loadRunState(rt, runId)).state;
+  } catch (error) {
+    // The rows alone still make a listing; only waits and the summaries of maps and groups need the history.
+    ctx.stderr(
+      `baton: cannot fold the history of run ${runId} (${(error as Error).message}); listing its rows as stored`,
+    );
+  }
+  // Newest first from the store; listed in the order they were started.
+  const children = (await rt.store.listRuns({ parentRunId: runId, limit: CHILDREN_SHOWN })).reverse();
+  return { run, tasks, state, children };
+}
+
+/** The JSON printed by `show --json` (and by `run --json` once the run ended). */
+export function showJson(data: ShowData): Record<string, unknown> {
+  const { run } = data;
+  return {
+    ...runJson(run),
+    parent: run.parentRunId ? { run: run.parentRunId, task: run.parentTask } : null,
+    children: data.children.map((c) => ({ ...runJson(c), parent_task: c.parentTask })),
+    tasks: data.tasks.map((t) => taskJsonWith(t, data.state)),
+  };
+}
+
 export async function showCommand(
   ctx: CliContext,
   runId: string,
-  flags: { json?: boolean; events?: boolean },
+  flags: { json?: boolean; events?: boolean; expand?: boolean },
 ): Promise<number> {
   const rt = await openRuntime(ctx.runtime);
   try {
-    const run = await rt.store.getRun(runId);
-    if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
-    const tasks = await rt.store.getTaskRuns(runId);
+    const data = await loadShowData(ctx, rt, runId);
     const events = flags.events ? await rt.store.readEvents(runId) : [];
     if (flags.json) {
       ctx.stdout(
         JSON.stringify(
           {
-            ...runJson(run),
-            tasks: tasks.map(taskJson),
+            ...showJson(data),
             ...(flags.events ? { events: events.map((e) => ({ seq: e.seq, ...e.event })) } : {}),
           },
           null,
@@ -59,7 +126,9 @@ export async function showCommand(
         ),
       );
     } else {
-      ctx.stdout(renderShow(run, tasks));
+      ctx.stdout(
+        renderShow(data.run, data.tasks, { state: data.state, expand: flags.expand ?? false, children: data.children }),
+      );
       if (flags.events) {
         ctx.stdout(
           '\n' +

@@ -1,0 +1,611 @@
+/**
+ * The task methods of the TypeScript builder, shared by a flow and by the template of a
+ * map over a group (`f.mapGroup(id, opts, (g) => { g.task(…) })`). Each method records
+ * the task and registers its code under the task's key; `FlowDefinition.toSpec` turns the
+ * records into drafts and lets the structure resolver (flow-structure.ts) check and
+ * normalize them exactly as it does a YAML flow's.
+ *
+ * Refs remember the level they were made at. A task inside a map that names a task of an
+ * enclosing level (in `inputs`, `after` or `over`) cannot depend on it, since template
+ * dependencies are local; the map at that level waits for it instead.
+ */
+import { isParkingKind, type RetryPolicy } from '../core/model.js';
+import type { TaskFunction } from '../core/task-context.js';
+import type {
+  ApprovalOptions,
+  BaseTaskOptions,
+  BranchOutput,
+  ChoiceFunctionOptions,
+  ChoiceRulesOptions,
+  CommonTaskOptions,
+  DurationInput,
+  FunctionTaskOptions,
+  InputsOf,
+  ItemOf,
+  MapGroupOptions,
+  MapItemContext,
+  MapOverOptions,
+  MapTaskOptions,
+  OnFailureInput,
+  ParamDef,
+  ParkingTaskOptions,
+  RaceOptions,
+  RaceScoreFunction,
+  RetryInput,
+  ShellBody,
+  ShellTaskOptions,
+  SleepOptions,
+  SubflowOptions,
+  TaskContext,
+  TaskRef,
+  Upstream,
+  WaitForEventOptions,
+  WaitUntilOptions,
+} from './builder-types.js';
+import { parseWith, type KeyPath } from './flow-schema.js';
+import {
+  handlerId,
+  structuralBody,
+  type DraftCatch,
+  type DraftTask,
+  type NameRef,
+  type TaskBody,
+  type TemplatedValue,
+} from './flow-draft.js';
+import { BODY_FORMS, NAMED_TRIGGER_RULES, type BodyForm } from './task-schema.js';
+
+/** What toSpec gives a recorded task to become a draft: the flow's defaults, and checks that report. */
+export interface DraftContext {
+  readonly defaults: { readonly retry: RetryPolicy; readonly timeoutMs: number | null; readonly pool: string | null };
+  duration(value: DurationInput | undefined, path: KeyPath): number | null;
+  retry(base: RetryPolicy, input: RetryInput | undefined, path: KeyPath): RetryPolicy;
+  problem(path: KeyPath, message: string, hint?: string): void;
+  readonly pools: Readonly<Record<string, number>>;
+}
+
+/** One level of tasks: the flow, or a map's template. Identity marks which refs belong to it. */
+export interface Level {
+  /** Where its tasks are written: `['tasks']`, `['tasks', '<map>', 'tasks']`, … */
+  readonly path: KeyPath;
+  /** Key prefix of its tasks (`<map>`), null at the top level. */
+  readonly keyPrefix: string | null;
+  /** For a template: the enclosing level, and the dependencies its map takes on behalf of its tasks. */
+  readonly parent?: { readonly level: Level; readonly lifted: NameRef[] };
+}
+
+/** Code registered under task keys, and the level each ref was made at; shared by a flow's levels. */
+export interface Registry {
+  readonly functions: Map<string, unknown>;
+  readonly owners: WeakMap<object, Level>;
+}
+
+export function newRegistry(): Registry {
+  return { functions: new Map(), owners: new WeakMap() };
+}
+
+/** The level of a flow's own tasks. */
+export function rootLevel(): Level {
+  return { path: ['tasks'], keyPrefix: null };
+}
+
+type Recorded = (ctx: DraftContext) => DraftTask;
+
+type Fn<P extends Record<string, ParamDef>, I extends Record<string, TaskRef>, X extends object, O> = (
+  ctx: TaskContext<P, InputsOf<I>, X>,
+) => O | Promise<O>;
+
+type NoInputs = Readonly<Record<string, never>>;
+
+/** What a choice function returns: the id of one branch, or of several. */
+type Selection<B extends string> = B | readonly B[];
+
+function isShellBody(value: unknown): value is ShellBody {
+  return typeof value === 'object' && value !== null && 'command' in value;
+}
+
+function shellConfig(body: ShellBody): Record<string, unknown> {
+  return {
+    command: body.command,
+    ...(body.shell !== undefined ? { shell: body.shell } : {}),
+    ...(body.env ? { env: body.env } : {}),
+    ...(body.cwd ? { cwd: body.cwd } : {}),
+  };
+}
+
+/** The templated values of a shell body, at the option names. */
+function shellTemplated(body: ShellBody, path: KeyPath): TemplatedValue[] {
+  return [
+    { value: body.command, path: [...path, 'command'] },
+    { value: body.env, path: [...path, 'env'] },
+  ];
+}
+
+/**
+ * The task methods of one level. `P` types params; `X` is what task code receives besides
+ * (the item, inside a map).
+ */
+export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
+  /** The level's tasks in declaration order, as toSpec will draft them. */
+  protected readonly recorded: Recorded[] = [];
+
+  constructor(
+    protected readonly registry: Registry,
+    private readonly level: Level,
+  ) {}
+
+  /** Adds a function task. */
+  task<O, I extends Record<string, TaskRef> = Record<string, never>>(
+    id: string,
+    fn: Fn<P, I, X, O>,
+  ): TaskRef<Awaited<O>>;
+  task<O, I extends Record<string, TaskRef> = Record<string, never>>(
+    id: string,
+    options: FunctionTaskOptions<I, P, X>,
+    fn: Fn<P, I, X, O>,
+  ): TaskRef<Awaited<O>>;
+  task(id: string, a: unknown, b?: unknown): TaskRef {
+    const options = (typeof a === 'function' ? {} : a) as FunctionTaskOptions<Record<string, TaskRef>, P, X>;
+    const path = this.pathOf(id);
+    const inputs = this.inputsOf(options.inputs, path);
+    const deps = [...inputs.deps, ...this.upstream(options.after, [...path, 'after'])];
+    this.registry.functions.set(this.keyOf(id), typeof a === 'function' ? a : b);
+    this.recordRunning(id, options, deps, {
+      kind: 'function',
+      with: inputs.with,
+      config: {},
+      templated: inputs.templated,
+    });
+    return this.ref(id);
+  }
+
+  /** Adds a shell task; its output is the last line of stdout (or the JSON written to `$BATON_OUTPUT`). */
+  shell(id: string, options: ShellTaskOptions<P, X>): TaskRef<unknown> {
+    const path = this.pathOf(id);
+    this.recordRunning(id, options, this.upstream(options.after, [...path, 'after']), {
+      kind: 'shell',
+      with: {},
+      config: shellConfig(options),
+      templated: shellTemplated(options, path),
+    });
+    return this.ref(id);
+  }
+
+  /**
+   * Adds a mapped task: `fn` (or the command) runs once per item of `over`, with `ctx.item`
+   * (an array of items with `batch`) and `ctx.mapIndex`. Its output lists the items' outputs.
+   */
+  map<T, O, I extends Record<string, TaskRef> = Record<string, never>, const B extends number | undefined = undefined>(
+    id: string,
+    options: MapTaskOptions<T, I, P, X, B>,
+    fn: Fn<P, I, X & MapItemContext<ItemOf<T, B>>, O>,
+  ): TaskRef<Awaited<O>[]>;
+  map<T, const B extends number | undefined = undefined>(
+    id: string,
+    options: MapOverOptions<T, B> & CommonTaskOptions<P, X & MapItemContext<ItemOf<T, B>>>,
+    body: ShellBody,
+  ): TaskRef<unknown[]>;
+  map(id: string, options: MapTaskOptions<unknown, Record<string, TaskRef>, P, X, undefined>, body: unknown): TaskRef {
+    const path = this.pathOf(id);
+    const over = this.overOf(options.over, path);
+    const inputs = this.inputsOf(options.inputs, path);
+    const deps = [...over.deps, ...inputs.deps, ...this.upstream(options.after, [...path, 'after'])];
+    const shell = isShellBody(body) ? body : undefined;
+    if (!shell) this.registry.functions.set(this.keyOf(id), body);
+    this.recordRunning(
+      id,
+      options,
+      deps,
+      shell
+        ? { kind: 'shell', with: {}, config: shellConfig(shell), templated: shellTemplated(shell, path) }
+        : { kind: 'function', with: inputs.with, config: {}, templated: inputs.templated },
+      { map: this.mapOf(options, path, over.value) },
+    );
+    return this.ref(id);
+  }
+
+  /** Adds a map over a group: the tasks `build` adds run once per item, with ids local to the item. */
+  mapGroup<T, const B extends number | undefined = undefined>(
+    id: string,
+    options: MapGroupOptions<T, B>,
+    build: (group: TaskBuilder<P, X & MapItemContext<ItemOf<T, B>>>) => void,
+  ): TaskRef<unknown[]> {
+    const path = this.pathOf(id);
+    const over = this.overOf(options.over, path);
+    const deps = [...over.deps, ...this.upstream(options.after, [...path, 'after'])];
+    const lifted: NameRef[] = [];
+    const inner = new TaskBuilder<P, X & MapItemContext<ItemOf<T, B>>>(this.registry, {
+      path: [...path, 'tasks'],
+      keyPrefix: this.keyOf(id),
+      parent: { level: this.level, lifted },
+    });
+    build(inner);
+    this.recorded.push((ctx) => ({
+      ...this.shapeOf(id, options, [...deps, ...lifted]),
+      body: structuralBody('map'),
+      templated: [],
+      map: { ...this.mapOf(options, path, over.value), tasks: inner.recorded.map((r) => r(ctx)) },
+    }));
+    return this.ref(id) as TaskRef<unknown[]>;
+  }
+
+  /** Adds a choice: the tasks of the first rule whose `when` holds run, the others' are skipped. */
+  choice(id: string, options: ChoiceRulesOptions): TaskRef<unknown>;
+  /** Adds a choice whose function returns the branch (or branches) to run. */
+  choice<const B extends string>(
+    id: string,
+    options: ChoiceFunctionOptions<B>,
+    select: (ctx: TaskContext<P, NoInputs, X>) => Selection<NoInfer<B>> | Promise<Selection<NoInfer<B>>>,
+  ): TaskRef<unknown>;
+  choice(id: string, options: ChoiceRulesOptions | ChoiceFunctionOptions<string>, select?: unknown): TaskRef {
+    const path = this.pathOf(id);
+    const deps = this.upstream(options.after, [...path, 'after']);
+    const names = (list: readonly Upstream[] | undefined, at: KeyPath): NameRef[] =>
+      (list ?? []).map((u, i) => ({ name: typeof u === 'string' ? u : u.id, path: [...at, i] }));
+    if (select !== undefined) this.registry.functions.set(this.keyOf(id), select);
+    this.recorded.push(() => {
+      const shape = this.shapeOf(id, options, deps);
+      if ('branches' in options) {
+        return {
+          ...shape,
+          body: structuralBody('choice', { select: 'function' }),
+          templated: [],
+          choice: {
+            path,
+            rules: [],
+            rulesPath: [...path, 'rules'],
+            otherwise: [],
+            mode: 'first',
+            branches: names(options.branches, [...path, 'branches']),
+          },
+        };
+      }
+      return {
+        ...shape,
+        body: structuralBody('choice'),
+        templated: [],
+        choice: {
+          path,
+          rules: (options.rules ?? []).map((rule, i) => ({
+            when: { value: rule.when, path: [...path, 'rules', i, 'when'] },
+            then: names(rule.then, [...path, 'rules', i, 'then']),
+            thenPath: [...path, 'rules', i, 'then'],
+          })),
+          rulesPath: [...path, 'rules'],
+          otherwise: names(options.otherwise, [...path, 'otherwise']),
+          mode: options.mode ?? 'first',
+        },
+      };
+    });
+    return this.ref(id);
+  }
+
+  /** Adds a race between tasks: the first to succeed wins (mode `first`), or the best once all ended (`all`). */
+  race<const R extends readonly Upstream[]>(id: string, options: RaceOptions<R>): TaskRef<BranchOutput<R[number]>>;
+  /** Adds a race in mode `all` whose function scores each successful branch; the highest score wins. */
+  race<const R extends readonly Upstream[]>(
+    id: string,
+    options: RaceOptions<R> & { readonly mode: 'all' },
+    score: RaceScoreFunction<BranchOutput<R[number]>>,
+  ): TaskRef<BranchOutput<R[number]>>;
+  race(id: string, options: RaceOptions<readonly Upstream[]>, score?: unknown): TaskRef {
+    const path = this.pathOf(id);
+    const names = (list: readonly Upstream[], at: KeyPath): NameRef[] =>
+      list.map((u, i) => ({ name: typeof u === 'string' ? u : u.id, path: [...at, i] }));
+    const deps = this.upstream(options.after, [...path, 'after']);
+    if (score !== undefined) this.registry.functions.set(this.keyOf(id), score);
+    this.recorded.push(() => ({
+      ...this.shapeOf(id, options, deps),
+      body: structuralBody('race'),
+      templated: [],
+      race: {
+        path,
+        branches: names(options.branches, [...path, 'branches']),
+        branchesPath: [...path, 'branches'],
+        mode: options.mode ?? 'first',
+        priority: options.priority ? names(options.priority, [...path, 'priority']) : null,
+        priorityPath: [...path, 'priority'],
+        score: score !== undefined,
+      },
+    }));
+    return this.ref(id);
+  }
+
+  /** Adds a sleep: a duration, or one `${{ }}` expression that yields milliseconds. */
+  sleep(id: string, options: SleepOptions<P, X>): TaskRef<unknown> {
+    return this.parking(id, options, 'sleep', options.duration, { sleep: 'duration' });
+  }
+
+  /** Adds a wait until an instant (ISO 8601 text, epoch ms, or one expression). */
+  waitUntil(id: string, options: WaitUntilOptions<P, X>): TaskRef<unknown> {
+    return this.parking(id, options, 'wait_until', options.until, { wait_until: 'until' });
+  }
+
+  /** Adds a wait for an event sent to the run (e.g. by the API); its output is the event's payload. */
+  waitForEvent(id: string, options: WaitForEventOptions<P, X>): TaskRef<unknown> {
+    const { event, match, timeout } = options;
+    return this.parking(id, options, 'wait_for_event', { event, match, timeout });
+  }
+
+  /** Adds an approval: the run waits until someone approves (or rejects, which fails the task). */
+  approval(id: string, options: ApprovalOptions<P, X>): TaskRef<unknown> {
+    const { message, timeout, approvers } = options;
+    return this.parking(id, options, 'approval', { message, timeout, approvers });
+  }
+
+  /** Adds a child run of another flow; its output is the child run's outputs. */
+  subflow(id: string, options: SubflowOptions<P, X>): TaskRef<unknown> {
+    const { flow, version, params } = options;
+    return this.parking(id, options, 'subflow', { flow, version, params });
+  }
+
+  // --- recording -------------------------------------------------------------------
+
+  private pathOf(id: string): KeyPath {
+    return [...this.level.path, id];
+  }
+
+  private keyOf(id: string): string {
+    return this.level.keyPrefix === null ? id : `${this.level.keyPrefix}/${id}`;
+  }
+
+  private ref(id: string): TaskRef {
+    const ref = { id };
+    this.registry.owners.set(ref, this.level);
+    return ref;
+  }
+
+  private upstream(list: readonly Upstream[] | undefined, path: KeyPath): NameRef[] {
+    return (list ?? []).flatMap((u, i) => this.dependencyOn(u, [...path, i]) ?? []);
+  }
+
+  /**
+   * The dependency a ref or name stands for here; undefined when the ref belongs to an
+   * enclosing level, whose map then waits for it instead.
+   */
+  private dependencyOn(u: Upstream, path: KeyPath): NameRef | undefined {
+    if (typeof u === 'string') return { name: u, path };
+    const owner = this.registry.owners.get(u);
+    let level: Level = this.level;
+    while (owner && owner !== level && level.parent && level.parent.level !== owner) level = level.parent.level;
+    if (owner && owner !== this.level && level.parent?.level === owner) {
+      level.parent.lifted.push({ name: u.id, path });
+      return undefined;
+    }
+    // A ref of this level, or of another map's template (then reported as unknown here).
+    return { name: u.id, path };
+  }
+
+  private inputsOf(
+    inputs: Readonly<Record<string, TaskRef>> | undefined,
+    path: KeyPath,
+  ): { with: Record<string, unknown>; deps: NameRef[]; templated: TemplatedValue[] } {
+    const out = { with: {} as Record<string, unknown>, deps: [] as NameRef[], templated: [] as TemplatedValue[] };
+    for (const [name, ref] of Object.entries(inputs ?? {})) {
+      const value = `\${{ tasks.${ref.id}.output }}`;
+      out.with[name] = value;
+      out.templated.push({ value, path: [...path, 'inputs', name] });
+      const dep = this.dependencyOn(ref, [...path, 'inputs', name]);
+      if (dep) out.deps.push(dep);
+    }
+    return out;
+  }
+
+  private overOf(over: TaskRef | string, path: KeyPath): { value: string; deps: NameRef[] } {
+    if (typeof over === 'string') return { value: over, deps: [] };
+    const dep = this.dependencyOn(over, [...path, 'over']);
+    return { value: `\${{ tasks.${over.id}.output }}`, deps: dep ? [dep] : [] };
+  }
+
+  private mapOf(options: MapOverOptions<unknown, number | undefined>, path: KeyPath, over: string) {
+    return {
+      path,
+      over: { value: over, path: [...path, 'over'] },
+      maxParallel: options.maxParallel ?? null,
+      batch: options.batch ?? null,
+      onItemFailure: options.onItemFailure ?? 'fail',
+      tasksPath: [...path, 'tasks'],
+    } as const;
+  }
+
+  /** The fields every task has: id, names, trigger rule, group, handler, finally. */
+  private shapeOf(
+    id: string,
+    options: BaseTaskOptions & { onFailure?: OnFailureInput<P, X>; finally?: boolean },
+    deps: readonly NameRef[],
+  ): Omit<DraftTask, 'body' | 'templated'> & { onFailure?: DraftCatch } {
+    const path = this.pathOf(id);
+    const rule = options.triggerRule;
+    return {
+      id,
+      path,
+      ...(options.description !== undefined ? { description: options.description } : {}),
+      ...(options.group !== undefined ? { group: { name: options.group, path: [...path, 'group'] } } : {}),
+      dependsOn: deps,
+      dependsOnPath: [...path, 'after'],
+      ...(rule === undefined
+        ? {}
+        : typeof rule === 'object'
+          ? {
+              triggerRule: {
+                rule: 'k_of_n' as const,
+                path: [...path, 'triggerRule'],
+                quorum: { k: rule.kOfN, cancelRest: rule.cancelRest ?? false },
+              },
+            }
+          : { triggerRule: { rule, path: [...path, 'triggerRule'] } }),
+      ...(options.finally ? { finally: [...path, 'finally'] } : {}),
+    };
+  }
+
+  /** Records a task that runs a body (function, command, or one the engine carries out). */
+  private recordRunning(
+    id: string,
+    options: CommonTaskOptions<P, X> | ParkingTaskOptions<P, X>,
+    deps: readonly NameRef[],
+    body: { kind: string; with: Record<string, unknown>; config: Record<string, unknown>; templated: TemplatedValue[] },
+    extra: Partial<Pick<DraftTask, 'map'>> = {},
+  ): void {
+    const path = this.pathOf(id);
+    const handler = options.onFailure ? this.handlerOf(id, options.onFailure) : undefined;
+    this.recorded.push((ctx) => {
+      checkTriggerRule(options.triggerRule, path, ctx);
+      return {
+        ...this.shapeOf(id, options, deps),
+        body: bodyOf(ctx, path, options, body),
+        templated: body.templated,
+        ...extra,
+        ...(handler ? { onFailure: handler(ctx) } : {}),
+      };
+    });
+  }
+
+  private handlerOf(taskId: string, input: OnFailureInput<P, X>): (ctx: DraftContext) => DraftCatch {
+    const id = input.id ?? handlerId(taskId);
+    const path = [...this.pathOf(taskId), 'onFailure'];
+    const run = input.run;
+    if (typeof run === 'function') this.registry.functions.set(this.keyOf(id), run);
+    const body = isShellBody(run)
+      ? { kind: 'shell', with: {}, config: shellConfig(run), templated: shellTemplated(run, path) }
+      : { kind: 'function', with: {}, config: {}, templated: [] };
+    return (ctx) => ({
+      path,
+      handler: {
+        id,
+        path,
+        body: bodyOf(ctx, path, input, body),
+        dependsOn: [],
+        dependsOnPath: [...path, 'after'],
+        templated: body.templated,
+      },
+      idGiven: input.id !== undefined,
+      recover: input.recover ?? false,
+      on: (input.on ?? []).map((name, i) => ({ name, path: [...path, 'on', i] })),
+    });
+  }
+
+  /**
+   * Records a task the engine carries out itself. Its settings go through the YAML
+   * schema of the same body (e.g. `wait_for_event: { event, match, timeout }`), so that
+   * both front ends accept and normalize the same values; `rename` maps the body's key
+   * to the option it was given as when the body is a single value.
+   */
+  private parking(
+    id: string,
+    options: ParkingTaskOptions<P, X>,
+    key: string,
+    value: unknown,
+    rename: Readonly<Record<string, string>> = {},
+  ): TaskRef<unknown> {
+    const path = this.pathOf(id);
+    const form = BODY_FORMS.get(key) as BodyForm;
+    const written = { [key]: withoutUndefined(value) };
+    // Paths inside the body are the option names: `wait_for_event.match` is `match`.
+    const at = (inner: KeyPath): KeyPath => [
+      ...path,
+      ...(rename[String(inner[0])] ? [rename[String(inner[0])] as string] : []),
+      ...inner.slice(1),
+    ];
+    const templated = form.templated(written).map((inner) => ({ value: valueIn(written, inner), path: at(inner) }));
+    const deps = this.upstream(options.after, [...path, 'after']);
+    const handler = options.onFailure ? this.handlerOf(id, options.onFailure) : undefined;
+    this.recorded.push((ctx) => {
+      checkTriggerRule(options.triggerRule, path, ctx);
+      const parsed = parseWith(form.schema, written, [], `a ${key} task`);
+      if (!parsed.ok) for (const p of parsed.problems) ctx.problem(at(p.path), p.message, p.hint);
+      const normalized = parsed.ok ? form.toConfig(parsed.data as Record<string, unknown>) : undefined;
+      return {
+        ...this.shapeOf(id, options, deps),
+        body: normalized
+          ? bodyOf(
+              ctx,
+              path,
+              { ...(options.retry ? { retry: options.retry } : {}) },
+              {
+                kind: form.kind,
+                with: normalized.with ?? {},
+                config: normalized.config,
+              },
+            )
+          : undefined,
+        templated,
+        ...(handler ? { onFailure: handler(ctx) } : {}),
+      };
+    });
+    return this.ref(id);
+  }
+}
+
+function withoutUndefined(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined));
+}
+
+function valueIn(root: unknown, path: KeyPath): unknown {
+  let cur = root;
+  for (const part of path)
+    cur = typeof cur === 'object' && cur !== null ? (cur as Record<string, unknown>)[part] : undefined;
+  return cur;
+}
+
+/** A trigger rule written by name must be one; `k_of_n` needs its count, in the object form. */
+function checkTriggerRule(rule: unknown, path: KeyPath, ctx: DraftContext): void {
+  if (rule === undefined || typeof rule === 'object') return;
+  const at = [...path, 'triggerRule'];
+  if (rule === 'k_of_n') {
+    ctx.problem(
+      at,
+      'k_of_n needs the number of upstream successes to wait for',
+      'Write triggerRule: { kOfN: 2, cancelRest: true }.',
+    );
+    return;
+  }
+  if (!(NAMED_TRIGGER_RULES as readonly unknown[]).includes(rule)) {
+    ctx.problem(
+      at,
+      `"${String(rule)}" is not one of ${NAMED_TRIGGER_RULES.join(', ')}`,
+      `Use one of them, or { kOfN: <count> } to wait for that many upstream successes.`,
+    );
+  }
+}
+
+/** The normalized body: the flow's defaults under the task's own retry, timeout and pool. */
+function bodyOf(
+  ctx: DraftContext,
+  path: KeyPath,
+  options: { retry?: RetryInput; timeout?: DurationInput; pool?: string; labels?: readonly string[] },
+  body: { kind: string; with: Record<string, unknown>; config: Record<string, unknown> },
+): TaskBody {
+  const retry = ctx.retry(ctx.defaults.retry, options.retry, [...path, 'retry']);
+  const timeoutMs = ctx.duration(options.timeout, [...path, 'timeout']);
+  // The engine carries these out itself: no worker slot, and the flow's attempt timeout is not theirs.
+  if (isParkingKind(body.kind))
+    return { kind: body.kind, retry, timeoutMs, pool: null, with: body.with, config: body.config };
+  const pool = options.pool ?? ctx.defaults.pool;
+  if (pool !== null && !(pool in ctx.pools)) {
+    ctx.problem(
+      [...path, 'pool'],
+      `pool "${pool}" is not declared`,
+      `Declare it in the flow's pools, e.g. pools: { ${pool}: 2 }.`,
+    );
+  }
+  for (const label of options.labels ?? []) {
+    if (!/^[A-Za-z0-9_.:-]+$/.test(label)) {
+      ctx.problem([...path, 'labels'], `"${label}" is not a label (letters, digits and _ . : - only)`);
+    }
+  }
+  return {
+    kind: body.kind,
+    retry,
+    timeoutMs: timeoutMs ?? ctx.defaults.timeoutMs,
+    pool,
+    ...(options.labels?.length ? { labels: [...options.labels] } : {}),
+    with: body.with,
+    config: body.config,
+  };
+}
+
+/** The code behind a task key, as the registry holds it. */
+export function registeredFunction(registry: Registry, key: string): TaskFunction | undefined {
+  // Choice and race functions are registered under their task's key too; callers know the kind.
+  return registry.functions.get(key) as TaskFunction | undefined;
+}

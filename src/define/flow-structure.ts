@@ -1,0 +1,783 @@
+/**
+ * The structure of a flow, checked and normalized one way for both front ends. A front
+ * end describes each task as a `DraftTask`: names as written (with where each was
+ * written), and the fields it normalizes itself (kind, retry, timeout, config, …).
+ * `resolveFlow` does the rest, at the top level and inside every map template:
+ *
+ * - ids: valid, unique, failure handlers placed after their task (`<task>.on_failure`);
+ * - groups: declared or implied by `group:`, expanded to their tasks in `depends_on` and
+ *   in a choice's branches;
+ * - dependencies a construct implies: a choice's branches wait for the choice, a race
+ *   waits for its branches;
+ * - the graph (unknown names, self-dependencies, cycles), choice, race, quorum, handler
+ *   and finally rules, and what `${{ }}` expressions read;
+ * - keys of template tasks (`<map>/<local id>`), under which code is looked up.
+ *
+ * Problems carry the key path of what was written, so that the YAML loader can point at a
+ * line and column and the builder can name the option.
+ */
+import { findGraphProblems } from '../core/graph.js';
+import type { TaskSpec } from '../core/model.js';
+import type { TriggerRule } from '../core/states.js';
+import {
+  structuralBody,
+  type AddProblem,
+  type DraftCatch,
+  type DraftChoice,
+  type DraftRace,
+  type DraftTask,
+  type FlowDraft,
+  type NameRef,
+  type ResolvedFlow,
+  type StructureProblem,
+  type TaskBody,
+} from './flow-draft.js';
+import { checkName } from './flow-schema-parts.js';
+import type { KeyPath } from './flow-schema.js';
+import { checkReferences, type ReadScope } from './reference-check.js';
+import { checkFinally, checkHandler } from './structure-rules.js';
+import { suggest } from './suggest.js';
+import { isSingleExpression } from './task-schema.js';
+
+interface Group {
+  readonly path: KeyPath;
+  readonly declared: boolean;
+  readonly description?: string;
+  readonly members: string[];
+}
+
+interface Shared {
+  readonly add: AddProblem;
+  readonly groups: ReadonlyMap<string, Group>;
+  readonly params: readonly string[];
+  readonly word: string;
+}
+
+interface LevelScope {
+  readonly depth: number;
+  /** Key of the map whose template this is (`a` or `a/b`); null at the top level. */
+  readonly keyPrefix: string | null;
+  /** Local id of that map, for messages. */
+  readonly mapId: string | null;
+  readonly top: ReadScope['top'] | null;
+}
+
+interface Entry {
+  readonly draft: DraftTask;
+  /** Set on a failure handler: the task it handles. */
+  readonly handles?: string;
+  readonly catchOf?: DraftCatch;
+}
+
+interface Dep {
+  readonly id: string;
+  readonly origin: KeyPath;
+}
+
+/** Checks the whole structure and, when nothing is wrong, normalizes it. */
+export function resolveFlow(draft: FlowDraft): ResolvedFlow {
+  const problems: StructureProblem[] = [];
+  const add: AddProblem = (code, path, message, hint, at = 'value') => problems.push({ code, path, message, hint, at });
+  const groups = collectGroups(draft, add);
+  const shared: Shared = { add, groups, params: draft.params, word: draft.dependsOnWord };
+  const top = new Level(draft.tasks, { depth: 0, keyPrefix: null, mapId: null, top: null }, shared);
+  top.check();
+  if (problems.length > 0) return { problems };
+  const tasks = top.build();
+  if (!tasks) return { problems };
+  const named = [...groups].map(([name, g]) => [
+    name,
+    g.description === undefined ? {} : { description: g.description },
+  ]);
+  return { tasks, ...(named.length > 0 ? { groups: Object.fromEntries(named) } : {}), problems };
+}
+
+function collectGroups(draft: FlowDraft, add: AddProblem): Map<string, Group> {
+  const groups = new Map<string, Group>();
+  for (const g of draft.groups) {
+    const bad = checkName(g.name);
+    if (bad) add('DEF_INVALID', g.path, `group name ${bad}`, 'Rename the group.', 'key');
+    groups.set(g.name, {
+      path: g.path,
+      declared: true,
+      members: [],
+      ...(g.description !== undefined ? { description: g.description } : {}),
+    });
+  }
+  const ids = new Set<string>();
+  for (const task of draft.tasks) {
+    const first = !ids.has(task.id);
+    ids.add(task.id);
+    if (task.onFailure) ids.add(task.onFailure.handler.id);
+    const ref = task.group;
+    if (!ref) continue;
+    const bad = checkName(ref.name);
+    if (bad) {
+      add('DEF_INVALID', ref.path, `group name ${bad}`, 'Rename the group.');
+      continue;
+    }
+    let group = groups.get(ref.name);
+    if (!group) {
+      group = { path: ref.path, declared: false, members: [] };
+      groups.set(ref.name, group);
+    }
+    // A finally task runs after every other, so a group in depends_on stands for its other tasks.
+    if (first && !task.finally) group.members.push(task.id);
+  }
+  for (const [name, group] of groups) {
+    if (!ids.has(name)) continue;
+    add(
+      'DEF_INVALID',
+      group.path,
+      `group ${name} has the same name as a task`,
+      `Rename the group or the task: a name in depends_on must mean one of them.`,
+      group.declared ? 'key' : 'value',
+    );
+  }
+  return groups;
+}
+
+/** The tasks of one level (the flow, or one map template) and what they imply. */
+class Level {
+  private readonly entries: Entry[] = [];
+  private readonly byId = new Map<string, Entry>();
+  private readonly deps = new Map<string, Dep[]>();
+  private readonly inner = new Map<string, Level>();
+  /** Resolved choice targets and race branches, by task id. */
+  private readonly targets = new Map<string, Dep[]>();
+  private readonly branches = new Map<string, string[]>();
+  private readonly priority = new Map<string, string[]>();
+  private closures: Map<string, Set<string>> | undefined;
+
+  constructor(
+    drafts: readonly DraftTask[],
+    private readonly scope: LevelScope,
+    private readonly shared: Shared,
+  ) {
+    for (const draft of drafts) this.enter(draft);
+  }
+
+  private get add(): AddProblem {
+    return this.shared.add;
+  }
+
+  private enter(draft: DraftTask): void {
+    const bad = checkName(draft.id);
+    if (bad) this.add('DEF_INVALID', draft.path, `task id ${bad}`, 'Rename the task.', 'key');
+    if (this.byId.has(draft.id)) {
+      this.add(
+        'DEF_DUPLICATE_TASK',
+        draft.path,
+        `duplicate task id "${draft.id}"`,
+        'Give each task its own id; this one repeats an earlier task.',
+        'key',
+      );
+      return;
+    }
+    const entry: Entry = { draft };
+    this.byId.set(draft.id, entry);
+    this.entries.push(entry);
+    const c = draft.onFailure;
+    if (!c) return;
+    const id = c.handler.id;
+    const idPath = c.idGiven ? [...c.path, 'id'] : c.path;
+    const badId = c.idGiven ? checkName(id) : undefined;
+    if (badId) this.add('DEF_INVALID', idPath, `handler id ${badId}`, 'Rename the handler.');
+    if (this.byId.has(id)) {
+      this.add(
+        'DEF_DUPLICATE_TASK',
+        idPath,
+        `the on_failure handler of ${draft.id} is named "${id}", which is already a task id`,
+        c.idGiven ? 'Give the handler an id of its own.' : `Give the handler another id with \`id:\`.`,
+        c.idGiven ? 'value' : 'key',
+      );
+      return;
+    }
+    const handler: Entry = { draft: c.handler, handles: draft.id, catchOf: c };
+    this.byId.set(id, handler);
+    this.entries.push(handler);
+  }
+
+  private get ids(): string[] {
+    return this.entries.filter((e) => e.handles === undefined).map((e) => e.draft.id);
+  }
+
+  /** The task ids a written name stands for: a task, or (at the top level) a group's tasks. */
+  private lookup(name: string): { ids: readonly string[]; group?: string } | undefined {
+    if (this.byId.has(name)) return { ids: [name] };
+    const group = this.scope.depth === 0 ? this.shared.groups.get(name) : undefined;
+    return group ? { ids: group.members, group: name } : undefined;
+  }
+
+  private names(): string[] {
+    return [...this.ids, ...(this.scope.depth === 0 ? [...this.shared.groups.keys()] : [])];
+  }
+
+  check(): void {
+    for (const e of this.entries) this.resolveDependsOn(e);
+    for (const e of this.entries) if (e.draft.race) this.resolveRace(e.draft, e.draft.race);
+    for (const e of this.entries) if (e.draft.choice) this.resolveChoice(e.draft, e.draft.choice);
+    // Choice branches wait for their choice unless that would close a cycle (reported above).
+    this.closures = undefined;
+    for (const e of this.entries) {
+      const c = e.draft.choice;
+      if (!c) continue;
+      for (const target of this.targets.get(e.draft.id) ?? []) {
+        const list = this.deps.get(target.id) ?? [];
+        if (!list.some((d) => d.id === e.draft.id)) list.push({ id: e.draft.id, origin: target.origin });
+        this.deps.set(target.id, list);
+      }
+    }
+    this.closures = undefined;
+    this.checkGraph();
+    for (const e of this.entries) this.checkRules(e);
+    for (const e of this.entries) this.checkMap(e.draft);
+    for (const e of this.entries) this.checkExpressions(e);
+  }
+
+  private resolveDependsOn(e: Entry): void {
+    const d = e.draft;
+    const list: Dep[] = [];
+    this.deps.set(d.id, list);
+    // Handlers and finally tasks start on their own; their depends_on is reported in checkRules.
+    if (e.handles !== undefined || d.finally) return;
+    for (const ref of d.dependsOn) {
+      const found = this.lookup(ref.name);
+      if (!found) {
+        this.unknownDependency(d, ref);
+        continue;
+      }
+      if (found.group !== undefined && found.ids.length === 0) {
+        this.add(
+          'DEF_INVALID',
+          ref.path,
+          `group ${ref.name} has no tasks`,
+          `Add \`group: ${ref.name}\` to the tasks that belong to it, or remove it from ${this.shared.word}.`,
+        );
+        continue;
+      }
+      for (const id of found.ids) {
+        if (found.group !== undefined && id === d.id) {
+          this.add(
+            'DEF_CYCLE',
+            ref.path,
+            `task ${d.id} depends on group ${ref.name}, which contains ${d.id} itself`,
+            `List the other tasks of ${ref.name} instead, or move ${d.id} out of the group.`,
+          );
+          continue;
+        }
+        if (this.byId.get(id)?.draft.finally) {
+          this.add(
+            'DEF_INVALID',
+            ref.path,
+            `task ${d.id} depends on ${id}, a finally task; finally tasks run after every other task, so nothing can wait for them`,
+            `Remove ${id} from the ${this.shared.word} of ${d.id}.`,
+          );
+          continue;
+        }
+        if (!list.some((dep) => dep.id === id)) list.push({ id, origin: ref.path });
+      }
+    }
+  }
+
+  private unknownDependency(d: DraftTask, ref: NameRef): void {
+    const guess = suggest(ref.name, this.names());
+    const dym = guess ? ` (did you mean "${guess}"?)` : '';
+    if (this.scope.depth === 0) {
+      const what = this.shared.groups.size > 0 ? 'a task or group' : 'a task';
+      this.add(
+        'DEF_UNKNOWN_DEPENDENCY',
+        ref.path,
+        `task ${d.id} depends on "${ref.name}", which is not ${what} of this flow${dym}`,
+        guess ? `Change it to "${guess}".` : `Use one of the task ids: ${this.ids.join(', ')}.`,
+      );
+      return;
+    }
+    const outer = this.scope.top?.ids.has(ref.name) || this.shared.groups.has(ref.name);
+    this.add(
+      'DEF_UNKNOWN_DEPENDENCY',
+      ref.path,
+      `task ${d.id} depends on "${ref.name}", which is not a task of map ${this.scope.mapId as string}${dym}`,
+      outer
+        ? `Tasks inside a map depend only on tasks of the same map; to wait for ${ref.name}, add it to the ${this.shared.word} of the map.`
+        : guess
+          ? `Change it to "${guess}".`
+          : `Use one of the tasks of map ${this.scope.mapId as string}: ${this.ids.join(', ')}.`,
+    );
+  }
+
+  /** Resolves names of branches (choice targets, race branches): tasks of this level that may be selected. */
+  private branchTargets(owner: DraftTask, what: 'choice' | 'race', refs: readonly NameRef[], groups: boolean): Dep[] {
+    const out: Dep[] = [];
+    for (const ref of refs) {
+      const found = this.lookup(ref.name);
+      if (!found) {
+        const guess = suggest(ref.name, this.names());
+        this.add(
+          'DEF_UNKNOWN_DEPENDENCY',
+          ref.path,
+          `${what} ${owner.id} names "${ref.name}" as a branch, but there is no such task${guess ? ` (did you mean "${guess}"?)` : ''}`,
+          guess ? `Change it to "${guess}".` : `Use one of the task ids: ${this.ids.join(', ')}.`,
+        );
+        continue;
+      }
+      if (found.group !== undefined && !groups) {
+        this.add(
+          'DEF_INVALID',
+          ref.path,
+          `${what} ${owner.id} names group ${ref.name}; its branches are tasks`,
+          `List the tasks of ${ref.name} instead: ${found.ids.join(', ') || '(it has none)'}.`,
+        );
+        continue;
+      }
+      for (const id of found.ids) {
+        const target = this.byId.get(id) as Entry;
+        const problem =
+          id === owner.id
+            ? `${what} ${owner.id} names itself as a branch`
+            : target.handles !== undefined
+              ? `${what} ${owner.id} names ${id}, an on_failure handler, as a branch`
+              : target.draft.finally
+                ? `${what} ${owner.id} names ${id}, a finally task, as a branch`
+                : undefined;
+        if (problem) {
+          this.add('DEF_INVALID', ref.path, problem, 'Name other tasks of the flow as branches.');
+          continue;
+        }
+        if (!out.some((t) => t.id === id)) out.push({ id, origin: ref.path });
+      }
+    }
+    return out;
+  }
+
+  private resolveRace(d: DraftTask, race: DraftRace): void {
+    const seen = new Set<string>();
+    for (const ref of race.branches) {
+      if (seen.has(ref.name))
+        this.add('DEF_INVALID', ref.path, `race ${d.id} names ${ref.name} twice`, 'Name each branch once.');
+      seen.add(ref.name);
+    }
+    if (seen.size < 2) {
+      this.add(
+        'DEF_INVALID',
+        race.branchesPath,
+        `race ${d.id} needs at least two branches, got ${seen.size}`,
+        'List two or more tasks that compete for the same result.',
+      );
+    }
+    const branches = this.branchTargets(d, 'race', race.branches, false);
+    this.branches.set(
+      d.id,
+      branches.map((b) => b.id),
+    );
+    const list = this.deps.get(d.id) ?? [];
+    for (const b of branches) if (!list.some((dep) => dep.id === b.id)) list.push(b);
+    this.deps.set(d.id, list);
+
+    if (d.triggerRule) {
+      this.add(
+        'DEF_INVALID',
+        d.triggerRule.path,
+        `a race waits for its branches and picks the winner itself; it takes no trigger rule`,
+        'Remove the trigger rule.',
+      );
+    }
+    if (race.score && race.mode !== 'all') {
+      this.add(
+        'DEF_INVALID',
+        race.path,
+        `race ${d.id} has a score function, which needs mode all`,
+        "Set mode: 'all' to wait for every branch and score each, or drop the function.",
+      );
+    }
+    if (race.priority === null) return;
+    if (race.mode !== 'all') {
+      this.add(
+        'DEF_INVALID',
+        race.priorityPath,
+        `priority applies only with mode all; in mode first the first success wins`,
+        'Set mode: all, or remove priority.',
+      );
+      return;
+    }
+    if (race.score) {
+      this.add(
+        'DEF_INVALID',
+        race.priorityPath,
+        `race ${d.id} has both a priority and a score function; only one may choose the winner`,
+        'Remove priority, or the score function.',
+      );
+    }
+    const listed = new Set<string>();
+    for (const ref of race.priority) {
+      if (!seen.has(ref.name)) {
+        const guess = suggest(ref.name, [...seen]);
+        this.add(
+          'DEF_INVALID',
+          ref.path,
+          `priority names ${ref.name}, which is not a branch of race ${d.id}${guess ? ` (did you mean "${guess}"?)` : ''}`,
+          `List the branches only: ${[...seen].join(', ')}.`,
+        );
+      } else if (listed.has(ref.name)) {
+        this.add('DEF_INVALID', ref.path, `priority lists ${ref.name} twice`, 'List each branch once.');
+      }
+      listed.add(ref.name);
+    }
+    const missing = [...seen].filter((b) => !listed.has(b));
+    if (missing.length > 0) {
+      this.add(
+        'DEF_INVALID',
+        race.priorityPath,
+        `priority must list every branch of race ${d.id}, but does not list ${missing.join(', ')}`,
+        `List each branch once, the preferred first: ${[...seen].join(', ')}.`,
+      );
+    }
+    this.priority.set(
+      d.id,
+      race.priority.map((r) => r.name),
+    );
+  }
+
+  private resolveChoice(d: DraftTask, choice: DraftChoice): void {
+    const refs: NameRef[] = [];
+    if (choice.branches) {
+      if (choice.branches.length === 0) {
+        this.add(
+          'DEF_INVALID',
+          choice.path,
+          `choice ${d.id} names no branches`,
+          'List the tasks its function may select in branches.',
+        );
+      }
+      refs.push(...choice.branches);
+    } else if (choice.rules.length === 0) {
+      this.add(
+        'DEF_INVALID',
+        choice.rulesPath,
+        `choice ${d.id} has no rules`,
+        'Add rules: [{ when: "${{ … }}", then: [<task>] }], and otherwise: for when none matches.',
+      );
+    }
+    for (const rule of choice.rules) {
+      if (rule.then.length === 0) {
+        this.add(
+          'DEF_INVALID',
+          rule.thenPath,
+          'a rule must name at least one task in then',
+          'List the tasks this rule selects, e.g. then: [big].',
+        );
+      }
+      if (typeof rule.when.value === 'string' && !isSingleExpression(rule.when.value)) {
+        this.add(
+          'DEF_INVALID',
+          rule.when.path,
+          `must be one \${{ }} expression, got ${JSON.stringify(rule.when.value)}`,
+          'Write the condition as one expression, e.g. "${{ tasks.list.output.length > 100 }}".',
+        );
+      }
+      refs.push(...rule.then);
+    }
+    refs.push(...choice.otherwise);
+    const targets = this.branchTargets(d, 'choice', refs, true);
+    const upstream = this.closure(d.id);
+    const kept = targets.filter((t) => {
+      if (!upstream.has(t.id)) return true;
+      this.add(
+        'DEF_CYCLE',
+        t.origin,
+        `choice ${d.id} cannot select ${t.id}: ${t.id} runs before ${d.id} (it is upstream)`,
+        `Branches come after their choice; remove ${t.id} from the branches, or ${d.id} from its upstream.`,
+      );
+      return false;
+    });
+    this.targets.set(d.id, kept);
+  }
+
+  /** Transitive upstream ids of every task of the level, over the dependencies known so far. */
+  private closure(id: string): Set<string> {
+    if (!this.closures) {
+      const out = new Map<string, Set<string>>();
+      for (const e of this.entries) {
+        const seen = new Set<string>();
+        const queue = (this.deps.get(e.draft.id) ?? []).map((d) => d.id);
+        for (let dep = queue.pop(); dep !== undefined; dep = queue.pop()) {
+          if (seen.has(dep)) continue;
+          seen.add(dep);
+          queue.push(...(this.deps.get(dep) ?? []).map((d) => d.id));
+        }
+        out.set(e.draft.id, seen);
+      }
+      this.closures = out;
+    }
+    return this.closures.get(id) ?? new Set();
+  }
+
+  private checkGraph(): void {
+    const word = this.shared.word;
+    const nodes = this.entries.map((e) => ({
+      id: e.draft.id,
+      dependsOn: (this.deps.get(e.draft.id) ?? []).map((d) => d.id),
+    }));
+    for (const problem of findGraphProblems(nodes)) {
+      if (problem.kind === 'self_dependency') {
+        const origin = this.deps.get(problem.id)?.find((d) => d.id === problem.id)?.origin;
+        this.add(
+          'DEF_CYCLE',
+          origin ?? (this.byId.get(problem.id) as Entry).draft.dependsOnPath,
+          `task ${problem.id} depends on itself`,
+          `Remove ${problem.id} from its own ${word}.`,
+        );
+      } else if (problem.kind === 'cycle') {
+        const first = this.byId.get(problem.path[0] as string) as Entry;
+        this.add(
+          'DEF_CYCLE',
+          first.draft.dependsOnPath,
+          `cycle ${problem.path.join(' → ')}`,
+          `Remove one of the ${word} edges of this cycle.`,
+          'key',
+        );
+      }
+      // Unknown names were reported when resolving them; duplicates when entering them.
+    }
+  }
+
+  /** Quorum, finally, handler and group rules of one task. */
+  private checkRules(e: Entry): void {
+    const d = e.draft;
+    const word = this.shared.word;
+    const quorum = d.triggerRule?.quorum;
+    if (quorum && !d.race && e.handles === undefined && !d.finally) {
+      const n = this.deps.get(d.id)?.length ?? 0;
+      if (!Number.isInteger(quorum.k) || quorum.k < 1 || quorum.k > n) {
+        this.add(
+          'DEF_INVALID',
+          d.triggerRule.path,
+          n === 0
+            ? `k_of_n counts upstream successes, but ${d.id} has no upstream tasks`
+            : `k_of_n must be a whole number from 1 to ${n} (the upstream tasks of ${d.id}), got ${quorum.k}`,
+          n === 0 ? `Add upstream tasks to the ${word} of ${d.id}.` : `Set k_of_n to at most ${n}.`,
+        );
+      }
+    }
+    if (d.group && this.scope.depth > 0) {
+      this.add(
+        'DEF_INVALID',
+        d.group.path,
+        'groups are for the tasks of the flow; tasks inside a map belong to none',
+        'Remove group here; group the map task instead.',
+      );
+    }
+    if (d.finally) checkFinally(d, this.scope.depth, this.shared.word, this.add);
+    if (e.handles !== undefined) checkHandler(d, e.handles, e.catchOf as DraftCatch, this.shared.word, this.add);
+  }
+
+  private checkMap(d: DraftTask): void {
+    const map = d.map;
+    if (!map) return;
+    const over = map.over.value;
+    if (typeof over === 'string' && !isSingleExpression(over)) {
+      this.add(
+        'DEF_INVALID',
+        map.over.path,
+        `must be one \${{ }} expression that yields a list, got ${JSON.stringify(over)}`,
+        'Write e.g. "${{ tasks.list.output }}" or "${{ params.regions }}".',
+      );
+    }
+    for (const [name, value] of [
+      ['maxParallel', map.maxParallel],
+      ['batch', map.batch],
+    ] as const) {
+      // The flow-file schema checks these already; this is for the builder's numbers.
+      if (value !== null && (!Number.isInteger(value) || value < 1))
+        this.add(
+          'DEF_INVALID',
+          [...map.path, name],
+          `must be a positive integer, got ${value}`,
+          `Set ${name} to 1 or more.`,
+        );
+    }
+    if (!map.tasks && (d.choice || d.race)) {
+      const what = d.choice ? 'choice' : 'race';
+      this.add(
+        'DEF_INVALID',
+        map.path,
+        `a ${what} cannot be mapped: a map runs a task body once per item`,
+        `Map over a group instead, with the ${what} among its tasks.`,
+        'key',
+      );
+    }
+    if (!map.tasks) return;
+    if (map.tasks.length === 0) {
+      this.add(
+        'DEF_INVALID',
+        map.tasksPath,
+        'a map over a group needs at least one task',
+        'List the tasks that run once per item under tasks.',
+      );
+    }
+    const level = new Level(
+      map.tasks,
+      {
+        depth: this.scope.depth + 1,
+        keyPrefix: this.keyOf(d.id),
+        mapId: d.id,
+        top: this.scope.top ?? { ids: new Set(this.byId.keys()), readable: this.closure(d.id), anchor: d.id },
+      },
+      this.shared,
+    );
+    level.check();
+    this.inner.set(d.id, level);
+  }
+
+  private keyOf(id: string): string {
+    return this.scope.keyPrefix === null ? id : `${this.scope.keyPrefix}/${id}`;
+  }
+
+  private readScope(e: Entry): ReadScope {
+    const d = e.draft;
+    const local = new Set(this.byId.keys());
+    const readable = e.handles
+      ? this.closure(e.handles)
+      : d.finally
+        ? new Set([...local].filter((id) => !this.byId.get(id)?.draft.finally))
+        : this.closure(d.id);
+    return {
+      self: d.id,
+      local,
+      readable,
+      ...(this.scope.top ? { top: this.scope.top } : {}),
+      depth: this.scope.depth,
+      ...(e.handles !== undefined ? { handles: e.handles } : {}),
+      params: this.shared.params,
+      dependsOnWord: this.shared.word,
+    };
+  }
+
+  private checkExpressions(e: Entry): void {
+    const d = e.draft;
+    const scope = this.readScope(e);
+    const found = [];
+    if (d.map) found.push(...checkReferences([d.map.over], scope));
+    if (d.choice)
+      found.push(
+        ...checkReferences(
+          d.choice.rules.map((r) => r.when),
+          scope,
+        ),
+      );
+    if (d.map && !d.map.tasks) {
+      // A plain map's body runs once per item: one level down, alone in its template.
+      const body: ReadScope = {
+        ...scope,
+        local: new Set([d.id]),
+        readable: new Set(),
+        top: this.scope.top ?? { ids: new Set(this.byId.keys()), readable: this.closure(d.id), anchor: d.id },
+        depth: this.scope.depth + 1,
+      };
+      found.push(...checkReferences(d.templated, body));
+    } else found.push(...checkReferences(d.templated, scope));
+    for (const p of found) this.add(p.code, p.path, p.message, p.hint, p.at);
+  }
+
+  /** The normalized tasks of the level; undefined if a front end left a body out. */
+  build(): TaskSpec[] | undefined {
+    const out: TaskSpec[] = [];
+    for (const e of this.entries) {
+      const spec = this.buildTask(e);
+      if (!spec) return undefined;
+      out.push(spec);
+    }
+    return out;
+  }
+
+  private buildTask(e: Entry): TaskSpec | undefined {
+    const d = e.draft;
+    const body = d.body;
+    if (!body) return undefined;
+    const key = this.scope.keyPrefix === null ? undefined : this.keyOf(d.id);
+    const alone = e.handles !== undefined || d.finally !== undefined;
+    const quorum = d.triggerRule?.quorum;
+    const triggerRule: TriggerRule = d.race
+      ? 'all_done'
+      : alone
+        ? 'all_success'
+        : (d.triggerRule?.rule ?? 'all_success');
+    const c = d.onFailure;
+    const own = {
+      id: d.id,
+      dependsOn: alone ? [] : (this.deps.get(d.id) ?? []).map((dep) => dep.id),
+      triggerRule,
+      ...(key !== undefined ? { key } : {}),
+      ...(d.group && this.scope.depth === 0 ? { group: d.group.name } : {}),
+      ...(d.description !== undefined ? { description: d.description } : {}),
+      ...(quorum && triggerRule === 'k_of_n' ? { quorum: { k: quorum.k, cancelRest: quorum.cancelRest } } : {}),
+      ...(c ? { onFailure: { handler: c.handler.id, recover: c.recover, on: c.on.map((r) => r.name) } } : {}),
+      ...(e.handles !== undefined ? { handles: e.handles } : {}),
+      ...(d.finally ? { finally: true } : {}),
+    };
+    if (d.map) {
+      const template = d.map.tasks ? this.inner.get(d.id)?.build() : [templateOf(d.id, body, key ?? d.id)];
+      if (!template) return undefined;
+      return {
+        ...own,
+        ...structuralBody('map'),
+        map: {
+          over: d.map.over.value as string,
+          maxParallel: d.map.maxParallel,
+          batch: d.map.batch,
+          onItemFailure: d.map.onItemFailure,
+          group: d.map.tasks !== undefined,
+          template,
+        },
+      };
+    }
+    const spec: TaskSpec = { ...own, ...bodyFields(body) };
+    if (d.choice) {
+      const targets = this.targets.get(d.id) ?? [];
+      const expand = (refs: readonly NameRef[]) =>
+        unique(refs.flatMap((r) => this.lookup(r.name)?.ids ?? []).filter((id) => targets.some((t) => t.id === id)));
+      return {
+        ...spec,
+        choice: {
+          rules: d.choice.rules.map((r) => ({ when: r.when.value as string, then: expand(r.then) })),
+          otherwise: expand(d.choice.otherwise),
+          mode: d.choice.mode,
+          targets: targets.map((t) => t.id),
+        },
+      };
+    }
+    if (d.race) {
+      return {
+        ...spec,
+        race: {
+          branches: this.branches.get(d.id) ?? [],
+          mode: d.race.mode,
+          priority: this.priority.get(d.id) ?? null,
+          score: d.race.score,
+        },
+      };
+    }
+    return spec;
+  }
+}
+
+function unique(ids: readonly string[]): string[] {
+  return [...new Set(ids)];
+}
+
+function bodyFields(body: TaskBody): Omit<TaskSpec, 'id' | 'dependsOn' | 'triggerRule'> {
+  return {
+    kind: body.kind,
+    retry: body.retry,
+    timeoutMs: body.timeoutMs,
+    pool: body.pool,
+    ...(body.labels?.length ? { labels: body.labels } : {}),
+    with: body.with,
+    config: body.config,
+  };
+}
+
+/** The template of a plain map: the task's own body, alone, run once per item. */
+function templateOf(id: string, body: TaskBody, key: string): TaskSpec {
+  return { id, dependsOn: [], triggerRule: 'all_success', ...bodyFields(body), key };
+}
