@@ -619,7 +619,11 @@ export class Engine {
           run.withTimer.add(i);
           this.armTimer(run, i, t.retryAt - now);
         }
-        if (t.state === 'waiting' && t.wait?.kind === 'run') run.children.set(i, t.wait.runId);
+        if (t.state === 'waiting' && t.wait?.kind === 'run') {
+          run.children.set(i, t.wait.runId);
+          // The process that ran the child may have died with this run's previous owner.
+          this.runChild(t.wait.runId);
+        }
       });
       this.scheduleFlush();
     }
@@ -1004,14 +1008,19 @@ export class Engine {
       version: typeof spec.config.version === 'string' ? spec.config.version : null,
       params: renderInputs(spec, scope),
     });
-    // A worker-mode engine claims the child like any queued run; otherwise this process runs it.
-    if (this.workerMode) void this.claimNew();
-    else {
-      this.execute(childId).catch((error: unknown) =>
-        this.diagnostic(`child run ${childId}: ${(error as Error).message}`),
-      );
-    }
+    this.runChild(childId);
     return childId;
+  }
+
+  /** A worker-mode engine claims a child like any queued run; otherwise this process runs it. */
+  private runChild(childId: string): void {
+    if (this.workerMode) {
+      void this.claimNew();
+      return;
+    }
+    this.execute(childId).catch((error: unknown) =>
+      this.diagnostic(`child run ${childId}: ${(error as Error).message}`),
+    );
   }
 
   private async cancelChild(runId: string, reason: string): Promise<void> {
