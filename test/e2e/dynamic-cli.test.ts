@@ -333,6 +333,16 @@ describe.each(Object.keys(STORES))('waiting tasks and dynamic runs through the C
     expect(shown.tasks.map((t) => t.id)).toEqual(['process', 'process[0]', 'process[1]', 'process[2]', 'process[3]']);
     expect(taskOf(shown, 'process').error?.code).toBe('MAP_ITEM_FAILED');
     expect(taskOf(shown, 'process[1]').output).toBe('item-2');
+
+    // One item runs again by its id; the others keep their results.
+    const retried = await p.cli(['retry', runId, '--task', 'process[1]', '--enqueue']);
+    expect(retried.code, describeResult(retried)).toBe(0);
+    const rerun = await p.cli(['resume', runId, '-q']);
+    expect(rerun.code, describeResult(rerun)).toBe(1);
+    const again = await p.show(runId);
+    expect(taskOf(again, 'process[1]')).toMatchObject({ state: 'succeeded', attempts: 2, output: 'item-2' });
+    expect(taskOf(again, 'process[0]').attempts).toBe(1);
+    expect(taskOf(again, 'process').error?.code).toBe('MAP_ITEM_FAILED');
   });
 
   it('show lists a group under its header, sleeps and lost races in NOTE; --expand lists every member', async () => {

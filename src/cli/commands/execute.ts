@@ -6,6 +6,8 @@ import { parse as parseYaml } from 'yaml';
 import { parseDuration } from '../../core/duration.js';
 import { BatonError } from '../../core/errors.js';
 import type { RunInput } from '../../core/run-machine.js';
+import { taskIndexOf } from '../../core/run-topology.js';
+import { loadRunState } from '../../app/run-state.js';
 import type { RunStateName } from '../../core/states.js';
 import { isTerminalRun } from '../../core/states.js';
 import { parseParamAssignments } from '../../define/params.js';
@@ -196,12 +198,13 @@ export async function retryCommand(ctx: CliContext, runId: string, flags: RetryF
   try {
     const run = await rt.store.getRun(runId);
     if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
-    const plan = await rt.catalog.plan(run.flow, run.version);
+    // Map items (`process[3]`) exist only in the run's history: look task ids up there.
+    const { state } = await loadRunState(rt, runId);
     const indexes = tasks.map((id) => {
-      const i = plan.graph.indexOf.get(id);
+      const i = taskIndexOf(state, id);
       if (i === undefined) {
         throw new BatonError('TASK_NOT_FOUND', `run ${runId} has no task "${id}"`, {
-          hint: `Tasks: ${plan.graph.ids.slice(0, 20).join(', ')}`,
+          hint: `Tasks: ${state.plan.graph.ids.slice(0, 20).join(', ')}`,
         });
       }
       return i;
@@ -238,11 +241,15 @@ export async function cancelCommand(
       ctx.stderr(`baton: run ${runId} is already ${run.state}; nothing to cancel`);
       return 0;
     }
-    const plan = await rt.catalog.plan(run.flow, run.version);
     let task: number | undefined;
     if (flags.task !== undefined) {
-      task = plan.graph.indexOf.get(flags.task);
-      if (task === undefined) throw new BatonError('TASK_NOT_FOUND', `run ${runId} has no task "${flags.task}"`);
+      const { state } = await loadRunState(rt, runId);
+      task = taskIndexOf(state, flags.task);
+      if (task === undefined) {
+        throw new BatonError('TASK_NOT_FOUND', `run ${runId} has no task "${flags.task}"`, {
+          hint: `Tasks: ${state.plan.graph.ids.slice(0, 20).join(', ')}`,
+        });
+      }
     }
     const reason = 'cancelled by user';
     const engine = rt.createEngine();
