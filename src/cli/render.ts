@@ -11,13 +11,10 @@ import type { TaskStateName } from '../core/states.js';
 import type { RunRecord, TaskRunRecord } from '../store/store.js';
 
 export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
-      .join('  ')
-      .trimEnd();
-  return [line(headers), ...rows.map(line)].join('\n');
+  return tableWithLines(
+    headers,
+    rows.map((cells) => ({ cells })),
+  );
 }
 
 export function time(ms: number | null): string {

@@ -21,6 +21,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { seededRandom } from '../core/fixtures.js';
 import { storeSetups } from '../store/pg-helpers.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -88,17 +89,6 @@ tasks:
     export: double
 `;
 
-function createRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface Exit {
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
@@ -159,7 +149,7 @@ for (const [storeName, makeStore] of Object.entries(storeSetups('baton-dyn-crash
   describe(`dynamic flows under kill -9 on ${storeName}`, () => {
     it('a map, a sleep, an event, a subflow, a handler and a finally task end as without kills', async () => {
       const seed = Number(process.env.CRASH_SEED ?? randomInt(1, 2 ** 31 - 1));
-      const rng = createRng(seed);
+      const rng = seededRandom(seed);
       const why = (m: string) => `${m} (CRASH_SEED=${seed}, ${storeName})`;
       const setup = await makeStore();
       const dir = setup.dir;

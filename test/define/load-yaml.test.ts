@@ -7,23 +7,7 @@ import { BatonError, type Problem } from '../../src/core/errors.js';
 import { DEFAULT_RETRY, NON_RETRYABLE_CODES } from '../../src/core/model.js';
 import { TASK_KIND_SCHEMAS, registerTaskKindSchema } from '../../src/define/flow-schema.js';
 import { assertLoaded, loadFlowFile, parseFlowText } from '../../src/define/load-yaml.js';
-
-/** Strips the common indentation so that line numbers in a test read as written. */
-function yaml(strings: TemplateStringsArray, ...values: unknown[]): string {
-  const text = strings
-    .reduce((out, s, i) => out + s + (i < values.length ? String(values[i]) : ''), '')
-    .replace(/^\n/, '');
-  const indent = Math.min(
-    ...text
-      .split('\n')
-      .filter((l) => l.trim())
-      .map((l) => l.length - l.trimStart().length),
-  );
-  return text
-    .split('\n')
-    .map((l) => l.slice(indent))
-    .join('\n');
-}
+import { yaml } from './yaml-helpers.js';
 
 /** The problems of a file that must not load. */
 function problemsOf(text: string, file = 'flow.yaml'): Problem[] {
