@@ -36,6 +36,12 @@ import type { ChildRunLauncher, FlowResolver, ResolvedFlow } from '../engine/eng
 import { Engine } from '../engine/engine.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { Store } from '../store/store.js';
+import { jitterDelay } from '../core/schedule.js';
+import { TIME_TRIGGER_KINDS } from '../core/trigger-spec.js';
+import type { TriggerFlow, TriggerFlows } from '../triggers/trigger-service.js';
+import { TriggerService } from '../triggers/trigger-service.js';
+import type { NewRun } from '../store/store.js';
+import { parseDuration } from '../core/duration.js';
 import { VirtualClock } from './virtual-clock.js';
 
 export { VirtualClock } from './virtual-clock.js';
@@ -95,6 +101,9 @@ export class TestKit {
   readonly engine: Engine;
   private readonly flows = new Map<string, KnownFlow>();
   private readonly tempDir: string | null;
+  /** Flows whose time triggers run on the virtual clock (`schedule`). */
+  private readonly scheduled = new Set<string>();
+  private triggers: TriggerService | null = null;
 
   private constructor(store: Store, clock: VirtualClock, tempDir: string | null, concurrency: number) {
     this.store = store;
@@ -159,6 +168,95 @@ export class TestKit {
     return known.loaded.spec.name;
   }
 
+  /**
+   * Puts the flow's time triggers (cron, interval) on the virtual clock: `advance` then
+   * creates a run at every fire time it passes, and the kit executes them.
+   */
+  async schedule(flow: FlowUnderTest): Promise<void> {
+    const name = await this.add(flow);
+    const spec = (this.flows.get(name) as KnownFlow).loaded.spec;
+    if (!(spec.triggers ?? []).some((t) => TIME_TRIGGER_KINDS.has(t.kind))) {
+      throw new BatonError('USAGE', `flow ${name} has no cron or interval trigger to schedule`, {
+        hint: 'Declare one under `triggers:` (YAML) or `triggers` in defineFlow.',
+      });
+    }
+    this.scheduled.add(name);
+    if (!this.triggers) {
+      this.triggers = new TriggerService({
+        store: this.store,
+        flows: this.triggerFlows(),
+        now: () => this.clock.now(),
+        random: () => 0,
+        // Ticked by `advance`, not by a timer.
+        tickMs: 2 ** 31 - 1,
+      });
+      // Runs made by triggers are queued: the engine claims them like a worker.
+      this.engine.startWorker();
+    }
+    await this.triggers.sync();
+    await this.triggers.tick();
+  }
+
+  /**
+   * Moves virtual time forward by a duration, stopping at every due timer and fire time on
+   * the way so that runs react in order, and lets the engine come to rest at the end.
+   */
+  async advance(by: number | string): Promise<void> {
+    const ms = parseDuration(by);
+    if (ms === undefined) {
+      throw new BatonError('USAGE', `advance: ${String(by)} is not a duration`, { hint: 'Write 30s, 10m, 2h or 1d.' });
+    }
+    const target = this.clock.now() + ms;
+    for (let step = 0; step < 100_000; step++) {
+      await this.quiesce();
+      const next = Math.min(target, this.clock.nextDue() ?? target, (await this.nextFireTime()) ?? target);
+      this.clock.advanceTo(Math.max(next, this.clock.now()));
+      await this.triggers?.tick();
+      await this.quiesce();
+      if (next >= target) return;
+    }
+    throw new BatonError('USAGE', `advance: more than 100,000 steps before ${new Date(target).toISOString()}`, {
+      hint: 'A schedule or retry loop fires too often for this span; advance by less.',
+    });
+  }
+
+  /** Runs of a flow, oldest first (those its schedules made included). */
+  async runsOf(flow: string | FlowDefinition): Promise<TestRun[]> {
+    const name = typeof flow === 'string' ? flow : flow.name;
+    const runs = await this.store.listRuns({ flow: name });
+    return runs.sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id)).map((r) => this.attach(r.id));
+  }
+
+  private async nextFireTime(): Promise<number | null> {
+    if (!this.triggers) return null;
+    let next: number | null = null;
+    for (const t of await this.store.listTriggers()) {
+      if (!TIME_TRIGGER_KINDS.has(t.kind) || t.paused || t.nextFireAt === null) continue;
+      const jitterMs = (t.spec.config as { jitterMs?: number }).jitterMs ?? 0;
+      const at = t.nextFireAt + jitterDelay(t.id, jitterMs);
+      if (next === null || at < next) next = at;
+    }
+    return next;
+  }
+
+  private triggerFlows(): TriggerFlows {
+    const toFlow = (known: KnownFlow): TriggerFlow => ({
+      name: known.loaded.spec.name,
+      sourcePath: known.loaded.sourcePath,
+      triggers: known.loaded.spec.triggers ?? [],
+      overlap: known.loaded.spec.overlap ?? 'allow',
+      newRun: (params, o) => ({
+        ...this.newRun(known, params, o.dedupeKey, null, o.at),
+        triggerId: o.triggerId,
+        ...(o.priority !== undefined ? { priority: o.priority } : {}),
+      }),
+    });
+    return {
+      list: async () => [...this.scheduled].map((name) => toFlow(this.flows.get(name) as KnownFlow)),
+      get: async (name) => (this.scheduled.has(name) ? toFlow(this.flows.get(name) as KnownFlow) : null),
+    };
+  }
+
   /** Starts a run of the flow and returns its handle; nothing moves until `settle`. */
   async run(flow: FlowUnderTest, options: RunTestOptions = {}): Promise<TestRun> {
     const name = await this.add(flow);
@@ -173,6 +271,7 @@ export class TestKit {
 
   /** Stops the engine and removes the temporary store. */
   async close(): Promise<void> {
+    await this.triggers?.stop();
     await this.engine.stop();
     await this.store.close();
     if (this.tempDir) rmSync(this.tempDir, { recursive: true, force: true });
@@ -218,10 +317,20 @@ export class TestKit {
     dedupeKey: string | null,
     parent: { runId: string; task: string } | null,
   ): Promise<string> {
+    const { run } = await this.store.createRun(this.newRun(known, rawParams, dedupeKey, parent, this.clock.now()));
+    return run.id;
+  }
+
+  private newRun(
+    known: KnownFlow,
+    rawParams: Readonly<Record<string, unknown>>,
+    dedupeKey: string | null,
+    parent: { runId: string; task: string } | null,
+    now: number,
+  ): NewRun {
     const spec = known.loaded.spec;
     const params = resolveParams(spec.params, rawParams, { fromText: false });
-    const now = this.clock.now();
-    const { run } = await this.store.createRun({
+    return {
       id: newRunId(now),
       flow: {
         flow: spec.name,
@@ -236,8 +345,7 @@ export class TestKit {
       dedupeKey,
       maxActiveRuns: spec.maxActiveRuns,
       ...(parent ? { parent } : {}),
-    });
-    return run.id;
+    };
   }
 
   /** The plan of a run, for folding its history. */
@@ -285,12 +393,10 @@ export class TestRun {
     });
   }
 
-  /** Moves virtual time forward (firing what falls due) and lets the run react. */
+  /** Moves virtual time forward (firing the timers and schedules it passes) and lets the run react. */
   async advance(by: number | string): Promise<void> {
     this.executing ??= this.kit.engine.execute(this.id).catch(() => undefined);
-    await this.kit.quiesce();
-    this.kit.clock.advance(by);
-    await this.kit.quiesce();
+    await this.kit.advance(by);
     await this.refresh();
   }
 

@@ -301,6 +301,44 @@ for (const [storeName, makeStore] of Object.entries(stores)) {
       expect(stopped.task('cleanup')).toMatchObject({ state: 'succeeded', output: 'cleaned anyway' });
     });
 
+    it('schedules fire on virtual time: a day of an hourly cron in no time, with data intervals', async () => {
+      const f = defineFlow({
+        name: `hourly_${storeName}`,
+        triggers: { hourly: { kind: 'cron', cron: '0 * * * *', timezone: 'UTC', catchup: 'none' } },
+      });
+      f.task('load', async (ctx) => [ctx.params.interval_start, ctx.params.interval_end]);
+      const kit = await open();
+      await kit.schedule(f);
+      const realStart = Date.now();
+      await kit.advance('1d');
+      const runs = await kit.runsOf(f);
+      expect(runs).toHaveLength(24);
+      for (const run of runs) await run.refresh();
+      expect(runs.every((r) => r.state === 'succeeded')).toBe(true);
+      // Time starts at 2030-01-01T00:00Z: the first fire time after it is 01:00.
+      expect(runs[0]?.task('load').output).toEqual(['2030-01-01T00:00:00.000Z', '2030-01-01T01:00:00.000Z']);
+      expect(runs[23]?.task('load').output).toEqual(['2030-01-01T23:00:00.000Z', '2030-01-02T00:00:00.000Z']);
+      expect(Date.now() - realStart).toBeLessThan(30_000);
+    });
+
+    it('cancelling a parent run cancels its waiting child run', async () => {
+      const child = defineFlow({ name: `waits_${storeName}` });
+      child.waitForEvent('hold', { event: 'never' });
+      const parent = defineFlow({ name: `holder_${storeName}` });
+      parent.subflow('run_child', { flow: `waits_${storeName}` });
+      const kit = await open({ flows: [child] });
+      const run = await kit.run(parent);
+      expect(await run.settle()).toBe('waiting');
+      const [childRun] = await run.children();
+      expect(childRun).toBeDefined();
+      await run.cancel();
+      expect(await run.settle()).toBe('cancelled');
+      expect(run.task('run_child').state).toBe('cancelled');
+      await kit.quiesce();
+      const state = await childRun?.refresh();
+      expect(state?.state).toBe('cancelled');
+    });
+
     it('testFlow: the one-call form', async () => {
       const f = defineFlow({ name: `one_${storeName}` });
       f.task('hello', async () => 'world');
