@@ -196,7 +196,10 @@ export interface FlowSpec {
   readonly groups?: Readonly<Record<string, { readonly description?: string }>>;
 }
 
-/** Error codes that describe bad input rather than a transient fault: never retried. */
+/**
+ * Error codes, and kinds, that describe bad input or a decision rather than a transient
+ * fault: never retried unless a policy's own `neverRetryOn` says otherwise.
+ */
 export const NON_RETRYABLE_CODES: readonly string[] = [
   'DEF_LOAD',
   'DEF_INVALID',
@@ -206,6 +209,8 @@ export const NON_RETRYABLE_CODES: readonly string[] = [
   'VALIDATION',
   'MAP_OVER_INVALID',
   'APPROVAL_REJECTED',
+  'validation',
+  'rejected',
 ];
 
 export const DEFAULT_RETRY: RetryPolicy = {

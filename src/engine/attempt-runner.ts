@@ -102,12 +102,23 @@ export function toTaskError(error: unknown): TaskError {
     return { code: error.code, message: error.message, source: error.source, hint: error.hint };
   }
   if (error instanceof Error) {
-    const { code: rawCode, kind: rawKind } = error as unknown as { code?: unknown; kind?: unknown };
+    const { code: rawCode, kind: rawKind, details: rawDetails } = error as unknown as Record<string, unknown>;
     const code = typeof rawCode === 'string' ? rawCode : 'TASK_FAILED';
     const kind = typeof rawKind === 'string' ? { kind: rawKind } : {};
-    return { code, ...kind, message: error.message || error.name, source: 'user' };
+    const details = isJsonRecord(rawDetails) ? { details: rawDetails } : {};
+    return { code, ...kind, message: error.message || error.name, source: 'user', ...details };
   }
   return { code: 'TASK_FAILED', message: String(error), source: 'user' };
+}
+
+/** Details attached to a thrown error are kept only if they are plain JSON data. */
+function isJsonRecord(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  try {
+    return JSON.stringify(value).length <= 16 * 1024;
+  } catch {
+    return false;
+  }
 }
 
 /** Checks that an output is JSON within the limit; returns the JSON round-tripped value. */

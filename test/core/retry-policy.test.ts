@@ -120,8 +120,10 @@ describe('error kinds', () => {
     }
   });
 
-  it('every code that is never retried by default is of kind validation or rejected', () => {
-    for (const code of NON_RETRYABLE_CODES) expect(['validation', 'rejected']).toContain(errorKind(error(code)));
+  it('every code that is never retried by default is of kind validation or rejected, and so are the kinds', () => {
+    const codes = NON_RETRYABLE_CODES.filter((c) => c === c.toUpperCase());
+    for (const code of codes) expect(['validation', 'rejected']).toContain(errorKind(error(code)));
+    expect(NON_RETRYABLE_CODES.filter((c) => !codes.includes(c))).toEqual(['validation', 'rejected']);
   });
 
   it('matches selectors by code or by kind; an empty list matches everything', () => {
@@ -181,8 +183,10 @@ describe('isRetryableError with kinds', () => {
     expect(isRetryableError(p, error('TASK_TIMEOUT'))).toBe(false);
   });
 
-  it('keeps the code-only behaviour for the default policy', () => {
-    expect(isRetryableError(DEFAULT_RETRY, { code: 'BOOM', kind: 'validation', message: '' })).toBe(true);
+  it('never retries validation or rejected errors under the default policy, whatever their code', () => {
+    expect(isRetryableError(DEFAULT_RETRY, { code: 'BOOM', kind: 'validation', message: '' })).toBe(false);
+    expect(isRetryableError(DEFAULT_RETRY, { code: 'BOOM', kind: 'rejected', message: '' })).toBe(false);
+    expect(isRetryableError(DEFAULT_RETRY, { code: 'BOOM', kind: 'transient', message: '' })).toBe(true);
     expect(isRetryableError(DEFAULT_RETRY, error('VALIDATION'))).toBe(false);
   });
 });

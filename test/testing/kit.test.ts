@@ -5,6 +5,7 @@
  * PostgreSQL database.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TaskFailure } from '../../src/core/task-failure.js';
 import { defineFlow } from '../../src/define/builder.js';
 import type { TestKit } from '../../src/testing/index.js';
 import { createTestKit, testFlow } from '../../src/testing/index.js';
@@ -337,6 +338,43 @@ for (const [storeName, makeStore] of Object.entries(stores)) {
       await kit.quiesce();
       const state = await childRun?.refresh();
       expect(state?.state).toBe('cancelled');
+    });
+
+    it('error kinds: retry only transient failures; a handler takes only the kinds it names', async () => {
+      const f = defineFlow({ name: `kinds_${storeName}` });
+      f.task(
+        'fetch',
+        { retry: { maxAttempts: 5, backoff: '1m', maxBackoff: '1h', retryOn: ['transient'] } },
+        async (ctx) => {
+          if (ctx.attempt < 3) throw new TaskFailure('503 from the API', { code: 'HTTP_503', kind: 'transient' });
+          throw new TaskFailure('the payload is not an order', {
+            code: 'BAD_ORDER',
+            kind: 'validation',
+            details: { line: 7 },
+          });
+        },
+      );
+      f.task(
+        'parse',
+        {
+          retry: { maxAttempts: 3, backoff: '1m', maxBackoff: '1h' },
+          onFailure: { run: async () => 'fallback', recover: true, on: ['timeout'] },
+        },
+        async () => {
+          throw new TaskFailure('bad column', { kind: 'validation' });
+        },
+      );
+      const run = await (await open()).run(f);
+      expect(await run.settle()).toBe('failed');
+      // Two transient failures were retried; the validation failure ended it.
+      expect(run.task('fetch')).toMatchObject({
+        state: 'failed',
+        attempts: 3,
+        error: { code: 'BAD_ORDER', kind: 'validation', details: { line: 7 } },
+      });
+      // Validation errors are never retried, and the handler only takes timeouts.
+      expect(run.task('parse')).toMatchObject({ state: 'failed', attempts: 1, error: { kind: 'validation' } });
+      expect(run.task('parse.on_failure').state).toBe('skipped');
     });
 
     it('testFlow: the one-call form', async () => {
