@@ -73,14 +73,23 @@ export interface Level {
   readonly parent?: { readonly level: Level; readonly lifted: NameRef[] };
 }
 
+const OWNER = Symbol('baton.level');
+
 /** Code registered under task keys, and the level each ref was made at; shared by a flow's levels. */
 export interface Registry {
   readonly functions: Map<string, unknown>;
-  readonly owners: WeakMap<object, Level>;
+  /** The level each ref was made in, kept on the ref itself (a WeakMap of 100,000 refs slows every GC). */
+  readonly owners: { get(ref: object): Level | undefined; set(ref: object, level: Level): void };
 }
 
 export function newRegistry(): Registry {
-  return { functions: new Map(), owners: new WeakMap() };
+  return {
+    functions: new Map(),
+    owners: {
+      get: (ref) => (ref as { [OWNER]?: Level })[OWNER],
+      set: (ref, level) => Object.defineProperty(ref, OWNER, { value: level, enumerable: false }),
+    },
+  };
 }
 
 /** The level of a flow's own tasks. */

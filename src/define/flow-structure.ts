@@ -32,6 +32,7 @@ import {
   type StructureProblem,
   type TaskBody,
 } from './flow-draft.js';
+import { hasTemplate } from './expression.js';
 import { checkName } from './flow-schema-parts.js';
 import type { KeyPath } from './flow-schema.js';
 import { checkReferences, type ReadScope } from './reference-check.js';
@@ -148,6 +149,8 @@ class Level {
   private readonly branches = new Map<string, string[]>();
   private readonly priority = new Map<string, string[]>();
   private closures: Map<string, Set<string>> | undefined;
+  /** The ids of this level, once every task has entered it. */
+  private localIds: Set<string> | undefined;
 
   constructor(
     drafts: readonly DraftTask[],
@@ -494,22 +497,25 @@ class Level {
   }
 
   /** Transitive upstream ids of every task of the level, over the dependencies known so far. */
+  /**
+   * Every task `id` depends on, directly or not. Computed per task on demand (only tasks
+   * whose expressions are checked ask), so that a flow of 100,000 tasks is not charged
+   * for the transitive closure of all of them.
+   */
   private closure(id: string): Set<string> {
-    if (!this.closures) {
-      const out = new Map<string, Set<string>>();
-      for (const e of this.entries) {
-        const seen = new Set<string>();
-        const queue = (this.deps.get(e.draft.id) ?? []).map((d) => d.id);
-        for (let dep = queue.pop(); dep !== undefined; dep = queue.pop()) {
-          if (seen.has(dep)) continue;
-          seen.add(dep);
-          queue.push(...(this.deps.get(dep) ?? []).map((d) => d.id));
-        }
-        out.set(e.draft.id, seen);
+    this.closures ??= new Map();
+    let seen = this.closures.get(id);
+    if (!seen) {
+      seen = new Set<string>();
+      const queue = (this.deps.get(id) ?? []).map((d) => d.id);
+      for (let dep = queue.pop(); dep !== undefined; dep = queue.pop()) {
+        if (seen.has(dep)) continue;
+        seen.add(dep);
+        for (const d of this.deps.get(dep) ?? []) queue.push(d.id);
       }
-      this.closures = out;
+      this.closures.set(id, seen);
     }
-    return this.closures.get(id) ?? new Set();
+    return seen;
   }
 
   private checkGraph(): void {
@@ -635,7 +641,7 @@ class Level {
 
   private readScope(e: Entry): ReadScope {
     const d = e.draft;
-    const local = new Set(this.byId.keys());
+    const local = (this.localIds ??= new Set(this.byId.keys()));
     const readable = e.handles
       ? this.closure(e.handles)
       : d.finally
@@ -655,6 +661,8 @@ class Level {
 
   private checkExpressions(e: Entry): void {
     const d = e.draft;
+    // Most tasks of a large flow template nothing: they need no scope at all.
+    if (!d.map && !d.choice && !d.templated.some((t) => hasTemplate(t.value))) return;
     const scope = this.readScope(e);
     const found = [];
     if (d.map) found.push(...checkReferences([d.map.over], scope));
@@ -702,82 +710,84 @@ class Level {
       : alone
         ? 'all_success'
         : (d.triggerRule?.rule ?? 'all_success');
+    const dependsOn = alone ? [] : (this.deps.get(d.id) ?? []).map((dep) => dep.id);
+    // One object of a fixed shape, optional fields added only when present: flows of
+    // 100,000 tasks are built here, and spreads of conditional literals cost a lot there.
+    const spec: Mutable<TaskSpec> = d.map
+      ? taskSpec(d.id, dependsOn, triggerRule, structuralBody('map'))
+      : taskSpec(d.id, dependsOn, triggerRule, body);
+    if (key !== undefined) spec.key = key;
+    if (d.group && this.scope.depth === 0) spec.group = d.group.name;
+    if (d.description !== undefined) spec.description = d.description;
+    if (quorum && triggerRule === 'k_of_n') spec.quorum = { k: quorum.k, cancelRest: quorum.cancelRest };
     const c = d.onFailure;
-    const own = {
-      id: d.id,
-      dependsOn: alone ? [] : (this.deps.get(d.id) ?? []).map((dep) => dep.id),
-      triggerRule,
-      ...(key !== undefined ? { key } : {}),
-      ...(d.group && this.scope.depth === 0 ? { group: d.group.name } : {}),
-      ...(d.description !== undefined ? { description: d.description } : {}),
-      ...(quorum && triggerRule === 'k_of_n' ? { quorum: { k: quorum.k, cancelRest: quorum.cancelRest } } : {}),
-      ...(c ? { onFailure: { handler: c.handler.id, recover: c.recover, on: c.on.map((r) => r.name) } } : {}),
-      ...(e.handles !== undefined ? { handles: e.handles } : {}),
-      ...(d.finally ? { finally: true } : {}),
-    };
+    if (c) spec.onFailure = { handler: c.handler.id, recover: c.recover, on: c.on.map((r) => r.name) };
+    if (e.handles !== undefined) spec.handles = e.handles;
+    if (d.finally) spec.finally = true;
     if (d.map) {
       const template = d.map.tasks ? this.inner.get(d.id)?.build() : [templateOf(d.id, body, key ?? d.id)];
       if (!template) return undefined;
-      return {
-        ...own,
-        ...structuralBody('map'),
-        map: {
-          over: d.map.over.value as string,
-          maxParallel: d.map.maxParallel,
-          batch: d.map.batch,
-          onItemFailure: d.map.onItemFailure,
-          group: d.map.tasks !== undefined,
-          template,
-        },
+      spec.map = {
+        over: d.map.over.value as string,
+        maxParallel: d.map.maxParallel,
+        batch: d.map.batch,
+        onItemFailure: d.map.onItemFailure,
+        group: d.map.tasks !== undefined,
+        template,
       };
-    }
-    const spec: TaskSpec = { ...own, ...bodyFields(body) };
-    if (d.choice) {
+    } else if (d.choice) {
       const targets = this.targets.get(d.id) ?? [];
       const expand = (refs: readonly NameRef[]) =>
         unique(refs.flatMap((r) => this.lookup(r.name)?.ids ?? []).filter((id) => targets.some((t) => t.id === id)));
-      return {
-        ...spec,
-        choice: {
-          rules: d.choice.rules.map((r) => ({ when: r.when.value as string, then: expand(r.then) })),
-          otherwise: expand(d.choice.otherwise),
-          mode: d.choice.mode,
-          targets: targets.map((t) => t.id),
-        },
+      spec.choice = {
+        rules: d.choice.rules.map((r) => ({ when: r.when.value as string, then: expand(r.then) })),
+        otherwise: expand(d.choice.otherwise),
+        mode: d.choice.mode,
+        targets: targets.map((t) => t.id),
       };
-    }
-    if (d.race) {
-      return {
-        ...spec,
-        race: {
-          branches: this.branches.get(d.id) ?? [],
-          mode: d.race.mode,
-          priority: this.priority.get(d.id) ?? null,
-          score: d.race.score,
-        },
+    } else if (d.race) {
+      spec.race = {
+        branches: this.branches.get(d.id) ?? [],
+        mode: d.race.mode,
+        priority: this.priority.get(d.id) ?? null,
+        score: d.race.score,
       };
     }
     return spec;
   }
 }
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** A task spec with the fields every task has, in one order. */
+function taskSpec(
+  id: string,
+  dependsOn: readonly string[],
+  triggerRule: TriggerRule,
+  body: TaskBody,
+): Mutable<TaskSpec> {
+  const spec: Mutable<TaskSpec> = {
+    id,
+    kind: body.kind,
+    dependsOn,
+    triggerRule,
+    retry: body.retry,
+    timeoutMs: body.timeoutMs,
+    pool: body.pool,
+    with: body.with,
+    config: body.config,
+  };
+  if (body.labels?.length) spec.labels = body.labels;
+  return spec;
+}
+
 function unique(ids: readonly string[]): string[] {
   return [...new Set(ids)];
 }
 
-function bodyFields(body: TaskBody): Omit<TaskSpec, 'id' | 'dependsOn' | 'triggerRule'> {
-  return {
-    kind: body.kind,
-    retry: body.retry,
-    timeoutMs: body.timeoutMs,
-    pool: body.pool,
-    ...(body.labels?.length ? { labels: body.labels } : {}),
-    with: body.with,
-    config: body.config,
-  };
-}
-
 /** The template of a plain map: the task's own body, alone, run once per item. */
 function templateOf(id: string, body: TaskBody, key: string): TaskSpec {
-  return { id, dependsOn: [], triggerRule: 'all_success', ...bodyFields(body), key };
+  const spec = taskSpec(id, [], 'all_success', body);
+  spec.key = key;
+  return spec;
 }
