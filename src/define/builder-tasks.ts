@@ -75,6 +75,13 @@ export interface Level {
 
 const OWNER = Symbol('baton.level');
 
+/**
+ * Shared empty settings: most tasks of a large flow have no inputs or config, and one
+ * empty object per task and field adds up over 100,000 tasks. Specs are never mutated.
+ */
+const NONE: Readonly<Record<string, unknown>> = Object.freeze({});
+const NO_VALUES: readonly TemplatedValue[] = Object.freeze([]);
+
 /** Code registered under task keys, and the level each ref was made at; shared by a flow's levels. */
 export interface Registry {
   readonly functions: Map<string, unknown>;
@@ -124,8 +131,8 @@ function shellConfig(body: ShellBody): Record<string, unknown> {
 /** The templated values of a shell body, at the option names. */
 function shellTemplated(body: ShellBody, path: KeyPath): TemplatedValue[] {
   return [
-    { value: body.command, path: [...path, 'command'] },
-    { value: body.env, path: [...path, 'env'] },
+    { value: body.command, path: path.concat('command') },
+    { value: body.env, path: path.concat('env') },
   ];
 }
 
@@ -156,12 +163,12 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
     const options = (typeof a === 'function' ? {} : a) as FunctionTaskOptions<Record<string, TaskRef>, P, X>;
     const path = this.pathOf(id);
     const inputs = this.inputsOf(options.inputs, path);
-    const deps = [...inputs.deps, ...this.upstream(options.after, [...path, 'after'])];
+    const deps = inputs.deps.concat(this.upstream(options.after, path.concat('after')));
     this.registry.functions.set(this.keyOf(id), typeof a === 'function' ? a : b);
     this.recordRunning(id, options, deps, {
       kind: 'function',
       with: inputs.with,
-      config: {},
+      config: NONE,
       templated: inputs.templated,
     });
     return this.ref(id);
@@ -170,9 +177,9 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
   /** Adds a shell task; its output is the last line of stdout (or the JSON written to `$BATON_OUTPUT`). */
   shell(id: string, options: ShellTaskOptions<P, X>): TaskRef<unknown> {
     const path = this.pathOf(id);
-    this.recordRunning(id, options, this.upstream(options.after, [...path, 'after']), {
+    this.recordRunning(id, options, this.upstream(options.after, path.concat('after')), {
       kind: 'shell',
-      with: {},
+      with: NONE,
       config: shellConfig(options),
       templated: shellTemplated(options, path),
     });
@@ -197,7 +204,7 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
     const path = this.pathOf(id);
     const over = this.overOf(options.over, path);
     const inputs = this.inputsOf(options.inputs, path);
-    const deps = [...over.deps, ...inputs.deps, ...this.upstream(options.after, [...path, 'after'])];
+    const deps = over.deps.concat(inputs.deps, this.upstream(options.after, path.concat('after')));
     const shell = isShellBody(body) ? body : undefined;
     if (!shell) this.registry.functions.set(this.keyOf(id), body);
     this.recordRunning(
@@ -205,8 +212,8 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
       options,
       deps,
       shell
-        ? { kind: 'shell', with: {}, config: shellConfig(shell), templated: shellTemplated(shell, path) }
-        : { kind: 'function', with: inputs.with, config: {}, templated: inputs.templated },
+        ? { kind: 'shell', with: NONE, config: shellConfig(shell), templated: shellTemplated(shell, path) }
+        : { kind: 'function', with: inputs.with, config: NONE, templated: inputs.templated },
       { map: this.mapOf(options, path, over.value) },
     );
     return this.ref(id);
@@ -220,16 +227,16 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
   ): TaskRef<unknown[]> {
     const path = this.pathOf(id);
     const over = this.overOf(options.over, path);
-    const deps = [...over.deps, ...this.upstream(options.after, [...path, 'after'])];
+    const deps = over.deps.concat(this.upstream(options.after, path.concat('after')));
     const lifted: NameRef[] = [];
     const inner = new TaskBuilder<P, X & MapItemContext<ItemOf<T, B>>>(this.registry, {
-      path: [...path, 'tasks'],
+      path: path.concat('tasks'),
       keyPrefix: this.keyOf(id),
       parent: { level: this.level, lifted },
     });
     build(inner);
     this.recorded.push((ctx) => ({
-      ...this.shapeOf(id, options, [...deps, ...lifted]),
+      ...this.shapeOf(id, options, deps.concat(...lifted)),
       body: structuralBody('map'),
       templated: [],
       map: { ...this.mapOf(options, path, over.value), tasks: inner.recorded.map((r) => r(ctx)) },
@@ -247,9 +254,9 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
   ): TaskRef<unknown>;
   choice(id: string, options: ChoiceRulesOptions | ChoiceFunctionOptions<string>, select?: unknown): TaskRef {
     const path = this.pathOf(id);
-    const deps = this.upstream(options.after, [...path, 'after']);
+    const deps = this.upstream(options.after, path.concat('after'));
     const names = (list: readonly Upstream[] | undefined, at: KeyPath): NameRef[] =>
-      (list ?? []).map((u, i) => ({ name: typeof u === 'string' ? u : u.id, path: [...at, i] }));
+      (list ?? []).map((u, i) => ({ name: typeof u === 'string' ? u : u.id, path: at.concat(i) }));
     if (select !== undefined) this.registry.functions.set(this.keyOf(id), select);
     this.recorded.push(() => {
       const shape = this.shapeOf(id, options, deps);
@@ -261,10 +268,10 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
           choice: {
             path,
             rules: [],
-            rulesPath: [...path, 'rules'],
+            rulesPath: path.concat('rules'),
             otherwise: [],
             mode: 'first',
-            branches: names(options.branches, [...path, 'branches']),
+            branches: names(options.branches, path.concat('branches')),
           },
         };
       }
@@ -275,12 +282,12 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
         choice: {
           path,
           rules: (options.rules ?? []).map((rule, i) => ({
-            when: { value: rule.when, path: [...path, 'rules', i, 'when'] },
-            then: names(rule.then, [...path, 'rules', i, 'then']),
-            thenPath: [...path, 'rules', i, 'then'],
+            when: { value: rule.when, path: path.concat('rules', i, 'when') },
+            then: names(rule.then, path.concat('rules', i, 'then')),
+            thenPath: path.concat('rules', i, 'then'),
           })),
-          rulesPath: [...path, 'rules'],
-          otherwise: names(options.otherwise, [...path, 'otherwise']),
+          rulesPath: path.concat('rules'),
+          otherwise: names(options.otherwise, path.concat('otherwise')),
           mode: options.mode ?? 'first',
         },
       };
@@ -299,8 +306,8 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
   race(id: string, options: RaceOptions<readonly Upstream[]>, score?: unknown): TaskRef {
     const path = this.pathOf(id);
     const names = (list: readonly Upstream[], at: KeyPath): NameRef[] =>
-      list.map((u, i) => ({ name: typeof u === 'string' ? u : u.id, path: [...at, i] }));
-    const deps = this.upstream(options.after, [...path, 'after']);
+      list.map((u, i) => ({ name: typeof u === 'string' ? u : u.id, path: at.concat(i) }));
+    const deps = this.upstream(options.after, path.concat('after'));
     if (score !== undefined) this.registry.functions.set(this.keyOf(id), score);
     this.recorded.push(() => ({
       ...this.shapeOf(id, options, deps),
@@ -308,11 +315,11 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
       templated: [],
       race: {
         path,
-        branches: names(options.branches, [...path, 'branches']),
-        branchesPath: [...path, 'branches'],
+        branches: names(options.branches, path.concat('branches')),
+        branchesPath: path.concat('branches'),
         mode: options.mode ?? 'first',
-        priority: options.priority ? names(options.priority, [...path, 'priority']) : null,
-        priorityPath: [...path, 'priority'],
+        priority: options.priority ? names(options.priority, path.concat('priority')) : null,
+        priorityPath: path.concat('priority'),
         score: score !== undefined,
       },
     }));
@@ -350,7 +357,7 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
   // --- recording -------------------------------------------------------------------
 
   private pathOf(id: string): KeyPath {
-    return [...this.level.path, id];
+    return this.level.path.concat(id);
   }
 
   private keyOf(id: string): string {
@@ -364,7 +371,13 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
   }
 
   private upstream(list: readonly Upstream[] | undefined, path: KeyPath): NameRef[] {
-    return (list ?? []).flatMap((u, i) => this.dependencyOn(u, [...path, i]) ?? []);
+    const out: NameRef[] = [];
+    if (!list) return out;
+    for (let i = 0; i < list.length; i++) {
+      const dep = this.dependencyOn(list[i] as Upstream, path.concat(i));
+      if (dep) out.push(dep);
+    }
+    return out;
   }
 
   /**
@@ -387,13 +400,14 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
   private inputsOf(
     inputs: Readonly<Record<string, TaskRef>> | undefined,
     path: KeyPath,
-  ): { with: Record<string, unknown>; deps: NameRef[]; templated: TemplatedValue[] } {
+  ): { with: Readonly<Record<string, unknown>>; deps: NameRef[]; templated: readonly TemplatedValue[] } {
+    if (!inputs) return { with: NONE, deps: [], templated: NO_VALUES };
     const out = { with: {} as Record<string, unknown>, deps: [] as NameRef[], templated: [] as TemplatedValue[] };
-    for (const [name, ref] of Object.entries(inputs ?? {})) {
+    for (const [name, ref] of Object.entries(inputs)) {
       const value = `\${{ tasks.${ref.id}.output }}`;
       out.with[name] = value;
-      out.templated.push({ value, path: [...path, 'inputs', name] });
-      const dep = this.dependencyOn(ref, [...path, 'inputs', name]);
+      out.templated.push({ value, path: path.concat('inputs', name) });
+      const dep = this.dependencyOn(ref, path.concat('inputs', name));
       if (dep) out.deps.push(dep);
     }
     return out;
@@ -401,18 +415,18 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
 
   private overOf(over: TaskRef | string, path: KeyPath): { value: string; deps: NameRef[] } {
     if (typeof over === 'string') return { value: over, deps: [] };
-    const dep = this.dependencyOn(over, [...path, 'over']);
+    const dep = this.dependencyOn(over, path.concat('over'));
     return { value: `\${{ tasks.${over.id}.output }}`, deps: dep ? [dep] : [] };
   }
 
   private mapOf(options: MapOverOptions<unknown, number | undefined>, path: KeyPath, over: string) {
     return {
       path,
-      over: { value: over, path: [...path, 'over'] },
+      over: { value: over, path: path.concat('over') },
       maxParallel: options.maxParallel ?? null,
       batch: options.batch ?? null,
       onItemFailure: options.onItemFailure ?? 'fail',
-      tasksPath: [...path, 'tasks'],
+      tasksPath: path.concat('tasks'),
     } as const;
   }
 
@@ -424,26 +438,23 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
   ): Omit<DraftTask, 'body' | 'templated'> & { onFailure?: DraftCatch } {
     const path = this.pathOf(id);
     const rule = options.triggerRule;
-    return {
+    const shape: { -readonly [K in keyof DraftTask]?: DraftTask[K] } & Pick<DraftTask, 'id' | 'path' | 'dependsOn'> = {
       id,
       path,
-      ...(options.description !== undefined ? { description: options.description } : {}),
-      ...(options.group !== undefined ? { group: { name: options.group, path: [...path, 'group'] } } : {}),
       dependsOn: deps,
-      dependsOnPath: [...path, 'after'],
-      ...(rule === undefined
-        ? {}
-        : typeof rule === 'object'
-          ? {
-              triggerRule: {
-                rule: 'k_of_n' as const,
-                path: [...path, 'triggerRule'],
-                quorum: { k: rule.kOfN, cancelRest: rule.cancelRest ?? false },
-              },
-            }
-          : { triggerRule: { rule, path: [...path, 'triggerRule'] } }),
-      ...(options.finally ? { finally: [...path, 'finally'] } : {}),
+      dependsOnPath: path.concat('after'),
     };
+    if (options.description !== undefined) shape.description = options.description;
+    if (options.group !== undefined) shape.group = { name: options.group, path: path.concat('group') };
+    if (typeof rule === 'object') {
+      shape.triggerRule = {
+        rule: 'k_of_n',
+        path: path.concat('triggerRule'),
+        quorum: { k: rule.kOfN, cancelRest: rule.cancelRest ?? false },
+      };
+    } else if (rule !== undefined) shape.triggerRule = { rule, path: path.concat('triggerRule') };
+    if (options.finally) shape.finally = path.concat('finally');
+    return shape as Omit<DraftTask, 'body' | 'templated'>;
   }
 
   /** Records a task that runs a body (function, command, or one the engine carries out). */
@@ -451,8 +462,13 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
     id: string,
     options: CommonTaskOptions<P, X> | ParkingTaskOptions<P, X>,
     deps: readonly NameRef[],
-    body: { kind: string; with: Record<string, unknown>; config: Record<string, unknown>; templated: TemplatedValue[] },
-    extra: Partial<Pick<DraftTask, 'map'>> = {},
+    body: {
+      kind: string;
+      with: Readonly<Record<string, unknown>>;
+      config: Readonly<Record<string, unknown>>;
+      templated: readonly TemplatedValue[];
+    },
+    extra: Partial<Pick<DraftTask, 'map'>> = NONE,
   ): void {
     const path = this.pathOf(id);
     const handler = options.onFailure ? this.handlerOf(id, options.onFailure) : undefined;
@@ -474,8 +490,8 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
     const run = input.run;
     if (typeof run === 'function') this.registry.functions.set(this.keyOf(id), run);
     const body = isShellBody(run)
-      ? { kind: 'shell', with: {}, config: shellConfig(run), templated: shellTemplated(run, path) }
-      : { kind: 'function', with: {}, config: {}, templated: [] };
+      ? { kind: 'shell', with: NONE, config: shellConfig(run), templated: shellTemplated(run, path) }
+      : { kind: 'function', with: NONE, config: NONE, templated: NO_VALUES };
     return (ctx) => ({
       path,
       handler: {
@@ -483,12 +499,12 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
         path,
         body: bodyOf(ctx, path, input, body),
         dependsOn: [],
-        dependsOnPath: [...path, 'after'],
+        dependsOnPath: path.concat('after'),
         templated: body.templated,
       },
       idGiven: input.id !== undefined,
       recover: input.recover ?? false,
-      on: (input.on ?? []).map((name, i) => ({ name, path: [...path, 'on', i] })),
+      on: (input.on ?? []).map((name, i) => ({ name, path: path.concat('on', i) })),
     });
   }
 
@@ -515,7 +531,7 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
       ...inner.slice(1),
     ];
     const templated = form.templated(written).map((inner) => ({ value: valueIn(written, inner), path: at(inner) }));
-    const deps = this.upstream(options.after, [...path, 'after']);
+    const deps = this.upstream(options.after, path.concat('after'));
     const handler = options.onFailure ? this.handlerOf(id, options.onFailure) : undefined;
     this.recorded.push((ctx) => {
       checkTriggerRule(options.triggerRule, path, ctx);
@@ -559,7 +575,7 @@ function valueIn(root: unknown, path: KeyPath): unknown {
 /** A trigger rule written by name must be one; `k_of_n` needs its count, in the object form. */
 function checkTriggerRule(rule: unknown, path: KeyPath, ctx: DraftContext): void {
   if (rule === undefined || typeof rule === 'object') return;
-  const at = [...path, 'triggerRule'];
+  const at = path.concat('triggerRule');
   if (rule === 'k_of_n') {
     ctx.problem(
       at,
@@ -582,35 +598,37 @@ function bodyOf(
   ctx: DraftContext,
   path: KeyPath,
   options: { retry?: RetryInput; timeout?: DurationInput; pool?: string; labels?: readonly string[] },
-  body: { kind: string; with: Record<string, unknown>; config: Record<string, unknown> },
+  body: { kind: string; with: Readonly<Record<string, unknown>>; config: Readonly<Record<string, unknown>> },
 ): TaskBody {
-  const retry = ctx.retry(ctx.defaults.retry, options.retry, [...path, 'retry']);
-  const timeoutMs = ctx.duration(options.timeout, [...path, 'timeout']);
+  // Paths are built only for settings that are there: a flow may have 100,000 tasks.
+  const retry = options.retry ? ctx.retry(ctx.defaults.retry, options.retry, path.concat('retry')) : ctx.defaults.retry;
+  const timeoutMs = options.timeout === undefined ? null : ctx.duration(options.timeout, path.concat('timeout'));
   // The engine carries these out itself: no worker slot, and the flow's attempt timeout is not theirs.
   if (isParkingKind(body.kind))
     return { kind: body.kind, retry, timeoutMs, pool: null, with: body.with, config: body.config };
   const pool = options.pool ?? ctx.defaults.pool;
   if (pool !== null && !(pool in ctx.pools)) {
     ctx.problem(
-      [...path, 'pool'],
+      path.concat('pool'),
       `pool "${pool}" is not declared`,
       `Declare it in the flow's pools, e.g. pools: { ${pool}: 2 }.`,
     );
   }
   for (const label of options.labels ?? []) {
     if (!/^[A-Za-z0-9_.:-]+$/.test(label)) {
-      ctx.problem([...path, 'labels'], `"${label}" is not a label (letters, digits and _ . : - only)`);
+      ctx.problem(path.concat('labels'), `"${label}" is not a label (letters, digits and _ . : - only)`);
     }
   }
-  return {
+  const out: { -readonly [K in keyof TaskBody]: TaskBody[K] } = {
     kind: body.kind,
     retry,
     timeoutMs: timeoutMs ?? ctx.defaults.timeoutMs,
     pool,
-    ...(options.labels?.length ? { labels: [...options.labels] } : {}),
     with: body.with,
     config: body.config,
   };
+  if (options.labels?.length) out.labels = [...options.labels];
+  return out;
 }
 
 /** The code behind a task key, as the registry holds it. */

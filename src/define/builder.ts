@@ -141,15 +141,15 @@ export class FlowDefinition<P extends Record<string, ParamDef> = Record<string, 
       if (!input) return base;
       const maxAttempts = input.maxAttempts ?? base.maxAttempts;
       if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100)
-        report([...path, 'maxAttempts'], `must be an integer from 1 to 100, got ${maxAttempts}`);
-      const backoffMs = duration(input.backoff, [...path, 'backoff']) ?? base.backoffMs;
-      const maxBackoffMs = duration(input.maxBackoff, [...path, 'maxBackoff']) ?? base.maxBackoffMs;
+        report(path.concat('maxAttempts'), `must be an integer from 1 to 100, got ${maxAttempts}`);
+      const backoffMs = duration(input.backoff, path.concat('backoff')) ?? base.backoffMs;
+      const maxBackoffMs = duration(input.maxBackoff, path.concat('maxBackoff')) ?? base.maxBackoffMs;
       if (backoffMs > maxBackoffMs)
-        report([...path, 'maxBackoff'], `must be at least backoff (${backoffMs} ms), got ${maxBackoffMs} ms`);
+        report(path.concat('maxBackoff'), `must be at least backoff (${backoffMs} ms), got ${maxBackoffMs} ms`);
       for (const key of ['retryOn', 'neverRetryOn'] as const) {
         input[key]?.forEach((selector, i) => {
           const bad = errorSelectorProblem(selector);
-          if (bad) report([...path, key, i], bad.message, bad.hint);
+          if (bad) report(path.concat(key, i), bad.message, bad.hint);
         });
       }
       return {

@@ -183,7 +183,7 @@ class Level {
     const c = draft.onFailure;
     if (!c) return;
     const id = c.handler.id;
-    const idPath = c.idGiven ? [...c.path, 'id'] : c.path;
+    const idPath = c.idGiven ? c.path.concat('id') : c.path;
     const badId = c.idGiven ? checkName(id) : undefined;
     if (badId) this.add('DEF_INVALID', idPath, `handler id ${badId}`, 'Rename the handler.');
     if (this.byId.has(id)) {
@@ -597,7 +597,7 @@ class Level {
       if (value !== null && (!Number.isInteger(value) || value < 1))
         this.add(
           'DEF_INVALID',
-          [...map.path, name],
+          map.path.concat(name),
           `must be a positive integer, got ${value}`,
           `Set ${name} to 1 or more.`,
         );
