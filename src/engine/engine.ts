@@ -19,129 +19,31 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { BatonError } from '../core/errors.js';
 import type { TaskSpec } from '../core/model.js';
-import type { FlowPlan, RunCommand, RunEvent, RunInput, RunState, Wait } from '../core/run-machine.js';
+import type { RunEvent, RunInput, RunState, Wait } from '../core/run-machine.js';
 import { decide, foldRun } from '../core/run-machine.js';
-import { specPathOf, taskIdOf, taskIndexOf, taskSpecOf } from '../core/run-topology.js';
+import { specPathOf, taskIdOf, taskSpecOf } from '../core/run-topology.js';
 import type { RunStateName } from '../core/states.js';
 import { isTerminalRun } from '../core/states.js';
-import type {
-  CommitEntry,
-  Lease,
-  LogLine,
-  RunRequest,
-  Store,
-  TaskDispatch,
-  TaskOutcome,
-  TaskRunPatch,
-} from '../store/store.js';
-import type { ExecutorRegistry, TaskFunction } from './executor.js';
+import type { CommitEntry, Lease, LogLine, RunRequest, Store, TaskOutcome, TaskRunPatch } from '../store/store.js';
+import type { ExecutorRegistry } from './executor.js';
 import { AttemptAbort } from './executor.js';
 import type { AttemptResult } from './attempt-runner.js';
 import { renderInputs, runAttempt, templateScope, toTaskError } from './attempt-runner.js';
 import { choiceSelection, isInlineKind, mapItems, parkingWait } from './inline-actions.js';
 import { extrasOf, scopeTasksOf, upstreamOutputsOf } from './run-scope.js';
+import type {
+  ChildRunLauncher,
+  EngineClock,
+  EngineFaults,
+  EngineOptions,
+  FlowResolver,
+  ResolvedFlow,
+  TimerHandle,
+} from './engine-options.js';
+import type { Pending } from './pending-commit.js';
+import { emptyPending, hasPending, mergePending, requestInput, runPatch, taskPatch } from './pending-commit.js';
 
-/** Where the engine gets a flow's code for a pinned version. */
-export interface ResolvedFlow {
-  readonly plan: FlowPlan;
-  /** Folder of the flow file (relative paths resolve from here). */
-  readonly flowDir: string;
-  readonly resolveFunction: (taskId: string) => TaskFunction | undefined;
-}
-
-export interface FlowResolver {
-  /** The pinned definition and its code; refuses code that changed since the version was pinned. */
-  resolve(flow: string, version: string): Promise<ResolvedFlow>;
-  /** The pinned definition alone (enough to cancel or reopen a run). */
-  plan(flow: string, version: string): Promise<FlowPlan>;
-}
-
-/**
- * Named instants where a crash test may kill the process; `after_emit` is in the stream
- * trigger sources, between a run's commit and the broker acknowledgement.
- */
-export type CrashPointName = 'after_claim' | 'after_body' | 'mid_commit' | 'retry_timer' | 'after_emit';
-
-export interface EngineFaults {
-  crashPoint(name: CrashPointName): void;
-}
-
-export interface EngineClock {
-  now(): number;
-  /**
-   * Calls `fn` once `ms` have passed on this clock. The durable timers of runs (retries,
-   * sleeps, waits, run timeouts) go through it, so that a virtual clock can jump over
-   * them; default `setTimeout`. Attempt timeouts do not: they measure real running time.
-   */
-  setTimer?(fn: () => void, ms: number): TimerHandle;
-  clearTimer?(handle: TimerHandle): void;
-}
-
-/** Whatever `EngineClock.setTimer` returns, handed back to `clearTimer`. */
-export type TimerHandle = unknown;
-
-/** A subflow task's request for its child run. */
-export interface ChildRunRequest {
-  readonly parentRunId: string;
-  /** The parent's task run id (`load`, or `load[3]` in a map). */
-  readonly parentTask: string;
-  readonly attempt: number;
-  readonly flow: string;
-  /** A pinned version of the child flow, or null for its current one. */
-  readonly version: string | null;
-  readonly params: Readonly<Record<string, unknown>>;
-}
-
-/** Creates child runs for subflow tasks; the application layer knows the flow catalog. */
-export interface ChildRunLauncher {
-  /**
-   * Creates the child run, or finds the one this attempt already created (one child per
-   * parent attempt, by dedupe key), and returns its id.
-   */
-  launch(request: ChildRunRequest): Promise<string>;
-}
-
-export interface EngineOptions {
-  readonly store: Store;
-  readonly executors: ExecutorRegistry;
-  readonly flows: FlowResolver;
-  /** At most this many attempt bodies run at once in this process. Default 32. */
-  readonly concurrency?: number;
-  /** Pool name → slots. A task naming an unknown pool gets one slot. */
-  readonly pools?: Readonly<Record<string, number>>;
-  /** Lease length in ms (database clock). Default 15000; renewed every third of it. */
-  readonly leaseMs?: number;
-  /** How often to look for requests (cancel) and, in worker mode, claimable runs. Default 200 ms. */
-  readonly pollMs?: number;
-  /** Largest task output accepted, in bytes of JSON. Default 256 KiB. */
-  readonly outputLimitBytes?: number;
-  /** Largest log kept per attempt, in bytes. Default 1 MiB. */
-  readonly logLimitBytes?: number;
-  /** Time between SIGTERM and SIGKILL when stopping a shell task. Default 2000 ms. */
-  readonly killGraceMs?: number;
-  readonly clock?: EngineClock;
-  /**
-   * Follow the database clock instead of this machine's: event times and timer due times
-   * are then comparable across processes whose clocks disagree. Sampled at each lease
-   * renewal. Default true for the dispatch mode, false otherwise.
-   */
-  readonly useDatabaseClock?: boolean;
-  readonly random?: () => number;
-  readonly faults?: EngineFaults;
-  /** Identifies this process in leases; default `<host>/<pid>/<uuid>`. */
-  readonly owner?: string;
-  /** Diagnostics for operators (not task logs). */
-  readonly onDiagnostic?: (message: string) => void;
-  /** Called after each commit with the events it made durable, per run. */
-  readonly onCommitted?: (runId: string, events: readonly RunEvent[]) => void;
-  /**
-   * `local` (default): attempt bodies run in this process. `dispatch`: attempts go to the
-   * task queue for `baton worker` processes, and their outcomes come back from it.
-   */
-  readonly mode?: 'local' | 'dispatch';
-  /** Creates the child runs of subflow tasks; without it, a subflow task fails. */
-  readonly children?: ChildRunLauncher;
-}
+export type * from './engine-options.js';
 
 interface RunningAttempt {
   readonly task: number;
@@ -151,20 +53,6 @@ interface RunningAttempt {
   logTruncated: boolean;
   /** False until the batch recording its start is committed and the body launched. */
   bodyStarted: boolean;
-}
-
-interface Pending {
-  events: CommitEntry['events'] extends readonly (infer E)[] ? E[] : never;
-  touched: Set<number>;
-  logs: LogLine[];
-  answered: number[];
-  starts: { task: number; attempt: number }[];
-  commands: RunCommand[];
-  dispatches: TaskDispatch[];
-  harvested: string[];
-  cancels: { task: number; attempt: number }[];
-  /** Attempts the engine carries out itself once their start is committed. */
-  inline: { task: number; attempt: number }[];
 }
 
 interface ActiveRun {
@@ -188,21 +76,6 @@ interface ActiveRun {
 interface ReadyItem {
   readonly run: ActiveRun;
   readonly task: number;
-}
-
-function emptyPending(): Pending {
-  return {
-    events: [],
-    touched: new Set(),
-    logs: [],
-    answered: [],
-    starts: [],
-    commands: [],
-    dispatches: [],
-    harvested: [],
-    cancels: [],
-    inline: [],
-  };
 }
 
 export class Engine {
@@ -1242,87 +1115,6 @@ export class Engine {
     run.pending.logs.push({ runId: run.lease.runId, taskId, attempt: attempt.attempt, stream, at, text });
     this.scheduleFlush();
   }
-}
-
-/** What a request left for a run's owner asks of the run machine; null if it names nothing the run has. */
-function requestInput(state: RunState, request: RunRequest): RunInput | null {
-  const payload = request.payload;
-  const text = (key: string): string | null => (typeof payload[key] === 'string' ? (payload[key] as string) : null);
-  const reason = text('reason') ?? 'cancelled by user';
-  const task = text('task') === null ? undefined : taskIndexOf(state, text('task') as string);
-  switch (request.kind) {
-    case 'cancel':
-      return { type: 'cancel', reason };
-    case 'cancel_task':
-      return task === undefined ? null : { type: 'cancel', reason, task };
-    case 'signal':
-      return {
-        type: 'signal',
-        id: text('id') ?? `request-${request.id}`,
-        event: text('event') ?? '',
-        key: text('key'),
-        data: payload.data ?? null,
-        by: text('by'),
-      };
-    case 'approval':
-      return task === undefined
-        ? null
-        : {
-            type: 'decision',
-            task,
-            approved: payload.approved === true,
-            by: text('by') ?? 'unknown',
-            comment: text('comment'),
-          };
-  }
-}
-
-function hasPending(p: Pending): boolean {
-  return (
-    p.inline.length > 0 ||
-    p.events.length > 0 ||
-    p.logs.length > 0 ||
-    p.starts.length > 0 ||
-    p.commands.length > 0 ||
-    p.answered.length > 0 ||
-    p.harvested.length > 0 ||
-    p.cancels.length > 0
-  );
-}
-
-function mergePending(older: Pending, newer: Pending): Pending {
-  return {
-    events: [...older.events, ...newer.events],
-    touched: new Set([...older.touched, ...newer.touched]),
-    logs: [...older.logs, ...newer.logs],
-    answered: [...older.answered, ...newer.answered],
-    starts: [...older.starts, ...newer.starts],
-    commands: [...older.commands, ...newer.commands],
-    dispatches: [...older.dispatches, ...newer.dispatches],
-    harvested: [...older.harvested, ...newer.harvested],
-    cancels: [...older.cancels, ...newer.cancels],
-    inline: [...older.inline, ...newer.inline],
-  };
-}
-
-function runPatch(state: RunState) {
-  return { state: state.state, startedAt: state.startedAt, endedAt: state.endedAt, error: state.error };
-}
-
-function taskPatch(state: RunState, i: number): TaskRunPatch {
-  const t = state.tasks[i];
-  if (!t) throw new Error(`no task #${i}`);
-  return {
-    index: i,
-    taskId: taskIdOf(state, i),
-    state: t.state,
-    attempts: t.attempt,
-    startedAt: t.startedAt,
-    endedAt: t.endedAt,
-    skipReason: t.skipReason,
-    output: t.output,
-    error: t.error,
-  };
 }
 
 /** True if `owner` names a process on this host that no longer exists. */

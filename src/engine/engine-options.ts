@@ -1,0 +1,109 @@
+/**
+ * The engine's ports and settings: where it finds a flow's code, how it tells time, how it
+ * starts child runs, and the options of an engine.
+ */
+import type { FlowPlan, RunEvent } from '../core/run-machine.js';
+import type { Store } from '../store/store.js';
+import type { ExecutorRegistry, TaskFunction } from './executor.js';
+
+/** Where the engine gets a flow's code for a pinned version. */
+export interface ResolvedFlow {
+  readonly plan: FlowPlan;
+  /** Folder of the flow file (relative paths resolve from here). */
+  readonly flowDir: string;
+  readonly resolveFunction: (taskId: string) => TaskFunction | undefined;
+}
+
+export interface FlowResolver {
+  /** The pinned definition and its code; refuses code that changed since the version was pinned. */
+  resolve(flow: string, version: string): Promise<ResolvedFlow>;
+  /** The pinned definition alone (enough to cancel or reopen a run). */
+  plan(flow: string, version: string): Promise<FlowPlan>;
+}
+
+/**
+ * Named instants where a crash test may kill the process; `after_emit` is in the stream
+ * trigger sources, between a run's commit and the broker acknowledgement.
+ */
+export type CrashPointName = 'after_claim' | 'after_body' | 'mid_commit' | 'retry_timer' | 'after_emit';
+
+export interface EngineFaults {
+  crashPoint(name: CrashPointName): void;
+}
+
+export interface EngineClock {
+  now(): number;
+  /**
+   * Calls `fn` once `ms` have passed on this clock. The durable timers of runs (retries,
+   * sleeps, waits, run timeouts) go through it, so that a virtual clock can jump over
+   * them; default `setTimeout`. Attempt timeouts do not: they measure real running time.
+   */
+  setTimer?(fn: () => void, ms: number): TimerHandle;
+  clearTimer?(handle: TimerHandle): void;
+}
+
+/** Whatever `EngineClock.setTimer` returns, handed back to `clearTimer`. */
+export type TimerHandle = unknown;
+
+/** A subflow task's request for its child run. */
+export interface ChildRunRequest {
+  readonly parentRunId: string;
+  /** The parent's task run id (`load`, or `load[3]` in a map). */
+  readonly parentTask: string;
+  readonly attempt: number;
+  readonly flow: string;
+  /** A pinned version of the child flow, or null for its current one. */
+  readonly version: string | null;
+  readonly params: Readonly<Record<string, unknown>>;
+}
+
+/** Creates child runs for subflow tasks; the application layer knows the flow catalog. */
+export interface ChildRunLauncher {
+  /**
+   * Creates the child run, or finds the one this attempt already created (one child per
+   * parent attempt, by dedupe key), and returns its id.
+   */
+  launch(request: ChildRunRequest): Promise<string>;
+}
+
+export interface EngineOptions {
+  readonly store: Store;
+  readonly executors: ExecutorRegistry;
+  readonly flows: FlowResolver;
+  /** At most this many attempt bodies run at once in this process. Default 32. */
+  readonly concurrency?: number;
+  /** Pool name → slots. A task naming an unknown pool gets one slot. */
+  readonly pools?: Readonly<Record<string, number>>;
+  /** Lease length in ms (database clock). Default 15000; renewed every third of it. */
+  readonly leaseMs?: number;
+  /** How often to look for requests (cancel) and, in worker mode, claimable runs. Default 200 ms. */
+  readonly pollMs?: number;
+  /** Largest task output accepted, in bytes of JSON. Default 256 KiB. */
+  readonly outputLimitBytes?: number;
+  /** Largest log kept per attempt, in bytes. Default 1 MiB. */
+  readonly logLimitBytes?: number;
+  /** Time between SIGTERM and SIGKILL when stopping a shell task. Default 2000 ms. */
+  readonly killGraceMs?: number;
+  readonly clock?: EngineClock;
+  /**
+   * Follow the database clock instead of this machine's: event times and timer due times
+   * are then comparable across processes whose clocks disagree. Sampled at each lease
+   * renewal. Default true for the dispatch mode, false otherwise.
+   */
+  readonly useDatabaseClock?: boolean;
+  readonly random?: () => number;
+  readonly faults?: EngineFaults;
+  /** Identifies this process in leases; default `<host>/<pid>/<uuid>`. */
+  readonly owner?: string;
+  /** Diagnostics for operators (not task logs). */
+  readonly onDiagnostic?: (message: string) => void;
+  /** Called after each commit with the events it made durable, per run. */
+  readonly onCommitted?: (runId: string, events: readonly RunEvent[]) => void;
+  /**
+   * `local` (default): attempt bodies run in this process. `dispatch`: attempts go to the
+   * task queue for `baton worker` processes, and their outcomes come back from it.
+   */
+  readonly mode?: 'local' | 'dispatch';
+  /** Creates the child runs of subflow tasks; without it, a subflow task fails. */
+  readonly children?: ChildRunLauncher;
+}
