@@ -307,9 +307,13 @@ class S3Source implements TriggerSource {
 
 function toListed(o: _Object): ListedObject | null {
   if (o.Key === undefined || o.Key.endsWith('/')) return null;
+  const etag = (o.ETag ?? '').replace(/^"|"$/g, '');
+  // A listing taken while the object is being overwritten may show it without its ETag:
+  // it is not a version yet; the next poll sees the one that was written.
+  if (etag === '') return null;
   return {
     key: o.Key,
-    etag: (o.ETag ?? '').replace(/^"|"$/g, ''),
+    etag,
     modified: o.LastModified?.getTime() ?? 0,
     size: o.Size ?? 0,
   };
