@@ -1,18 +1,50 @@
 /**
- * Baton's public API for flow authors: the flow builder and the types a task sees.
+ * Baton's public API for flow authors: the flow builder, the options of its task methods,
+ * and the types a task sees. The testing kit is a separate entry point, `baton/testing`.
  */
 export { defineFlow, FlowDefinition } from './define/builder.js';
 export type {
+  ApprovalOptions,
+  BaseTaskOptions,
+  BranchOutput,
+  ChoiceFunctionOptions,
+  ChoiceRule,
+  ChoiceRulesOptions,
+  CommonTaskOptions,
   DurationInput,
   FlowOptions,
   FlowTaskContext,
   FunctionTaskOptions,
+  HandlerContext,
+  ItemOf,
+  MapGroupOptions,
+  MapItemContext,
+  MapOverOptions,
+  MapTaskOptions,
+  OnFailureInput,
   ParamDef,
   ParamValues,
+  ParkingTaskOptions,
+  RaceOptions,
+  RaceResult,
+  RaceScoreFunction,
   RetryInput,
+  ShellBody,
   ShellTaskOptions,
+  SleepOptions,
+  SubflowOptions,
+  TaskBuilder,
+  TaskContext,
   TaskRef,
+  TriggerInput,
+  TriggerRuleInput,
+  Upstream,
+  WaitForEventOptions,
+  WaitUntilOptions,
 } from './define/builder.js';
 export type { AttemptContext, TaskLogger } from './core/task-context.js';
+export type { ErrorKind, TaskError } from './core/model.js';
 export { BatonError, ERROR_CODES } from './core/errors.js';
+export { TaskFailure } from './core/task-failure.js';
+export type { TaskFailureOptions } from './core/task-failure.js';
 export type { ErrorCode } from './core/errors.js';

@@ -15,6 +15,7 @@ import type {
   ApprovalOptions,
   BaseTaskOptions,
   BranchOutput,
+  RaceResult,
   ChoiceFunctionOptions,
   ChoiceRulesOptions,
   CommonTaskOptions,
@@ -296,18 +297,23 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
   }
 
   /** Adds a race between tasks: the first to succeed wins (mode `first`), or the best once all ended (`all`). */
-  race<const R extends readonly Upstream[]>(id: string, options: RaceOptions<R>): TaskRef<BranchOutput<R[number]>>;
+  race<const R extends readonly Upstream[]>(
+    id: string,
+    options: RaceOptions<R>,
+  ): TaskRef<RaceResult<BranchOutput<R[number]>>>;
   /** Adds a race in mode `all` whose function scores each successful branch; the highest score wins. */
   race<const R extends readonly Upstream[]>(
     id: string,
     options: RaceOptions<R> & { readonly mode: 'all' },
     score: RaceScoreFunction<BranchOutput<R[number]>>,
-  ): TaskRef<BranchOutput<R[number]>>;
+  ): TaskRef<RaceResult<BranchOutput<R[number]>>>;
   race(id: string, options: RaceOptions<readonly Upstream[]>, score?: unknown): TaskRef {
     const path = this.pathOf(id);
     const names = (list: readonly Upstream[], at: KeyPath): NameRef[] =>
       list.map((u, i) => ({ name: typeof u === 'string' ? u : u.id, path: at.concat(i) }));
-    const deps = this.upstream(options.after, path.concat('after'));
+    // Not in the type, but JavaScript callers may pass it: the structure check refuses it.
+    const after = (options as { readonly after?: readonly Upstream[] }).after;
+    const deps = this.upstream(after, path.concat('after'));
     if (score !== undefined) this.registry.functions.set(this.keyOf(id), score);
     this.recorded.push(() => ({
       ...this.shapeOf(id, options, deps),

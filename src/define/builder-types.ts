@@ -193,7 +193,8 @@ export interface ChoiceFunctionOptions<B extends string> extends BaseTaskOptions
 }
 
 /** A race picks its winner itself, so it takes no trigger rule; it waits for its branches. */
-export interface RaceOptions<R extends readonly Upstream[]> extends Omit<BaseTaskOptions, 'triggerRule'> {
+/** A race waits for its branches alone: no `after` or trigger rule of its own. */
+export interface RaceOptions<R extends readonly Upstream[]> extends Omit<BaseTaskOptions, 'triggerRule' | 'after'> {
   readonly branches: R;
   /** `first` (default): the first success wins and the rest are cancelled; `all`: wait for every branch. */
   readonly mode?: 'first' | 'all';
@@ -203,6 +204,21 @@ export interface RaceOptions<R extends readonly Upstream[]> extends Omit<BaseTas
 
 /** The output a branch of a race may produce. */
 export type BranchOutput<R> = R extends TaskRef<infer O> ? O : unknown;
+
+/** What a race hands downstream: the winning branch, its output, and what the others did. */
+export interface RaceResult<O> {
+  readonly winner: string;
+  readonly output: O;
+  readonly losers: readonly {
+    readonly task: string;
+    readonly state: string;
+    /** How long the branch ran before it ended or was cancelled; null if it never started. */
+    readonly runtimeMs: number | null;
+    readonly reason?: string;
+  }[];
+  /** With a scoring function: each successful branch's score. */
+  readonly scores?: Readonly<Record<string, number>>;
+}
 
 /** Scores one successful branch of a race in mode `all`; the highest score wins. */
 export type RaceScoreFunction<O = unknown> = (output: O, branchId: string) => number | Promise<number>;

@@ -53,6 +53,7 @@ export type {
   ParamValues,
   ParkingTaskOptions,
   RaceOptions,
+  RaceResult,
   RaceScoreFunction,
   RetryInput,
   ShellBody,

@@ -368,6 +368,17 @@ class Level {
         'List two or more tasks that compete for the same result.',
       );
     }
+    // The race decides on its branches alone: a prerequisite among its upstream would count
+    // as a competitor (and win). What the branches need goes on the branches.
+    if (d.dependsOn.length > 0) {
+      const names = d.dependsOn.map((r) => r.name).join(', ');
+      this.add(
+        'DEF_INVALID',
+        d.dependsOnPath,
+        `race ${d.id} waits only for its branches; it cannot also depend on ${names}`,
+        `Put ${names} in the ${this.shared.word} of each branch instead.`,
+      );
+    }
     const branches = this.branchTargets(d, 'race', race.branches, false);
     this.branches.set(
       d.id,

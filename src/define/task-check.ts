@@ -389,6 +389,19 @@ function checkKeys(
       problems.push(problem([...path, key], `not a key of ${what}, which runs nothing itself`, hint, 'key'));
       continue;
     }
+    // A task-level timeout is an attempt's; waits carry their own (a subflow's is its child's).
+    if (form.type === 'body' && key === 'timeout' && isParkingKind(form.kind) && form.kind !== 'subflow') {
+      const own = form.kind === 'wait_for_event' || form.kind === 'approval';
+      problems.push(
+        problem(
+          [...path, key],
+          `not a key of ${form.kind} tasks, which run no attempt to time out`,
+          own ? `Set the wait's own timeout: ${form.kind}: { timeout: … }.` : 'Remove timeout.',
+          'key',
+        ),
+      );
+      continue;
+    }
     if (form.type === 'body' && isParkingKind(form.kind) && SLOT_KEYS.includes(key)) {
       problems.push(
         problem(

@@ -490,13 +490,18 @@ export class TestRun {
         hint: `Its state is ${t?.state ?? 'unknown'}; call settle() until it waits.`,
       });
     }
-    await this.deliver({
-      type: 'decision',
-      task: i,
-      approved,
-      by: options.by ?? 'test',
-      comment: options.comment ?? null,
-    });
+    const by = options.by ?? 'test';
+    const approvers = t.wait.approvers;
+    if (approvers.length > 0 && !approvers.includes(by)) {
+      throw new BatonError(
+        'APPROVER_NOT_ALLOWED',
+        `${by} may not decide ${task}: its approvers are ${approvers.join(', ')}`,
+        {
+          hint: `Pass { by: '${approvers[0] as string}' }.`,
+        },
+      );
+    }
+    await this.deliver({ type: 'decision', task: i, approved, by, comment: options.comment ?? null });
   }
 
   private async deliver(input: Parameters<Engine['send']>[1]): Promise<void> {

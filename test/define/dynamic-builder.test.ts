@@ -7,6 +7,7 @@ import { describe, expect, expectTypeOf, it } from 'vitest';
 import { BatonError, type Problem } from '../../src/core/errors.js';
 import type { TaskError } from '../../src/core/model.js';
 import { defineFlow, type TaskRef } from '../../src/define/builder.js';
+import type { RaceResult } from '../../src/define/builder-types.js';
 import { specOf, yaml } from './yaml-helpers.js';
 
 /** The problems `toSpec` throws, as `<code> <message>` lines. */
@@ -126,7 +127,7 @@ describe('the builder normalizes like the flow-file loader', () => {
     f.choice('pick', { after: [list], branches: ['big', 'small'] }, () => 'big');
     f.task('big', () => 'big');
     f.task('small', () => 'small');
-    f.race('best', { branches: ['big', 'small'], mode: 'all', after: [list] }, (output) => String(output).length);
+    f.race('best', { branches: ['big', 'small'], mode: 'all' }, (output) => String(output).length);
     const spec = f.toSpec();
     const byId = Object.fromEntries(spec.tasks.map((t) => [t.id, t]));
     expect(byId.double).toMatchObject({
@@ -150,7 +151,7 @@ describe('the builder normalizes like the flow-file loader', () => {
     expect(byId.big?.dependsOn).toEqual(['pick']);
     expect(byId.best).toMatchObject({
       kind: 'race',
-      dependsOn: ['list', 'big', 'small'],
+      dependsOn: ['big', 'small'],
       triggerRule: 'all_done',
       race: { branches: ['big', 'small'], mode: 'all', priority: null, score: true },
     });
@@ -257,7 +258,7 @@ describe('types task code sees', () => {
       expectTypeOf(branchId).toEqualTypeOf<string>();
       return 0;
     });
-    expectTypeOf(winner).toEqualTypeOf<TaskRef<string | number>>();
+    expectTypeOf(winner).toEqualTypeOf<TaskRef<RaceResult<string | number>>>();
     f.choice('pick', { branches: ['big', 'small'] }, () => 'small');
     // @ts-expect-error: the function selects only among its branches.
     f.choice('pick2', { branches: ['big', 'small'] }, () => 'other');

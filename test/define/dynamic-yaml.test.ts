@@ -908,14 +908,14 @@ describe('k_of_n', () => {
 });
 
 describe('race', () => {
-  it('normalizes a race: it waits for its branches (and its own depends_on), all_done', () => {
+  it('normalizes a race: it waits for its branches, all_done', () => {
     const spec = specOf(yaml`
       name: f
       tasks:
         setup: { run: s }
-        champion: { run: a }
-        challenger: { run: b }
-        first: { race: { branches: [champion, challenger] }, depends_on: [setup] }
+        champion: { run: a, depends_on: [setup] }
+        challenger: { run: b, depends_on: [setup] }
+        first: { race: { branches: [champion, challenger] } }
         best:
           race:
             branches: [champion, challenger]
@@ -925,7 +925,7 @@ describe('race', () => {
     expect(task(spec, 'first')).toEqual({
       id: 'first',
       kind: 'race',
-      dependsOn: ['setup', 'champion', 'challenger'],
+      dependsOn: ['champion', 'challenger'],
       ...plain,
       triggerRule: 'all_done',
       config: {},
@@ -935,6 +935,50 @@ describe('race', () => {
       dependsOn: ['champion', 'challenger'],
       race: { branches: ['champion', 'challenger'], mode: 'all', priority: ['challenger', 'champion'], score: false },
     });
+  });
+
+  it('refuses a task-level timeout on sleeps and waits, which run no attempt', () => {
+    expect(
+      problemsOf(yaml`
+        name: f
+        tasks:
+          nap: { sleep: 3s, timeout: 1s }
+          paid: { wait_for_event: { event: paid }, timeout: 1h }
+      `),
+    ).toEqual([
+      {
+        code: 'DEF_INVALID',
+        at: '3:21',
+        message: 'tasks.nap.timeout: not a key of sleep tasks, which run no attempt to time out',
+        hint: 'Remove timeout.',
+      },
+      {
+        code: 'DEF_INVALID',
+        at: '4:44',
+        message: 'tasks.paid.timeout: not a key of wait_for_event tasks, which run no attempt to time out',
+        hint: "Set the wait's own timeout: wait_for_event: { timeout: … }.",
+      },
+    ]);
+  });
+
+  it('refuses depends_on on a race: a prerequisite would compete as a branch', () => {
+    expect(
+      problemsOf(yaml`
+        name: f
+        tasks:
+          setup: { run: s }
+          a: { run: a }
+          b: { run: b }
+          first: { race: { branches: [a, b] }, depends_on: [setup] }
+      `),
+    ).toEqual([
+      {
+        code: 'DEF_INVALID',
+        at: '6:52',
+        message: 'tasks.first.depends_on: race first waits only for its branches; it cannot also depend on setup',
+        hint: 'Put setup in the depends_on of each branch instead.',
+      },
+    ]);
   });
 
   it('reports too few branches, unknown ones, groups, a trigger rule and a priority in mode first', () => {

@@ -253,7 +253,7 @@ for (const [storeName, makeStore] of Object.entries(stores)) {
       const kit = await open();
       const yes = await kit.run(f);
       expect(await yes.settle()).toBe('waiting');
-      await yes.approve('gate', { by: 'eve' });
+      await expect(yes.approve('gate', { by: 'eve' })).rejects.toMatchObject({ code: 'APPROVER_NOT_ALLOWED' });
       expect(yes.task('gate').state).toBe('waiting');
       await yes.approve('gate', { by: 'ann', comment: 'looks good' });
       expect(await yes.settle()).toBe('succeeded');
