@@ -95,6 +95,8 @@ export function resolveFlow(draft: FlowDraft): ResolvedFlow {
 
 function collectGroups(draft: FlowDraft, add: AddProblem): Map<string, Group> {
   const groups = new Map<string, Group>();
+  // Most flows have no groups: spare them a pass that indexes every task id.
+  if (draft.groups.length === 0 && !draft.tasks.some((t) => t.group)) return groups;
   for (const g of draft.groups) {
     const bad = checkName(g.name);
     if (bad) add('DEF_INVALID', g.path, `group name ${bad}`, 'Rename the group.', 'key');
