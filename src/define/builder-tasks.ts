@@ -74,6 +74,8 @@ export interface Level {
   readonly parent?: { readonly level: Level; readonly lifted: NameRef[] };
 }
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 const OWNER = Symbol('baton.level');
 
 /**
@@ -95,7 +97,10 @@ export function newRegistry(): Registry {
     functions: new Map(),
     owners: {
       get: (ref) => (ref as { [OWNER]?: Level })[OWNER],
-      set: (ref, level) => Object.defineProperty(ref, OWNER, { value: level, enumerable: false }),
+      // A symbol key: invisible to JSON and Object.keys, and far cheaper than defineProperty.
+      set: (ref, level) => {
+        (ref as { [OWNER]?: Level })[OWNER] = level;
+      },
     },
   };
 }
@@ -480,13 +485,13 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
     const handler = options.onFailure ? this.handlerOf(id, options.onFailure) : undefined;
     this.recorded.push((ctx) => {
       checkTriggerRule(options.triggerRule, path, ctx);
-      return {
-        ...this.shapeOf(id, options, deps),
-        body: bodyOf(ctx, path, options, body),
-        templated: body.templated,
-        ...extra,
-        ...(handler ? { onFailure: handler(ctx) } : {}),
-      };
+      // One object per draft: a flow may record 100,000 of them.
+      const draft = this.shapeOf(id, options, deps) as Mutable<DraftTask>;
+      draft.body = bodyOf(ctx, path, options, body);
+      draft.templated = body.templated;
+      if (extra.map) draft.map = extra.map;
+      if (handler) draft.onFailure = handler(ctx);
+      return draft;
     });
   }
 

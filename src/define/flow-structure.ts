@@ -153,6 +153,7 @@ class Level {
   private closures: Map<string, Set<string>> | undefined;
   /** The ids of this level, once every task has entered it. */
   private localIds: Set<string> | undefined;
+  private depIds: Map<string, readonly string[]> | undefined;
 
   constructor(
     drafts: readonly DraftTask[],
@@ -247,6 +248,12 @@ class Level {
     // Handlers and finally tasks start on their own; their depends_on is reported in checkRules.
     if (e.handles !== undefined || d.finally) return;
     for (const ref of d.dependsOn) {
+      // The common case, a task of this level, without the lookup's allocations.
+      const task = this.byId.get(ref.name);
+      if (task && task.handles === undefined && !task.draft.finally && ref.name !== d.id) {
+        if (!list.some((dep) => dep.id === ref.name)) list.push({ id: ref.name, origin: ref.path });
+        continue;
+      }
       const found = this.lookup(ref.name);
       if (!found) {
         this.unknownDependency(d, ref);
@@ -531,12 +538,21 @@ class Level {
     return seen;
   }
 
+  /** The ids each task depends on, once every dependency is known (graph check and specs share them). */
+  private dependencyIds(id: string): readonly string[] {
+    this.depIds ??= new Map();
+    let ids = this.depIds.get(id);
+    if (!ids) {
+      const deps = this.deps.get(id) ?? [];
+      ids = deps.length === 0 ? NO_IDS : deps.map((d) => d.id);
+      this.depIds.set(id, ids);
+    }
+    return ids;
+  }
+
   private checkGraph(): void {
     const word = this.shared.word;
-    const nodes = this.entries.map((e) => ({
-      id: e.draft.id,
-      dependsOn: (this.deps.get(e.draft.id) ?? []).map((d) => d.id),
-    }));
+    const nodes = this.entries.map((e) => ({ id: e.draft.id, dependsOn: this.dependencyIds(e.draft.id) }));
     for (const problem of findGraphProblems(nodes)) {
       if (problem.kind === 'self_dependency') {
         const origin = this.deps.get(problem.id)?.find((d) => d.id === problem.id)?.origin;
@@ -723,7 +739,7 @@ class Level {
       : alone
         ? 'all_success'
         : (d.triggerRule?.rule ?? 'all_success');
-    const dependsOn = alone ? [] : (this.deps.get(d.id) ?? []).map((dep) => dep.id);
+    const dependsOn = alone ? NO_IDS : this.dependencyIds(d.id);
     // One object of a fixed shape, optional fields added only when present: flows of
     // 100,000 tasks are built here, and spreads of conditional literals cost a lot there.
     const spec: Mutable<TaskSpec> = d.map
@@ -771,6 +787,8 @@ class Level {
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+const NO_IDS: readonly string[] = Object.freeze([]);
 
 /** A task spec with the fields every task has, in one order. */
 function taskSpec(
