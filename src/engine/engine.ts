@@ -373,8 +373,13 @@ export class Engine {
     const run = this.runs.get(request.runId);
     if (!run || run.finished) return;
     const input = requestInput(run.state, request);
+    if (input) {
+      this.submit(run, input, request.id);
+      return;
+    }
     // A request naming a task the run does not have is answered (deleted) without effect.
-    this.submit(run, input ?? { type: 'retry_due', task: -1 }, request.id);
+    if (!run.pending.answered.includes(request.id)) run.pending.answered.push(request.id);
+    this.scheduleFlush();
   }
 
   /** Subflow tasks whose child run ended: hands the child's outcome to the parent. */

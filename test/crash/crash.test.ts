@@ -41,6 +41,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { seededRandom } from '../core/fixtures.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const TASKS_MODULE = join(ROOT, 'test', 'fixtures', 'crash', 'tasks.mjs');
@@ -75,18 +76,6 @@ const FINAL_RUN_EVENTS: Record<string, string> = {
   failed: 'run_failed',
   cancelled: 'run_cancelled',
 };
-
-/** mulberry32: small, seedable, good enough to shape a test. */
-function createRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Rng = () => number;
 const between = (rng: Rng, min: number, max: number): number => min + Math.floor(rng() * (max - min + 1));
@@ -454,7 +443,7 @@ describe('crash test', () => {
       throw new Error(`${tag} ${m}`);
     };
     console.log(`crash test: seed ${seed}`);
-    const rng = createRng(seed);
+    const rng = seededRandom(seed);
     const began = Date.now();
 
     if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {

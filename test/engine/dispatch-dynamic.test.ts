@@ -8,6 +8,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../helpers/wait.js';
 import { decideApproval, sendSignal } from '../../src/app/run-requests.js';
 import type { Runtime } from '../../src/app/runtime.js';
 import { createRun, openRuntime } from '../../src/app/runtime.js';
@@ -77,14 +78,8 @@ tasks:
   double: { kind: function, module: ./tasks.mjs, export: double }
 `;
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+function waitUntil<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
+  return waitFor(probe, { timeoutMs: 20_000, what });
 }
 
 for (const kind of Object.keys(stores)) {
@@ -110,7 +105,7 @@ for (const kind of Object.keys(stores)) {
       const { run } = await createRun(rt, flow, {});
       const tasksOf = async () => new Map((await rt.store.getTaskRuns(run.id)).map((t) => [t.taskId, t]));
 
-      await waitFor('the event wait', async () =>
+      await waitUntil('the event wait', async () =>
         (await tasksOf()).get('paid')?.state === 'waiting' ? true : undefined,
       );
       const mapped = await tasksOf();
@@ -135,13 +130,13 @@ for (const kind of Object.keys(stores)) {
       const signal = await sendSignal(rt, run.id, { event: 'paid', data: { n: 21 }, by: 'test' });
       expect(signal.delivery).toBe('owner');
       expect(signal.woke).toEqual(['paid']);
-      await waitFor('the approval wait', async () =>
+      await waitUntil('the approval wait', async () =>
         (await tasksOf()).get('gate')?.state === 'waiting' ? true : undefined,
       );
       const decided = await decideApproval(rt, run.id, 'gate', { approved: true, by: 'ann', comment: 'ok' });
       expect(decided.delivery).toBe('owner');
 
-      const state = await waitFor('the run to end', async () => {
+      const state = await waitUntil('the run to end', async () => {
         const r = await rt.store.getRun(run.id);
         return r && isTerminalRun(r.state) ? r.state : undefined;
       });

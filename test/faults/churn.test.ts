@@ -23,14 +23,15 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../store/pg-helpers.js';
 import type { Member, Workspace } from './fault-helpers.js';
+import { seededRandom } from '../core/fixtures.js';
 import {
   between,
   checkInvariants,
   Cluster,
-  createRng,
   createWorkspace,
   enqueueRuns,
   fanFlow,
+  fanProject,
   flowYaml,
   killStray,
   pgQuery,
@@ -72,20 +73,18 @@ describe('churn', () => {
     const seed = seedFrom('FAULTS_SEED');
     const tag = `[churn seed ${seed}; rerun with FAULTS_SEED=${seed}]`;
     console.log(`churn: seed ${seed}`);
-    const rng = createRng(seed);
+    const rng = seededRandom(seed);
     const began = Date.now();
     const db = await createTestDatabase();
     const cluster = new Cluster(ws.bin, db.url);
     try {
       const base = join(ws.dir, 'churn');
-      mkdirSync(base, { recursive: true });
-      const journal = join(base, 'journal');
-      const config = `lease: ${LEASE_MS / 1000}s\nconcurrency: 4\n`;
-      const client = writeProject(base, 'client', config);
-      const tasks = fanFlow(rng, WIDTH, [50, 250]);
-      const flowFile = join(base, 'fan.yaml');
-      writeFileSync(flowFile, flowYaml('fan', journal, tasks));
-      const env = { BATON_DATABASE_URL: db.url };
+      const { journal, config, client, tasks, flowFile, env } = fanProject(base, rng, {
+        width: WIDTH,
+        bodyMs: [50, 250],
+        leaseMs: LEASE_MS,
+        dbUrl: db.url,
+      });
 
       const members: Member[] = [
         cluster.add('s1', 'scheduler', writeProject(base, 's1', config)),
@@ -352,7 +351,7 @@ describe('churn', () => {
   it('a lone scheduler and its worker frozen (SIGSTOP) past their leases, three times: the scheduler takes its own runs again and finishes them', async () => {
     const seed = seedFrom('FAULTS_SEED');
     const tag = `[frozen leader seed ${seed}; rerun with FAULTS_SEED=${seed}]`;
-    const rng = createRng(seed);
+    const rng = seededRandom(seed);
     const db = await createTestDatabase();
     const cluster = new Cluster(ws.bin, db.url);
     try {

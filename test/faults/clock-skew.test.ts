@@ -17,11 +17,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../store/pg-helpers.js';
 import type { FlowTask, Member, Workspace } from './fault-helpers.js';
+import { seededRandom } from '../core/fixtures.js';
 import {
   between,
   checkInvariants,
   Cluster,
-  createRng,
   createWorkspace,
   enqueueRuns,
   flowYaml,
@@ -75,7 +75,7 @@ describe('clock skew', () => {
     const seed = seedFrom('FAULTS_SEED');
     const tag = `[clock skew seed ${seed}; rerun with FAULTS_SEED=${seed}]`;
     console.log(`clock skew: seed ${seed}`);
-    const rng = createRng(seed);
+    const rng = seededRandom(seed);
     const began = Date.now();
     const db = await createTestDatabase();
     const cluster = new Cluster(ws.bin, db.url);

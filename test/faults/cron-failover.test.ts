@@ -19,11 +19,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../store/pg-helpers.js';
 import type { Member, Workspace } from './fault-helpers.js';
+import { seededRandom } from '../core/fixtures.js';
 import {
   between,
   checkInvariants,
   Cluster,
-  createRng,
   createWorkspace,
   describeCli,
   flowYaml,
@@ -82,7 +82,7 @@ describe('cron failover', () => {
   it('SIGKILLing the leading scheduler 4 times: one run per fire time, gaps only where catch-up skipped them', async () => {
     const seed = seedFrom('FAULTS_SEED');
     const tag = `[cron failover seed ${seed}; rerun with FAULTS_SEED=${seed}]`;
-    const rng = createRng(seed);
+    const rng = seededRandom(seed);
     const began = Date.now();
     const db = await createTestDatabase();
     const cluster = new Cluster(ws.bin, db.url);

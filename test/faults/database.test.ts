@@ -9,20 +9,18 @@
  *
  * The server is running again at the end, even if the test fails.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../store/pg-helpers.js';
 import type { CliResult, Member, Workspace } from './fault-helpers.js';
+import { seededRandom } from '../core/fixtures.js';
 import {
   checkInvariants,
   Cluster,
-  createRng,
   createWorkspace,
   describeCli,
   ensurePgRunning,
-  fanFlow,
-  flowYaml,
+  fanProject,
   killStray,
   pgCtl,
   pgIsReady,
@@ -79,21 +77,19 @@ describe('database faults', () => {
     const seed = seedFrom('FAULTS_SEED');
     const tag = `[database faults seed ${seed}; rerun with FAULTS_SEED=${seed}]`;
     console.log(`database faults: seed ${seed}`);
-    const rng = createRng(seed);
+    const rng = seededRandom(seed);
     const began = Date.now();
     const db = await createTestDatabase();
     const dbName = new URL(db.url).pathname.slice(1);
     const cluster = new Cluster(ws.bin, db.url);
     try {
       const base = join(ws.dir, 'db');
-      mkdirSync(base, { recursive: true });
-      const journal = join(base, 'journal');
-      const config = `lease: ${LEASE_MS / 1000}s\nconcurrency: 4\n`;
-      const client = writeProject(base, 'client', config);
-      const tasks = fanFlow(rng, WIDTH, [100, 300]);
-      const flowFile = join(base, 'fan.yaml');
-      writeFileSync(flowFile, flowYaml('fan', journal, tasks));
-      const env = { BATON_DATABASE_URL: db.url };
+      const { journal, config, client, tasks, flowFile, env } = fanProject(base, rng, {
+        width: WIDTH,
+        bodyMs: [100, 300],
+        leaseMs: LEASE_MS,
+        dbUrl: db.url,
+      });
       const members: Member[] = [
         cluster.add('s1', 'scheduler', writeProject(base, 's1', config)),
         cluster.add('s2', 'scheduler', writeProject(base, 's2', config)),

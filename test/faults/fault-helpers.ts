@@ -372,17 +372,6 @@ export async function ensurePgRunning(): Promise<void> {
 // --- randomness -----------------------------------------------------------------------
 
 /** mulberry32: small, seedable, good enough to shape a test. */
-export function createRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export const between = (rng: () => number, min: number, max: number): number =>
   min + Math.floor(rng() * (max - min + 1));
 
@@ -448,6 +437,34 @@ export function fanFlow(rng: () => number, width: number, msRange: readonly [num
     ...middle,
     { id: 'join', dependsOn: middle.map((t) => t.id), ms: msRange[0], failTimes: rng() < 0.5 ? 1 : 0, retry: retry() },
   ];
+}
+
+/** A project for a fan-out flow on one database: its client folder, the flow file, the journal its bodies write. */
+export function fanProject(
+  base: string,
+  rng: () => number,
+  options: {
+    readonly width: number;
+    readonly bodyMs: readonly [number, number];
+    readonly leaseMs: number;
+    readonly dbUrl: string;
+  },
+): {
+  journal: string;
+  config: string;
+  client: string;
+  tasks: FlowTask[];
+  flowFile: string;
+  env: Record<string, string>;
+} {
+  mkdirSync(base, { recursive: true });
+  const journal = join(base, 'journal');
+  const config = `lease: ${options.leaseMs / 1000}s\nconcurrency: 4\n`;
+  const client = writeProject(base, 'client', config);
+  const tasks = fanFlow(rng, options.width, options.bodyMs);
+  const flowFile = join(base, 'fan.yaml');
+  writeFileSync(flowFile, flowYaml('fan', journal, tasks));
+  return { journal, config, client, tasks, flowFile, env: { BATON_DATABASE_URL: options.dbUrl } };
 }
 
 // --- the journal ----------------------------------------------------------------------

@@ -377,6 +377,19 @@ for (const [storeName, makeStore] of Object.entries(stores)) {
       expect(run.task('parse.on_failure').state).toBe('skipped');
     });
 
+    it('answers a request that names a task the run does not have, and changes nothing', async () => {
+      const f = defineFlow({ name: `stray_${storeName}` });
+      f.waitForEvent('hold', { event: 'go' });
+      const kit = await open();
+      const run = await kit.run(f);
+      expect(await run.settle()).toBe('waiting');
+      await kit.store.addRequest(run.id, 'cancel_task', { task: 'nope', reason: 'typo' });
+      await kit.quiesce();
+      expect(await kit.store.pendingRequests([run.id])).toEqual([]);
+      await run.refresh();
+      expect(run.task('hold').state).toBe('waiting');
+    });
+
     it('testFlow: the one-call form', async () => {
       const f = defineFlow({ name: `one_${storeName}` });
       f.task('hello', async () => 'world');

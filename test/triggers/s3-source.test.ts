@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../helpers/wait.js';
 import type { Runtime } from '../../src/app/runtime.js';
 import { openRuntime } from '../../src/app/runtime.js';
 import type { RunRecord } from '../../src/store/store.js';
@@ -117,14 +118,8 @@ async function startService(rt: Runtime): Promise<TriggerService> {
   return service;
 }
 
-async function until<T>(probe: () => Promise<T | undefined>, what: string, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+function until<T>(probe: () => Promise<T | undefined> | T | undefined, what: string, ms = 15_000): Promise<T> {
+  return waitFor(probe, { timeoutMs: ms, intervalMs: 50, what });
 }
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));

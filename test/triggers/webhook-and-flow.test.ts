@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../helpers/wait.js';
 import type { Runtime } from '../../src/app/runtime.js';
 import { createRun, openRuntime } from '../../src/app/runtime.js';
 import { isTerminalRun } from '../../src/core/states.js';
@@ -39,14 +40,8 @@ async function project(kind: string, flows: Record<string, string>): Promise<{ r
   return { rt, dir };
 }
 
-async function until<T>(probe: () => Promise<T | undefined>, what: string, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+function until<T>(probe: () => Promise<T | undefined> | T | undefined, what: string, ms = 15_000): Promise<T> {
+  return waitFor(probe, { timeoutMs: ms, intervalMs: 50, what });
 }
 
 function sign(body: string): string {
