@@ -385,9 +385,17 @@ export class Engine {
   /** Subflow tasks whose child run ended: hands the child's outcome to the parent. */
   private async checkChildren(): Promise<void> {
     for (const run of [...this.runs.values()]) {
+      if (run.children.size === 0) continue;
+      // One listing per parent, not one read per child: a map of subflows waits for many.
+      const listed = new Map(
+        (await this.store.listRuns({ parentRunId: run.lease.runId, limit: 4 * run.children.size + 100 })).map((r) => [
+          r.id,
+          r,
+        ]),
+      );
       for (const [task, childId] of [...run.children]) {
         if (run.finished) break;
-        const child = await this.store.getRun(childId);
+        const child = listed.get(childId) ?? (await this.store.getRun(childId));
         if (!child || !isTerminalRun(child.state)) continue;
         run.children.delete(task);
         const output = child.state === 'succeeded' ? await this.childOutput(childId, child.flow, child.version) : null;
