@@ -1,6 +1,6 @@
 /**
  * Baton's public API for flow authors: the flow builder, the options of its task methods,
- * and the types a task sees. The testing kit is a separate entry point, `baton/testing`.
+ * and the types a task sees. The testing kit is a separate entry point, `baton-orchestrator/testing`.
  */
 export { defineFlow, FlowDefinition } from './define/builder.js';
 export type {

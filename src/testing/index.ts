@@ -5,7 +5,7 @@
  * state, attempts and output can be asserted.
  *
  * @example
- * import { testFlow } from 'baton/testing';
+ * import { testFlow } from 'baton-orchestrator/testing';
  * import flow from '../flows/orders.js';
  *
  * const t = await testFlow(flow, { params: { order: 'o-1' } });

@@ -3,7 +3,7 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AttemptContext } from 'baton';
+import type { AttemptContext } from 'baton-orchestrator';
 
 export interface Order {
   readonly id: string;

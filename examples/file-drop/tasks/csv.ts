@@ -2,7 +2,7 @@
 // `params.file` (an absolute path), rendered into `inputs.file` by the task's `with:`.
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import type { AttemptContext } from 'baton';
+import type { AttemptContext } from 'baton-orchestrator';
 
 export async function parse({ inputs, log }: AttemptContext): Promise<{ file: string; rows: number; total: number }> {
   const path = String(inputs.file);

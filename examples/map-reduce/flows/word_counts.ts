@@ -1,7 +1,7 @@
 // Map-reduce in TypeScript: list ten documents, count their words in batches of four
 // (at most two batches at once), then reduce the partial counts into one table.
 // Run it from this folder: npx baton run word_counts
-import { defineFlow } from 'baton';
+import { defineFlow } from 'baton-orchestrator';
 
 const flow = defineFlow({
   name: 'word_counts',

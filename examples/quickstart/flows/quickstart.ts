@@ -1,6 +1,6 @@
 // Quick start: extract → transform → load, with a flaky step that Baton retries.
 // Run it: npx baton run examples/quickstart/flows/quickstart.ts --param day=2024-03-01
-import { defineFlow } from 'baton';
+import { defineFlow } from 'baton-orchestrator';
 
 const flow = defineFlow({
   name: 'quickstart',

@@ -1,6 +1,6 @@
 // The function task of the order_events flow: parses the batch of stream entries that the
 // redis trigger passed in `params.messages`, rendered into `inputs.messages` by `with:`.
-import type { AttemptContext } from 'baton';
+import type { AttemptContext } from 'baton-orchestrator';
 
 /** One element of `messages`: the entry's value (JSON parsed), its stream, id and time. */
 interface StreamMessage {

@@ -2,7 +2,7 @@
 // A subflow task's output is the child run's result: the outputs of its last tasks (here
 // `load`), keyed by task id. It also runs on its own:
 // Run it from this folder: npx baton run load_region --param region=eu
-import { defineFlow } from 'baton';
+import { defineFlow } from 'baton-orchestrator';
 
 const ROWS: Record<string, number> = { eu: 1200, us: 3400, apac: 900 };
 

@@ -4,7 +4,7 @@
 // Run it from this folder: npx baton run checkout --param order_id=o-7
 //   then: npx baton signal <run> payment.received --key o-7 --data '{"amount": 80}'
 //         npx baton approve <run> review --by dana
-import { defineFlow } from 'baton';
+import { defineFlow } from 'baton-orchestrator';
 
 const flow = defineFlow({
   name: 'checkout',

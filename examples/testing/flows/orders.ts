@@ -1,8 +1,8 @@
-// An order pipeline, tested in test/orders.test.ts with baton/testing: a map with retries
+// An order pipeline, tested in test/orders.test.ts with baton-orchestrator/testing: a map with retries
 // on a transient error, a choice and its join, a failure handler that recovers, and a
 // finally task.
 // Run it from this folder: npx baton run orders
-import { defineFlow } from 'baton';
+import { defineFlow } from 'baton-orchestrator';
 
 export interface Line {
   readonly sku: string;

@@ -3,7 +3,7 @@
 // cheapest of two carrier quotes wins (a race in mode all, scored by a function).
 // Run it from this folder: npx baton run restock
 import { setTimeout as delay } from 'node:timers/promises';
-import { defineFlow } from 'baton';
+import { defineFlow } from 'baton-orchestrator';
 
 const flow = defineFlow({
   name: 'restock',

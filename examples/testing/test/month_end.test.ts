@@ -5,7 +5,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTestKit, type TestKit } from 'baton/testing';
+import { createTestKit, type TestKit } from 'baton-orchestrator/testing';
 
 const flowFile = (name: string) => fileURLToPath(new URL(`../flows/${name}.yaml`, import.meta.url));
 

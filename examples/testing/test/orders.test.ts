@@ -5,7 +5,7 @@
  * Run them from the repository root: npx vitest run examples/testing
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { testFlow } from 'baton/testing';
+import { testFlow } from 'baton-orchestrator/testing';
 import orders from '../flows/orders.js';
 
 type Run = Awaited<ReturnType<typeof testFlow>>;

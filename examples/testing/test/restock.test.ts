@@ -4,7 +4,7 @@
  * Run them from the repository root: npx vitest run examples/testing
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTestKit, type TestKit } from 'baton/testing';
+import { createTestKit, type TestKit } from 'baton-orchestrator/testing';
 import restock from '../flows/restock.js';
 
 // One kit (one temporary store, one virtual clock) for the whole file; each test starts
