@@ -10,6 +10,7 @@ export default defineConfig({
     exclude: ['test/faults/**', 'node_modules/**'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    globalSetup: ['test/setup/services.ts'],
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     ...(reportDir ? { reporters: ['default', 'json'], outputFile: { json: `${reportDir}/results-main.json` } } : {}),

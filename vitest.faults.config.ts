@@ -10,6 +10,7 @@ export default defineConfig({
     testTimeout: 300_000,
     hookTimeout: 60_000,
     fileParallelism: false,
+    globalSetup: ['test/setup/services.ts'],
     pool: 'forks',
     ...(reportDir ? { reporters: ['default', 'json'], outputFile: { json: `${reportDir}/results-faults.json` } } : {}),
   },

@@ -7,7 +7,11 @@ process.stdout.on('error', (error) => {
 });
 
 const code = await main(process.argv.slice(2), {
-  runtime: { cwd: process.cwd(), env: process.env },
+  runtime: {
+    cwd: process.cwd(),
+    env: process.env,
+    notice: (text) => process.stderr.write(`${text}\n`),
+  },
   stdout: (text) => process.stdout.write(`${text}\n`),
   stderr: (text) => process.stderr.write(`${text}\n`),
   exit: (c) => process.exit(c),

@@ -1,16 +1,18 @@
-// `npm run docs:errors`: writes docs/errors.md from the error catalog (src/core/errors.ts,
-// read from dist/ — build first). `--check` writes nothing and exits 1 when the file is out
-// of date, so CI can catch a catalog change without its doc. The text is formatted with the
+// `npm run docs:errors`: writes docs/errors.md from the error catalog, `ERROR_CODES` in
+// src/core/errors.ts. The catalog is read from the source through tsx, not from dist/, so
+// that a stale build cannot produce a stale page. `--check` writes nothing and exits 1 when
+// the file is out of date; `--stdout` prints the page instead of writing it (the test
+// test/e2e/errors-doc.test.ts compares that with the file). The text is formatted with the
 // repository's Prettier settings, so that `npm run format` leaves the generated file alone.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as prettier from 'prettier';
-import { ERROR_CODES } from '../dist/core/errors.js';
+import { tsImport } from 'tsx/esm/api';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const target = join(root, 'docs', 'errors.md');
-const check = process.argv.includes('--check');
+const { ERROR_CODES } = await tsImport(pathToFileURL(join(root, 'src', 'core', 'errors.ts')).href, import.meta.url);
 
 /** One table cell: no line breaks, and a `|` must not end the cell. */
 function cell(text) {
@@ -32,7 +34,12 @@ function render() {
     'An error also says whether the fault lies in your flow, code or input (`user`) or inside Baton (`baton`),',
     'and the `baton` CLI exits with the exit code below when the error ends a command',
     '(see [the CLI exit codes](cli.md#exit-codes)). The CLI prints the message and a hint;',
-    'with `BATON_JSON_ERRORS=1` it prints the error as one JSON object on stderr instead.',
+    'with `BATON_JSON_ERRORS=1` (or a command run with `--json`) it prints the error as one JSON object on stderr',
+    'instead (see [the CLI errors](cli.md#errors)).',
+    '',
+    'An error Baton did not expect is `INTERNAL` (exit 70): a bug in Baton, whatever the flow did. Its message names',
+    'the failure without the paths of Baton’s own files; set `BATON_DEBUG=1` to print the stack of any error, and',
+    'include it when reporting the bug.',
     '',
     'The codes of failed attempts (`TASK_*`, `WORKER_LOST`, `RUN_TIMEOUT`) are recorded in the run history and',
     'shown by `baton show`; they do not end a CLI command by themselves: `baton run` exits 1 when the run fails.',
@@ -51,7 +58,9 @@ const options = (await prettier.resolveConfig(target)) ?? {};
 const text = await prettier.format(render(), { ...options, parser: 'markdown' });
 const name = relative(root, target);
 
-if (check) {
+if (process.argv.includes('--stdout')) {
+  process.stdout.write(text);
+} else if (process.argv.includes('--check')) {
   let current = null;
   try {
     current = readFileSync(target, 'utf8');

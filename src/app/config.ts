@@ -1,7 +1,7 @@
 /**
  * Project configuration: defaults < `baton.yaml` < environment < flags, merged and
  * validated once. The project root is the nearest folder, from the working directory up,
- * that holds `baton.yaml`; without one, the working directory is the root.
+ * that holds `baton.yaml` or a `flows/` folder (see `findProjectDir`).
  *
  * baton.yaml keys
  * - `database`: SQLite file path, relative to the project root, or a `postgres://` URL.
@@ -16,15 +16,20 @@
  * - `limits.params_bytes`: largest params payload of a run (JSON bytes). Default 65536.
  * - `limits.log_bytes`: log kept per attempt. Default 1048576.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { BatonError } from '../core/errors.js';
+import type { EnvVarName } from '../core/env-vars.js';
 import type { ConfigFile } from './config-schema.js';
 
 export interface BatonConfig {
   readonly projectDir: string;
   /** Present when the project has a baton.yaml. */
   readonly configFile: string | null;
+  /** What made `projectDir` a project (see `findProjectDir`). */
+  readonly projectMarker: ProjectLocation['marker'];
+  /** True when the store was named (flag, environment or baton.yaml), not the default file. */
+  readonly databaseNamed: boolean;
   /** SQLite file (when `databaseUrl` is null). */
   readonly databasePath: string;
   /** PostgreSQL URL, or null for the embedded SQLite store. */
@@ -46,19 +51,46 @@ export interface ConfigOverrides {
 
 export const CONFIG_FILE = 'baton.yaml';
 
-/** Finds the project root from `cwd` upward. */
-export function findProjectDir(cwd: string): { dir: string; configFile: string | null } {
-  let dir = resolve(cwd);
-  for (;;) {
-    const candidate = join(dir, CONFIG_FILE);
-    if (existsSync(candidate)) return { dir, configFile: candidate };
-    const parent = dirname(dir);
-    if (parent === dir) return { dir: resolve(cwd), configFile: null };
-    dir = parent;
+/** Where a command's project is, and what made it one. */
+export interface ProjectLocation {
+  readonly dir: string;
+  readonly configFile: string | null;
+  /**
+   * `config`: a baton.yaml; `flows`: a flows/ folder; `store`: only an embedded store
+   * (`.baton/`) in the working directory; `none`: no project (the working directory
+   * stands in for one, but commands that would create a store there refuse).
+   */
+  readonly marker: 'config' | 'flows' | 'store' | 'none';
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
   }
 }
 
-function envNumber(env: NodeJS.ProcessEnv, name: string): number | undefined {
+/**
+ * Finds the project from `cwd` upward: the nearest folder that holds `baton.yaml` or a
+ * `flows/` folder. A `.baton/` store counts only in `cwd` itself, so that a stray store
+ * in a parent (a temp or home folder) never captures unrelated work.
+ */
+export function findProjectDir(cwd: string): ProjectLocation {
+  const start = resolve(cwd);
+  let dir = start;
+  for (;;) {
+    const candidate = join(dir, CONFIG_FILE);
+    if (existsSync(candidate)) return { dir, configFile: candidate, marker: 'config' };
+    if (isDirectory(join(dir, 'flows'))) return { dir, configFile: null, marker: 'flows' };
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  return { dir: start, configFile: null, marker: isDirectory(join(start, '.baton')) ? 'store' : 'none' };
+}
+
+function envNumber(env: NodeJS.ProcessEnv, name: EnvVarName): number | undefined {
   const text = env[name];
   if (text === undefined || text === '') return undefined;
   const n = Number(text);
@@ -74,34 +106,40 @@ export async function loadConfig(
   env: NodeJS.ProcessEnv,
   flags: ConfigOverrides = {},
 ): Promise<BatonConfig> {
-  const { dir, configFile } = findProjectDir(cwd);
+  const { dir, configFile, marker } = findProjectDir(cwd);
   let file: ConfigFile = {};
   if (configFile) {
-    const { ConfigFileSchema, parseYamlText } = await import('./config-schema.js');
-    let raw: unknown;
+    const { parseConfigText } = await import('./config-schema.js');
+    let text: string;
     try {
-      raw = parseYamlText(readFileSync(configFile, 'utf8')) ?? {};
+      text = readFileSync(configFile, 'utf8');
     } catch (error) {
-      throw new BatonError('CONFIG_INVALID', `${configFile}: ${(error as Error).message}`, { cause: error });
+      throw new BatonError('CONFIG_INVALID', `cannot read ${configFile}: ${(error as Error).message}`, {
+        cause: error,
+        hint: 'Check that baton.yaml is a readable file.',
+        location: { file: configFile },
+      });
     }
-    const parsed = ConfigFileSchema.safeParse(raw);
-    if (!parsed.success) {
-      const problems = parsed.error.issues.map((issue) => ({
-        code: 'CONFIG_INVALID' as const,
-        message: `${issue.path.join('.') || '(top level)'}: ${issue.message}`,
-        location: { file: configFile, path: issue.path.join('.') },
-      }));
-      throw new BatonError('CONFIG_INVALID', `${configFile}: ${problems.map((p) => p.message).join('; ')}`, {
-        problems,
+    const parsed = parseConfigText(text, configFile);
+    if (!parsed.ok) {
+      const n = parsed.problems.length;
+      const first = parsed.problems[0];
+      throw new BatonError('CONFIG_INVALID', `${n} problem${n === 1 ? '' : 's'} in ${configFile}`, {
+        problems: parsed.problems,
+        ...(first?.hint ? { hint: first.hint } : {}),
+        ...(first?.location ? { location: first.location } : {}),
       });
     }
     file = parsed.data;
   }
-  const database = flags.database ?? env.BATON_DATABASE_URL ?? env.BATON_DATABASE ?? file.database ?? '.baton/baton.db';
+  const named = flags.database ?? env.BATON_DATABASE_URL ?? env.BATON_DATABASE ?? file.database;
+  const database = named ?? '.baton/baton.db';
   const isUrl = /^postgres(ql)?:\/\//.test(database);
   return {
     projectDir: dir,
     configFile,
+    projectMarker: marker,
+    databaseNamed: named !== undefined && named !== '',
     databasePath: isUrl ? '' : isAbsolute(database) ? database : join(dir, database),
     databaseUrl: isUrl ? database : null,
     poolSize: envNumber(env, 'BATON_POOL_SIZE') ?? file.pool_size ?? 10,

@@ -1,8 +1,9 @@
 /**
  * Finds, loads and pins flows. A flow is a file: YAML/JSON (parsed and validated with
- * positions) or a TypeScript/JavaScript module exporting a `defineFlow(...)` (imported
- * through tsx). Its version is a hash of the normalized definition plus the source of the
- * code it runs, so a run can always tell whether the code it started with is still there.
+ * positions, and the modules of its function tasks imported and checked) or a
+ * TypeScript/JavaScript module exporting a `defineFlow(...)` (imported through tsx). Its
+ * version is a hash of the normalized definition plus the source of the code it runs, so
+ * a run can always tell whether the code it started with is still there.
  * The catalog is also the engine's FlowResolver: it rebuilds a pinned version from the
  * store and refuses to execute code that changed since.
  */
@@ -10,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { Problem } from '../core/errors.js';
+import { missingClientProblems } from '../triggers/source-clients.js';
 import { BatonError } from '../core/errors.js';
 import type { FlowSpec } from '../core/model.js';
 import type { FlowPlan } from '../core/run-machine.js';
@@ -18,6 +20,7 @@ import { flattenTasks, runsFlowCode } from '../core/run-topology.js';
 import type { FlowDefinition } from '../define/builder.js';
 import { isFlowDefinitionLike } from '../define/flow-mark.js';
 import { importModule, moduleRevision } from '../define/module-loader.js';
+import type { TypeCheckResult } from '../define/type-check.js';
 import type { FlowResolver, ResolvedFlow } from '../engine/engine.js';
 import type { Store } from '../store/store.js';
 
@@ -30,6 +33,7 @@ export interface LoadedFlow {
 
 const YAML_EXT = new Set(['.yaml', '.yml', '.json']);
 const CODE_EXT = new Set(['.ts', '.mts', '.js', '.mjs']);
+const TS_FILE = /\.(c|m)?tsx?$/;
 
 export function isFlowFile(path: string): boolean {
   const ext = extname(path);
@@ -93,7 +97,11 @@ export class FlowCatalog implements FlowResolver {
     const key = `${abs}\u0000${moduleRevision(abs)}`;
     let loading = this.byPath.get(key);
     if (!loading) {
-      loading = this.loadUncached(abs);
+      loading = this.loadUncached(abs).then((flow) => {
+        const missing = missingClientProblems(flow.spec, abs);
+        if (missing.length > 0) throw problemsError(abs, missing);
+        return flow;
+      });
       this.byPath.set(key, loading);
       loading.catch(() => this.byPath.delete(key));
     }
@@ -105,9 +113,12 @@ export class FlowCatalog implements FlowResolver {
     if (YAML_EXT.has(ext)) {
       // The YAML parser and schema library load only when a YAML flow is met.
       const { loadFlowFile } = await import('../define/load-yaml.js');
+      // A flow is checked completely when it is loaded, its task modules included, so that
+      // `baton run` refuses it before a run exists. Commands that read runs never load flows.
       const result = await loadFlowFile(abs, {
         ...(this.options.kinds ? { kinds: this.options.kinds } : {}),
         ...(this.options.knownPools ? { knownPools: this.options.knownPools } : {}),
+        checkModules: true,
       });
       if (!result.spec) throw problemsError(abs, result.problems);
       const spec = result.spec;
@@ -179,6 +190,27 @@ export class FlowCatalog implements FlowResolver {
       }
     }
     return out;
+  }
+
+  /**
+   * Type-checks TypeScript code (`validate --types`): the TypeScript files among `files`
+   * (flows, and helper modules beside them) and the TypeScript modules that the function
+   * tasks of the YAML files among them name, whether or not those flows have other
+   * problems. The compiler is imported only here.
+   */
+  async typeCheck(files: readonly string[]): Promise<TypeCheckResult> {
+    const [{ typeCheckFiles }, { loadFlowFile }] = await Promise.all([
+      import('../define/type-check.js'),
+      import('../define/load-yaml.js'),
+    ]);
+    const modules: string[] = [];
+    for (const file of files) {
+      if (!YAML_EXT.has(extname(file))) continue;
+      const { modules: uses = [] } = await loadFlowFile(file, this.options.kinds ? { kinds: this.options.kinds } : {});
+      for (const use of uses) modules.push(resolve(dirname(file), use.module));
+    }
+    const checked = [...new Set([...files, ...modules].map((f) => resolve(f)))].filter((f) => TS_FILE.test(f));
+    return typeCheckFiles({ projectDir: this.projectDir, files: checked });
   }
 
   /** The pinned definition of a version, without loading its code. */

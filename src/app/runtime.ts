@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { isAbsolute, relative, resolve } from 'node:path';
 import { BatonError } from '../core/errors.js';
 import { resolveParams } from '../define/params.js';
 import type { FlowSpec } from '../core/model.js';
@@ -53,6 +54,43 @@ export interface RuntimeOptions {
   readonly cwd: string;
   readonly env: NodeJS.ProcessEnv;
   readonly flags?: ConfigOverrides;
+  /**
+   * Outside any project, keep runs in `.baton/` of the working directory instead of
+   * refusing: for commands given a flow file by path (`baton run ./x.yaml`).
+   */
+  readonly allowNoProject?: boolean;
+  /** Where to say which project and store a command uses, when that is not obvious. */
+  readonly notice?: (message: string) => void;
+}
+
+/**
+ * Refuses to open the default store outside a project (a typo'd folder must not grow an
+ * empty `.baton/`), and says which project and store are used when they are not the
+ * working directory's.
+ */
+function checkProject(config: BatonConfig, options: RuntimeOptions): void {
+  const where = config.databaseUrl ? 'PostgreSQL' : relativeOrAbsolute(options.cwd, config.databasePath);
+  if (config.projectMarker === 'none' && !config.databaseNamed) {
+    if (!options.allowNoProject) {
+      throw new BatonError(
+        'NO_PROJECT',
+        `${config.projectDir} is not a Baton project: no baton.yaml or flows/ folder here or in a parent folder, and no store`,
+        {
+          hint: 'Run `baton init` to create a project here, cd into a project, or name a store with --db or BATON_DATABASE_URL.',
+        },
+      );
+    }
+    options.notice?.(`baton: ${config.projectDir} is not a Baton project; keeping its runs in ${where}`);
+    return;
+  }
+  if (resolve(config.projectDir) !== resolve(options.cwd)) {
+    options.notice?.(`baton: project ${config.projectDir} (store ${where})`);
+  }
+}
+
+function relativeOrAbsolute(cwd: string, path: string): string {
+  const rel = relative(cwd, path);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
 }
 
 export function createExecutors(): ExecutorRegistry {
@@ -71,6 +109,7 @@ export async function openCatalog(options: RuntimeOptions): Promise<{ config: Ba
 
 export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
   const config = await loadConfig(options.cwd, options.env, options.flags);
+  checkProject(config, options);
   const faults = crashPointsFromEnv(options.env);
   // Test hook: pretend this machine's clock is off by the given ms (see docs/failure-modes.md).
   const skew = Number(options.env.BATON_CLOCK_SKEW_MS ?? 0) || 0;

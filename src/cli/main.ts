@@ -56,17 +56,22 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
 
   program
     .command('init [dir]')
-    .description('create a project with baton.yaml and an example flow')
+    .description('create a project: package.json, tsconfig.json, baton.yaml, a TypeScript flow and a YAML flow')
     .option('--force', 'overwrite existing files')
-    .action((dir: string | undefined, o: { force?: boolean }) =>
+    .option(
+      '--from <spec>',
+      'how the project installs Baton: a tarball, a folder or a version (default: where this baton came from)',
+    )
+    .action((dir: string | undefined, o: { force?: boolean; from?: string }) =>
       run(async () => (await import('./commands/init.js')).initCommand(withDb(), dir, o))(),
     );
 
   program
     .command('validate [path]')
     .description('check flow files (a file, a folder, or the project) and report every problem')
+    .option('--types', "also type-check TypeScript flows and task modules with the project's tsconfig.json")
     .option('--json', 'print JSON')
-    .action((path: string | undefined, o: { json?: boolean }) =>
+    .action((path: string | undefined, o: { json?: boolean; types?: boolean }) =>
       run(async () => (await import('./commands/inspect.js')).validateCommand(withDb(), path, o))(),
     );
 
@@ -84,9 +89,9 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     .option('-p, --param <name=value>', 'a param value (repeatable)', collect)
     .option('--params-file <file>', 'params from a JSON or YAML file')
     .option('--enqueue', 'only queue the run for worker processes (the default on PostgreSQL)')
-    .option('--wait', 'with --enqueue: wait until the run ends')
+    .option('--wait', 'with --enqueue: wait until the run ends, printing its log lines and progress')
     .option('--dedupe-key <key>', 'create the run only once for this key')
-    .option('-q, --quiet', 'no progress lines')
+    .option('-q, --quiet', 'no task log lines and no progress, only the result')
     .option('--json', 'print the finished run as JSON')
     .action((flow: string, o: Record<string, unknown>) =>
       run(async () => (await import('./commands/execute.js')).runCommand(withDb(), flow, o))(),
@@ -106,20 +111,37 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
 
   program
     .command('show <run>')
-    .description('a run with its tasks, attempts, durations, skip reasons, what waiting tasks wait for, and child runs')
+    .description(
+      'a run with its tasks, attempts, durations, outputs, skip reasons, what waiting tasks wait for, child runs, and why it failed',
+    )
+    .option('--task <id>', 'one task run in full: its attempts, error with stack trace, output and logs command')
+    .option('--full', 'print task outputs whole (they are cut to 40 characters by default)')
     .option('--events', 'also print the event history')
     .option('--expand', 'list every map item and every task of a group (they are summarized by default)')
+    .option('--flow <name>', 'with `last`: the newest run of this flow')
     .option('--json', 'print JSON')
-    .action((id: string, o: { json?: boolean; events?: boolean; expand?: boolean }) =>
+    .action((id: string, o: Record<string, unknown>) =>
       run(async () => (await import('./commands/inspect.js')).showCommand(withDb(), id, o))(),
+    );
+
+  program
+    .command('graph <flow>')
+    .description("print a flow's task graph: layers of tasks with their upstreams, or Mermaid or Graphviz DOT")
+    .addOption(
+      new Option('--format <format>', 'text, mermaid or dot').choices(['text', 'mermaid', 'dot']).default('text'),
+    )
+    .option('--json', 'print the graph as JSON (tasks with kind, layer and upstreams)')
+    .action((flow: string, o: { format: 'text' | 'mermaid' | 'dot'; json?: boolean }) =>
+      run(async () => (await import('./commands/graph.js')).graphCommand(withDb(), flow, o))(),
     );
 
   program
     .command('logs <run> [task]')
     .description('task logs of a run (stdout, stderr and logger lines)')
     .option('-f, --follow', 'keep printing until the run ends')
+    .option('--flow <name>', 'with `last`: the newest run of this flow')
     .option('--json', 'one JSON object per line')
-    .action((id: string, task: string | undefined, o: { follow?: boolean; json?: boolean }) =>
+    .action((id: string, task: string | undefined, o: { follow?: boolean; json?: boolean; flow?: string }) =>
       run(async () => (await import('./commands/inspect.js')).logsCommand(withDb(), id, task, o))(),
     );
 
@@ -130,7 +152,8 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     .option('--task <id>', 'rerun this task (repeatable)', collect)
     .option('--downstream', 'with --task: also rerun everything downstream')
     .option('--enqueue', 'only reopen the run for `baton worker` processes')
-    .option('-q, --quiet', 'no progress lines')
+    .option('--flow <name>', 'with `last`: the newest run of this flow')
+    .option('-q, --quiet', 'no task log lines and no progress, only the result')
     .option('--json', 'print the finished run as JSON')
     .action((id: string, o: Record<string, unknown>) =>
       run(async () => (await import('./commands/execute.js')).retryCommand(withDb(), id, o))(),
@@ -140,8 +163,9 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     .command('cancel <run>')
     .description('cancel a run (or one task with --task); running commands are killed')
     .option('--task <id>', 'cancel only this task')
+    .option('--flow <name>', 'with `last`: the newest run of this flow')
     .option('--json', 'print JSON')
-    .action((id: string, o: { task?: string; json?: boolean }) =>
+    .action((id: string, o: { task?: string; json?: boolean; flow?: string }) =>
       run(async () => (await import('./commands/execute.js')).cancelCommand(withDb(), id, o))(),
     );
 
@@ -179,9 +203,10 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
   program
     .command('resume <run>')
     .description('continue an unfinished run in this process (after a crash, for example)')
-    .option('-q, --quiet', 'no progress lines')
+    .option('--flow <name>', 'with `last`: the newest run of this flow')
+    .option('-q, --quiet', 'no task log lines and no progress, only the result')
     .option('--json', 'print the finished run as JSON')
-    .action((id: string, o: { json?: boolean; quiet?: boolean }) =>
+    .action((id: string, o: { json?: boolean; quiet?: boolean; flow?: string }) =>
       run(async () => (await import('./commands/execute.js')).resumeCommand(withDb(), id, o))(),
     );
 
@@ -260,6 +285,7 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     .option('--rerun', 'also give a new run to intervals whose run did not succeed')
     .option('--plan', 'print the intervals and what would happen to each; change nothing')
     .option('--wait', 'create the runs from this process too, and print progress until every interval has finished')
+    .option('-q, --quiet', 'with --wait: no log lines and no progress, only the result')
     .option('--json', 'print JSON')
     .action((flow: string, o: Record<string, unknown>) =>
       run(async () => (await import('./commands/backfill.js')).backfillCommand(withDb(), flow, o))(),
@@ -321,12 +347,32 @@ function redactUrl(url: string): string {
   return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
 }
 
-/** Runs the CLI; resolves with the exit code. */
+/** True for `1` or `true`: how boolean environment variables are switched on. */
+function isOn(value: string | undefined): boolean {
+  return value === '1' || value?.toLowerCase() === 'true';
+}
+
+/** Every command of the program, itself included (their output settings are copied at creation). */
+function allCommands(command: Command): Command[] {
+  return [command, ...command.commands.flatMap((c) => allCommands(c))];
+}
+
+/**
+ * Runs the CLI; resolves with the exit code. A failing command prints its error on stderr:
+ * text (message and hint, or every problem), or `{"error": …}` with `--json` or
+ * `BATON_JSON_ERRORS=1`; an error Baton did not expect is a bug (INTERNAL, exit 70), and
+ * its stack is printed only with `BATON_DEBUG=1`.
+ */
 export async function main(argv: readonly string[], ctx: CliContext): Promise<number> {
+  const env = ctx.runtime.env;
+  const jsonErrors = isOn(env.BATON_JSON_ERRORS);
+  const debug = isOn(env.BATON_DEBUG);
   let code = 0;
   const program = buildProgram(ctx, (c) => {
     code = c;
   });
+  // The usage error is printed below as JSON instead; help and version still print.
+  if (jsonErrors) for (const c of allCommands(program)) c.configureOutput({ outputError: () => undefined });
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return code;
@@ -338,12 +384,16 @@ export async function main(argv: readonly string[], ctx: CliContext): Promise<nu
         error.code === 'commander.help'
       )
         return 0;
+      if (jsonErrors) {
+        const { BatonError } = await import('../core/errors.js');
+        const message = error.message.replace(/^error: /, '').replace(/\n/g, ' ');
+        ctx.stderr(JSON.stringify({ error: new BatonError('USAGE', message).toJSON() }));
+      }
       return 2;
     }
-    const { renderError } = await import('./render.js');
-    const { BatonError } = await import('../core/errors.js');
-    if (argv.includes('--json') && error instanceof BatonError) ctx.stderr(JSON.stringify({ error: error.toJSON() }));
-    else ctx.stderr(renderError(error));
-    return error instanceof BatonError ? error.exitCode : 70;
+    const { asBatonError, errorJson, renderError } = await import('./render.js');
+    if (jsonErrors || argv.includes('--json')) ctx.stderr(JSON.stringify({ error: errorJson(error, { debug }) }));
+    else ctx.stderr(renderError(error, { debug }));
+    return asBatonError(error).exitCode;
   }
 }

@@ -2,13 +2,16 @@
  * Rendering for the CLI: plain tables for people, JSON for programs. Results go to
  * stdout, diagnostics and progress to stderr.
  */
+import { fileURLToPath } from 'node:url';
 import { formatDuration } from '../core/duration.js';
 import type { Problem } from '../core/errors.js';
-import { BatonError, formatLocation } from '../core/errors.js';
+import { BatonError, ERROR_CODES, formatLocation } from '../core/errors.js';
+import type { TaskError } from '../core/model.js';
+import { withoutInternalPaths } from '../core/internal-paths.js';
 import type { RunEvent, RunState, Wait } from '../core/run-machine.js';
 import { instanceOf, taskIndexOf, taskSpecOf } from '../core/run-topology.js';
 import type { TaskStateName } from '../core/states.js';
-import type { RunRecord, TaskRunRecord } from '../store/store.js';
+import type { LogLine, RunRecord, TaskRunRecord } from '../store/store.js';
 
 export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
   return tableWithLines(
@@ -176,6 +179,117 @@ export interface ShowOptions {
   readonly expand?: boolean;
   /** Child runs (subflows) of the run. */
   readonly children?: readonly RunRecord[];
+  /** Print each task's output whole rather than cut to OUTPUT_WIDTH characters. */
+  readonly full?: boolean;
+}
+
+/** Characters of a task's output shown in the OUTPUT column of `show`, unless `--full`. */
+export const OUTPUT_WIDTH = 40;
+
+/** A task output as one line of compact JSON, cut to `OUTPUT_WIDTH` characters with `…` unless `full`; `-` for none. */
+export function outputCell(output: unknown, full = false): string {
+  if (output === undefined || output === null) return '-';
+  let text: string;
+  try {
+    text = JSON.stringify(output) ?? String(output);
+  } catch {
+    // Outputs are JSON when stored; a value that is not (a cycle) still gets a cell.
+    text = String(output);
+  }
+  const chars = [...text];
+  return full || chars.length <= OUTPUT_WIDTH ? text : `${chars.slice(0, OUTPUT_WIDTH - 1).join('')}…`;
+}
+
+/** The first line of a message, for places that have one line for it. */
+export function firstLine(text: string): string {
+  return text.split('\n', 1)[0] ?? '';
+}
+
+/** A word as a POSIX shell reads it back: as is when it is plain, in single quotes otherwise. */
+export function shellWord(word: string): string {
+  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The command that prints a task's logs, ready to paste. */
+export function logsCommandLine(runId: string, taskId: string | null): string {
+  return `baton logs ${shellWord(runId)}${taskId === null ? '' : ` ${shellWord(taskId)}`}`;
+}
+
+/** Why a failed run failed, in brief: its first failed task (or the run's own error) and where to look next. */
+export interface FailureSummary {
+  /** The task run that failed first; null when the run failed without a failed task (a run timeout). */
+  readonly task: string | null;
+  readonly attempts: number;
+  readonly code: string;
+  /** The first line of the error message. */
+  readonly message: string;
+  readonly logs: string;
+  /** `baton show <run> --task <task>`, or null without a task. */
+  readonly detail: string | null;
+}
+
+/** Errors of a task that failed because other task runs did (its items, its branches): never the cause. */
+const FAILED_BECAUSE_OF_OTHERS: ReadonlySet<string> = new Set(['MAP_ITEM_FAILED', 'RACE_NO_WINNER']);
+
+/**
+ * The failure summary of a failed run, null for any other state. The first failed task is
+ * the failed task run that ended first, passing over a map or a race that failed because
+ * its items or branches did (they end in the same instant), ties broken by task order.
+ */
+export function failureSummary(run: RunRecord, tasks: readonly TaskRunRecord[]): FailureSummary | null {
+  if (run.state !== 'failed') return null;
+  const rank = (t: TaskRunRecord): readonly number[] => [
+    FAILED_BECAUSE_OF_OTHERS.has(t.error?.code ?? '') ? 1 : 0,
+    t.endedAt ?? Number.POSITIVE_INFINITY,
+    t.index,
+  ];
+  const before = (a: readonly number[], b: readonly number[]): boolean => {
+    for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return (a[k] as number) < (b[k] as number);
+    return false;
+  };
+  let first: TaskRunRecord | undefined;
+  for (const t of tasks) {
+    if (t.state !== 'failed' || !t.error) continue;
+    if (!first || before(rank(t), rank(first))) first = t;
+  }
+  const error = first?.error ?? run.error;
+  if (!error) return null;
+  const task = first?.taskId ?? null;
+  return {
+    task,
+    attempts: first?.attempts ?? 0,
+    code: error.code,
+    message: firstLine(error.message),
+    logs: logsCommandLine(run.id, task),
+    detail: task === null ? null : `baton show ${shellWord(run.id)} --task ${shellWord(task)}`,
+  };
+}
+
+/** The failure summary in `show --json`. */
+export function failureJson(summary: FailureSummary | null): Record<string, unknown> | null {
+  return summary
+    ? {
+        task: summary.task,
+        attempts: summary.attempts,
+        code: summary.code,
+        message: summary.message,
+        logs_command: summary.logs,
+        detail_command: summary.detail,
+      }
+    : null;
+}
+
+/** The lines under a failed run in `show`. */
+function renderFailure(summary: FailureSummary): string {
+  const what =
+    summary.task === null
+      ? 'the run failed'
+      : `${summary.task} failed${summary.attempts > 1 ? ` after ${summary.attempts} attempts` : ''}`;
+  return [
+    `failure  ${what}: ${summary.code}: ${summary.message}`,
+    `logs     ${summary.logs}`,
+    ...(summary.detail ? [`detail   ${summary.detail}`] : []),
+  ].join('\n');
 }
 
 /** The JSON shape of a task run in `baton show --json`, plus its wait and group when it has them. */
@@ -198,7 +312,8 @@ export function taskJsonWith(t: TaskRunRecord, state: RunState | null | undefine
  * instances of a map are summarized in one line under it (`--expand` lists them); the
  * tasks of a group are listed under a header line with a summary, and a group of more than
  * one task shows only its members that need a look (running, retrying, waiting, failed or
- * cancelled) unless `expand`.
+ * cancelled) unless `expand`. Each task's output is a column of compact JSON, cut short
+ * unless `full`; a failed run ends with a summary of its first failure.
  */
 export function renderShow(run: RunRecord, tasks: readonly TaskRunRecord[], options: ShowOptions = {}): string {
   const state = options.state ?? null;
@@ -219,7 +334,7 @@ export function renderShow(run: RunRecord, tasks: readonly TaskRunRecord[], opti
       ? [`mapped   ${instances.length} task runs of map items: ${countStates(instances.map((t) => t.state))}`]
       : []),
     ...(Object.keys(run.params).length ? [`params   ${JSON.stringify(run.params)}`] : []),
-    ...(run.error ? [`error    ${run.error.code}: ${run.error.message}`] : []),
+    ...(run.error ? [`error    ${run.error.code}: ${firstLine(run.error.message)}`] : []),
   ];
 
   const byIndex = new Map<number, TaskRunRecord>();
@@ -230,7 +345,8 @@ export function renderShow(run: RunRecord, tasks: readonly TaskRunRecord[], opti
     if (t.state === 'waiting' && live?.state === 'waiting' && live.wait) return describeWait(live.wait, live.map);
     if (t.skipReason) return t.skipReason;
     if (!t.error) return '';
-    const error = `${t.error.code}: ${t.error.message}`;
+    // One line per task: the whole message is in `show --task`.
+    const error = `${t.error.code}: ${firstLine(t.error.message)}`;
     return t.state === 'succeeded' ? `recovered from ${error}` : error;
   };
   const entries: Entry[] = [];
@@ -242,6 +358,7 @@ export function renderShow(run: RunRecord, tasks: readonly TaskRunRecord[], opti
       String(t.attempts),
       time(t.startedAt),
       span(t.startedAt, t.endedAt),
+      outputCell(t.output, options.full ?? false),
       note(i, t),
     ],
   });
@@ -314,7 +431,7 @@ export function renderShow(run: RunRecord, tasks: readonly TaskRunRecord[], opti
     }
   }
 
-  let text = `${head.join('\n')}\n\n${tableWithLines(['TASK', 'STATE', 'ATTEMPTS', 'STARTED', 'DURATION', 'NOTE'], entries)}`;
+  let text = `${head.join('\n')}\n\n${tableWithLines(['TASK', 'STATE', 'ATTEMPTS', 'STARTED', 'DURATION', 'OUTPUT', 'NOTE'], entries)}`;
   if (summarized) text += '\n(map items and groups are summarized; --expand lists every task run)';
   const children = options.children ?? [];
   if (children.length > 0) {
@@ -323,6 +440,8 @@ export function renderShow(run: RunRecord, tasks: readonly TaskRunRecord[], opti
       children.map((c) => [c.id, c.flow, c.state, c.parentTask ?? '-', span(c.startedAt, c.endedAt)]),
     )}`;
   }
+  const failure = failureSummary(run, tasks);
+  if (failure) text += `\n\n${renderFailure(failure)}`;
   return text;
 }
 
@@ -342,7 +461,8 @@ export function progressLine(event: RunEvent): string | null {
       return `${at}  ${event.task}: succeeded${how}`;
     }
     case 'attempt_failed':
-      return `${at}  ${event.task}: attempt ${event.attempt} failed: ${event.error.code}: ${event.error.message}`;
+      // A message of several lines (a command's last stderr lines) stays together under its line.
+      return `${at}  ${event.task}: attempt ${event.attempt} failed: ${event.error.code}: ${event.error.message.replace(/\n/g, `\n${' '.repeat(at.length + 2)}`)}`;
     case 'retry_scheduled':
       return `${at}  ${event.task}: retry in ${formatDuration(event.delayMs)}`;
     case 'task_failed':
@@ -359,7 +479,7 @@ export function progressLine(event: RunEvent): string | null {
     case 'task_expanded':
       return `${at}  ${event.task}: ${event.items.length} item${event.items.length === 1 ? '' : 's'}`;
     case 'task_catching':
-      return `${at}  ${event.task}: ${event.error.code}: ${event.error.message}; handler ${event.handler} takes over`;
+      return `${at}  ${event.task}: ${event.error.code}: ${firstLine(event.error.message)}; handler ${event.handler} takes over`;
     case 'signal_received':
       return `${at}  signal ${event.event}${event.key === null ? '' : ` (key ${event.key})`} received${event.by ? ` from ${event.by}` : ''}`;
     case 'approval_decided':
@@ -367,7 +487,7 @@ export function progressLine(event: RunEvent): string | null {
     case 'run_succeeded':
       return `${at}  run succeeded`;
     case 'run_failed':
-      return `${at}  run failed: ${event.error.message}`;
+      return `${at}  run failed: ${firstLine(event.error.message)}`;
     case 'run_cancelled':
       return `${at}  run cancelled`;
     default:
@@ -375,22 +495,191 @@ export function progressLine(event: RunEvent): string | null {
   }
 }
 
+/** An instant as live output shows it: `12:00:01.123` (UTC, like the times of `show`). */
+function clock(at: number): string {
+  return new Date(at).toISOString().slice(11, 23);
+}
+
+/**
+ * A task log line as `run` prints it while the run goes:
+ * `12:00:01.123  extract#1 | reading orders`, with `!` instead of `|` for stderr.
+ */
+export function liveLogLine(line: Pick<LogLine, 'taskId' | 'attempt' | 'stream' | 'at' | 'text'>): string {
+  return `${clock(line.at)}  ${line.taskId}#${line.attempt} ${line.stream === 'stderr' ? '!' : '|'} ${line.text}`;
+}
+
+/** The attempt an event ends (`*` for every attempt of the task), or null. */
+function attemptsEnded(event: RunEvent): readonly string[] | null {
+  switch (event.type) {
+    case 'task_succeeded':
+    case 'attempt_failed':
+    case 'task_waiting':
+      return [`${event.task}#${event.attempt}`];
+    case 'tasks_cancelled':
+      return event.tasks.map((t) => `${t}#*`);
+    default:
+      return null;
+  }
+}
+
+/**
+ * The live lines of a batch of a run's events and log lines, in the order things happened:
+ * a log line comes after the start of its attempt and before its end when those are in
+ * the batch, and by time otherwise. Times alone would mislead when the lines come from a
+ * worker whose clock is not the database's.
+ */
+export function liveLines(events: readonly RunEvent[], logs: readonly LogLine[]): string[] {
+  const out: string[] = [];
+  const attemptOf = (l: LogLine) => `${l.taskId}#${l.attempt}`;
+  const notStarted = new Set<string>();
+  for (const e of events) if (e.type === 'task_started') notStarted.add(`${e.task}#${e.attempt}`);
+  let pending = logs;
+  const flush = (due: (l: LogLine) => boolean) => {
+    const kept: LogLine[] = [];
+    for (const l of pending) {
+      if (!notStarted.has(attemptOf(l)) && due(l)) out.push(liveLogLine(l));
+      else kept.push(l);
+    }
+    pending = kept;
+  };
+  for (const e of events) {
+    const ended = attemptsEnded(e);
+    flush((l) => l.at <= e.at || (ended?.some((a) => a === attemptOf(l) || a === `${l.taskId}#*`) ?? false));
+    const line = progressLine(e);
+    if (line !== null) out.push(line);
+    if (e.type === 'task_started') notStarted.delete(`${e.task}#${e.attempt}`);
+  }
+  flush(() => true);
+  return out;
+}
+
+/** Where a run's task runs stand, for the live progress line; map items count as task runs. */
+export interface ProgressCounts {
+  readonly total: number;
+  /** Succeeded, skipped, or cancelled without being a failure (a race lost). */
+  readonly done: number;
+  readonly running: number;
+  /** Parked (a sleep, an event, an approval, a child run, map items) or waiting for a retry. */
+  readonly waiting: number;
+  /** Failed, or cancelled as a failure. */
+  readonly failed: number;
+}
+
+export function progressCounts(state: RunState): ProgressCounts {
+  let done = 0;
+  let running = 0;
+  let waiting = 0;
+  let failed = 0;
+  for (const t of state.tasks) {
+    if (t.state === 'succeeded' || t.state === 'skipped' || (t.state === 'cancelled' && t.benign)) done++;
+    else if (t.state === 'failed' || t.state === 'cancelled') failed++;
+    else if (t.state === 'running') running++;
+    else if (t.state === 'waiting' || t.state === 'retrying') waiting++;
+  }
+  return { total: state.tasks.length, done, running, waiting, failed };
+}
+
+/** Elapsed time in whole seconds: `7s`, `3m05s`, `1h02m`. */
+export function elapsedText(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`;
+}
+
+/**
+ * The live progress line kept at the bottom of a terminal:
+ * `tasks 3/10 done, 2 running, 1 waiting, 1 failed  12s`; without counts, the time alone.
+ */
+export function renderProgress(counts: ProgressCounts | null, elapsedMs: number): string {
+  const elapsed = elapsedText(elapsedMs);
+  if (!counts) return `running  ${elapsed}`;
+  const { done, total, running, waiting, failed } = counts;
+  return `tasks ${done}/${total} done, ${running} running, ${waiting} waiting, ${failed} failed  ${elapsed}`;
+}
+
+/**
+ * An attempt's failure as `baton logs` prints it after the attempt's lines: code and
+ * message, its own hint (not the catalog's), and the stack of a thrown error, indented.
+ */
+export function renderAttemptFailure(taskId: string, attempt: number, at: number, error: TaskError): string {
+  const [first = '', ...rest] = error.message.split('\n');
+  const lines = [`${clock(at)} ${taskId}#${attempt} failed: ${error.code}: ${first}`, ...rest.map((l) => `  ${l}`)];
+  const catalogHint = Object.hasOwn(ERROR_CODES, error.code)
+    ? ERROR_CODES[error.code as keyof typeof ERROR_CODES].hint
+    : undefined;
+  if (error.hint && error.hint !== catalogHint) lines.push(`  hint: ${error.hint}`);
+  if (error.stack) lines.push(...error.stack.split('\n').map((l) => `  ${l}`));
+  return lines.join('\n');
+}
+
 export function renderProblem(p: Problem): string {
   const where = formatLocation(p.location);
   return `${where ? `${where}: ` : ''}${p.code}: ${p.message}${p.hint ? `\n  hint: ${p.hint}` : ''}`;
 }
 
-/** The text printed on stderr for an error. */
-export function renderError(error: unknown): string {
-  if (error instanceof BatonError) {
-    if (error.problems.length > 0) {
-      const problems = error.problems.map((p) => `  ${renderProblem(p).replace(/\n/g, '\n  ')}`).join('\n');
-      // The error's own hint (e.g. the params a flow declares) unless a problem already shows it.
-      const hint = error.problems.some((p) => p.hint === error.hint) ? '' : `\n  hint: ${error.hint}`;
-      return `error: ${error.message}\n${problems}${hint}`;
-    }
-    return `error: ${error.code}: ${error.message}\n  hint: ${error.hint}`;
+/** Baton's package root (this file is `<root>/dist/cli/render.js`, or `src/` under tests). */
+const BATON_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+function clean(text: string): string {
+  return withoutInternalPaths(text, BATON_ROOT);
+}
+
+export interface ErrorOutputOptions {
+  /** Add the stack of the error and its causes (`BATON_DEBUG=1`), paths and all. */
+  readonly debug?: boolean;
+}
+
+/** The error as Baton reports it: a BatonError as is; anything else is a bug in Baton (INTERNAL). */
+export function asBatonError(error: unknown): BatonError {
+  if (error instanceof BatonError) return error;
+  const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return new BatonError('INTERNAL', `a bug in Baton: ${what}`, { cause: error });
+}
+
+/** The stack of an error and of its causes, for `BATON_DEBUG=1`. */
+function stackOf(error: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = error;
+  // Bounded: a cause chain can loop.
+  for (let depth = 0; depth < 8 && current !== undefined && current !== null; depth++) {
+    const text = current instanceof Error ? (current.stack ?? `${current.name}: ${current.message}`) : String(current);
+    parts.push(depth === 0 ? text : `caused by: ${text}`);
+    current = current instanceof Error ? current.cause : undefined;
   }
-  const e = error as Error;
-  return `error: internal: ${e?.stack ?? String(error)}`;
+  return parts.join('\n');
+}
+
+/**
+ * The text printed on stderr for an error: code, message and hint, or every problem. Paths
+ * into Baton's own code are left out; `debug` adds the stacks.
+ */
+export function renderError(error: unknown, options: ErrorOutputOptions = {}): string {
+  const e = asBatonError(error);
+  let text: string;
+  if (e.problems.length > 0) {
+    const problems = e.problems.map((p) => `  ${clean(renderProblem(p)).replace(/\n/g, '\n  ')}`).join('\n');
+    // The error's own hint (e.g. the params a flow declares) unless a problem already shows it.
+    const hint = e.problems.some((p) => p.hint === e.hint) ? '' : `\n  hint: ${e.hint}`;
+    text = `error: ${clean(e.message)}\n${problems}${hint}`;
+  } else {
+    text = `error: ${e.code}: ${clean(e.message)}\n  hint: ${e.hint}`;
+  }
+  if (options.debug) text += `\n  stack (BATON_DEBUG):\n    ${stackOf(error).replace(/\n/g, '\n    ')}`;
+  return text;
+}
+
+/**
+ * The structured form of an error, printed as `{"error": …}` by `--json` commands and with
+ * `BATON_JSON_ERRORS=1`: code, message, hint, source, and location, problems, details when
+ * present (`stack` too with `debug`).
+ */
+export function errorJson(error: unknown, options: ErrorOutputOptions = {}): Record<string, unknown> {
+  const e = asBatonError(error);
+  return {
+    ...e.toJSON(),
+    message: clean(e.message),
+    ...(e.problems.length ? { problems: e.problems.map((p) => ({ ...p, message: clean(p.message) })) } : {}),
+    ...(options.debug ? { stack: stackOf(error) } : {}),
+  };
 }

@@ -52,6 +52,19 @@ export const ERROR_CODES = {
     exitCode: 3,
     source: 'user',
   },
+  DEF_MODULE: {
+    summary:
+      'A function task names a module that is missing or cannot be imported, or an export that is not a function.',
+    hint: 'Fix `module:` (relative to the flow file) or `export:`; `baton validate` lists the functions a module exports.',
+    exitCode: 3,
+    source: 'user',
+  },
+  DEF_SHELL_EXPRESSION: {
+    summary: 'A `${{ }}` expression is written inside a command line that a shell parses.',
+    hint: 'Pass the value through `env:` and read it as "$NAME" in the script, or write `command:` as an argv list, which runs without a shell.',
+    exitCode: 3,
+    source: 'user',
+  },
   FLOW_NOT_FOUND: {
     summary: 'No flow with that name or path.',
     hint: 'Run `baton flows` to list the flows of this project, or pass a path to a flow file.',
@@ -71,9 +84,15 @@ export const ERROR_CODES = {
     source: 'user',
   },
   RUN_NOT_FOUND: {
-    summary: 'No run with that id.',
+    summary: 'No run with that id or id prefix, or no run yet for `last`.',
     hint: 'List runs with `baton runs`.',
     exitCode: 4,
+    source: 'user',
+  },
+  RUN_AMBIGUOUS: {
+    summary: 'A run id prefix matches more than one run.',
+    hint: 'Give more characters of the run id; the message lists the runs it matches.',
+    exitCode: 2,
     source: 'user',
   },
   RUN_NOT_RETRYABLE: {
@@ -256,11 +275,36 @@ export const ERROR_CODES = {
     exitCode: 2,
     source: 'user',
   },
+  NO_PROJECT: {
+    summary: 'The command needs a Baton project and the current folder is none.',
+    hint: 'Run `baton init` to create a project, or cd into a folder that holds baton.yaml or flows/.',
+    exitCode: 2,
+    source: 'user',
+  },
+  DEP_MISSING: {
+    summary:
+      'An optional npm package is not installed: a trigger client (S3, Redis, NATS, RabbitMQ) or TypeScript for `validate --types`.',
+    hint: 'Run the `npm install` line the message gives, in the project, then validate again.',
+    exitCode: 3,
+    source: 'user',
+  },
   USAGE: {
     summary: 'The command line is malformed.',
     hint: 'Run `baton <command> --help`.',
     exitCode: 2,
     source: 'user',
+  },
+  PORT_IN_USE: {
+    summary: 'Another process already listens on the port a Baton server was asked to listen on.',
+    hint: 'Stop the process that holds the port, or choose another one (`baton dev --port <n>`, `baton scheduler --webhook-port <n>`).',
+    exitCode: 2,
+    source: 'user',
+  },
+  INTERNAL: {
+    summary: 'Baton failed in a way it did not expect: a bug in Baton, not in your flow or command.',
+    hint: 'Please report it with the command you ran and the output of running it again with BATON_DEBUG=1, which prints the stack.',
+    exitCode: 70,
+    source: 'baton',
   },
 } as const satisfies Record<string, ErrorCodeInfo>;
 

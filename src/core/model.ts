@@ -230,4 +230,9 @@ export interface TaskError {
   readonly source?: 'user' | 'baton';
   readonly hint?: string;
   readonly details?: Record<string, unknown>;
+  /**
+   * The stack of an error thrown by task code: its name and message, then the frames of
+   * the user's code (Baton's own frames and Node's internals left out), at most 16 KiB.
+   */
+  readonly stack?: string;
 }

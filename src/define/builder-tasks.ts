@@ -54,6 +54,7 @@ import {
   type TemplatedValue,
 } from './flow-draft.js';
 import { BODY_FORMS, NAMED_TRIGGER_RULES, type BodyForm } from './task-schema.js';
+import { shellScriptsOf } from './shell-scripts.js';
 
 /** What toSpec gives a recorded task to become a draft: the flow's defaults, and checks that report. */
 export interface DraftContext {
@@ -142,6 +143,25 @@ function shellTemplated(body: ShellBody, path: KeyPath): TemplatedValue[] {
   ];
 }
 
+/** What a task or handler runs, as recordRunning and handlerOf take it. */
+interface RecordedBody {
+  readonly kind: string;
+  readonly with: Readonly<Record<string, unknown>>;
+  readonly config: Readonly<Record<string, unknown>>;
+  readonly templated: readonly TemplatedValue[];
+  readonly shellScripts?: readonly TemplatedValue[];
+}
+
+function shellRecord(body: ShellBody, path: KeyPath): RecordedBody {
+  return {
+    kind: 'shell',
+    with: NONE,
+    config: shellConfig(body),
+    templated: shellTemplated(body, path),
+    shellScripts: shellScriptsOf(body.command, path.concat('command')),
+  };
+}
+
 /**
  * The task methods of one level. `P` types params; `X` is what task code receives besides
  * (the item, inside a map).
@@ -183,12 +203,7 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
   /** Adds a shell task; its output is the last line of stdout (or the JSON written to `$BATON_OUTPUT`). */
   shell(id: string, options: ShellTaskOptions<P, X>): TaskRef<unknown> {
     const path = this.pathOf(id);
-    this.recordRunning(id, options, this.upstream(options.after, path.concat('after')), {
-      kind: 'shell',
-      with: NONE,
-      config: shellConfig(options),
-      templated: shellTemplated(options, path),
-    });
+    this.recordRunning(id, options, this.upstream(options.after, path.concat('after')), shellRecord(options, path));
     return this.ref(id);
   }
 
@@ -218,7 +233,7 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
       options,
       deps,
       shell
-        ? { kind: 'shell', with: NONE, config: shellConfig(shell), templated: shellTemplated(shell, path) }
+        ? shellRecord(shell, path)
         : { kind: 'function', with: inputs.with, config: NONE, templated: inputs.templated },
       { map: this.mapOf(options, path, over.value) },
     );
@@ -473,12 +488,7 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
     id: string,
     options: CommonTaskOptions<P, X> | ParkingTaskOptions<P, X>,
     deps: readonly NameRef[],
-    body: {
-      kind: string;
-      with: Readonly<Record<string, unknown>>;
-      config: Readonly<Record<string, unknown>>;
-      templated: readonly TemplatedValue[];
-    },
+    body: RecordedBody,
     extra: Partial<Pick<DraftTask, 'map'>> = NONE,
   ): void {
     const path = this.pathOf(id);
@@ -489,6 +499,7 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
       const draft = this.shapeOf(id, options, deps) as Mutable<DraftTask>;
       draft.body = bodyOf(ctx, path, options, body);
       draft.templated = body.templated;
+      if (body.shellScripts) draft.shellScripts = body.shellScripts;
       if (extra.map) draft.map = extra.map;
       if (handler) draft.onFailure = handler(ctx);
       return draft;
@@ -500,8 +511,8 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
     const path = [...this.pathOf(taskId), 'onFailure'];
     const run = input.run;
     if (typeof run === 'function') this.registry.functions.set(this.keyOf(id), run);
-    const body = isShellBody(run)
-      ? { kind: 'shell', with: NONE, config: shellConfig(run), templated: shellTemplated(run, path) }
+    const body: RecordedBody = isShellBody(run)
+      ? shellRecord(run, path)
       : { kind: 'function', with: NONE, config: NONE, templated: NO_VALUES };
     return (ctx) => ({
       path,
@@ -512,6 +523,7 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
         dependsOn: [],
         dependsOnPath: path.concat('after'),
         templated: body.templated,
+        ...(body.shellScripts ? { shellScripts: body.shellScripts } : {}),
       },
       idGiven: input.id !== undefined,
       recover: input.recover ?? false,

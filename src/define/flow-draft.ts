@@ -63,6 +63,8 @@ export interface DraftTask {
   readonly triggerRule?: { readonly rule: TriggerRule; readonly path: KeyPath; readonly quorum?: QuorumSpec };
   /** Values of the body holding templates; a plain map's run once per item. */
   readonly templated: readonly TemplatedValue[];
+  /** Strings of a shell body that a shell parses (shell-scripts.ts): no expression may be written there. */
+  readonly shellScripts?: readonly TemplatedValue[];
   readonly map?: DraftMap;
   readonly choice?: DraftChoice;
   readonly race?: DraftRace;

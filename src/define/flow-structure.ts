@@ -10,7 +10,8 @@
  * - dependencies a construct implies: a choice's branches wait for the choice, a race
  *   waits for its branches;
  * - the graph (unknown names, self-dependencies, cycles), choice, race, quorum, handler
- *   and finally rules, and what `${{ }}` expressions read;
+ *   and finally rules, what `${{ }}` expressions read, and that none is written where a
+ *   shell parses it (shell-scripts.ts);
  * - keys of template tasks (`<map>/<local id>`), under which code is looked up.
  *
  * Problems carry the key path of what was written, so that the YAML loader can point at a
@@ -36,6 +37,7 @@ import { hasTemplate } from './expression.js';
 import { checkName } from './flow-schema-parts.js';
 import type { KeyPath } from './flow-schema.js';
 import { checkReferences, type ReadScope } from './reference-check.js';
+import { checkShellScripts } from './shell-scripts.js';
 import { checkFinally, checkHandler } from './structure-rules.js';
 import { suggest } from './suggest.js';
 import { isSingleExpression } from './task-schema.js';
@@ -239,6 +241,10 @@ class Level {
     for (const e of this.entries) this.checkRules(e);
     for (const e of this.entries) this.checkMap(e.draft);
     for (const e of this.entries) this.checkExpressions(e);
+    for (const e of this.entries) {
+      const scripts = e.draft.shellScripts;
+      if (scripts) for (const p of checkShellScripts(scripts)) this.add(p.code, p.path, p.message, p.hint, p.at);
+    }
   }
 
   private resolveDependsOn(e: Entry): void {

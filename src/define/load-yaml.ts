@@ -6,8 +6,10 @@
  * and normalization (defaults merged, durations in ms, camelCase config).
  *
  * All problems are collected before anything is returned: a spec is produced only when
- * there are none, so a half-valid flow never reaches the engine. JSON goes through the
- * YAML parser (JSON is YAML 1.2), so it gets the same positions and duplicate-key checks.
+ * there are none, so a half-valid flow never reaches the engine. Reading a file can also
+ * check the modules of its function tasks (module-check.ts), with the same positions.
+ * JSON goes through the YAML parser (JSON is YAML 1.2), so it gets the same positions and
+ * duplicate-key checks.
  */
 import { readFile } from 'node:fs/promises';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
@@ -30,6 +32,7 @@ import {
 } from './flow-schema.js';
 import { errorSelectorProblem, type DraftGroup } from './flow-draft.js';
 import { resolveFlow } from './flow-structure.js';
+import { checkModuleUses, type ModuleUse } from './module-check.js';
 import { checkParamSpec } from './params.js';
 import { suggest } from './suggest.js';
 import { checkTasks, everyTask, runsNothing, type CheckedTask } from './task-check.js';
@@ -41,6 +44,8 @@ export interface LoadResult {
   readonly spec?: FlowSpec;
   /** Sorted by line, then column. */
   readonly problems: readonly Problem[];
+  /** The modules the function tasks name (those whose keys parsed), even when there are problems. */
+  readonly modules?: readonly ModuleUse[];
 }
 
 export interface LoadOptions {
@@ -48,6 +53,11 @@ export interface LoadOptions {
   readonly kinds?: readonly string[];
   /** Pools declared outside the flow (project config); a task may use them undeclared. */
   readonly knownPools?: readonly string[];
+  /**
+   * loadFlowFile only: import the module of every function task and check its export
+   * (module-check.ts). Off by default, since importing runs the modules' code.
+   */
+  readonly checkModules?: boolean;
 }
 
 export const DEFAULT_KINDS: readonly string[] = ['function', 'shell'];
@@ -68,8 +78,8 @@ function isTaskPath(path: KeyPath): boolean {
   return path.length >= 2 && path.length % 2 === 0 && path.every((part, i) => i % 2 === 1 || part === 'tasks');
 }
 
-/** Collects problems with positions resolved against one parsed document. */
-class Reporter {
+/** Collects problems with positions resolved against one parsed document (baton.yaml's too). */
+export class Reporter {
   readonly problems: Problem[] = [];
 
   constructor(
@@ -180,6 +190,24 @@ class Reporter {
  * Example: `parseFlowText(text, { file: 'flows/daily.yaml' }).problems`.
  */
 export function parseFlowText(text: string, options: { file: string } & LoadOptions): LoadResult {
+  const parsed = parseFlow(text, options);
+  return resultOf(parsed);
+}
+
+/** What parsing found: the problems so far, the spec if there were none, and the modules tasks name. */
+interface Parsed {
+  readonly report: Reporter;
+  readonly spec?: FlowSpec;
+  readonly modules: readonly ModuleUse[];
+}
+
+function resultOf({ report, spec, modules }: Parsed): LoadResult {
+  const found = modules.length > 0 ? { modules } : {};
+  if (report.problems.length > 0 || !spec) return { problems: report.sorted(), ...found };
+  return { spec, problems: [], ...found };
+}
+
+function parseFlow(text: string, options: { file: string } & LoadOptions): Parsed {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true });
   const report = new Reporter(options.file, doc, lines);
@@ -214,7 +242,7 @@ export function parseFlowText(text: string, options: { file: string } & LoadOpti
     });
   }
   // After a syntax error the tree is a guess; schema messages about it would mislead.
-  if (!onlyDuplicates) return { problems: report.sorted() };
+  if (!onlyDuplicates) return { report, modules: [] };
 
   let raw: unknown;
   try {
@@ -226,11 +254,11 @@ export function parseFlowText(text: string, options: { file: string } & LoadOpti
       `cannot read the document: ${(error as Error).message}`,
       'Simplify the anchors and aliases.',
     );
-    return { problems: report.sorted() };
+    return { report, modules: [] };
   }
   if (raw === null || raw === undefined) {
     report.add('DEF_INVALID', [], 'the flow file is empty', 'A flow needs at least `name:` and `tasks:`.');
-    return { problems: report.sorted() };
+    return { report, modules: [] };
   }
   if (!isRecord(raw)) {
     report.add(
@@ -239,7 +267,7 @@ export function parseFlowText(text: string, options: { file: string } & LoadOpti
       `the top level must be a map with name and tasks, got ${show(raw)}`,
       'Start the file with `name: my_flow` and a `tasks:` map.',
     );
-    return { problems: report.sorted() };
+    return { report, modules: [] };
   }
 
   const flow = parseWith(FlowFileSchema, raw, [], 'a flow');
@@ -259,12 +287,34 @@ export function parseFlowText(text: string, options: { file: string } & LoadOpti
   checkPools(raw, all, options.knownPools ?? [], report);
   checkRetryBounds(raw, all, report);
   checkErrorSelectors(raw, all, report);
+  const modules = moduleUses(all);
 
-  if (report.problems.length > 0 || !flow.ok || !resolved.tasks) return { problems: report.sorted() };
-  return { spec: normalize(flow.data, resolved.tasks, resolved.groups), problems: [] };
+  if (report.problems.length > 0 || !flow.ok || !resolved.tasks) return { report, modules };
+  return { report, spec: normalize(flow.data, resolved.tasks, resolved.groups), modules };
 }
 
-/** Reads and parses a flow file; an unreadable file is one DEF_LOAD problem. */
+/** The function tasks whose keys parsed, with the module and export they name. */
+function moduleUses(tasks: readonly CheckedTask[]): ModuleUse[] {
+  return tasks.flatMap((task) => {
+    const module = task.kind === 'function' ? task.config?.module : undefined;
+    if (typeof module !== 'string') return [];
+    const exportName = task.config?.export;
+    return [
+      {
+        taskId: task.id,
+        path: task.path,
+        module,
+        exportName: typeof exportName === 'string' ? exportName : 'default',
+        exportWritten: task.raw.export !== undefined,
+      },
+    ];
+  });
+}
+
+/**
+ * Reads and parses a flow file, and with `checkModules` checks the code its function tasks
+ * name; an unreadable file is one DEF_LOAD problem.
+ */
 export async function loadFlowFile(path: string, options: LoadOptions = {}): Promise<LoadResult> {
   let text: string;
   try {
@@ -281,7 +331,12 @@ export async function loadFlowFile(path: string, options: LoadOptions = {}): Pro
       ],
     };
   }
-  return parseFlowText(text, { ...options, file: path });
+  const parsed = parseFlow(text, { ...options, file: path });
+  // Every problem at once: the modules are checked even when other keys have problems.
+  if (options.checkModules && parsed.modules.length > 0) {
+    parsed.report.addAll(await checkModuleUses(parsed.modules, path));
+  }
+  return resultOf(parsed);
 }
 
 /** Returns the spec, or throws one BatonError carrying every problem. */

@@ -3,10 +3,17 @@
  * (`.ts`, `.mts`, `.cts`, `.tsx`) load through tsx's scoped `tsImport` (esbuild under the
  * hood), imported only when a TypeScript file is met so that other commands do not pay
  * for it. Scoped imports leave the process's own module loading untouched.
+ *
+ * A scoped import evaluates the file afresh on every call, so imports are shared per file
+ * revision: the check that a flow's modules load (module-check.ts) and the tasks that run
+ * them later in the same process get one instance, and top-level code runs once.
  */
 import { statSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BatonError } from '../core/errors.js';
+import { withoutInternalPaths } from '../core/internal-paths.js';
+
+const BATON_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 type TsImport = (specifier: string, parentURL: string) => Promise<unknown>;
 let tsImportFn: Promise<TsImport> | undefined;
@@ -30,19 +37,49 @@ export function moduleRevision(path: string): string {
   }
 }
 
-/** Imports a module by absolute path; failures become DEF_LOAD errors naming the file. */
-export async function importModule(path: string): Promise<Record<string, unknown>> {
+const imported = new Map<string, Promise<Record<string, unknown>>>();
+
+/**
+ * A `.ts` file outside an ES-module package is compiled to CommonJS, and Node then hands
+ * its whole `exports` object over as `default`, the real default export inside it. The
+ * exports are given as the file wrote them, so that `export default function` is the
+ * default export whatever the package type. The compiled object says so with `__esModule`.
+ */
+function withCommonJsInterop(mod: Record<string, unknown>): Record<string, unknown> {
+  const inner = mod.default;
+  if (typeof inner !== 'object' || inner === null || (inner as { __esModule?: unknown }).__esModule !== true)
+    return mod;
+  const { default: realDefault, ...named } = inner as Record<string, unknown>;
+  const { default: _wrapped, ...outer } = mod;
+  return { ...named, ...outer, ...(realDefault === undefined ? {} : { default: realDefault }) };
+}
+
+/**
+ * Imports a module by absolute path, once per revision of the file; failures become
+ * DEF_LOAD errors naming the file (and are not kept, so a fixed file loads next time).
+ */
+export function importModule(path: string): Promise<Record<string, unknown>> {
+  const key = `${path}\u0000${moduleRevision(path)}`;
+  let loading = imported.get(key);
+  if (!loading) {
+    loading = importUncached(path);
+    imported.set(key, loading);
+    loading.catch(() => imported.delete(key));
+  }
+  return loading;
+}
+
+async function importUncached(path: string): Promise<Record<string, unknown>> {
   try {
     const url = `${pathToFileURL(path).href}?rev=${moduleRevision(path)}`;
     if (needsTranspiler(path)) {
       tsImportFn ??= import('tsx/esm/api').then((api) => api.tsImport as TsImport);
-      return (await (
-        await tsImportFn
-      )(url, import.meta.url)) as Record<string, unknown>;
+      return withCommonJsInterop((await (await tsImportFn)(url, import.meta.url)) as Record<string, unknown>);
     }
     return (await import(url)) as Record<string, unknown>;
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    // Node names the importer (this file, inside Baton) in its messages: useless to users.
+    const message = withoutInternalPaths(error instanceof Error ? error.message : String(error), BATON_ROOT);
     throw new BatonError('DEF_LOAD', `cannot import ${path}: ${message}`, { cause: error });
   }
 }

@@ -14,6 +14,7 @@ import {
   type NameRef,
   type TaskBody,
 } from './flow-draft.js';
+import { shellScriptsOf } from './shell-scripts.js';
 import type { CheckedTask } from './task-check.js';
 
 /** What every task inherits from the flow; undefined when the flow's own keys have problems. */
@@ -87,6 +88,12 @@ export function draftOf(task: CheckedTask, defaults: TaskDefaults | undefined): 
     dependsOnPath: rel('depends_on'),
     ...(task.triggerRule ? { triggerRule: { ...task.triggerRule, path: rel('trigger_rule') } } : {}),
     templated: task.templated.map((keys) => ({ value: valueAt(raw, keys), path: [...path, ...keys] })),
+    ...(task.kind === 'shell'
+      ? {
+          shellScripts:
+            'run' in raw ? shellScriptsOf(raw.run, rel('run')) : shellScriptsOf(raw.command, rel('command')),
+        }
+      : {}),
     ...(raw.map !== undefined
       ? {
           map: {

@@ -4,7 +4,9 @@
  * result (an output within the size limit, or a typed error). Shared by the engine's
  * local mode and by worker processes, so a task behaves the same wherever it runs.
  */
+import { fileURLToPath } from 'node:url';
 import { BatonError, isBatonError } from '../core/errors.js';
+import { withoutInternalPaths } from '../core/internal-paths.js';
 import type { TaskError, TaskSpec } from '../core/model.js';
 import { errorKind } from '../core/model.js';
 import type { TaskFunction } from '../core/task-context.js';
@@ -99,16 +101,71 @@ export function toTaskError(error: unknown): TaskError {
     return { code: 'TASK_CANCELLED', message: error.message, source: 'user' };
   }
   if (isBatonError(error)) {
-    return { code: error.code, message: error.message, source: error.source, hint: error.hint };
+    // Details (a command's exit code, the command not found) let handlers and `show` tell failures apart.
+    const details =
+      Object.keys(error.details).length > 0 && isJsonRecord(error.details) ? { details: error.details } : {};
+    return { code: error.code, message: error.message, source: error.source, hint: error.hint, ...details };
   }
   if (error instanceof Error) {
     const { code: rawCode, kind: rawKind, details: rawDetails } = error as unknown as Record<string, unknown>;
     const code = typeof rawCode === 'string' ? rawCode : 'TASK_FAILED';
     const kind = typeof rawKind === 'string' ? { kind: rawKind } : {};
     const details = isJsonRecord(rawDetails) ? { details: rawDetails } : {};
-    return { code, ...kind, message: error.message || error.name, source: 'user', ...details };
+    const stack = userStack(error.stack);
+    return {
+      code,
+      ...kind,
+      message: error.message || error.name,
+      source: 'user',
+      ...details,
+      ...(stack === undefined ? {} : { stack }),
+    };
   }
   return { code: 'TASK_FAILED', message: String(error), source: 'user' };
+}
+
+/** Largest stack kept with a failure, in bytes of UTF-8; the frames nearest the throw are kept. */
+export const STACK_LIMIT_BYTES = 16 * 1024;
+
+/** Baton's package root (this file is `<root>/dist/engine/`, or `src/` under tests); computing it touches no file. */
+const BATON_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+const FRAME = /^\s+at /;
+
+/** Characters of the stack's head (the error's name and message) kept before the frames. */
+const HEAD_LIMIT_CHARS = 1024;
+
+/**
+ * The stack of an error thrown by task code, as the user needs it: frames of Baton's own
+ * files and of Node's internals removed (they say nothing about the user's code and would
+ * leak where Baton is installed), and at most STACK_LIMIT_BYTES, cut with a visible
+ * marker. Undefined when no frame of the user's is left.
+ */
+export function userStack(stack: unknown, limitBytes = STACK_LIMIT_BYTES): string | undefined {
+  if (typeof stack !== 'string') return undefined;
+  const lines = withoutInternalPaths(stack, BATON_ROOT).split('\n');
+  const firstFrame = lines.findIndex((l) => FRAME.test(l));
+  if (firstFrame < 0) return undefined;
+  const frames = lines.slice(firstFrame).filter((l) => !(FRAME.test(l) && l.includes('node:internal/')));
+  if (!frames.some((l) => FRAME.test(l))) return undefined;
+  // The head repeats the message, which is kept on its own: a long one must not crowd the frames out.
+  let head = lines.slice(0, firstFrame).join('\n');
+  if (head.length > HEAD_LIMIT_CHARS) head = `${head.slice(0, HEAD_LIMIT_CHARS)} …`;
+  return truncateStack([head, ...frames].join('\n'), limitBytes);
+}
+
+function truncateStack(text: string, limitBytes: number): string {
+  const bytes = Buffer.byteLength(text);
+  if (bytes <= limitBytes) return text;
+  const marker = `\n    [stack truncated: ${bytes} bytes, at most the first ${limitBytes} kept]`;
+  let kept = Buffer.from(text)
+    .subarray(0, Math.max(0, limitBytes - Buffer.byteLength(marker)))
+    .toString('utf8');
+  // A character cut in half decodes to U+FFFD; a frame cut in half reads as a wrong location.
+  kept = kept.replace(/\uFFFD+$/, '');
+  const lastBreak = kept.lastIndexOf('\n');
+  if (lastBreak > 0) kept = kept.slice(0, lastBreak);
+  return kept + marker;
 }
 
 /** Details attached to a thrown error are kept only if they are plain JSON data. */

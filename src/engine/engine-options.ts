@@ -3,7 +3,7 @@
  * starts child runs, and the options of an engine.
  */
 import type { FlowPlan, RunEvent } from '../core/run-machine.js';
-import type { Store } from '../store/store.js';
+import type { LogLine, Store } from '../store/store.js';
 import type { ExecutorRegistry, TaskFunction } from './executor.js';
 
 /** Where the engine gets a flow's code for a pinned version. */
@@ -97,8 +97,12 @@ export interface EngineOptions {
   readonly owner?: string;
   /** Diagnostics for operators (not task logs). */
   readonly onDiagnostic?: (message: string) => void;
-  /** Called after each commit with the events it made durable, per run. */
-  readonly onCommitted?: (runId: string, events: readonly RunEvent[]) => void;
+  /**
+   * Called after each commit with what it made durable, per run: its events and the task
+   * log lines written since the previous commit (stored, truncated, timed as `baton logs`
+   * shows them), so that a face can print both as they happen without reading the store.
+   */
+  readonly onCommitted?: (runId: string, events: readonly RunEvent[], logs: readonly LogLine[]) => void;
   /**
    * `local` (default): attempt bodies run in this process. `dispatch`: attempts go to the
    * task queue for `baton worker` processes, and their outcomes come back from it.

@@ -98,7 +98,8 @@ export class Engine {
   private readonly random: () => number;
   private readonly faults: EngineFaults | undefined;
   private readonly diagnostic: (message: string) => void;
-  private readonly onCommitted: ((runId: string, events: readonly RunEvent[]) => void) | undefined;
+  private readonly onCommitted:
+    ((runId: string, events: readonly RunEvent[], logs: readonly LogLine[]) => void) | undefined;
 
   private readonly runs = new Map<string, ActiveRun>();
   private readonly resolvedFlows = new Map<string, Promise<ResolvedFlow>>();
@@ -774,7 +775,8 @@ export class Engine {
         this.dropRun(run, 'fenced: another process owns this run now', true);
         continue;
       }
-      if (this.onCommitted && pending.events.length > 0) this.onCommitted(run.lease.runId, pending.events);
+      if (this.onCommitted && (pending.events.length > 0 || pending.logs.length > 0))
+        this.onCommitted(run.lease.runId, pending.events, pending.logs);
       for (const i of pending.touched) {
         const wait = run.state.tasks[i]?.wait;
         if (run.state.tasks[i]?.state === 'waiting' && wait?.kind === 'run') run.children.set(i, wait.runId);

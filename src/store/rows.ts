@@ -131,3 +131,20 @@ export function createRowMappers(json: (value: unknown) => unknown): RowMappers 
     }),
   };
 }
+
+/**
+ * The least string above every string that starts with `prefix`, in code point order (the
+ * order of SQLite's BINARY collation and of PostgreSQL's "C"), so that `[prefix, bound)`
+ * is exactly the strings starting with `prefix`; null when no such bound exists (a prefix
+ * of U+10FFFF only), and `id >= prefix` is then enough.
+ */
+export function prefixUpperBound(prefix: string): string | null {
+  const points = [...prefix].map((c) => c.codePointAt(0) as number);
+  while (points.length > 0) {
+    let next = (points.pop() as number) + 1;
+    // Surrogates are not characters: the next character after U+D7FF is U+E000.
+    if (next >= 0xd800 && next <= 0xdfff) next = 0xe000;
+    if (next <= 0x10ffff) return String.fromCodePoint(...points, next);
+  }
+  return null;
+}

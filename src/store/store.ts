@@ -394,6 +394,11 @@ export interface Store {
   createRun(input: NewRun): Promise<{ readonly run: RunRecord; readonly created: boolean }>;
   getRun(id: string): Promise<RunRecord | null>;
   listRuns(filter: RunFilter): Promise<RunRecord[]>;
+  /**
+   * Runs whose id starts with `prefix` (compared character by character, whatever the
+   * database collation), in id order, at most `limit`; the lookup behind short run ids.
+   */
+  runsByIdPrefix(prefix: string, limit: number): Promise<RunRecord[]>;
   getTaskRuns(runId: string): Promise<TaskRunRecord[]>;
   readEvents(runId: string, afterSeq?: number): Promise<StoredEvent[]>;
 

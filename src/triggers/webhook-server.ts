@@ -13,14 +13,18 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { BatonError } from '../core/errors.js';
 import type { Store, TriggerRecord } from '../store/store.js';
 import type { TriggerService } from './trigger-service.js';
 
 export interface WebhookServerOptions {
   readonly store: Store;
-  readonly service: TriggerService;
+  /** Where events go; only `emit` is used, so that a caller may swap services behind it. */
+  readonly service: Pick<TriggerService, 'emit'>;
   readonly host?: string;
   readonly port?: number;
+  /** How the user picks another port, for the PORT_IN_USE hint (e.g. `--port <n>`). */
+  readonly portOption?: string;
   /** Largest accepted body in bytes. Default 1 MiB. */
   readonly maxBodyBytes?: number;
   /** Environment the secrets are read from. */
@@ -67,19 +71,61 @@ export function verifySignature(secret: string, body: Buffer, header: string | u
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
+function listenError(error: unknown, host: string, port: number, portOption: string | undefined): BatonError {
+  const code = (error as NodeJS.ErrnoException).code;
+  const another = portOption ? `pass another port with ${portOption}` : 'choose another port';
+  const where = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  if (code === 'EADDRINUSE') {
+    return new BatonError('PORT_IN_USE', `cannot serve webhooks on ${where}: port ${port} is already in use`, {
+      hint: `Another process listens on port ${port} (another baton dev?). Stop it, or ${another}.`,
+      details: { host, port },
+      cause: error,
+    });
+  }
+  return new BatonError('USAGE', `cannot serve webhooks on ${where}: ${(error as Error).message}`, {
+    hint:
+      code === 'EACCES'
+        ? `Ports below 1024 need privileges: ${another}.`
+        : 'Check the address: it must be one of this machine (127.0.0.1, 0.0.0.0 for every interface).',
+    details: { host, port },
+    cause: error,
+  });
+}
+
+/** The answer to a BatonError raised while taking a delivery (a flow gone, the store away). */
+function statusOf(error: BatonError): number {
+  if (error.code === 'FLOW_NOT_FOUND') return 404;
+  if (error.code.startsWith('STORE_')) return 503;
+  return error.source === 'user' ? 422 : 500;
+}
+
 export class WebhookServer {
   private server: Server | undefined;
 
   constructor(private readonly o: WebhookServerOptions) {}
 
-  /** Starts listening; resolves with the bound port. */
+  /**
+   * Starts listening; resolves with the bound port. A port taken by another process is
+   * PORT_IN_USE, any other failure to listen (an address not of this machine, a port
+   * below 1024 without the right) is USAGE; either way nothing is left listening.
+   */
   async start(): Promise<number> {
     const server = createServer((req, res) => void this.handle(req, res));
+    const host = this.o.host ?? '127.0.0.1';
+    const port = this.o.port ?? 8787;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (error) {
+      server.close();
+      throw listenError(error, host, port, this.o.portOption);
+    }
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.o.port ?? 8787, this.o.host ?? '127.0.0.1', () => resolve());
-    });
     return (server.address() as AddressInfo).port;
   }
 
@@ -164,6 +210,8 @@ export class WebhookServer {
       send(202, { outcome: result.outcome, run_id: result.runId });
     } catch (error) {
       if (error instanceof HttpError) send(error.status, { error: { code: error.code, message: error.message } });
+      else if (error instanceof BatonError)
+        send(statusOf(error), { error: { code: error.code, message: error.message } });
       else send(500, { error: { code: 'INTERNAL', message: (error as Error).message } });
     }
   }

@@ -47,14 +47,19 @@ describe('the builder normalizes like the flow-file loader', () => {
     f.map(
       'process',
       { over: '${{ tasks.list.output }}', after: [list], maxParallel: 4, onItemFailure: 'continue' },
-      sh('echo ${{ item }}'),
+      { command: ['echo', '${{ item }}'] },
     );
     f.mapGroup('per_region', { over: '${{ params.regions }}', batch: 5 }, (g) => {
-      const fetch = g.shell('fetch', sh('fetch ${{ item }}'));
+      const fetch = g.shell('fetch', { command: ['fetch', '${{ item }}'] });
       g.shell('load', {
-        ...sh('load ${{ tasks.fetch.output }}'),
+        ...sh('load "$OUT"'),
+        env: { OUT: '${{ tasks.fetch.output }}' },
         after: [fetch],
-        onFailure: { run: sh('echo ${{ error.message }}'), recover: true, on: ['timeout'] },
+        onFailure: {
+          run: { ...sh('echo "$WHY"'), env: { WHY: '${{ error.message }}' } },
+          recover: true,
+          on: ['timeout'],
+        },
       });
     });
     f.choice('route', {
@@ -88,15 +93,17 @@ describe('the builder normalizes like the flow-file loader', () => {
         - id: process
           map: { over: "\${{ tasks.list.output }}", max_parallel: 4, on_item_failure: continue }
           depends_on: [list]
-          run: echo \${{ item }}
+          kind: shell
+          command: [echo, "\${{ item }}"]
         - id: per_region
           map: { over: "\${{ params.regions }}", batch: 5 }
           tasks:
-            fetch: { run: "fetch \${{ item }}" }
+            fetch: { kind: shell, command: [fetch, "\${{ item }}"] }
             load:
-              run: load \${{ tasks.fetch.output }}
+              run: load "$OUT"
+              env: { OUT: "\${{ tasks.fetch.output }}" }
               depends_on: [fetch]
-              on_failure: { run: "echo \${{ error.message }}", recover: true, on: [timeout] }
+              on_failure: { run: 'echo "$WHY"', env: { WHY: "\${{ error.message }}" }, recover: true, on: [timeout] }
         - id: route
           depends_on: [list]
           choice:
@@ -332,6 +339,7 @@ describe('the builder reports the same problems', () => {
       'DEF_INVALID tasks.m.over: must be one ${{ }} expression that yields a list, got "tasks.a.output"',
       'DEF_EXPRESSION tasks.c.command: task c reads tasks.a.output but a is not upstream of c; add it to after',
       'DEF_EXPRESSION tasks.c.command: reads item, but item exists only inside a map: in the body of a task with map:, or in the tasks of a map over a group',
+      'DEF_SHELL_EXPRESSION tasks.c.command: the expressions ${{ tasks.a.output }} and ${{ item }} are pasted into a command line that a shell parses, where a value holding a quote, `;`, `$( )`, a backtick or a newline would run as commands',
     ]);
   });
 

@@ -200,7 +200,8 @@ describe('map: one task body per item', () => {
             max_parallel: 10
             batch: 100
             on_item_failure: continue
-          run: echo \${{ item }} \${{ map.index }}
+          run: echo "$ITEM" "$INDEX"
+          env: { ITEM: "\${{ item }}", INDEX: "\${{ map.index }}" }
           with: { n: "\${{ map.item }}" }
           timeout: 30s
           labels: [gpu]
@@ -236,7 +237,7 @@ describe('map: one task body per item', () => {
             pool: 'cpu',
             labels: ['gpu'],
             with: { n: '${{ map.item }}' },
-            config: shell('echo ${{ item }} ${{ map.index }}'),
+            config: { ...shell('echo "$ITEM" "$INDEX"'), env: { ITEM: '${{ item }}', INDEX: '${{ map.index }}' } },
           },
         ],
       },
@@ -279,10 +280,12 @@ describe('map: one task body per item', () => {
           map: { over: "\${{ params.regions }}", max_parallel: 2 }
           tasks:
             - id: fetch
-              run: fetch \${{ item }}
+              kind: shell
+              command: [fetch, "\${{ item }}"]
             - id: load
               depends_on: [fetch]
-              run: load \${{ tasks.fetch.output }}
+              kind: shell
+              command: [load, "\${{ tasks.fetch.output }}"]
         report:
           depends_on: [per_region]
           run: echo done
@@ -306,7 +309,7 @@ describe('map: one task body per item', () => {
             kind: 'shell',
             dependsOn: [],
             ...plain,
-            config: shell('fetch ${{ item }}'),
+            config: { command: ['fetch', '${{ item }}'] },
           },
           {
             id: 'load',
@@ -314,7 +317,7 @@ describe('map: one task body per item', () => {
             kind: 'shell',
             dependsOn: ['fetch'],
             ...plain,
-            config: shell('load ${{ tasks.fetch.output }}'),
+            config: { command: ['load', '${{ tasks.fetch.output }}'] },
           },
         ],
       },
@@ -332,14 +335,16 @@ describe('map: one task body per item', () => {
           map: { over: "\${{ params.regions }}" }
           tasks:
             days:
-              run: list-days \${{ item }}
+              kind: shell
+              command: [list-days, "\${{ item }}"]
             inner:
               depends_on: [days]
               map: { over: "\${{ tasks.days.output }}" }
               tasks:
                 hour:
                   map: { over: "\${{ item.hours }}" }
-                  run: echo \${{ map.outer.item }} \${{ map.outer.outer.index }} \${{ item }}
+                  kind: shell
+                  command: [echo, "\${{ map.outer.item }}", "\${{ map.outer.outer.index }}", "\${{ item }}"]
     `);
     const inner = task(spec, 'outer').map?.template[1] as TaskSpec;
     expect(inner).toMatchObject({ id: 'inner', key: 'outer/inner', kind: 'map', dependsOn: ['days'] });
@@ -542,17 +547,18 @@ describe('expressions inside maps and handlers', () => {
       problemsOf(yaml`
         name: f
         tasks:
-          a: { run: "echo \${{ item }}" }
+          a: { run: 'echo "$V"', env: { V: "\${{ item }}" } }
           m:
             map: { over: "\${{ item }}" }
-            run: echo \${{ map.outer.index }} \${{ map.idx }}
+            kind: shell
+            command: [echo, "\${{ map.outer.index }}", "\${{ map.idx }}"]
       `),
     ).toEqual([
       {
         code: 'DEF_EXPRESSION',
-        at: '3:13',
+        at: '3:36',
         message:
-          'tasks.a.run: reads item, but item exists only inside a map: in the body of a task with map:, or in the tasks of a map over a group',
+          'tasks.a.env.V: reads item, but item exists only inside a map: in the body of a task with map:, or in the tasks of a map over a group',
         hint: 'Use item in a mapped task, or read the list itself (e.g. tasks.<id>.output).',
       },
       {
@@ -564,15 +570,15 @@ describe('expressions inside maps and handlers', () => {
       },
       {
         code: 'DEF_EXPRESSION',
-        at: '6:10',
+        at: '7:21',
         message:
-          'tasks.m.run: reads map.outer.index, but the task is inside one map: map.outer goes past the outermost',
+          'tasks.m.command[1]: reads map.outer.index, but the task is inside one map: map.outer goes past the outermost',
         hint: 'Write map.item and map.index for this map, and one .outer for each enclosing map.',
       },
       {
         code: 'DEF_EXPRESSION',
-        at: '6:10',
-        message: 'tasks.m.run: reads map.idx; map has only index, item and outer (did you mean "index"?)',
+        at: '7:47',
+        message: 'tasks.m.command[2]: reads map.idx; map has only index, item and outer (did you mean "index"?)',
         hint: 'Write map.index, map.item, or map.outer for the enclosing map.',
       },
     ]);
@@ -588,28 +594,29 @@ describe('expressions inside maps and handlers', () => {
           depends_on: [list]
           map: { over: "\${{ tasks.list.output }}" }
           tasks:
-            a: { run: "a \${{ tasks.list.output }}" }
-            b: { run: "b \${{ tasks.other.output }} \${{ tasks.c.output }} \${{ tasks.m.output }}" }
-            c: { run: "c \${{ tasks.a.output }}", depends_on: [a] }
+            a: { kind: shell, command: [a, "\${{ tasks.list.output }}"] }
+            b: { kind: shell, command: [b, "\${{ tasks.other.output }}", "\${{ tasks.c.output }}", "\${{ tasks.m.output }}"] }
+            c: { kind: shell, command: [c, "\${{ tasks.a.output }}"], depends_on: [a] }
     `;
     expect(problemsOf(text)).toEqual([
       {
         code: 'DEF_EXPRESSION',
-        at: '10:17',
+        at: '10:38',
         message:
-          'tasks.m.tasks.b.run: task b reads tasks.other.output but other is not upstream of map m; add it to the depends_on of m',
+          'tasks.m.tasks.b.command[1]: task b reads tasks.other.output but other is not upstream of map m; add it to the depends_on of m',
         hint: 'Add other to the depends_on of m: tasks inside a map read what their map waits for.',
       },
       {
         code: 'DEF_EXPRESSION',
-        at: '10:17',
-        message: 'tasks.m.tasks.b.run: task b reads tasks.c.output but c is not upstream of b; add it to depends_on',
+        at: '10:67',
+        message:
+          'tasks.m.tasks.b.command[2]: task b reads tasks.c.output but c is not upstream of b; add it to depends_on',
         hint: 'Add c to the depends_on of b.',
       },
       {
         code: 'DEF_EXPRESSION',
-        at: '10:17',
-        message: 'tasks.m.tasks.b.run: task b reads tasks.m.output, the result of the map it is part of',
+        at: '10:92',
+        message: 'tasks.m.tasks.b.command[3]: task b reads tasks.m.output, the result of the map it is part of',
         hint: 'Inside a map, read item, map, sibling tasks and what the map waits for.',
       },
     ]);
@@ -621,22 +628,24 @@ describe('expressions inside maps and handlers', () => {
         name: f
         tasks:
           a:
-            run: "echo \${{ error.code }}"
+            run: echo "$CODE"
+            env: { CODE: "\${{ error.code }}" }
             on_failure:
-              run: "echo \${{ error.cod }} \${{ error.kind }} \${{ error.message }}"
+              run: echo "$CODE" "$KIND" "$MESSAGE"
+              env: { CODE: "\${{ error.cod }}", KIND: "\${{ error.kind }}", MESSAGE: "\${{ error.message }}" }
       `),
     ).toEqual([
       {
         code: 'DEF_EXPRESSION',
-        at: '4:10',
-        message: 'tasks.a.run: reads error.code, but error exists only in an on_failure handler',
+        at: '5:18',
+        message: 'tasks.a.env.CODE: reads error.code, but error exists only in an on_failure handler',
         hint: 'Read the failure in the handler of a task: `on_failure: { run: …, with: { why: "${{ error.message }}" } }`.',
       },
       {
         code: 'DEF_EXPRESSION',
-        at: '6:12',
+        at: '8:20',
         message:
-          'tasks.a.on_failure.run: reads error.cod; error has only code, kind and message (did you mean "code"?)',
+          'tasks.a.on_failure.env.CODE: reads error.cod; error has only code, kind and message (did you mean "code"?)',
         hint: 'Write error.code, error.kind or error.message.',
       },
     ]);
@@ -681,13 +690,13 @@ describe('expressions inside maps and handlers', () => {
           m:
             map: { over: "\${{ run.id }}" }
             run: x
-            on_failure: { run: "\${{ secrets.token }}" }
+            on_failure: { kind: shell, command: ["\${{ secrets.token }}"] }
       `),
     ).toEqual({
       code: 'DEF_EXPRESSION',
-      at: '6:24',
+      at: '6:42',
       message:
-        'tasks.m.on_failure.run: reads secrets.token, but expressions may read only params, tasks, run and error',
+        'tasks.m.on_failure.command[0]: reads secrets.token, but expressions may read only params, tasks, run and error',
       hint: 'Start the expression with params., tasks., run. or error.',
     });
   });
@@ -1217,7 +1226,8 @@ describe('on_failure', () => {
           depends_on: [up]
           run: ./load.sh
           on_failure:
-            run: ./fallback.sh \${{ error.message }}
+            kind: shell
+            command: [./fallback.sh, "\${{ error.message }}"]
             recover: true
             on: [timeout, TASK_FAILED]
             retry: { max_attempts: 2 }
@@ -1243,7 +1253,7 @@ describe('on_failure', () => {
       dependsOn: [],
       ...plain,
       retry: { ...DEFAULT_RETRY, maxAttempts: 2 },
-      config: shell('./fallback.sh ${{ error.message }}'),
+      config: { command: ['./fallback.sh', '${{ error.message }}'] },
     });
     expect(task(spec, 'store').onFailure).toEqual({ handler: 'alert', recover: false, on: [] });
     expect(task(spec, 'alert')).toMatchObject({ handles: 'store', kind: 'function', dependsOn: [] });
@@ -1257,8 +1267,9 @@ describe('on_failure', () => {
           map: { over: "\${{ run.id }}" }
           tasks:
             a:
-              run: a \${{ item }}
-              on_failure: { run: "echo \${{ item }} \${{ error.code }}" }
+              kind: shell
+              command: [a, "\${{ item }}"]
+              on_failure: { kind: shell, command: [echo, "\${{ item }}", "\${{ error.code }}"] }
     `);
     expect(
       task(spec, 'm').map?.template.map((t) => [t.id, t.key, t.handles ?? null, t.onFailure?.handler ?? null]),
@@ -1274,8 +1285,9 @@ describe('on_failure', () => {
       tasks:
         m:
           map: { over: "\${{ run.id }}" }
-          run: echo \${{ item }}
-          on_failure: { run: "echo \${{ error.message }}" }
+          run: echo "$ITEM"
+          env: { ITEM: "\${{ item }}" }
+          on_failure: { run: 'echo "$WHY"', env: { WHY: "\${{ error.message }}" } }
     `);
     expect(spec.tasks.map((t) => [t.id, t.kind, t.handles ?? null])).toEqual([
       ['m', 'map', null],
@@ -1371,7 +1383,7 @@ describe('finally', () => {
         name: f
         tasks:
           a: { run: a }
-          done: { finally: true, run: "echo \${{ tasks.a.state }}" }
+          done: { finally: true, run: 'echo "$A"', env: { A: "\${{ tasks.a.state }}" } }
           bad:
             finally: true
             depends_on: [a]

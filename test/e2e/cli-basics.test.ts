@@ -2,7 +2,7 @@
  * The everyday commands as a new user meets them: init, validate, run, runs, show, flows,
  * logs, and the usage errors around them.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { RunJson, ShowJson } from './cli-helpers.js';
@@ -27,10 +27,17 @@ describe('baton basics', () => {
     const init = await cli(['init']);
     expect(init.code, describeResult(init)).toBe(0);
     expect(init.stdout).toContain('project ready');
+    expect(init.stdout).toContain('next: npm install && npx baton run hello');
+    const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    // Run from a clone, init depends on the clone; `npm install` would link it, as done here.
+    expect(pkg.dependencies['baton-orchestrator']).toBe(`file:${REPO_ROOT}`);
+    mkdirSync(join(dir, 'node_modules'));
+    symlinkSync(REPO_ROOT, join(dir, 'node_modules', 'baton-orchestrator'), 'dir');
 
     const validate = await cli(['validate']);
     expect(validate.code, describeResult(validate)).toBe(0);
-    expect(validate.stdout).toMatch(/^ok\s+.*hello\.yaml/m);
+    expect(validate.stdout).toMatch(/^ok\s+.*hello\.ts/m);
+    expect(validate.stdout).toMatch(/^ok\s+.*daily_report\.yaml/m);
 
     const run = await cli(['run', 'hello', '--param', 'who=x']);
     expect(run.code, describeResult(run)).toBe(0);
@@ -42,7 +49,7 @@ describe('baton basics', () => {
     expect(show.code, describeResult(show)).toBe(0);
     const shown = parseJson<ShowJson>(show);
     expect(shown).toMatchObject({ id: runId, flow: 'hello', state: 'succeeded', params: { who: 'x' } });
-    expect(shown.tasks.map((t) => t.id)).toEqual(['extract', 'greet', 'report']);
+    expect(shown.tasks.map((t) => t.id)).toEqual(['greet', 'announce']);
     for (const task of shown.tasks) {
       // duration_ms is the one key allowed beyond the documented set.
       expect(
@@ -52,7 +59,7 @@ describe('baton basics', () => {
       ).toEqual(TASK_KEYS);
       expect(task).toMatchObject({ state: 'succeeded', attempts: 1, skip_reason: null, error: null });
     }
-    expect(shown.tasks[1]?.output).toEqual({ greeting: 'hello, x!'.repeat(3) });
+    expect(shown.tasks[0]?.output).toEqual({ greeting: 'hello, x!', length: 9 });
 
     const runs = await cli(['runs', '--json']);
     expect(runs.code, describeResult(runs)).toBe(0);
@@ -68,9 +75,10 @@ describe('baton basics', () => {
     const flows = await cli(['flows', '--json']);
     expect(flows.code, describeResult(flows)).toBe(0);
     expect(parseJson<unknown[]>(flows)).toEqual([
+      expect.objectContaining({ name: 'daily_report', tasks: 3, problems: [] }),
       expect.objectContaining({
         name: 'hello',
-        tasks: 3,
+        tasks: 2,
         problems: [],
         params: { who: { type: 'string', default: 'world' } },
       }),

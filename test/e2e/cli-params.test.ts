@@ -15,7 +15,8 @@ params:
 tasks:
   echo:
     kind: shell
-    command: ["sh", "-c", "echo n=\${{ params.n }} day=\${{ params.day }}"]
+    command: ["sh", "-c", "echo n=$N day=$DAY"]
+    env: { N: "\${{ params.n }}", DAY: "\${{ params.day }}" }
 `;
 
 function sandboxWithFlow() {

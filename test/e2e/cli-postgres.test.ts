@@ -105,6 +105,7 @@ describe('CLI on PostgreSQL', () => {
 
   it('refuses labels and the scheduler on the embedded store with a usage error', async () => {
     const dir = temp.mkdir('baton-e2e-sqlite-');
+    mkdirSync(join(dir, 'flows'));
     const worker = await baton(['worker', '--labels', 'gpu'], { cwd: dir });
     expect(worker.code).toBe(2);
     expect(worker.stderr).toMatch(/--labels needs a PostgreSQL store/);

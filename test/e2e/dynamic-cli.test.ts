@@ -56,7 +56,8 @@ tasks:
   process:
     map: { over: "\${{ params.items }}" }
     kind: shell
-    command: ["sh", "-c", "test \${{ item }} != 3 && echo item-\${{ item }}"]
+    command: ["sh", "-c", "test \\"$ITEM\\" != 3 && echo item-$ITEM"]
+    env: { ITEM: "\${{ item }}" }
 `,
   grouped: `name: grouped
 groups:

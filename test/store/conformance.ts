@@ -216,6 +216,39 @@ export function storeConformance(factory: StoreFactory): void {
       expect((await store.listRuns({ limit: 1 })).length).toBe(1);
     });
 
+    async function runWithId(id: string) {
+      return (await store.createRun({ id, flow, params: {}, taskIds: ['a'], createdAt: Date.now(), dedupeKey: null }))
+        .run;
+    }
+
+    it('finds runs by id prefix, in id order, at most the limit', async () => {
+      for (const id of ['r0m3xk2a9f4c1d', 'r0m3xk2b00aa11', 'r0m3xk2a9f0000', 'r0m3xl0000aaaa', 'r0m3xk']) {
+        await runWithId(id);
+      }
+      const ids = async (prefix: string, limit = 10) => (await store.runsByIdPrefix(prefix, limit)).map((r) => r.id);
+      expect(await ids('r0m3xk2a')).toEqual(['r0m3xk2a9f0000', 'r0m3xk2a9f4c1d']);
+      // The prefix itself, when it is a whole id, is among the runs it finds.
+      expect(await ids('r0m3xk')).toEqual(['r0m3xk', 'r0m3xk2a9f0000', 'r0m3xk2a9f4c1d', 'r0m3xk2b00aa11']);
+      expect(await ids('r0m3xk', 2)).toEqual(['r0m3xk', 'r0m3xk2a9f0000']);
+      expect(await ids('r0m3xk2b00aa11')).toEqual(['r0m3xk2b00aa11']);
+      expect(await ids('r0m3xz')).toEqual([]);
+      // Bytewise: no case folding, and no neighbour that merely sorts close by.
+      expect(await ids('R0M3XK')).toEqual([]);
+      expect(await ids('r0m3xk2a9f4c1d0')).toEqual([]);
+      expect(await store.runsByIdPrefix('r0m3xk2b', 1)).toMatchObject([{ id: 'r0m3xk2b00aa11', flow: 'demo' }]);
+    });
+
+    it('takes characters that LIKE or a collation would treat specially literally in an id prefix', async () => {
+      for (const id of ['run_1', 'runa1', 'run%2', 'run-3', 'run-30', 'ru\u00e9', 'ru\u{1f600}x']) await runWithId(id);
+      const ids = async (prefix: string) => (await store.runsByIdPrefix(prefix, 10)).map((r) => r.id);
+      expect(await ids('run_')).toEqual(['run_1']);
+      expect(await ids('run%')).toEqual(['run%2']);
+      expect(await ids('run-3')).toEqual(['run-3', 'run-30']);
+      expect(await ids('ru\u00e9')).toEqual(['ru\u00e9']);
+      expect(await ids('ru\u{1f600}')).toEqual(['ru\u{1f600}x']);
+      expect((await ids('ru')).length).toBe(7);
+    });
+
     async function startedRun(): Promise<{ id: string; lease: Lease }> {
       const run = await newRun();
       const lease = (await store.claimRun(run.id, { owner: 'S', leaseMs: 10_000 })) as Lease;

@@ -5,8 +5,10 @@
 import type { Runtime } from '../../app/runtime.js';
 import { openRuntime, triggerFlows } from '../../app/runtime.js';
 import { BatonError } from '../../core/errors.js';
+import type { RunStateName } from '../../core/states.js';
+import { TERMINAL_RUN_STATES } from '../../core/states.js';
 import { TERMINAL_BACKFILL_STATES } from '../../core/trigger-spec.js';
-import type { BackfillRecord } from '../../store/store.js';
+import type { BackfillRecord, StoredLogLine } from '../../store/store.js';
 import type { BackfillPlan, BackfillProgress, IntervalView } from '../../triggers/backfill.js';
 import {
   BackfillProcessor,
@@ -18,7 +20,8 @@ import {
   recordedFireTimes,
 } from '../../triggers/backfill.js';
 import type { CliContext } from '../context.js';
-import { table, time } from '../render.js';
+import { createLiveOutput, stderrTerminal } from '../live-output.js';
+import { elapsedText, liveLogLine, table, time } from '../render.js';
 
 export interface BackfillFlags {
   readonly from?: string;
@@ -29,6 +32,8 @@ export interface BackfillFlags {
   readonly plan?: boolean;
   readonly wait?: boolean;
   readonly json?: boolean;
+  /** With --wait: no log lines and no progress, only the result. */
+  readonly quiet?: boolean;
 }
 
 const ISO = (ms: number) => new Date(ms).toISOString();
@@ -206,35 +211,98 @@ export async function backfillCommand(ctx: CliContext, flowRef: string, flags: B
   });
 }
 
-/** Drives the backfill from this process (alongside any scheduler) and prints progress until it ends. */
+/**
+ * Drives the backfill from this process (alongside any scheduler) until it ends. Unless
+ * quiet or JSON, it prints the log lines of the backfill's runs, each naming its run; and
+ * its progress: a line whenever the counts change, or on a terminal one status line kept
+ * at the bottom. Whoever executes the runs stores their lines, so they are read from the
+ * store at each step.
+ */
 async function waitForBackfill(
   ctx: CliContext,
   rt: Runtime,
   start: BackfillRecord,
   flags: BackfillFlags,
 ): Promise<number> {
+  const out = flags.json || flags.quiet ? null : createLiveOutput(ctx, stderrTerminal(ctx.runtime.env));
   const processor = new BackfillProcessor({
     store: rt.store,
     flows: triggerFlows(rt),
     now: () => Date.now(),
-    onDiagnostic: (m) => ctx.stderr(`baton: ${m}`),
+    onDiagnostic: (m) => (out ? out.line(`baton: ${m}`) : ctx.stderr(`baton: ${m}`)),
   });
+  const started = Date.now();
   const plan = recordedFireTimes(start);
+  const logs = runLogReader(rt);
   let b = start;
   let last = '';
-  for (;;) {
-    b = await processor.advance((await rt.store.getBackfill(b.id)) ?? b);
-    const { progress } = await backfillProgress(rt.store, b, plan);
-    const line = progressLine(b, progress);
-    if (line !== last && !flags.json) ctx.stderr(line);
-    last = line;
-    if (TERMINAL_BACKFILL_STATES.has(b.state)) {
-      if (flags.json) ctx.stdout(JSON.stringify(backfillJson(b, progress), null, 2));
-      else ctx.stdout(line);
-      return b.state === 'completed' && progress.failed === 0 ? 0 : 1;
+  let first = true;
+  const redraw = () => out?.status(`${last}  ${elapsedText(Date.now() - started)}`);
+  const timer = out?.interactive ? setInterval(redraw, 1000) : undefined;
+  timer?.unref();
+  try {
+    for (;;) {
+      b = await processor.advance((await rt.store.getBackfill(b.id)) ?? b);
+      const { progress, intervals } = await backfillProgress(rt.store, b, plan);
+      if (out) {
+        // Runs that had ended before this command began (earlier backfills) print nothing.
+        for (const v of intervals) {
+          if (v.runId === null) continue;
+          const ended = v.runState !== null && TERMINAL_RUN_STATES.has(v.runState as RunStateName);
+          if (first && ended) logs.skip(v.runId);
+          else for (const text of await logs.read(v.runId, ended)) out.line(text);
+        }
+      }
+      first = false;
+      const line = progressLine(b, progress);
+      if (line !== last && out && !out.interactive) out.line(line);
+      last = line;
+      redraw();
+      if (TERMINAL_BACKFILL_STATES.has(b.state)) {
+        out?.close();
+        if (flags.json) ctx.stdout(JSON.stringify(backfillJson(b, progress), null, 2));
+        else ctx.stdout(line);
+        return b.state === 'completed' && progress.failed === 0 ? 0 : 1;
+      }
+      await new Promise((r) => setTimeout(r, 500));
     }
-    await new Promise((r) => setTimeout(r, 500));
+  } finally {
+    if (timer) clearInterval(timer);
+    out?.close();
   }
+}
+
+/** Log lines read from the store at a time. */
+const LOG_PAGE = 5000;
+
+/**
+ * Reads the new log lines of runs, as `run` prints them with the run named; a run whose
+ * lines were read after it ended is done with.
+ */
+function runLogReader(rt: Runtime): {
+  read(runId: string, ended: boolean): Promise<string[]>;
+  skip(runId: string): void;
+} {
+  const after = new Map<string, number>();
+  const done = new Set<string>();
+  return {
+    async read(runId, ended) {
+      if (done.has(runId)) return [];
+      const texts: string[] = [];
+      for (;;) {
+        const page = await rt.store.readLogs(runId, { afterSeq: after.get(runId) ?? 0, limit: LOG_PAGE });
+        for (const l of page) texts.push(liveLogLine(l).replace(/^(\S+ {2})/, `$1(run ${runId}) `));
+        if (page.length > 0) after.set(runId, (page.at(-1) as StoredLogLine).seq);
+        if (page.length < LOG_PAGE) break;
+      }
+      // The state was read before the lines: every line of an ended run is in by now.
+      if (ended) done.add(runId);
+      return texts;
+    },
+    skip(runId) {
+      done.add(runId);
+    },
+  };
 }
 
 export async function backfillListCommand(ctx: CliContext, flags: { json?: boolean }): Promise<number> {

@@ -1,21 +1,27 @@
 /**
  * Commands that create or drive runs: run, resume, retry, cancel, worker.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { parseDuration } from '../../core/duration.js';
 import { BatonError } from '../../core/errors.js';
-import type { RunInput } from '../../core/run-machine.js';
+import type { RunEvent, RunInput, RunState } from '../../core/run-machine.js';
+import { createRunState, evolve } from '../../core/run-machine.js';
 import { taskIndexOf } from '../../core/run-topology.js';
 import { loadRunState } from '../../app/run-state.js';
+import { resolveRunRef } from '../../app/run-refs.js';
 import type { RunStateName } from '../../core/states.js';
 import { isTerminalRun } from '../../core/states.js';
 import { parseParamAssignments } from '../../define/params.js';
 import type { Engine } from '../../engine/engine.js';
 import type { Runtime } from '../../app/runtime.js';
+import type { LogLine } from '../../store/store.js';
 import { createRun, openRuntime } from '../../app/runtime.js';
 import type { CliContext } from '../context.js';
-import { progressLine, renderShow, runJson } from '../render.js';
+import { liveLines, progressCounts, renderProgress, renderShow, runJson } from '../render.js';
+import type { LiveOutput } from '../live-output.js';
+import { createLiveOutput, stderrTerminal } from '../live-output.js';
 
 export interface RunFlags {
   readonly param?: string[];
@@ -45,30 +51,86 @@ function exitFor(state: RunStateName): number {
   return state === 'succeeded' ? 0 : 1;
 }
 
-/** Drives one run in this process, printing progress unless quiet or JSON. */
+/**
+ * Prints a run as it goes: its task log lines and progress lines, in the order they
+ * happened, and on a terminal the status line, counted from `state` kept current with the
+ * run's events. Lines of child runs (subflows executed by the same engine) name their run.
+ */
+interface RunWatch {
+  readonly out: LiveOutput;
+  take(runId: string, events: readonly RunEvent[], logs: readonly LogLine[]): void;
+  close(): void;
+}
+
+function createRunWatch(out: LiveOutput, runId: string, initial: RunState | null): RunWatch {
+  const started = Date.now();
+  let state = initial;
+  const redraw = () => out.status(renderProgress(state ? progressCounts(state) : null, Date.now() - started));
+  // The elapsed time moves even while nothing is committed.
+  const timer = out.interactive ? setInterval(redraw, 1000) : undefined;
+  timer?.unref();
+  redraw();
+  const label = (id: string, text: string) => (id === runId ? text : text.replace(/^(\S+ {2})/gm, `$1(run ${id}) `));
+  return {
+    out,
+    take(id, events, logs) {
+      for (const line of liveLines(events, logs)) out.line(label(id, line));
+      if (state && id === runId) {
+        try {
+          for (const e of events) evolve(state, e);
+          // Follow-ups are for the engine's decisions; kept here they would only grow.
+          state.followUps.clear();
+        } catch {
+          // The counts are a convenience: the status line keeps the elapsed time alone.
+          state = null;
+        }
+      }
+      redraw();
+    },
+    close() {
+      if (timer) clearInterval(timer);
+      out.close();
+    },
+  };
+}
+
+/** What `promise` gives, or null if it fails: for what only the status line's counts need. */
+async function orNull<T>(promise: Promise<T>): Promise<T | null> {
+  try {
+    return await promise;
+  } catch {
+    // Without it the status line shows the elapsed time alone; the run itself is unaffected.
+    return null;
+  }
+}
+
+/** The output of a command that follows a run, or null when it prints only the result (quiet, JSON). */
+function liveOutputFor(ctx: CliContext, flags: { json?: boolean; quiet?: boolean }): LiveOutput | null {
+  return flags.json || flags.quiet ? null : createLiveOutput(ctx, stderrTerminal(ctx.runtime.env));
+}
+
+/** Drives one run in this process, printing its log lines and progress unless quiet or JSON. */
 async function drive(
   ctx: CliContext,
   rt: Runtime,
   runId: string,
   flags: { json?: boolean; quiet?: boolean },
 ): Promise<number> {
-  const live = !flags.json && !flags.quiet;
+  const out = liveOutputFor(ctx, flags);
+  // The counts of the status line need the run's state; off a terminal nothing shows them.
+  let initial: RunState | null = null;
+  if (out?.interactive) initial = (await orNull(loadRunState(rt, runId)))?.state ?? null;
+  const watch = out ? createRunWatch(out, runId, initial) : null;
+  const say = (m: string) => (watch ? watch.out.line(m) : ctx.stderr(m));
   const engine: Engine = rt.createEngine({
-    onCommitted: live
-      ? (id, events) => {
-          for (const e of events) {
-            const line = progressLine(e);
-            // Child runs (subflows) this process executes too: their lines name their run.
-            if (line) ctx.stderr(id === runId ? line : line.replace(/^(\S+ {2})/gm, `$1(run ${id}) `));
-          }
-        }
-      : undefined,
-    onDiagnostic: (m) => ctx.stderr(`baton: ${m}`),
+    ...(watch ? { onCommitted: (id, events, logs) => watch.take(id, events, logs) } : {}),
+    onDiagnostic: (m) => say(`baton: ${m}`),
   });
   let interrupted = false;
   const stopOnSignal = () => {
     interrupted = true;
-    ctx.stderr('baton: interrupted; the run stays unfinished — continue it with `baton resume ' + runId + '`');
+    say('baton: interrupted; the run stays unfinished — continue it with `baton resume ' + runId + '`');
+    watch?.close();
     void engine.stop().then(() => ctx.exit(130));
   };
   process.once('SIGINT', stopOnSignal);
@@ -83,11 +145,60 @@ async function drive(
       throw error;
     }
     await engine.stop();
+    watch?.close();
     await printRun(ctx, rt, runId, flags);
     return exitFor(state);
   } finally {
+    watch?.close();
     process.off('SIGINT', stopOnSignal);
     process.off('SIGTERM', stopOnSignal);
+  }
+}
+
+/** Log lines read from the store at a time. */
+const LOG_PAGE = 5000;
+
+/**
+ * Waits for a run that other processes execute, printing what they store of it as `drive`
+ * does: here the store is the only way to hear of it, so it is read every 200 ms.
+ */
+async function follow(
+  ctx: CliContext,
+  rt: Runtime,
+  runId: string,
+  flags: { json?: boolean; quiet?: boolean },
+): Promise<RunStateName> {
+  const out = liveOutputFor(ctx, flags);
+  if (!out) return waitFor(rt, runId);
+  let initial: RunState | null = null;
+  if (out.interactive) {
+    const record = await rt.store.getRun(runId);
+    const plan = record ? await orNull(rt.catalog.plan(record.flow, record.version)) : null;
+    if (plan) initial = createRunState(runId, plan);
+  }
+  const watch = createRunWatch(out, runId, initial);
+  let afterEvent = 0;
+  let afterLog = 0;
+  try {
+    for (;;) {
+      // The run first: once it is seen ended, the reads after it hold all of its events and lines.
+      const run = await rt.store.getRun(runId);
+      if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
+      const events = await rt.store.readEvents(runId, afterEvent);
+      const logs = await rt.store.readLogs(runId, { afterSeq: afterLog, limit: LOG_PAGE });
+      afterEvent = events.at(-1)?.seq ?? afterEvent;
+      afterLog = logs.at(-1)?.seq ?? afterLog;
+      watch.take(
+        runId,
+        events.map((e) => e.event),
+        logs,
+      );
+      if (logs.length === LOG_PAGE) continue;
+      if (isTerminalRun(run.state)) return run.state;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    watch.close();
   }
 }
 
@@ -124,7 +235,8 @@ async function waitFor(rt: Runtime, runId: string, timeoutMs = Number.POSITIVE_I
 }
 
 export async function runCommand(ctx: CliContext, flowRef: string, flags: RunFlags): Promise<number> {
-  const rt = await openRuntime(ctx.runtime);
+  // A flow file named by path runs even outside a project; a bare name needs one.
+  const rt = await openRuntime({ ...ctx.runtime, allowNoProject: existsSync(resolve(ctx.runtime.cwd, flowRef)) });
   try {
     const flow = await rt.catalog.find(flowRef);
     const params = {
@@ -146,7 +258,7 @@ export async function runCommand(ctx: CliContext, flowRef: string, flags: RunFla
         else ctx.stdout(run.id);
         return 0;
       }
-      const state = await waitFor(rt, run.id);
+      const state = await follow(ctx, rt, run.id, flags);
       await printRun(ctx, rt, run.id, flags);
       return exitFor(state);
     }
@@ -158,13 +270,13 @@ export async function runCommand(ctx: CliContext, flowRef: string, flags: RunFla
 
 export async function resumeCommand(
   ctx: CliContext,
-  runId: string,
-  flags: { json?: boolean; quiet?: boolean },
+  ref: string,
+  flags: { json?: boolean; quiet?: boolean; flow?: string },
 ): Promise<number> {
   const rt = await openRuntime(ctx.runtime);
   try {
-    const run = await rt.store.getRun(runId);
-    if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
+    const run = await resolveRunRef(rt, ref, { flow: flags.flow });
+    const runId = run.id;
     if (isTerminalRun(run.state)) {
       ctx.stderr(`baton: run ${runId} is already ${run.state}`);
       await printRun(ctx, rt, runId, flags);
@@ -183,9 +295,11 @@ export interface RetryFlags {
   readonly enqueue?: boolean;
   readonly json?: boolean;
   readonly quiet?: boolean;
+  /** With the run reference `last`: the newest run of this flow. */
+  readonly flow?: string;
 }
 
-export async function retryCommand(ctx: CliContext, runId: string, flags: RetryFlags): Promise<number> {
+export async function retryCommand(ctx: CliContext, ref: string, flags: RetryFlags): Promise<number> {
   const tasks = flags.task ?? [];
   if (!flags.fromFailed && tasks.length === 0) {
     throw new BatonError('USAGE', 'baton retry needs --from-failed or --task <id>', {
@@ -196,8 +310,7 @@ export async function retryCommand(ctx: CliContext, runId: string, flags: RetryF
     throw new BatonError('USAGE', '--from-failed and --task cannot be combined');
   const rt = await openRuntime(ctx.runtime);
   try {
-    const run = await rt.store.getRun(runId);
-    if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
+    const runId = (await resolveRunRef(rt, ref, { flow: flags.flow })).id;
     // Map items (`process[3]`) exist only in the run's history: look task ids up there.
     const { state } = await loadRunState(rt, runId);
     const indexes = tasks.map((id) => {
@@ -230,13 +343,13 @@ export async function retryCommand(ctx: CliContext, runId: string, flags: RetryF
 
 export async function cancelCommand(
   ctx: CliContext,
-  runId: string,
-  flags: { task?: string; json?: boolean },
+  ref: string,
+  flags: { task?: string; json?: boolean; flow?: string },
 ): Promise<number> {
   const rt = await openRuntime(ctx.runtime);
   try {
-    const run = await rt.store.getRun(runId);
-    if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
+    const run = await resolveRunRef(rt, ref, { flow: flags.flow });
+    const runId = run.id;
     if (isTerminalRun(run.state)) {
       ctx.stderr(`baton: run ${runId} is already ${run.state}; nothing to cancel`);
       return 0;

@@ -1,18 +1,34 @@
 /**
- * Read commands: runs, show, logs, flows, validate. Each has --json.
+ * Read commands: runs, show, logs, flows, validate. Each has --json. Run references
+ * (`last`, a unique id prefix) are resolved to the full id before anything is read.
  */
 import { BatonError } from '../../core/errors.js';
 import type { Problem } from '../../core/errors.js';
 import { RUN_STATES, isTerminalRun } from '../../core/states.js';
 import type { RunStateName } from '../../core/states.js';
 import type { RunState } from '../../core/run-machine.js';
+import type { TaskError } from '../../core/model.js';
 import { isFlowFile, problemsOf } from '../../app/flow-catalog.js';
 import { loadRunState } from '../../app/run-state.js';
+import { resolveRunRef } from '../../app/run-refs.js';
 import type { Runtime } from '../../app/runtime.js';
 import { openCatalog, openRuntime } from '../../app/runtime.js';
-import type { RunRecord, TaskRunRecord } from '../../store/store.js';
+import type { RunRecord, StoredEvent, StoredLogLine, TaskRunRecord } from '../../store/store.js';
 import type { CliContext } from '../context.js';
-import { renderProblem, renderRuns, renderShow, runJson, span, table, taskJsonWith, time } from '../render.js';
+import {
+  failureJson,
+  failureSummary,
+  renderAttemptFailure,
+  renderProblem,
+  renderRuns,
+  renderShow,
+  runJson,
+  span,
+  table,
+  taskJsonWith,
+  time,
+} from '../render.js';
+import { renderTaskDetail, taskAttempts, taskDetailJson } from '../task-detail.js';
 import { statSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
@@ -27,20 +43,18 @@ export async function runsCommand(
   }
   const rt = await openRuntime(ctx.runtime);
   try {
-    if (flags.parent !== undefined && !(await rt.store.getRun(flags.parent))) {
-      throw new BatonError('RUN_NOT_FOUND', `--parent ${flags.parent}: no run with that id`);
-    }
+    // Here --flow filters the listing: `--parent last` is the newest run of the project.
+    const parent = flags.parent === undefined ? undefined : (await resolveRunRef(rt, flags.parent)).id;
     const runs = await rt.store.listRuns({
       ...(flags.flow ? { flow: flags.flow } : {}),
       ...(flags.state ? { state: flags.state as RunStateName } : {}),
-      ...(flags.parent !== undefined ? { parentRunId: flags.parent } : {}),
+      ...(parent !== undefined ? { parentRunId: parent } : {}),
       limit: flags.limit ?? 50,
     });
     if (flags.json) {
-      const shape =
-        flags.parent !== undefined ? (r: RunRecord) => ({ ...runJson(r), parent_task: r.parentTask }) : runJson;
+      const shape = parent !== undefined ? (r: RunRecord) => ({ ...runJson(r), parent_task: r.parentTask }) : runJson;
       ctx.stdout(JSON.stringify(runs.map(shape), null, 2));
-    } else if (flags.parent !== undefined && runs.length > 0) {
+    } else if (parent !== undefined && runs.length > 0) {
       ctx.stdout(
         table(
           ['RUN', 'FLOW', 'STATE', 'PARENT TASK', 'CREATED', 'DURATION'],
@@ -55,9 +69,7 @@ export async function runsCommand(
         ),
       );
     } else {
-      ctx.stdout(
-        runs.length === 0 && flags.parent !== undefined ? `run ${flags.parent} has no child runs` : renderRuns(runs),
-      );
+      ctx.stdout(runs.length === 0 && parent !== undefined ? `run ${parent} has no child runs` : renderRuns(runs));
     }
     return 0;
   } finally {
@@ -102,18 +114,59 @@ export function showJson(data: ShowData): Record<string, unknown> {
     parent: run.parentRunId ? { run: run.parentRunId, task: run.parentTask } : null,
     children: data.children.map((c) => ({ ...runJson(c), parent_task: c.parentTask })),
     tasks: data.tasks.map((t) => taskJsonWith(t, data.state)),
+    failure: failureJson(failureSummary(run, data.tasks)),
   };
 }
 
-export async function showCommand(
+export interface ShowFlags {
+  readonly json?: boolean;
+  readonly events?: boolean;
+  readonly expand?: boolean;
+  /** Outputs whole in the OUTPUT column. */
+  readonly full?: boolean;
+  /** Show this one task run in full instead. */
+  readonly task?: string;
+  /** With the run reference `last`: the newest run of this flow. */
+  readonly flow?: string;
+}
+
+/** `show --task`: one task run with its attempts, its whole error and output. */
+function showTask(
   ctx: CliContext,
-  runId: string,
-  flags: { json?: boolean; events?: boolean; expand?: boolean },
-): Promise<number> {
+  data: ShowData,
+  events: readonly StoredEvent[],
+  taskId: string,
+  json: boolean,
+): void {
+  const task = data.tasks.find((t) => t.taskId === taskId);
+  if (!task) {
+    const ids = data.tasks.map((t) => t.taskId);
+    throw new BatonError('TASK_NOT_FOUND', `run ${data.run.id} has no task "${taskId}"`, {
+      hint: `Tasks: ${ids.slice(0, 20).join(', ')}${ids.length > 20 ? ', …' : ''}.`,
+    });
+  }
+  const detail = {
+    run: data.run,
+    task,
+    attempts: taskAttempts(
+      events.map((e) => e.event),
+      taskId,
+    ),
+    state: data.state,
+  };
+  ctx.stdout(json ? JSON.stringify(taskDetailJson(detail), null, 2) : renderTaskDetail(detail));
+}
+
+export async function showCommand(ctx: CliContext, ref: string, flags: ShowFlags): Promise<number> {
   const rt = await openRuntime(ctx.runtime);
   try {
+    const runId = (await resolveRunRef(rt, ref, { flow: flags.flow })).id;
     const data = await loadShowData(ctx, rt, runId);
-    const events = flags.events ? await rt.store.readEvents(runId) : [];
+    const events = flags.events || flags.task !== undefined ? await rt.store.readEvents(runId) : [];
+    if (flags.task !== undefined) {
+      showTask(ctx, data, events, flags.task, flags.json ?? false);
+      return 0;
+    }
     if (flags.json) {
       ctx.stdout(
         JSON.stringify(
@@ -127,7 +180,12 @@ export async function showCommand(
       );
     } else {
       ctx.stdout(
-        renderShow(data.run, data.tasks, { state: data.state, expand: flags.expand ?? false, children: data.children }),
+        renderShow(data.run, data.tasks, {
+          state: data.state,
+          expand: flags.expand ?? false,
+          children: data.children,
+          full: flags.full ?? false,
+        }),
       );
       if (flags.events) {
         ctx.stdout(
@@ -148,16 +206,26 @@ export async function showCommand(
   }
 }
 
+/** Log lines read from the store at a time by `logs`. */
+const LOG_PAGE = 5000;
+
+/** A failed attempt as `logs` prints it. */
+interface AttemptFailure {
+  readonly task: string;
+  readonly attempt: number;
+  readonly at: number;
+  readonly error: TaskError;
+}
+
 export async function logsCommand(
   ctx: CliContext,
-  runId: string,
+  ref: string,
   task: string | undefined,
-  flags: { follow?: boolean; json?: boolean },
+  flags: { follow?: boolean; json?: boolean; flow?: string },
 ): Promise<number> {
   const rt = await openRuntime(ctx.runtime);
   try {
-    const run = await rt.store.getRun(runId);
-    if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
+    const runId = (await resolveRunRef(rt, ref, { flow: flags.flow })).id;
     if (task !== undefined) {
       const tasks = await rt.store.getTaskRuns(runId);
       if (!tasks.some((t) => t.taskId === task)) {
@@ -169,27 +237,63 @@ export async function logsCommand(
         });
       }
     }
-    let after = 0;
-    const print = async () => {
-      const lines = await rt.store.readLogs(runId, { ...(task ? { task } : {}), afterSeq: after });
-      for (const l of lines) {
-        after = l.seq;
-        if (flags.json)
-          ctx.stdout(
-            JSON.stringify({
+    const emitLine = (l: StoredLogLine) =>
+      ctx.stdout(
+        flags.json
+          ? JSON.stringify({
               task: l.taskId,
               attempt: l.attempt,
               stream: l.stream,
               at: new Date(l.at).toISOString(),
               text: l.text,
-            }),
-          );
-        else
-          ctx.stdout(
-            `${new Date(l.at).toISOString().slice(11, 23)} ${l.taskId}#${l.attempt} ${l.stream === 'stderr' ? '! ' : ''}${l.text}`,
-          );
+            })
+          : `${new Date(l.at).toISOString().slice(11, 23)} ${l.taskId}#${l.attempt} ${l.stream === 'stderr' ? '! ' : ''}${l.text}`,
+      );
+    const emitFailure = (f: AttemptFailure) =>
+      ctx.stdout(
+        flags.json
+          ? JSON.stringify({ task: f.task, attempt: f.attempt, at: new Date(f.at).toISOString(), error: f.error })
+          : renderAttemptFailure(f.task, f.attempt, f.at, f.error),
+      );
+    let afterLog = 0;
+    let afterEvent = 0;
+    /**
+     * Prints what was stored since the last call, lines and failures merged by time: an
+     * attempt's failure comes after the attempt's own lines (even when clocks disagree)
+     * and before later lines. Returns how many entries it printed.
+     */
+    const print = async (): Promise<number> => {
+      // Events first: the lines of a failed attempt are stored no later than its failure.
+      const events = await rt.store.readEvents(runId, afterEvent);
+      afterEvent = events.at(-1)?.seq ?? afterEvent;
+      const failures: AttemptFailure[] = events.flatMap(({ event: e }) =>
+        e.type === 'attempt_failed' && (task === undefined || e.task === task) ? [e] : [],
+      );
+      let printed = 0;
+      /** Prints the failures due before line `i` of `page` (all that are left without a line). */
+      const failuresBefore = (page: readonly StoredLogLine[], i: number, lastOf: Map<string, number>) => {
+        const line = page[i];
+        for (let f = failures[0]; f !== undefined; f = failures[0]) {
+          if (line && (line.at <= f.at || (lastOf.get(`${f.task}#${f.attempt}`) ?? -1) >= i)) return;
+          failures.shift();
+          emitFailure(f);
+          printed++;
+        }
+      };
+      for (;;) {
+        const page = await rt.store.readLogs(runId, { ...(task ? { task } : {}), afterSeq: afterLog, limit: LOG_PAGE });
+        // Where each attempt's last line of the page is: its failure comes after it, whatever the clocks say.
+        const lastOf = new Map(page.map((l, i) => [`${l.taskId}#${l.attempt}`, i]));
+        for (const [i, l] of page.entries()) {
+          failuresBefore(page, i, lastOf);
+          emitLine(l);
+          printed++;
+        }
+        afterLog = page.at(-1)?.seq ?? afterLog;
+        if (page.length < LOG_PAGE) break;
       }
-      return lines.length;
+      failuresBefore([], 0, new Map());
+      return printed;
     };
     await print();
     if (flags.follow) {
@@ -270,7 +374,7 @@ function flowFilesUnder(path: string): string[] {
 export async function validateCommand(
   ctx: CliContext,
   path: string | undefined,
-  flags: { json?: boolean },
+  flags: { json?: boolean; types?: boolean },
 ): Promise<number> {
   const { catalog, config } = await openCatalog(ctx.runtime);
   const target = resolve(ctx.runtime.cwd, path ?? config.projectDir);
@@ -287,9 +391,18 @@ export async function validateCommand(
       results.push({ file, name: null, version: null, problems: problemsOf(error, file) });
     }
   }
+  const types = flags.types ? await catalog.typeCheck(files) : undefined;
+  const typeErrors = types?.diagnostics.filter((d) => d.category === 'error').length ?? 0;
   const total = results.reduce((n, r) => n + r.problems.length, 0);
+  if (types && !types.tsconfig) {
+    ctx.stderr(
+      `baton: no tsconfig.json in ${config.projectDir} or above; type-checking with defaults (strict, module NodeNext, target ES2022)`,
+    );
+  }
   if (flags.json) {
-    ctx.stdout(JSON.stringify({ ok: total === 0, files: results }, null, 2));
+    ctx.stdout(
+      JSON.stringify({ ok: total === 0 && typeErrors === 0, files: results, ...(types ? { types } : {}) }, null, 2),
+    );
   } else {
     for (const r of results) {
       if (r.problems.length === 0) ctx.stdout(`ok    ${r.file} (flow ${r.name}, version ${r.version})`);
@@ -299,6 +412,16 @@ export async function validateCommand(
       }
     }
     if (files.length === 0) ctx.stdout('no flow files found');
+    if (types) {
+      const what = `${types.files.length} TypeScript file(s) with ${types.tsconfig ?? 'default options'} (TypeScript ${types.version})`;
+      ctx.stdout(typeErrors === 0 ? `ok    types: ${what}` : `FAIL  types: ${typeErrors} error(s) in ${what}`);
+      // `file:line:col  TSxxxx message`: the form editors and terminals link to the source.
+      for (const d of types.diagnostics) {
+        const where =
+          d.file === null ? 'tsconfig' : [d.file, d.line, d.column].filter((x) => x !== undefined).join(':');
+        ctx.stdout(`${where}  ${d.code} ${d.message.replace(/\n/g, '\n  ')}`);
+      }
+    }
   }
-  return total > 0 ? 3 : 0;
+  return total > 0 || typeErrors > 0 ? 3 : 0;
 }

@@ -1,11 +1,13 @@
 /**
  * Commands that wake waiting tasks: signal (an event), approve and reject (a decision on
- * an approval task). They check the request against the run first, apply it (or leave it
- * for the process that owns the run and wait for it), and say what it did.
+ * an approval task). They resolve the run reference (`last`, an id prefix) to its full id,
+ * check the request against the run, apply it (or leave it for the process that owns the
+ * run and wait for it), and say what it did.
  */
 import { BatonError } from '../../core/errors.js';
 import type { Delivery, RunView } from '../../app/run-requests.js';
 import { decideApproval, defaultActor, sendSignal } from '../../app/run-requests.js';
+import { resolveRunRef } from '../../app/run-refs.js';
 import type { Runtime } from '../../app/runtime.js';
 import { openRuntime } from '../../app/runtime.js';
 import type { CliContext } from '../context.js';
@@ -44,15 +46,11 @@ function deliveredBy(delivery: Delivery): string {
   return delivery === 'owner' ? ' (applied by the process executing the run)' : '';
 }
 
-export async function signalCommand(
-  ctx: CliContext,
-  runId: string,
-  event: string,
-  flags: SignalFlags,
-): Promise<number> {
+export async function signalCommand(ctx: CliContext, ref: string, event: string, flags: SignalFlags): Promise<number> {
   const data = parseData(flags.data);
   const rt = await openRuntime(ctx.runtime);
   try {
+    const runId = (await resolveRunRef(rt, ref)).id;
     const result = await sendSignal(rt, runId, {
       event,
       key: flags.key ?? null,
@@ -105,13 +103,14 @@ export interface DecisionFlags {
 
 export async function decisionCommand(
   ctx: CliContext,
-  runId: string,
+  ref: string,
   task: string,
   approved: boolean,
   flags: DecisionFlags,
 ): Promise<number> {
   const rt = await openRuntime(ctx.runtime);
   try {
+    const runId = (await resolveRunRef(rt, ref)).id;
     const by = flags.by ?? defaultActor(ctx.runtime.env);
     const result = await decideApproval(rt, runId, task, {
       approved,

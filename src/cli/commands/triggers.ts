@@ -1,51 +1,209 @@
 /**
- * `baton dev` (one process: runs, triggers, webhooks) and `baton triggers` (list, pause,
- * resume, history).
+ * `baton dev` (one process: runs, triggers, webhooks, reloading flows as they change) and
+ * `baton triggers` (list, pause, resume, history).
  */
-import { BatonError } from '../../core/errors.js';
+import { relative, sep } from 'node:path';
+import { CONFIG_FILE, loadConfig } from '../../app/config.js';
+import type { BatonConfig } from '../../app/config.js';
 import { openRuntime } from '../../app/runtime.js';
 import type { Runtime } from '../../app/runtime.js';
+import { formatDuration } from '../../core/duration.js';
+import { BatonError } from '../../core/errors.js';
+import type { Problem } from '../../core/errors.js';
+import type { RunEvent } from '../../core/run-machine.js';
+import type { Engine } from '../../engine/engine.js';
+import type { RunRecord, Store } from '../../store/store.js';
 import { WebhookServer } from '../../triggers/webhook-server.js';
 import type { CliContext } from '../context.js';
-import { table, time } from '../render.js';
+import { renderError, renderProblem, table, time } from '../render.js';
+import { LastGoodFlows } from './dev-flows.js';
+import type { ReloadResult } from './dev-flows.js';
+import { ProjectWatcher } from './dev-watch.js';
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** What made a run, in words: its trigger, a backfill, a parent run, or `manual`. */
+function origin(run: RunRecord): string {
+  if (run.parentRunId) return `subflow of run ${run.parentRunId}${run.parentTask ? ` (task ${run.parentTask})` : ''}`;
+  if (run.triggerId === null) return 'manual';
+  const backfill = /^(.*)#backfill-(.+)$/.exec(run.triggerId);
+  return backfill ? `backfill ${backfill[2]} of ${backfill[1]}` : `trigger ${run.triggerId}`;
+}
+
+/**
+ * One line when a run this process executes starts (or starts again, retried) and one when
+ * it ends, in commit order; a failed run says where to look.
+ */
+class RunLines {
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly store: Store,
+    private readonly say: (line: string) => void,
+  ) {}
+
+  committed(runId: string, events: readonly RunEvent[]): void {
+    const start = events.find((e) => e.type === 'run_started' || e.type === 'run_retried');
+    const end = events.find((e) => e.type === 'run_succeeded' || e.type === 'run_failed' || e.type === 'run_cancelled');
+    if (!start && !end) return;
+    this.chain = this.chain
+      .then(async () => {
+        const run = await this.store.getRun(runId);
+        if (!run) return;
+        const head = `run ${run.id} of ${run.flow}`;
+        if (start)
+          this.say(`${head} ${start.type === 'run_retried' ? 'started again (retry)' : 'started'} (${origin(run)})`);
+        if (!end) return;
+        const took = run.startedAt !== null ? ` in ${formatDuration(end.at - run.startedAt)}` : '';
+        const state = end.type === 'run_succeeded' ? 'succeeded' : end.type === 'run_failed' ? 'failed' : 'cancelled';
+        const why =
+          end.type === 'run_failed'
+            ? `: ${end.error.code}: ${end.error.message}; see baton show ${run.id} and baton logs ${run.id}`
+            : end.type === 'run_cancelled'
+              ? `: ${end.reason}`
+              : '';
+        this.say(`${head} ${state}${took} (${origin(run)})${why}`);
+      })
+      .catch((error: unknown) => this.say(`cannot read run ${runId}: ${(error as Error).message}`));
+  }
+
+  /** Resolves when every line asked for so far is printed. */
+  idle(): Promise<void> {
+    return this.chain;
+  }
+}
+
+/** The baton.yaml settings that differ between two configurations (applied only by a restart). */
+function settingsChanged(a: BatonConfig, b: BatonConfig): string[] {
+  const pairs: [string, unknown, unknown][] = [
+    ['database', a.databaseUrl ?? a.databasePath, b.databaseUrl ?? b.databasePath],
+    ['pool_size', a.poolSize, b.poolSize],
+    ['concurrency', a.concurrency, b.concurrency],
+    ['pools', JSON.stringify(a.pools), JSON.stringify(b.pools)],
+    ['lease', a.leaseMs, b.leaseMs],
+    ['kill_grace', a.killGraceMs, b.killGraceMs],
+    ['limits.output_bytes', a.outputLimitBytes, b.outputLimitBytes],
+    ['limits.params_bytes', a.paramsLimitBytes, b.paramsLimitBytes],
+    ['limits.log_bytes', a.logLimitBytes, b.logLimitBytes],
+  ];
+  return pairs.filter(([, x, y]) => x !== y).map(([key]) => key);
+}
 
 export async function devCommand(
   ctx: CliContext,
   flags: { port?: number; host?: string; webhooks?: boolean },
 ): Promise<number> {
+  const say = (m: string) => ctx.stderr(`baton dev: ${m}`);
   const rt = await openRuntime(ctx.runtime);
-  const engine = rt.createEngine({ onDiagnostic: (m) => ctx.stderr(`baton dev: ${m}`) });
-  engine.startWorker();
-  const triggers = rt.createTriggerService({ onDiagnostic: (m) => ctx.stderr(`baton dev: ${m}`) });
-  await triggers.start();
+  const projectPath = (path: string): string => {
+    const rel = relative(rt.config.projectDir, path);
+    return rel === '' || rel.startsWith('..') ? path : rel.split(sep).join('/');
+  };
+  const showProblem = (p: Problem): string => {
+    const file = p.location?.file;
+    const shown = file ? { ...p, location: { ...p.location, file: projectPath(file) } } : p;
+    return `  ${renderProblem(shown).replace(/\n/g, '\n  ')}`;
+  };
+  const report = (result: ReloadResult): void => {
+    for (const bad of result.invalid) {
+      const what = bad.kept ? 'its last good version keeps running' : 'it is not loaded';
+      say(
+        `${projectPath(bad.path)} has ${plural(bad.problems.length, 'problem')}; ${what}:\n${bad.problems.map(showProblem).join('\n')}`,
+      );
+    }
+    for (const path of result.fixed) say(`${projectPath(path)} is valid again`);
+  };
+
+  const flows = new LastGoodFlows(rt);
+  let pools = Object.keys(rt.config.pools);
+  // The current trigger service; a reload replaces it (its event sources restart with the flows).
+  let service = rt.createTriggerService({ flows, onDiagnostic: say });
+  const lines = new RunLines(rt.store, say);
   let webhooks: WebhookServer | undefined;
-  if (flags.webhooks !== false) {
-    webhooks = new WebhookServer({
-      store: rt.store,
-      service: triggers,
-      env: ctx.runtime.env,
-      port: flags.port ?? 8787,
-      host: flags.host ?? '127.0.0.1',
-    });
-    const port = await webhooks.start();
-    ctx.stderr(`baton dev: webhooks on http://${flags.host ?? '127.0.0.1'}:${port}/hooks/<trigger>`);
-  }
-  const count = (await rt.store.listTriggers()).length;
-  ctx.stderr(
-    `baton dev: executing runs and ${count} trigger(s) from ${rt.config.databaseUrl ? 'PostgreSQL' : rt.config.databasePath}`,
-  );
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: string) => {
-      ctx.stderr(`baton dev: ${signal}, stopping`);
-      resolve();
+  let engine: Engine | undefined;
+  let watcher: ProjectWatcher | undefined;
+  try {
+    if (flags.webhooks !== false) {
+      const host = flags.host ?? '127.0.0.1';
+      const server = new WebhookServer({
+        store: rt.store,
+        service: { emit: (id, events, options) => service.emit(id, events, options) },
+        env: ctx.runtime.env,
+        port: flags.port ?? 8787,
+        host,
+        portOption: '--port <n>',
+      });
+      // Bound before anything runs: a port in use ends the command having started nothing.
+      const port = await server.start();
+      webhooks = server;
+      say(`webhooks on http://${host}:${port}/hooks/<trigger>`);
+    }
+
+    engine = rt.createEngine({ onDiagnostic: say, onCommitted: (id, events) => lines.committed(id, events) });
+    engine.startWorker();
+    const first = await flows.reload(pools);
+    report(first);
+    await service.start();
+
+    const reload = async (paths: readonly string[]): Promise<void> => {
+      if (paths.includes(CONFIG_FILE)) {
+        try {
+          const config = await loadConfig(ctx.runtime.cwd, ctx.runtime.env, ctx.runtime.flags);
+          pools = Object.keys(config.pools);
+          const changed = settingsChanged(rt.config, config);
+          if (changed.length > 0) {
+            say(
+              `${CONFIG_FILE}: ${changed.join(', ')} changed; restart baton dev to apply ${changed.length === 1 ? 'it' : 'them'}`,
+            );
+          }
+        } catch (error) {
+          say(
+            `${CONFIG_FILE} is invalid; flows are checked against the last valid one:\n  ${renderError(error).replace(/\n/g, '\n  ')}`,
+          );
+        }
+      }
+      const result = await flows.reload(pools);
+      watcher?.setModules(result.modules);
+      const next = rt.createTriggerService({ flows, onDiagnostic: say });
+      await service.stop();
+      try {
+        await next.start();
+      } catch (error) {
+        await next.stop();
+        throw error;
+      }
+      service = next;
+      const shown =
+        paths.length > 3 ? `${paths.slice(0, 2).join(', ')} and ${paths.length - 2} more` : paths.join(', ');
+      say(`${shown} changed; reloaded ${plural(result.flows, 'flow')}, ${plural(result.triggers, 'trigger')}`);
+      report(result);
     };
-    process.once('SIGTERM', () => onSignal('SIGTERM'));
-    process.once('SIGINT', () => onSignal('SIGINT'));
-  });
-  await webhooks?.stop();
-  await triggers.stop();
-  await engine.drain();
-  await rt.close();
+    watcher = new ProjectWatcher({ projectDir: rt.config.projectDir, onError: say, onChange: reload });
+    watcher.start();
+    watcher.setModules(first.modules);
+
+    const count = (await rt.store.listTriggers()).length;
+    const store = rt.config.databaseUrl ? 'PostgreSQL' : rt.config.databasePath;
+    say(`executing runs and ${count} trigger(s) from ${store}; reloading flows when their files change`);
+    await new Promise<void>((resolve) => {
+      const onSignal = (signal: string) => {
+        say(`${signal}, stopping`);
+        resolve();
+      };
+      process.once('SIGTERM', () => onSignal('SIGTERM'));
+      process.once('SIGINT', () => onSignal('SIGINT'));
+    });
+  } finally {
+    // Whatever started stops, also when starting failed: nothing is left half-running.
+    await watcher?.close();
+    await webhooks?.stop();
+    await service.stop();
+    if (engine) {
+      await engine.drain();
+      await lines.idle();
+    }
+    await rt.close();
+  }
   return 0;
 }
 

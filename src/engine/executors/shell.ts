@@ -2,10 +2,12 @@
  * `shell` tasks: an argv array run without a shell (unless the task sets `shell`), in its
  * own process group so that cancellation and timeouts kill every child. stdout and stderr
  * go to the task log line by line. The output is the last non-empty stdout line, or the
- * JSON the command wrote to the file named by `$BATON_OUTPUT`.
+ * JSON the command wrote to the file named by `$BATON_OUTPUT`. A failure says why in
+ * words: the last lines of stderr (bounded), and "command not found" or "not executable"
+ * rather than a bare 127 or 126.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { BatonError } from '../../core/errors.js';
@@ -45,6 +47,143 @@ function lineSplitter(onLine: (line: string) => void): { push(chunk: Buffer): vo
   };
 }
 
+/** At most this many of the last stderr lines go into a failure message, and at most this many bytes. */
+export const STDERR_TAIL_LINES = 20;
+export const STDERR_TAIL_BYTES = 2048;
+
+/**
+ * Keeps the last lines of a stream; `text()` gives at most `maxLines` of them in at most
+ * `maxBytes`, with a `…` line first when older lines were left out.
+ */
+export function createTail(maxLines = STDERR_TAIL_LINES, maxBytes = STDERR_TAIL_BYTES) {
+  const lines: string[] = [];
+  let shifted = false;
+  return {
+    push(line: string): void {
+      if (line.trim() === '' && lines.length === 0) return;
+      lines.push(line);
+      if (lines.length > maxLines) {
+        lines.shift();
+        shifted = true;
+      }
+    },
+    text(): string {
+      const kept: string[] = [];
+      let bytes = 0;
+      let dropped = shifted;
+      for (let i = lines.length - 1; i >= 0; i--) {
+        const line = lines[i] as string;
+        const size = Buffer.byteLength(line) + 1;
+        if (bytes + size > maxBytes) {
+          // Only the newest line is ever cut (keeping its end): it usually carries the error itself.
+          if (kept.length === 0) kept.unshift(`…${tailBytes(line, maxBytes - 8)}`);
+          dropped = true;
+          break;
+        }
+        kept.unshift(line);
+        bytes += size;
+      }
+      while (kept.length > 0 && (kept[kept.length - 1] as string).trim() === '') kept.pop();
+      return (dropped && kept.length > 0 ? ['…', ...kept] : kept).join('\n');
+    },
+  };
+}
+
+/** The end of a string within `bytes` bytes of UTF-8, without a character cut in half. */
+function tailBytes(text: string, bytes: number): string {
+  const buffer = Buffer.from(text);
+  return buffer
+    .subarray(Math.max(0, buffer.length - bytes))
+    .toString('utf8')
+    .replace(/^\uFFFD+/, '');
+}
+
+/** How the shell names a command it cannot find (dash, bash, zsh, busybox). */
+const NOT_FOUND = /(?:^|:\s)([^\s:]+):\s*(?:command )?not found\s*$|command not found:\s*(\S+)\s*$/;
+const NOT_EXECUTABLE = /(?:^|:\s)([^\s:]+):\s*Permission denied\s*$/;
+
+/**
+ * The command a shell complained about in its stderr, else the first word of the script;
+ * undefined for an argv command, which did start: what it could not find is its business.
+ */
+function commandNamed(pattern: RegExp, stderr: string, argv: readonly string[], viaShell: boolean): string | undefined {
+  for (const line of stderr.split('\n').reverse()) {
+    const match = pattern.exec(line.trim());
+    if (match) return match[1] ?? match[2];
+  }
+  return viaShell ? (argv[2] ?? '').trim().split(/\s+/)[0] || undefined : undefined;
+}
+
+/** The failure of a command that exited with `code` (a number, or the signal that ended it). */
+export function exitFailure(
+  taskId: string,
+  argv: readonly string[],
+  code: number | string,
+  stderrTail: string,
+  viaShell: boolean,
+): BatonError {
+  const tail = stderrTail === '' ? '' : `\nlast lines of stderr:\n${stderrTail.replace(/^/gm, '  ')}`;
+  const name =
+    code === 127
+      ? commandNamed(NOT_FOUND, stderrTail, argv, viaShell)
+      : code === 126
+        ? commandNamed(NOT_EXECUTABLE, stderrTail, argv, viaShell)
+        : undefined;
+  if (code === 127) {
+    const message =
+      name === undefined
+        ? `command ${JSON.stringify(argv)} exited with 127: a command it runs was not found`
+        : `command not found: ${name} (exit code 127)`;
+    return new BatonError('TASK_FAILED', `task ${taskId}: ${message}${tail}`, {
+      hint: `Install ${name ?? 'the missing command'} where the task runs, or give its full path; the task gets the PATH of the baton process.`,
+      details: { exitCode: code, ...(name === undefined ? {} : { command: name }) },
+    });
+  }
+  if (code === 126) {
+    const message =
+      name === undefined
+        ? `command ${JSON.stringify(argv)} exited with 126: a command it runs is not executable`
+        : `command not executable: ${name} (exit code 126)`;
+    return new BatonError('TASK_FAILED', `task ${taskId}: ${message}${tail}`, {
+      hint: `Make ${name ?? 'the script'} executable (chmod +x), or run it through its interpreter, e.g. ["sh", "${name ?? 'script.sh'}"].`,
+      details: { exitCode: code, ...(name === undefined ? {} : { command: name }) },
+    });
+  }
+  const how = typeof code === 'number' ? `exited with ${code}` : `was killed by ${code}`;
+  return new BatonError('TASK_FAILED', `task ${taskId}: command ${JSON.stringify(argv)} ${how}${tail}`, {
+    details: { exitCode: code },
+  });
+}
+
+/** Why an argv command could not start (`spawn` failed), in words. */
+function startFailure(taskId: string, file: string, cwd: string, error: NodeJS.ErrnoException): BatonError {
+  if (error.code === 'ENOENT' && !existsSync(cwd)) {
+    return new BatonError('TASK_FAILED', `task ${taskId}: working folder ${cwd} does not exist`, {
+      hint: "Check the task's `cwd`; it is relative to the flow file's folder.",
+      details: { cwd },
+      cause: error,
+    });
+  }
+  if (error.code === 'ENOENT') {
+    return new BatonError('TASK_FAILED', `task ${taskId}: command not found: ${file}`, {
+      hint: `Install ${file} where the task runs, or give its full path; commands run without a shell (so no aliases or shell built-ins) unless \`shell\` is set.`,
+      details: { command: file },
+      cause: error,
+    });
+  }
+  if (error.code === 'EACCES') {
+    return new BatonError('TASK_FAILED', `task ${taskId}: command not executable: ${file}`, {
+      hint: `Make ${file} executable (chmod +x), or run it through its interpreter, e.g. ["sh", "${file}"].`,
+      details: { command: file },
+      cause: error,
+    });
+  }
+  return new BatonError('TASK_FAILED', `task ${taskId}: cannot start ${file}: ${error.message}`, {
+    hint: 'Check that the command exists and is on PATH; commands run without a shell unless `shell` is set.',
+    cause: error,
+  });
+}
+
 export const shellExecutor: TaskExecutor = {
   kind: 'shell',
   async execute(request: AttemptRequest): Promise<unknown> {
@@ -71,13 +210,17 @@ export const shellExecutor: TaskExecutor = {
     if (!file) throw new BatonError('TASK_FAILED', `task ${context.taskId}: empty command`);
     try {
       let lastLine = '';
+      const stderrTail = createTail();
       const code = await new Promise<number | string>((resolvePromise, reject) => {
         const child = spawn(file, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
         const out = lineSplitter((line) => {
           if (line.trim() !== '') lastLine = line;
           request.writeLog('stdout', line);
         });
-        const err = lineSplitter((line) => request.writeLog('stderr', line));
+        const err = lineSplitter((line) => {
+          stderrTail.push(line);
+          request.writeLog('stderr', line);
+        });
         child.stdout.on('data', (c: Buffer) => out.push(c));
         child.stderr.on('data', (c: Buffer) => err.push(c));
         let killTimer: NodeJS.Timeout | undefined;
@@ -90,12 +233,7 @@ export const shellExecutor: TaskExecutor = {
         else context.signal.addEventListener('abort', stop, { once: true });
         child.on('error', (error) => {
           context.signal.removeEventListener('abort', stop);
-          reject(
-            new BatonError('TASK_FAILED', `task ${context.taskId}: cannot start ${file}: ${error.message}`, {
-              hint: 'Check that the command exists and is on PATH; commands run without a shell unless `shell` is set.',
-              cause: error,
-            }),
-          );
+          reject(startFailure(context.taskId, file, cwd, error));
         });
         child.on('close', (exitCode, signal) => {
           out.end();
@@ -112,13 +250,7 @@ export const shellExecutor: TaskExecutor = {
           ? context.signal.reason
           : new AttemptAbort('cancelled', 'cancelled');
       if (code !== 0) {
-        throw new BatonError(
-          'TASK_FAILED',
-          `task ${context.taskId}: command ${JSON.stringify(argv)} exited with ${code}`,
-          {
-            details: { exitCode: code },
-          },
-        );
+        throw exitFailure(context.taskId, argv, code, stderrTail.text(), typeof config.command === 'string');
       }
       let structured: string | undefined;
       try {

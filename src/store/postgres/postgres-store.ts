@@ -14,7 +14,7 @@ import type { TaskError } from '../../core/model.js';
 import type { RunEvent } from '../../core/run-machine.js';
 import type { BackfillState, TriggerSpec } from '../../core/trigger-spec.js';
 import { triggerId } from '../../core/trigger-spec.js';
-import { createRowMappers } from '../rows.js';
+import { createRowMappers, prefixUpperBound } from '../rows.js';
 import type { Row } from '../rows.js';
 import type {
   BackfillRecord,
@@ -338,6 +338,23 @@ export class PostgresStore implements Store {
       args,
     );
     return rows.map(toRun);
+  }
+
+  async runsByIdPrefix(prefix: string, limit: number): Promise<RunRecord[]> {
+    // The range walks the primary key index in the database collation. For letters and
+    // digits (every id Baton makes) that range holds every id with the prefix under C and
+    // the usual language collations alike; `starts_with` drops what a collation adds. Other
+    // prefixes may sort apart from their ids outside C, so they get the exact test alone.
+    const upper = /^[0-9A-Za-z]+$/.test(prefix) ? prefixUpperBound(prefix) : null;
+    const rows = await this.q(
+      'finding runs by id prefix',
+      upper === null
+        ? 'SELECT * FROM runs WHERE starts_with(id, $1) ORDER BY id LIMIT $2'
+        : 'SELECT * FROM runs WHERE id >= $1 AND id < $3 AND starts_with(id, $1) ORDER BY id LIMIT $2',
+      upper === null ? [prefix, limit] : [prefix, limit, upper],
+    );
+    // Listed in code point order, as on SQLite, whatever the collation ordered them by.
+    return rows.map(toRun).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   async getTaskRuns(runId: string): Promise<TaskRunRecord[]> {

@@ -14,7 +14,7 @@ import type { TaskError } from '../../core/model.js';
 import type { RunEvent } from '../../core/run-machine.js';
 import type { BackfillState, TriggerSpec } from '../../core/trigger-spec.js';
 import { triggerId } from '../../core/trigger-spec.js';
-import { createRowMappers } from '../rows.js';
+import { createRowMappers, prefixUpperBound } from '../rows.js';
 import type { Row } from '../rows.js';
 import type {
   BackfillRecord,
@@ -407,6 +407,15 @@ export class SqliteStore implements Store {
     const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ?`;
     args.push(filter.limit ?? 50);
     return this.guard('listing runs', () => (this.db.prepare(sql).all(...args) as Row[]).map(toRun));
+  }
+
+  async runsByIdPrefix(prefix: string, limit: number): Promise<RunRecord[]> {
+    // A range of the primary key (BINARY collation: code point order), not LIKE, which
+    // ignores case and so cannot use the index.
+    const upper = prefixUpperBound(prefix);
+    const sql = `SELECT * FROM runs WHERE id >= ?${upper === null ? '' : ' AND id < ?'} ORDER BY id LIMIT ?`;
+    const args = upper === null ? [prefix, limit] : [prefix, upper, limit];
+    return this.guard('finding runs by id prefix', () => (this.db.prepare(sql).all(...args) as Row[]).map(toRun));
   }
 
   async getTaskRuns(runId: string): Promise<TaskRunRecord[]> {
