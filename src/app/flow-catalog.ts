@@ -164,10 +164,24 @@ export class FlowCatalog implements FlowResolver {
         if (loaded.spec.name === ref) return loaded;
       }
     }
-    for (const entry of await this.list()) {
+    const entries = await this.list();
+    for (const entry of entries) {
       if (entry.flow?.spec.name === ref) return entry.flow;
     }
-    throw new BatonError('FLOW_NOT_FOUND', `no flow named "${ref}" in ${this.flowsDir}, and no flow file at ${asPath}`);
+    // The flow may be one of those that failed to load: say which, rather than only "not found".
+    const broken = entries.filter((e) => e.problems.length > 0);
+    throw new BatonError(
+      'FLOW_NOT_FOUND',
+      `no flow named "${ref}" in ${this.flowsDir}, and no flow file at ${asPath}`,
+      {
+        ...(broken.length > 0
+          ? {
+              hint: 'The flow files with the problems above could not be loaded, and one of them may hold it: fix them (`baton validate` lists every problem).',
+              problems: broken.flatMap((e) => e.problems),
+            }
+          : {}),
+      },
+    );
   }
 
   /** Every flow file under `flows/`, loaded, with its problems. */

@@ -2,7 +2,7 @@
  * The everyday commands as a new user meets them: init, validate, run, runs, show, flows,
  * logs, and the usage errors around them.
  */
-import { existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { RunJson, ShowJson } from './cli-helpers.js';
@@ -138,5 +138,21 @@ describe('baton basics', () => {
     const result = await sandbox.run(['run', 'nothing_here']);
     expect(result.code, describeResult(result)).toBe(4);
     expect(result.stderr).toContain('FLOW_NOT_FOUND');
+  });
+
+  it('run of a flow whose file cannot be loaded names that file and its problem', async () => {
+    const dir = temp.mkdir();
+    mkdirSync(join(dir, 'flows'));
+    writeFileSync(
+      join(dir, 'flows', 'nightly.yaml'),
+      'name: nightly_load\ntasks:\n  a: { kind: shell, comand: [echo] }\n',
+    );
+    const result = await baton(['run', 'nightly_load'], { cwd: dir });
+    expect(result.code, describeResult(result)).toBe(4);
+    expect(result.stderr).toContain('no flow named "nightly_load"');
+    expect(result.stderr).toContain(
+      `${join(dir, 'flows', 'nightly.yaml')}:3:21: DEF_INVALID: tasks.a.comand: unknown key`,
+    );
+    expect(result.stderr).toContain('baton validate');
   });
 });

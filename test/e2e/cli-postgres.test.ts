@@ -4,6 +4,8 @@
  * SIGTERM, and pruning old runs.
  */
 import { writeFileSync, mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../store/pg-helpers.js';
@@ -112,6 +114,22 @@ describe('CLI on PostgreSQL', () => {
     const scheduler = await baton(['scheduler'], { cwd: dir });
     expect(scheduler.code).toBe(2);
     expect(scheduler.stderr).toMatch(/needs a PostgreSQL store/);
+  });
+
+  it('a scheduler whose webhook port is taken exits with PORT_IN_USE before it joins the election', async () => {
+    const o = await pgProject();
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as AddressInfo).port;
+    try {
+      const result = await baton(['scheduler', '--webhook-port', String(port)], { ...o, timeoutMs: 30_000 });
+      expect(result.code, describeResult(result)).toBe(2);
+      expect(result.stderr).toContain('PORT_IN_USE');
+      expect(result.stderr).toContain(`port ${port} is already in use`);
+      expect(result.stderr).not.toContain('standing by');
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
   });
 
   it('prunes finished runs older than a duration', async () => {

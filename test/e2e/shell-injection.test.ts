@@ -194,7 +194,8 @@ describe('env: and argv lists pass hostile values verbatim', () => {
     expect(run.params).toEqual({ value });
     for (const id of ['via_env', 'via_argv', 'via_positional']) {
       expect(taskOf(run, id).state).toBe('failed');
-      expect(taskOf(run, id).error?.message).toContain('must be a string without null bytes');
+      expect(taskOf(run, id).error?.code).toBe('TASK_INPUT');
+      expect(taskOf(run, id).error?.message).toContain('holds a NUL character, which no command can receive');
     }
     expect(existsSync(sandbox.path('owned'))).toBe(false);
     for (const name of ['env.txt', 'argv.txt', 'positional.txt']) expect(existsSync(sandbox.path(name))).toBe(false);

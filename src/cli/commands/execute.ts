@@ -452,14 +452,9 @@ export async function schedulerCommand(
       hint: 'Set BATON_DATABASE_URL=postgres://...; on the embedded store, `baton worker` schedules and executes.',
     });
   }
-  const scheduler = rt.createScheduler({
-    onDiagnostic: (m) => ctx.stderr(`baton scheduler: ${m}`),
-    onLeadership: (leading) => ctx.stderr(`baton scheduler: ${leading ? 'leading' : 'standing by'}`),
-  });
-  ctx.stderr('baton scheduler: started; standing by until it holds the leadership');
-  scheduler.start();
   // Every scheduler may take webhooks: a delivery creates its run through the store, with its
-  // dedupe key, whichever process receives it.
+  // dedupe key, whichever process receives it. The port is bound first, so that a port in
+  // use stops the process before it joins the leader election (no half-start).
   let webhooks: { stop(): Promise<void> } | undefined;
   if (flags.webhookPort !== undefined) {
     const { WebhookServer } = await import('../../triggers/webhook-server.js');
@@ -470,10 +465,22 @@ export async function schedulerCommand(
       port: flags.webhookPort,
       host: flags.webhookHost ?? '127.0.0.1',
     });
-    const port = await server.start();
+    let port: number;
+    try {
+      port = await server.start();
+    } catch (error) {
+      await rt.close();
+      throw error;
+    }
     webhooks = server;
     ctx.stderr(`baton scheduler: webhooks on http://${flags.webhookHost ?? '127.0.0.1'}:${port}/hooks/<trigger>`);
   }
+  const scheduler = rt.createScheduler({
+    onDiagnostic: (m) => ctx.stderr(`baton scheduler: ${m}`),
+    onLeadership: (leading) => ctx.stderr(`baton scheduler: ${leading ? 'leading' : 'standing by'}`),
+  });
+  ctx.stderr('baton scheduler: started; standing by until it holds the leadership');
+  scheduler.start();
   await new Promise<void>((resolve) => {
     const onSignal = (signal: string) => {
       ctx.stderr(`baton scheduler: ${signal}, handing over`);

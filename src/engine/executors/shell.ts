@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { checkShellScripts, shellScriptsOf } from '../../define/shell-scripts.js';
 import { BatonError } from '../../core/errors.js';
 import { renderValue } from '../../define/expression.js';
 import type { AttemptRequest, TaskExecutor } from '../executor.js';
@@ -184,14 +185,36 @@ function startFailure(taskId: string, file: string, cwd: string, error: NodeJS.E
   });
 }
 
+/**
+ * No process can receive a NUL character in an argument or an environment value; say
+ * which value holds one, rather than Node's own ERR_INVALID_ARG_VALUE.
+ */
+function refuseNul(taskId: string, argv: readonly string[], env: Readonly<Record<string, unknown>>): void {
+  const holdsNul = (v: unknown) => (typeof v === 'string' ? v : (JSON.stringify(v) ?? '')).includes('\0');
+  const arg = argv.findIndex(holdsNul);
+  const variable = Object.keys(env).find((k) => holdsNul(env[k]));
+  const where = arg >= 0 ? `argument ${arg} of the command` : variable !== undefined ? `env ${variable}` : undefined;
+  if (where === undefined) return;
+  throw new BatonError('TASK_INPUT', `task ${taskId}: ${where} holds a NUL character, which no command can receive`, {
+    hint: 'Strip NUL characters from the value (binary data usually brings them), or pass such data through a file.',
+  });
+}
+
 export const shellExecutor: TaskExecutor = {
   kind: 'shell',
   async execute(request: AttemptRequest): Promise<unknown> {
     const { context, task } = request;
     const config = task.config as unknown as ShellConfig;
+    // Validation refuses these; a run pinned to a definition older than that rule must not
+    // paste values into a shell either.
+    const [pasted] = checkShellScripts(shellScriptsOf(config.command, []));
+    if (pasted) {
+      throw new BatonError('DEF_SHELL_EXPRESSION', `task ${context.taskId}: ${pasted.message}`, { hint: pasted.hint });
+    }
     const scope = request.templateScope;
     const argv = argvOf(config).map((a) => String(renderValue(a, scope)));
     const extraEnv = config.env ? (renderValue(config.env, scope) as Record<string, unknown>) : {};
+    refuseNul(context.taskId, argv, extraEnv);
     const outDir = mkdtempSync(join(tmpdir(), 'baton-out-'));
     const outputFile = join(outDir, 'output.json');
     const env: Record<string, string> = {
