@@ -8,7 +8,9 @@
  * revision: the check that a flow's modules load (module-check.ts) and the tasks that run
  * them later in the same process get one instance, and top-level code runs once.
  */
-import { statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { register } from 'node:module';
+import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BatonError } from '../core/errors.js';
 import { withoutInternalPaths } from '../core/internal-paths.js';
@@ -69,8 +71,39 @@ export function importModule(path: string): Promise<Record<string, unknown>> {
   return loading;
 }
 
+let ownPackageHook: 'registered' | 'unavailable' | undefined;
+
+/** Whether `node_modules/<name>` exists from `dir` upward, as Node's resolution looks. */
+function resolvableFrom(dir: string, name: string): boolean {
+  for (let at = dir; ; at = dirname(at)) {
+    if (existsSync(join(at, 'node_modules', name, 'package.json'))) return true;
+    if (dirname(at) === at) return false;
+  }
+}
+
+/**
+ * Lets a module import Baton by its package name when its project has not installed Baton
+ * (own-package-hook.ts), so that a project fresh from `baton init` validates and runs
+ * before `npm install`. Registered once, and only when such a module is met.
+ */
+function ensureOwnPackageResolves(path: string): void {
+  if (ownPackageHook !== undefined) return;
+  const packageJson = join(BATON_ROOT, 'package.json');
+  const { name } = JSON.parse(readFileSync(packageJson, 'utf8')) as { name: string };
+  if (resolvableFrom(dirname(path), name)) return;
+  const hook = new URL('./own-package-hook.js', import.meta.url);
+  // Under a test runner this module runs from src/, where no compiled hook exists.
+  if (!existsSync(fileURLToPath(hook))) {
+    ownPackageHook = 'unavailable';
+    return;
+  }
+  register(hook, { data: { name, packageJsonUrl: pathToFileURL(packageJson).href } });
+  ownPackageHook = 'registered';
+}
+
 async function importUncached(path: string): Promise<Record<string, unknown>> {
   try {
+    ensureOwnPackageResolves(path);
     const url = `${pathToFileURL(path).href}?rev=${moduleRevision(path)}`;
     if (needsTranspiler(path)) {
       tsImportFn ??= import('tsx/esm/api').then((api) => api.tsImport as TsImport);
