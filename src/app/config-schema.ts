@@ -7,6 +7,7 @@
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import type { Problem } from '../core/errors.js';
+import { LIMITS } from '../core/limits.js';
 import { durationSchema, intRange, parseWith } from '../define/flow-schema.js';
 import { positiveInt } from '../define/flow-schema-parts.js';
 import { Reporter } from '../define/load-yaml.js';
@@ -20,9 +21,9 @@ export const ConfigFileSchema = z.strictObject({
   kill_grace: durationSchema.optional(),
   limits: z
     .strictObject({
-      output_bytes: positiveInt.optional(),
-      params_bytes: positiveInt.optional(),
-      log_bytes: positiveInt.optional(),
+      output_bytes: intRange(1, LIMITS.output_bytes.max).optional(),
+      params_bytes: intRange(1, LIMITS.params_bytes.max).optional(),
+      log_bytes: intRange(1, LIMITS.log_bytes.max).optional(),
     })
     .optional(),
 });

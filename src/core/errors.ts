@@ -288,6 +288,12 @@ export const ERROR_CODES = {
     exitCode: 3,
     source: 'user',
   },
+  LIMIT_EXCEEDED: {
+    summary: 'An input is over one of the limits in docs/operations.md#limits.',
+    hint: 'The message names the limit and the baton.yaml setting that raises it, when there is one.',
+    exitCode: 2,
+    source: 'user',
+  },
   USAGE: {
     summary: 'The command line is malformed.',
     hint: 'Run `baton <command> --help`.',

@@ -25,6 +25,20 @@ describe('docs/errors.md', () => {
   });
 });
 
+describe('the limits table of docs/operations.md', () => {
+  it('is what `npm run docs:limits` generates from src/core/limits.ts', () => {
+    const generated = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'gen-limits-doc.js'), '--stdout'], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(generated.status, generated.stderr).toBe(0);
+    const current = readFileSync(join(REPO_ROOT, 'docs', 'operations.md'), 'utf8');
+    // On a difference: run `npm run docs:limits` and keep the result.
+    expect(current).toContain(generated.stdout.trimEnd());
+  });
+});
+
 /** Every .ts file under a folder. */
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
