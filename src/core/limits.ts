@@ -51,6 +51,21 @@ export const LIMITS = {
     setting: 'log_bytes',
     when: 'run time: later lines are dropped after a truncation marker',
   },
+  flow_file_bytes: {
+    what: 'a flow file (YAML or JSON) read from disk',
+    unit: 'bytes',
+    default: 8 * MIB,
+    max: 256 * MIB,
+    setting: 'flow_file_bytes',
+    when: 'validation, before the file is parsed',
+  },
+  input_file_bytes: {
+    what: 'any other file a command reads: baton.yaml, `--params-file`, a function task module',
+    unit: 'bytes',
+    default: 8 * MIB,
+    max: 8 * MIB,
+    when: 'before the file is read',
+  },
   duration_ms: {
     what: 'any duration a flow or baton.yaml gives (timeouts, sleeps, backoffs, intervals, leases, deadlines)',
     unit: 'ms',
