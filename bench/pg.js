@@ -88,6 +88,40 @@ async function stopWorkers(procs) {
   );
 }
 
+/** A `baton scheduler` process; `ready` resolves once it has started and joined the election. */
+function startScheduler(dir, url) {
+  const p = spawn(process.execPath, [join(root, 'bin', 'baton.js'), 'scheduler'], {
+    cwd: dir,
+    env: { ...process.env, BATON_DATABASE_URL: url },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let ready;
+  p.ready = new Promise((r) => (ready = r));
+  p.stderr.on('data', (d) => {
+    if (String(d).includes('baton scheduler: started')) ready();
+  });
+  return p;
+}
+
+/** The pid of the process that leads, from the leadership row (holders are `<host>/<pid>/<id>`). */
+async function leaderPid(url) {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const { rows } = await c.query(
+      "SELECT holder FROM leadership WHERE name = 'scheduler' AND lease_until >= baton_now()",
+    );
+    return rows[0] ? Number(String(rows[0].holder).split('/')[1]) : null;
+  } finally {
+    await c.end();
+  }
+}
+
+async function runState(c, id) {
+  const { rows } = await c.query('SELECT state FROM runs WHERE id = $1', [id]);
+  return rows[0]?.state;
+}
+
 /** A runtime whose scheduler reports each finished run. */
 async function schedulerRuntime(dir, url) {
   const rt = await openRuntime({ cwd: dir, env: { BATON_DATABASE_URL: url } });
@@ -195,6 +229,66 @@ export async function pgBenches(report, only) {
       } finally {
         await s.close();
         await stopWorkers(workers);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  // From the SIGKILL of the leading `baton scheduler` to a standby leading and driving a run
+  // queued right after the kill (the run is `running`, its first commit made by the new
+  // leader): median of 5 trials, each killing the current leader at a different moment of
+  // the standby's leadership tick (a fixed sequence, so that runs of the bench compare).
+  if (want('pgLeaderTakeover')) {
+    await withDatabase(async (url) => {
+      const dir = project();
+      const workers = startWorkers(dir, url, 1, 16);
+      const schedulers = [startScheduler(dir, url), startScheduler(dir, url)];
+      const rt = await openRuntime({ cwd: dir, env: { BATON_DATABASE_URL: url } });
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+      const waitFor = async (what, fn, ms = 30_000) => {
+        const deadline = performance.now() + ms;
+        for (;;) {
+          const value = await fn();
+          if (value) return value;
+          if (performance.now() > deadline) throw new Error(`pgLeaderTakeover: timed out waiting for ${what}`);
+          await sleep(5);
+        }
+      };
+      try {
+        await Promise.all([...workers, ...schedulers].map((p) => p.ready));
+        const flow = await rt.catalog.find(writeFlow(dir, 'takeover', [task('a', 'noop')]));
+        const phases = [0.1, 0.7, 0.4, 0.9, 0.25];
+        const takeovers = [];
+        for (const phase of phases) {
+          const pid = await waitFor('a leader', () => leaderPid(url));
+          const leader = schedulers.find((p) => p.pid === pid);
+          if (!leader) throw new Error(`pgLeaderTakeover: leader pid ${pid} is not one of the schedulers`);
+          // A run the leader finishes: it leads, and the standby has ticked meanwhile.
+          const { run: warm } = await createRun(rt, flow);
+          await waitFor('the warm-up run', async () => (await runState(c, warm.id)) === 'succeeded');
+          await sleep(Math.round(phase * 2000));
+          const exited = new Promise((r) => leader.once('exit', r));
+          const t0 = performance.now();
+          leader.kill('SIGKILL');
+          const { run } = await createRun(rt, flow);
+          await waitFor('a standby to drive the run', async () => (await runState(c, run.id)) !== 'queued');
+          takeovers.push(performance.now() - t0);
+          await exited;
+          // Two schedulers again for the next trial.
+          const replacement = startScheduler(dir, url);
+          schedulers.splice(schedulers.indexOf(leader), 1, replacement);
+          await replacement.ready;
+          await waitFor('the run to end', async () => (await runState(c, run.id)) === 'succeeded');
+        }
+        takeovers.sort((a, b) => a - b);
+        report('pg_leader_takeover_ms', takeovers[Math.floor(takeovers.length / 2)], 'ms', 2000, 'lower');
+        report('pg_leader_takeover_max_ms', takeovers[takeovers.length - 1], 'ms', 0, 'lower');
+      } finally {
+        await c.end();
+        await rt.close();
+        await stopWorkers([...schedulers, ...workers].filter((p) => p.exitCode === null && p.signalCode === null));
         rmSync(dir, { recursive: true, force: true });
       }
     });

@@ -1,21 +1,31 @@
-// `npm run bench [-- --json] [-- --only name,name]`: Baton's speed and memory figures on the
-// embedded SQLite store with durable settings (WAL, synchronous=FULL). Prints a table, or
-// one JSON line per figure with --json: {"name","value","unit","goal","ok"}.
+// `npm run bench [-- --json] [-- --only GROUP|NAME[,…]] [-- --store postgres]`: Baton's speed
+// and memory figures. Prints a table, or one JSON line per figure with --json:
+// {"name","value","unit","goal","ok"}.
+//
+// Figures come in groups (docs/operations.md#benchmarks): `core` (the engine on the embedded
+// SQLite store with durable settings: WAL, synchronous=FULL), `engine`, `data`, `api`, and
+// `yaml` (loading large flow files). `--only` takes group names or benchmark names; a
+// group with nothing to run prints nothing. With `--store postgres`, group `core` is the
+// PostgreSQL figures of bench/pg.js; the other groups do not depend on the store.
+//
+// A group may also come from other modules (GROUP_MODULES): each file that exists is imported
+// and the functions it names run as benchmarks of the group, called with `report`.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { defineFlow } from '../dist/index.js';
 import { compilePlan } from '../dist/core/run-machine.js';
-import { openRuntime, createRun } from '../dist/app/runtime.js';
+import { openCatalog, openRuntime, createRun } from '../dist/app/runtime.js';
 import { openHarness } from './engine-harness.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
 const args = process.argv.slice(2);
 const asJson = args.includes('--json');
 const onlyArg = args.indexOf('--only');
-const only = onlyArg >= 0 ? new Set((args[onlyArg + 1] ?? '').split(',')) : null;
+const only = onlyArg >= 0 ? new Set((args[onlyArg + 1] ?? '').split(',').filter(Boolean)) : null;
 const storeArg = args.indexOf('--store');
 const store = storeArg >= 0 ? args[storeArg + 1] : 'sqlite';
 
@@ -221,18 +231,109 @@ async function coldStart() {
   }
 }
 
-if (store === 'postgres') {
-  const { pgBenches } = await import('./pg.js');
-  await pgBenches(report, only);
-} else {
-  const benches = { chain, chain40, fanout, map10k, bigdag, startLatency, coldStart };
-  for (const [name, fn] of Object.entries(benches)) {
-    if (only && !only.has(name)) continue;
-    await fn();
+/**
+ * One YAML flow of `n` chained shell tasks, each with a `with:` expression reading the task
+ * before it (the first reads a param), loaded as `baton validate` loads it: a catalog of
+ * the project, which parses, checks and versions the flow. The median of `runs` loads after
+ * an untimed one, each with a fresh catalog (a catalog keeps what it loaded).
+ */
+async function yamlLoad(n, runs) {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-bench-yaml-'));
+  try {
+    mkdirSync(join(dir, 'flows'));
+    const lines = ['name: chain', 'params:', '  day: { type: string, default: "2024-01-01" }', 'tasks:'];
+    for (let i = 0; i < n; i++) {
+      lines.push(`  t${i}:`, '    kind: shell', '    command: ["true"]');
+      if (i === 0) lines.push('    with: { day: "${{ params.day }}" }');
+      else lines.push(`    depends_on: [t${i - 1}]`, `    with: { previous: "\${{ tasks.t${i - 1}.output }}" }`);
+    }
+    const path = join(dir, 'flows', 'chain.yaml');
+    writeFileSync(path, `${lines.join('\n')}\n`);
+    const times = [];
+    // One load first, untimed: it imports the loader and lets the JIT compile it.
+    for (let i = -1; i < runs; i++) {
+      const { catalog } = await openCatalog({ cwd: dir, env: {} });
+      const t0 = performance.now();
+      const flow = await catalog.load(path);
+      if (i >= 0) times.push(performance.now() - t0);
+      if (flow.spec.tasks.length !== n) throw new Error(`yaml load: ${flow.spec.tasks.length} tasks, expected ${n}`);
+    }
+    times.sort((a, b) => a - b);
+    return percentile(times, 50);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
-if (!asJson) {
+async function yamlLoad10k() {
+  report('yaml_load_10k_ms', await yamlLoad(10_000, 5), 'ms', 400, 'lower');
+}
+
+async function yamlLoad50k() {
+  report('yaml_load_50k_ms', await yamlLoad(50_000, 3), 'ms', 2000, 'lower');
+}
+
+/** Benchmarks by group, each a named async function; names are what `--only` takes. */
+export const GROUPS = {
+  core: { chain, chain40, fanout, map10k, bigdag, startLatency, coldStart },
+  engine: {},
+  data: {},
+  api: {},
+  yaml: { yamlLoad10k, yamlLoad50k },
+};
+
+/**
+ * Benchmarks other modules add to a group: `path` (relative to bench/) is imported when the
+ * file exists, and each export named in `benches` runs as the benchmark of that name, called
+ * with `report(name, value, unit, goal, better)` (`better`: 'lower' or 'higher').
+ */
+export const GROUP_MODULES = {
+  yaml: [{ path: './fuzz.js', benches: { fuzz: 'fuzzBench' } }],
+};
+
+/** The benchmarks of a group, its modules' included. */
+async function benchesOf(group) {
+  const benches = { ...GROUPS[group] };
+  for (const { path, benches: named } of GROUP_MODULES[group] ?? []) {
+    const file = join(here, path);
+    if (!existsSync(file)) continue;
+    const mod = await import(pathToFileURL(file).href);
+    for (const [name, exported] of Object.entries(named)) {
+      const fn = mod[exported];
+      if (typeof fn !== 'function') throw new Error(`bench/${path} does not export ${exported}`);
+      benches[name] = () => fn(report);
+    }
+  }
+  return benches;
+}
+
+/** Runs what `only` selects (every group when null): whole groups by name, or single benchmarks. */
+export async function runGroups(only, storeName) {
+  if (only) {
+    const known = new Set(Object.keys(GROUPS));
+    for (const group of Object.keys(GROUPS)) for (const name of Object.keys(await benchesOf(group))) known.add(name);
+    const unknown = [...only].filter(
+      (name) => !known.has(name) && !(storeName === 'postgres' && name.startsWith('pg')),
+    );
+    if (unknown.length > 0) throw new Error(`--only: no group or benchmark ${unknown.join(', ')}`);
+  }
+  for (const group of Object.keys(GROUPS)) {
+    const whole = !only || only.has(group);
+    if (storeName === 'postgres' && group === 'core') {
+      const { pgBenches } = await import('./pg.js');
+      // Without --only, a PostgreSQL run is its core figures; other groups run when named.
+      await pgBenches(report, whole ? null : only);
+      continue;
+    }
+    if (storeName === 'postgres' && !only) continue;
+    for (const [name, fn] of Object.entries(await benchesOf(group))) {
+      if (whole || only.has(name)) await fn();
+    }
+  }
+}
+
+function printTable() {
+  if (results.length === 0) return;
   const w = Math.max(...results.map((r) => r.name.length));
   console.log(`${'figure'.padEnd(w)}  ${'value'.padStart(12)}  unit      goal      ok`);
   for (const r of results) {
@@ -240,4 +341,9 @@ if (!asJson) {
       `${r.name.padEnd(w)}  ${String(r.value).padStart(12)}  ${r.unit.padEnd(8)}  ${String(r.goal).padEnd(8)}  ${r.goal === 0 ? '-' : r.ok ? 'yes' : 'NO'}`,
     );
   }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await runGroups(only, store);
+  if (!asJson) printTable();
 }

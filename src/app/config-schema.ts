@@ -4,26 +4,42 @@
  * path, an unknown key gets "did you mean", and all problems are reported at once. Kept
  * apart so that the YAML parser and the schema library load only when the file exists.
  */
-import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
-import type { Problem } from '../core/errors.js';
-import { LIMITS } from '../core/limits.js';
+import { PROBLEMS_LIMIT, type Problem } from '../core/errors.js';
+import { LIMITS, overLimit } from '../core/limits.js';
+import { parseYaml, toPlain } from '../define/yaml-document.js';
 import { durationSchema, intRange, parseWith } from '../define/flow-schema.js';
-import { positiveInt } from '../define/flow-schema-parts.js';
+import { positiveDurationSchema, positiveInt } from '../define/flow-schema-parts.js';
 import { Reporter } from '../define/load-yaml.js';
+
+/** A duration (`10s`, or whole ms) from 1 ms to `max` ms: a zero timeout would mean none. */
+function durationUpTo(max: number) {
+  const error = `must be a duration from 1ms to ${max / 1000}s, like 10s or 1500`;
+  return durationSchema.refine((ms) => ms >= 1 && ms <= max, { error });
+}
 
 export const ConfigFileSchema = z.strictObject({
   database: z.string().optional(),
-  concurrency: intRange(1, 10_000).optional(),
+  concurrency: intRange(1, LIMITS.concurrency.max).optional(),
   pool_size: intRange(1, 1000).optional(),
   pools: z.record(z.string(), positiveInt).optional(),
-  lease: durationSchema.optional(),
+  lease: positiveDurationSchema.optional(),
   kill_grace: durationSchema.optional(),
   limits: z
     .strictObject({
       output_bytes: intRange(1, LIMITS.output_bytes.max).optional(),
       params_bytes: intRange(1, LIMITS.params_bytes.max).optional(),
       log_bytes: intRange(1, LIMITS.log_bytes.max).optional(),
+      // Below 1 KiB a truncation marker would not fit beside what it marks.
+      log_line_bytes: intRange(1024, LIMITS.log_line_bytes.max).optional(),
+      error_bytes: intRange(1024, LIMITS.error_bytes.max).optional(),
+      subflow_depth: intRange(1, LIMITS.subflow_depth.max).optional(),
+      child_runs_per_run: intRange(1, LIMITS.child_runs_per_run.max).optional(),
+      http_body_bytes: intRange(1, LIMITS.http_body_bytes.max).optional(),
+      http_header_timeout_ms: durationUpTo(LIMITS.http_header_timeout_ms.max).optional(),
+      http_body_timeout_ms: durationUpTo(LIMITS.http_body_timeout_ms.max).optional(),
+      http_idle_timeout_ms: durationUpTo(LIMITS.http_idle_timeout_ms.max).optional(),
+      http_connections: intRange(1, LIMITS.http_connections.max).optional(),
     })
     .optional(),
 });
@@ -40,38 +56,47 @@ export type ConfigParse =
  * `concurency: unknown key (did you mean "concurrency"?)`.
  */
 export function parseConfigText(text: string, file: string): ConfigParse {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true });
-  const report = new Reporter(file, doc, lines);
-  let syntax = false;
-  for (const error of doc.errors) {
-    const path = error.code === 'DUPLICATE_KEY' ? report.pathOfKeyAt(error.pos[0]) : undefined;
-    if (path) {
-      report.add('CONFIG_INVALID', path, 'duplicate key', 'Remove one of the two keys.', 'key');
-      continue;
-    }
-    syntax = true;
-    const pos = lines.linePos(error.pos[0]);
+  // The flow loader's parser: nesting and aliases bounded, duplicate keys found in linear time.
+  const parsed0 = parseYaml(text);
+  const { lines } = parsed0;
+  const at = (offset: number) => {
+    const pos = lines.linePos(offset);
+    return { file, line: pos.line, column: pos.col };
+  };
+  if (parsed0.over || !parsed0.doc) {
+    const over = parsed0.over;
+    const { message, hint } = over
+      ? overLimit(
+          over.limit,
+          over.limit === 'flow_depth' ? `a map or list nested ${over.value} deep` : over.value,
+          over.max,
+        )
+      : { message: 'the document could not be read', hint: 'Fix the YAML syntax.' };
+    return {
+      ok: false,
+      problems: [{ code: 'CONFIG_INVALID', message, hint, ...(over ? { location: at(over.offset) } : {}) }],
+    };
+  }
+  const report = new Reporter(file, parsed0.doc, lines);
+  for (const duplicate of parsed0.duplicates) {
+    report.add('CONFIG_INVALID', duplicate.path, 'duplicate key', 'Remove one of the two keys.', 'key');
+  }
+  for (const error of parsed0.errors) {
     // The library's message ends with " at line N, column M:" and a code frame; the position is ours.
     const what = error.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? error.message;
     report.problems.push({
       code: 'CONFIG_INVALID',
       message: `YAML syntax error: ${what}`,
       hint: 'Fix the YAML syntax at this position.',
-      location: { file, line: pos.line, column: pos.col },
+      location: at(error.offset),
     });
   }
   // After a syntax error the tree is a guess; schema messages about it would mislead.
-  if (syntax) return { ok: false, problems: report.sorted() };
-  let raw: unknown;
-  try {
-    raw = doc.toJS() ?? {};
-  } catch (error) {
-    report.add('CONFIG_INVALID', [], `cannot read the document: ${(error as Error).message}`, 'Simplify it.');
-    return { ok: false, problems: report.sorted() };
-  }
+  if (parsed0.errors.length > 0) return { ok: false, problems: report.sorted() };
+  const raw: unknown = toPlain(parsed0) ?? {};
   const parsed = parseWith(ConfigFileSchema, raw, [], 'baton.yaml');
-  if (!parsed.ok) report.addAll(parsed.problems, 'CONFIG_INVALID');
+  // Located one by one: only as many as an error lists (a file of 200,000 unknown keys).
+  if (!parsed.ok) report.addAll(parsed.problems.slice(0, PROBLEMS_LIMIT), 'CONFIG_INVALID');
   if (report.problems.length > 0 || !parsed.ok) return { ok: false, problems: report.sorted() };
   return { ok: true, data: parsed.data };
 }

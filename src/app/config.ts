@@ -6,7 +6,8 @@
  * baton.yaml keys
  * - `database`: SQLite file path, relative to the project root, or a `postgres://` URL.
  *   Default `.baton/baton.db`. Env `BATON_DATABASE`; `BATON_DATABASE_URL` (a PostgreSQL URL)
- *   takes precedence over both.
+ *   takes precedence over both. Any other `scheme:` is refused (DATABASE_URL_INVALID), so
+ *   that a mistyped URL never becomes a SQLite file named after it (password and all).
  * - `pool_size`: PostgreSQL connections per process. Default 10. Env `BATON_POOL_SIZE`.
  * - `concurrency`: attempt bodies running at once per process. Default 32. Env `BATON_CONCURRENCY`.
  * - `pools`: pool name → slots, shared by every flow of the project.
@@ -15,12 +16,24 @@
  * - `limits.output_bytes`: largest task output (JSON bytes). Default 262144.
  * - `limits.params_bytes`: largest params payload of a run (JSON bytes). Default 65536.
  * - `limits.log_bytes`: log kept per attempt. Default 1048576.
+ * - `limits.log_line_bytes`: longest line of a shell task's output kept in its log. Default 65536.
+ * - `limits.error_bytes`: largest message, hint, stack and details of a recorded failure,
+ *   each. Default 65536.
+ * - `limits.subflow_depth`, `limits.child_runs_per_run`: how deep child runs nest, and how
+ *   many one run starts (docs/operations.md#limits).
+ * - `limits.http_*`: what a webhook listener accepts: body size, header, body and idle
+ *   timeouts, connections (docs/triggers.md#webhooks).
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { BatonError } from '../core/errors.js';
 import type { EnvVarName } from '../core/env-vars.js';
+import { LIMITS } from '../core/limits.js';
+import { redactUrl } from '../core/redact-url.js';
+import { readInputFile } from '../define/input-file.js';
+import { suggest } from '../define/suggest.js';
 import type { ConfigFile } from './config-schema.js';
+import type { HttpLimits } from '../triggers/webhook-server.js';
 
 export interface BatonConfig {
   readonly projectDir: string;
@@ -42,10 +55,23 @@ export interface BatonConfig {
   readonly outputLimitBytes: number;
   readonly paramsLimitBytes: number;
   readonly logLimitBytes: number;
+  /** Largest line of a shell task's stdout or stderr kept in its log, in bytes. */
+  readonly logLineLimitBytes: number;
+  /** Largest message, hint, stack and details (JSON) of a recorded failure, each in bytes. */
+  readonly errorLimitBytes: number;
+  /** Deepest nesting of child runs (a top-level run is at depth 0). */
+  readonly subflowDepth: number;
+  /** Most child runs one run starts. */
+  readonly childRunsPerRun: number;
+  /** What every webhook listener accepts. */
+  readonly http: HttpLimits;
 }
 
 export interface ConfigOverrides {
+  /** `--db`: a PostgreSQL URL or a SQLite file; a relative path is relative to `databaseBase`. */
   readonly database?: string;
+  /** The folder a relative `database` flag is relative to (the working directory); default the project root. */
+  readonly databaseBase?: string;
   readonly concurrency?: number;
 }
 
@@ -90,14 +116,102 @@ export function findProjectDir(cwd: string): ProjectLocation {
   return { dir: start, configFile: null, marker: isDirectory(join(start, '.baton')) ? 'store' : 'none' };
 }
 
-function envNumber(env: NodeJS.ProcessEnv, name: EnvVarName): number | undefined {
+function envNumber(env: NodeJS.ProcessEnv, name: EnvVarName, max: number): number | undefined {
   const text = env[name];
   if (text === undefined || text === '') return undefined;
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new BatonError('CONFIG_INVALID', `environment variable ${name}: "${text}" is not a positive integer`);
+  if (!Number.isInteger(n) || n < 1 || n > max) {
+    throw new BatonError(
+      'CONFIG_INVALID',
+      `environment variable ${name}: "${text}" is not an integer from 1 to ${max}`,
+    );
   }
   return n;
+}
+
+/** Where a database setting came from, as messages name it. */
+export type DatabaseSource = '--db' | 'BATON_DATABASE_URL' | 'BATON_DATABASE' | 'baton.yaml database';
+
+/** A database setting, parsed: the PostgreSQL store at a URL, or the SQLite store in a file. */
+export type DatabaseSetting =
+  { readonly kind: 'postgres'; readonly url: string } | { readonly kind: 'sqlite'; readonly path: string };
+
+const POSTGRES_URL = /^postgres(ql)?:\/\//i;
+/** A Windows drive path (`C:\data\baton.db`), which looks like a one-letter scheme. */
+const DRIVE_PATH = /^[A-Za-z]:[\\/]/;
+/** Anything that starts like a URL: `scheme:`. */
+const URL_SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):/;
+/** Schemes people write for PostgreSQL that the driver does not take. */
+const PG_ALIASES = new Set(['pg', 'psql', 'pgsql', 'postgre', 'postgis']);
+/** A URL that lost its colon (`postgres//user:pw@host/db`): a path only by accident. */
+const SCHEME_WITHOUT_COLON = /^([A-Za-z][A-Za-z0-9+.-]*)\/\/[^/]*@/;
+
+/**
+ * Parses a database setting: a `postgres://` or `postgresql://` URL, or a path (relative
+ * to `baseDir`). Anything else that looks like a URL is refused with DATABASE_URL_INVALID,
+ * and `BATON_DATABASE_URL` takes a URL only. Messages show the value through `redactUrl`.
+ * Example: `parseDatabaseSetting('postgress://u:pw@h/db', '--db', '/p')` throws
+ * `--db: postgress://u:***@h/db is not a PostgreSQL URL: unknown scheme "postgress:" (did you mean postgres://u:***@h/db?)`.
+ */
+export function parseDatabaseSetting(text: string, source: DatabaseSource, baseDir: string): DatabaseSetting {
+  const value = text.trim();
+  const shown = redactUrl(value);
+  const refuse = (why: string, hint?: string): never => {
+    throw new BatonError('DATABASE_URL_INVALID', `${source}: ${why}`, {
+      ...(hint ? { hint } : {}),
+      details: { source },
+    });
+  };
+  if (value === '') refuse('is empty; give a postgres:// URL or the path of a SQLite file');
+  if (POSTGRES_URL.test(value)) {
+    if (!isParsableUrl(value)) {
+      refuse(
+        `${shown} is not a valid PostgreSQL URL`,
+        'Write it as postgres://user:password@host:5432/database, with special characters of the user and password percent-encoded (@ as %40, / as %2F, : as %3A).',
+      );
+    }
+    return { kind: 'postgres', url: value };
+  }
+  const scheme = DRIVE_PATH.test(value) ? undefined : (URL_SCHEME.exec(value) ?? SCHEME_WITHOUT_COLON.exec(value));
+  if (scheme) {
+    const name = scheme[1] ?? '';
+    const lower = name.toLowerCase();
+    // A near miss of postgres gets the corrected URL; any other scheme (sqlite:, file:) was
+    // most likely meant as a file, which is named by its path alone.
+    const nearPostgres = PG_ALIASES.has(lower) || suggest(lower, ['postgres', 'postgresql']) !== undefined;
+    const guess = redactUrl(`postgres://${value.replace(/^[A-Za-z][A-Za-z0-9+.-]*:?\/*/, '')}`);
+    const why =
+      lower === 'postgres' || lower === 'postgresql'
+        ? value[name.length] === ':'
+          ? `"${name}:" must be followed by "//"`
+          : `"${name}//" lacks the colon of "${name}://"`
+        : `unknown scheme "${name}:"`;
+    refuse(
+      `${shown} is not a PostgreSQL URL: ${why}` +
+        (nearPostgres ? ` (did you mean ${guess}?)` : '; a SQLite file is named by its path, without a scheme'),
+      'Baton takes a postgres:// (or postgresql://) URL for the PostgreSQL store, or the path of a SQLite file, without a scheme.',
+    );
+  }
+  if (source === 'BATON_DATABASE_URL') {
+    refuse(
+      `${shown} is not a PostgreSQL URL`,
+      'BATON_DATABASE_URL takes a postgres:// URL, such as postgres://user@host:5432/database; name a SQLite file with BATON_DATABASE or --db instead.',
+    );
+  }
+  return { kind: 'sqlite', path: resolve(baseDir, value) };
+}
+
+/** Whether the PostgreSQL driver can parse `url` (it retries an empty host, `user@/db`, the same way). */
+function isParsableUrl(url: string): boolean {
+  for (const candidate of [url, url.replace('@/', '@localhost/')]) {
+    try {
+      new URL(candidate);
+      return true;
+    } catch {
+      // Tried again below with a host, as the driver does; false when neither parses.
+    }
+  }
+  return false;
 }
 
 /** Merges and validates the configuration; the schema library loads only if baton.yaml exists. */
@@ -110,16 +224,8 @@ export async function loadConfig(
   let file: ConfigFile = {};
   if (configFile) {
     const { parseConfigText } = await import('./config-schema.js');
-    let text: string;
-    try {
-      text = readFileSync(configFile, 'utf8');
-    } catch (error) {
-      throw new BatonError('CONFIG_INVALID', `cannot read ${configFile}: ${(error as Error).message}`, {
-        cause: error,
-        hint: 'Check that baton.yaml is a readable file.',
-        location: { file: configFile },
-      });
-    }
+    // A FIFO or a device named baton.yaml is refused before a byte is read (no hang).
+    const text = readInputFile(configFile, { limit: 'input_file_bytes', what: 'baton.yaml', code: 'CONFIG_INVALID' });
     const parsed = parseConfigText(text, configFile);
     if (!parsed.ok) {
       const n = parsed.problems.length;
@@ -132,23 +238,67 @@ export async function loadConfig(
     }
     file = parsed.data;
   }
-  const named = flags.database ?? env.BATON_DATABASE_URL ?? env.BATON_DATABASE ?? file.database;
-  const database = named ?? '.baton/baton.db';
-  const isUrl = /^postgres(ql)?:\/\//.test(database);
+  // Every named setting is checked, not only the one that wins: a typo is reported where it is.
+  const given: [DatabaseSource, string | undefined][] = [
+    ['--db', flags.database],
+    ['BATON_DATABASE_URL', env.BATON_DATABASE_URL || undefined],
+    ['BATON_DATABASE', env.BATON_DATABASE || undefined],
+    ['baton.yaml database', file.database],
+  ];
+  const settings = given.flatMap(([source, text]) =>
+    text === undefined
+      ? []
+      : [
+          withLocation(source, configFile, () =>
+            parseDatabaseSetting(text, source, source === '--db' ? (flags.databaseBase ?? dir) : dir),
+          ),
+        ],
+  );
+  const database = settings[0] ?? { kind: 'sqlite', path: join(dir, '.baton', 'baton.db') };
   return {
     projectDir: dir,
     configFile,
     projectMarker: marker,
-    databaseNamed: named !== undefined && named !== '',
-    databasePath: isUrl ? '' : isAbsolute(database) ? database : join(dir, database),
-    databaseUrl: isUrl ? database : null,
-    poolSize: envNumber(env, 'BATON_POOL_SIZE') ?? file.pool_size ?? 10,
-    concurrency: flags.concurrency ?? envNumber(env, 'BATON_CONCURRENCY') ?? file.concurrency ?? 32,
+    databaseNamed: settings.length > 0,
+    databasePath: database.kind === 'sqlite' ? database.path : '',
+    databaseUrl: database.kind === 'postgres' ? database.url : null,
+    poolSize: envNumber(env, 'BATON_POOL_SIZE', 1000) ?? file.pool_size ?? 10,
+    concurrency:
+      flags.concurrency ?? envNumber(env, 'BATON_CONCURRENCY', LIMITS.concurrency.max) ?? file.concurrency ?? 32,
     pools: file.pools ?? {},
     leaseMs: file.lease ?? 15_000,
     killGraceMs: file.kill_grace ?? 2000,
     outputLimitBytes: file.limits?.output_bytes ?? 256 * 1024,
     paramsLimitBytes: file.limits?.params_bytes ?? 64 * 1024,
     logLimitBytes: file.limits?.log_bytes ?? 1024 * 1024,
+    logLineLimitBytes: file.limits?.log_line_bytes ?? LIMITS.log_line_bytes.default,
+    errorLimitBytes: file.limits?.error_bytes ?? LIMITS.error_bytes.default,
+    subflowDepth: file.limits?.subflow_depth ?? LIMITS.subflow_depth.default,
+    childRunsPerRun: file.limits?.child_runs_per_run ?? LIMITS.child_runs_per_run.default,
+    http: {
+      bodyBytes: file.limits?.http_body_bytes ?? LIMITS.http_body_bytes.default,
+      headerTimeoutMs: file.limits?.http_header_timeout_ms ?? LIMITS.http_header_timeout_ms.default,
+      bodyTimeoutMs: file.limits?.http_body_timeout_ms ?? LIMITS.http_body_timeout_ms.default,
+      idleTimeoutMs: file.limits?.http_idle_timeout_ms ?? LIMITS.http_idle_timeout_ms.default,
+      connections: file.limits?.http_connections ?? LIMITS.http_connections.default,
+    },
   };
+}
+
+/** Runs `parse`, pointing a refusal of baton.yaml's own setting at the file. */
+function withLocation(
+  source: DatabaseSource,
+  configFile: string | null,
+  parse: () => DatabaseSetting,
+): DatabaseSetting {
+  try {
+    return parse();
+  } catch (error) {
+    if (source !== 'baton.yaml database' || !configFile || !(error instanceof BatonError)) throw error;
+    throw new BatonError(error.code, error.message, {
+      hint: error.hint,
+      details: error.details,
+      location: { file: configFile, path: 'database' },
+    });
+  }
 }

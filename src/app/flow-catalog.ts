@@ -8,7 +8,7 @@
  * store and refuses to execute code that changed since.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { Problem } from '../core/errors.js';
 import { missingClientProblems } from '../triggers/source-clients.js';
@@ -19,6 +19,8 @@ import { compilePlan } from '../core/run-machine.js';
 import { flattenTasks, runsFlowCode } from '../core/run-topology.js';
 import type { FlowDefinition } from '../define/builder.js';
 import { isFlowDefinitionLike } from '../define/flow-mark.js';
+import { checkLaunch, type SubflowTargets } from '../define/launch-check.js';
+import { checkInputFile, readInputFile } from '../define/input-file.js';
 import { importModule, moduleRevision } from '../define/module-loader.js';
 import type { TypeCheckResult } from '../define/type-check.js';
 import type { FlowResolver, ResolvedFlow } from '../engine/engine.js';
@@ -40,9 +42,13 @@ export function isFlowFile(path: string): boolean {
   return YAML_EXT.has(ext) || CODE_EXT.has(ext);
 }
 
+/**
+ * The source of a file a flow runs, for its version; '' when it cannot be had (missing, or
+ * not a regular file: a FIFO is never opened for reading), which changes the version.
+ */
 function readSource(path: string): string {
   try {
-    return readFileSync(path, 'utf8');
+    return readInputFile(path, { limit: 'input_file_bytes', what: 'module', code: 'DEF_LOAD' });
   } catch {
     return '';
   }
@@ -82,6 +88,12 @@ export class FlowCatalog implements FlowResolver {
       readonly knownPools?: readonly string[];
       readonly kinds?: readonly string[];
       readonly store?: Store;
+      /**
+       * Also check a flow against the project when it is loaded (define/launch-check.ts): each
+       * subflow names a flow of the project, no command holds a NUL. Off for a flow looked
+       * at alone (the testing kit, which is given its subflows' flows another way).
+       */
+      readonly launchChecks?: boolean;
     } = {},
   ) {}
 
@@ -90,8 +102,23 @@ export class FlowCatalog implements FlowResolver {
     return join(this.projectDir, 'flows');
   }
 
-  /** Loads one flow file; throws a BatonError listing every problem. Cached per path. */
-  load(path: string): Promise<LoadedFlow> {
+  /**
+   * Loads one flow file; throws a BatonError listing every problem. Cached per path; the
+   * checks against the project (`launchChecks`) run at every load, since they depend on
+   * other files.
+   */
+  async load(path: string): Promise<LoadedFlow> {
+    const flow = await this.loadOwn(path);
+    if (!this.options.launchChecks) return flow;
+    const problems = await checkLaunch(flow.spec, flow.sourcePath, this.subflowTargets(), () =>
+      readFlowText(flow.sourcePath),
+    );
+    if (problems.length > 0) throw problemsError(flow.sourcePath, problems);
+    return flow;
+  }
+
+  /** A flow file loaded and checked on its own, without the flows it names. Cached per path. */
+  private loadOwn(path: string): Promise<LoadedFlow> {
     const abs = resolve(path);
     // Keyed by the file's revision: an edited flow is loaded again, not served stale.
     const key = `${abs}\u0000${moduleRevision(abs)}`;
@@ -110,6 +137,16 @@ export class FlowCatalog implements FlowResolver {
 
   private async loadUncached(abs: string): Promise<LoadedFlow> {
     const ext = extname(abs);
+    // A device, a FIFO or a folder is refused before anything opens it for reading, and a
+    // YAML file over its limit before it is parsed; code files are checked by the importer.
+    if (!CODE_EXT.has(ext)) {
+      const yaml = YAML_EXT.has(ext);
+      checkInputFile(abs, {
+        limit: yaml ? 'flow_file_bytes' : 'input_file_bytes',
+        what: 'flow file',
+        code: 'DEF_LOAD',
+      });
+    }
     if (YAML_EXT.has(ext)) {
       // The YAML parser and schema library load only when a YAML flow is met.
       const { loadFlowFile } = await import('../define/load-yaml.js');
@@ -153,10 +190,62 @@ export class FlowCatalog implements FlowResolver {
     return { spec, version: flowVersion(spec, [readSource(abs)]), sourcePath: abs, definition };
   }
 
+  /**
+   * The flows a subflow may name, as the child-run launcher finds them (`find`): a flow
+   * under `flows/`, by name. Every flow is listed at most once per check, and only when a
+   * name is not the name of its file.
+   */
+  private subflowTargets(): SubflowTargets {
+    let listing: Promise<{ names: string[]; broken: number }> | undefined;
+    const list = () => (listing ??= this.flowNames());
+    // Many subflow tasks (a generated flow) often name the same few flows: look each up once.
+    const known = new Map<string, Promise<boolean>>();
+    const lookUp = async (name: string): Promise<boolean> => {
+      for (const ext of [...YAML_EXT, ...CODE_EXT]) {
+        const candidate = join(this.flowsDir, `${name}${ext}`);
+        if (!isFile(candidate)) continue;
+        const loaded = await this.loadOwn(candidate).catch(() => undefined);
+        if (loaded?.spec.name === name) return true;
+      }
+      return (await list()).names.includes(name);
+    };
+    return {
+      has: (name) => {
+        let found = known.get(name);
+        if (!found) known.set(name, (found = lookUp(name)));
+        return found;
+      },
+      names: list,
+    };
+  }
+
+  /** The names of the flows under `flows/`, each loaded on its own, and how many failed to load. */
+  private async flowNames(): Promise<{ names: string[]; broken: number }> {
+    let files: string[];
+    try {
+      files = readdirSync(this.flowsDir).filter(isFlowFile).sort();
+    } catch {
+      return { names: [], broken: 0 };
+    }
+    const names = new Set<string>();
+    let broken = 0;
+    for (const file of files) {
+      try {
+        names.add((await this.loadOwn(join(this.flowsDir, file))).spec.name);
+      } catch (error) {
+        // A code file without a flow is a helper module of the flows beside it.
+        if (!(error instanceof BatonError && error.details.noFlow === true)) broken++;
+      }
+    }
+    return { names: [...names].sort(), broken };
+  }
+
   /** Finds a flow by file path, or by name among the project's flows. */
   async find(ref: string): Promise<LoadedFlow> {
     const asPath = resolve(ref);
-    if (isFlowFile(ref) && isFile(asPath)) return this.load(asPath);
+    // A path that exists but is no regular file (a FIFO, a folder) is loaded too, to be
+    // refused with what it is rather than reported as not found.
+    if (isFlowFile(ref) && existsSync(asPath)) return this.load(asPath);
     for (const ext of [...YAML_EXT, ...CODE_EXT]) {
       const candidate = join(this.flowsDir, `${ref}${ext}`);
       if (isFile(candidate)) {
@@ -219,11 +308,14 @@ export class FlowCatalog implements FlowResolver {
     ]);
     const modules: string[] = [];
     for (const file of files) {
-      if (!YAML_EXT.has(extname(file))) continue;
+      if (!YAML_EXT.has(extname(file)) || isUnreadable(file, 'flow_file_bytes')) continue;
       const { modules: uses = [] } = await loadFlowFile(file, this.options.kinds ? { kinds: this.options.kinds } : {});
       for (const use of uses) modules.push(resolve(dirname(file), use.module));
     }
-    const checked = [...new Set([...files, ...modules].map((f) => resolve(f)))].filter((f) => TS_FILE.test(f));
+    // What is not a regular file was reported by `load`; the compiler would block on a FIFO.
+    const checked = [...new Set([...files, ...modules].map((f) => resolve(f)))].filter(
+      (f) => TS_FILE.test(f) && !isUnreadable(f, 'input_file_bytes'),
+    );
     return typeCheckFiles({ projectDir: this.projectDir, files: checked });
   }
 
@@ -283,11 +375,40 @@ export class FlowCatalog implements FlowResolver {
   }
 }
 
+/**
+ * Whether `path` exists but must not be read: not a regular file (a FIFO would block its
+ * reader), or over `limit`. A missing file is left to the reader, which reports it.
+ */
+function isUnreadable(path: string, limit: 'flow_file_bytes' | 'input_file_bytes'): boolean {
+  try {
+    checkInputFile(path, { limit, what: 'file', code: 'DEF_LOAD' });
+    return false;
+  } catch (error) {
+    return !(error instanceof BatonError && error.details.errno === 'ENOENT');
+  }
+}
+
 function isFile(path: string): boolean {
   try {
     return statSync(path).isFile();
   } catch {
     return false;
+  }
+}
+
+/** The text of a loaded flow file, for the positions of its problems; undefined when it cannot be read again. */
+function readFlowText(path: string): string | undefined {
+  if (!YAML_EXT.has(extname(path)) && !CODE_EXT.has(extname(path))) return undefined;
+  try {
+    // The file loaded a moment ago; a size limit raised in baton.yaml may exceed the default here.
+    return readInputFile(path, {
+      limit: 'flow_file_bytes',
+      limitBytes: Number.MAX_SAFE_INTEGER,
+      what: 'flow file',
+      code: 'DEF_LOAD',
+    });
+  } catch {
+    return undefined;
   }
 }
 

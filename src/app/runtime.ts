@@ -103,6 +103,7 @@ export async function openCatalog(options: RuntimeOptions): Promise<{ config: Ba
   const catalog = new FlowCatalog(config.projectDir, {
     knownPools: Object.keys(config.pools),
     kinds: createExecutors().kinds(),
+    launchChecks: true,
   });
   return { config, catalog };
 }
@@ -127,6 +128,7 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
     knownPools: Object.keys(config.pools),
     kinds: executors.kinds(),
     store,
+    launchChecks: true,
   });
   const children: ChildRunLauncher = {
     async launch(request) {
@@ -149,9 +151,15 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
         // One child per parent attempt: after a crash the attempt finds the child it made.
         dedupeKey: `child:${request.parentRunId}/${request.parentTask}/${request.attempt}`,
       });
+      // The store checks the nesting and the parent's count of children as it creates the
+      // child, so that a flow starting itself ends at the limit with SUBFLOW_DEPTH.
       const created = await store.createRun({
         ...run,
-        parent: { runId: request.parentRunId, task: request.parentTask },
+        parent: {
+          runId: request.parentRunId,
+          task: request.parentTask,
+          limits: { depth: config.subflowDepth, childRuns: config.childRunsPerRun },
+        },
       });
       return created.run.id;
     },
@@ -168,6 +176,8 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
     leaseMs: config.leaseMs,
     outputLimitBytes: config.outputLimitBytes,
     logLimitBytes: config.logLimitBytes,
+    logLineLimitBytes: config.logLineLimitBytes,
+    errorLimitBytes: config.errorLimitBytes,
     killGraceMs: config.killGraceMs,
     children,
     ...(faults ? { faults } : {}),
@@ -193,6 +203,8 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
         leaseMs: config.leaseMs,
         outputLimitBytes: config.outputLimitBytes,
         logLimitBytes: config.logLimitBytes,
+        logLineLimitBytes: config.logLineLimitBytes,
+        errorLimitBytes: config.errorLimitBytes,
         killGraceMs: config.killGraceMs,
         ...(faults ? { faults } : {}),
         ...(clock ? { clock } : {}),
@@ -206,6 +218,7 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
         store,
         flows: triggerFlows(runtime),
         sources: triggerSources(options.env, store),
+        errorLimitBytes: config.errorLimitBytes,
         ...(clock ? { now: () => clock.now() } : {}),
         ...overrides,
       });

@@ -6,9 +6,10 @@
  * flow definition; 4 not found; 5 wrong state (e.g. run owned elsewhere); 6 store error.
  */
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
+import { redactUrl } from '../core/redact-url.js';
 import type { CliContext } from './context.js';
+import { cliOption } from './options.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -19,17 +20,14 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`"${value}" is not a positive integer.`);
-  return n;
-}
-
 export function buildProgram(ctx: CliContext, setExit: (code: number) => void): Command {
   const program = new Command('baton')
     .description('Baton: a durable data orchestrator. Flows in TypeScript or YAML; runs that survive any crash.')
     .version(version(), '-V, --version')
-    .option('--db <path>', 'SQLite database file (default: .baton/baton.db in the project)')
+    .option(
+      '--db <path or URL>',
+      'SQLite database file, or a postgres:// URL (default: .baton/baton.db in the project)',
+    )
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({
@@ -37,20 +35,19 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
       writeErr: (s) => ctx.stderr(s.replace(/\n$/, '')),
     });
 
+  // The configuration parses --db with the other database settings; a relative path is
+  // relative to the working directory.
   const withDb = (): CliContext => {
     const db = program.opts<{ db?: string }>().db;
-    return db
-      ? {
+    return db === undefined
+      ? ctx
+      : {
           ...ctx,
           runtime: {
             ...ctx.runtime,
-            flags: {
-              ...ctx.runtime.flags,
-              database: /^postgres(ql)?:\/\//.test(db) ? db : resolve(ctx.runtime.cwd, db),
-            },
+            flags: { ...ctx.runtime.flags, database: db, databaseBase: ctx.runtime.cwd },
           },
-        }
-      : ctx;
+        };
   };
   const run = (fn: () => Promise<number>) => async () => setExit(await fn());
 
@@ -103,7 +100,7 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     .option('--flow <name>', 'only runs of this flow')
     .option('--state <state>', 'only runs in this state')
     .option('--parent <run>', 'only the child runs (subflows) of this run')
-    .option('--limit <n>', 'at most n runs (default 50)', positiveInt)
+    .addOption(cliOption('--limit <n>', 'at most n runs (default 50)'))
     .option('--json', 'print JSON')
     .action((o: { flow?: string; state?: string; parent?: string; limit?: number; json?: boolean }) =>
       run(async () => (await import('./commands/inspect.js')).runsCommand(withDb(), o))(),
@@ -215,7 +212,7 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     .description(
       'execute work until stopped (SIGTERM drains): whole runs on the embedded store, queued tasks on PostgreSQL',
     )
-    .addOption(new Option('-c, --concurrency <n>', 'attempts running at once').argParser(positiveInt))
+    .addOption(cliOption('-c, --concurrency <n>', 'attempts running at once'))
     .option(
       '-l, --labels <a,b>',
       'labels this worker has; tasks that require labels go only to workers with all of them',
@@ -227,7 +224,7 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
   program
     .command('scheduler')
     .description('drive runs and triggers on PostgreSQL: several may run, one leads, the others stand by')
-    .addOption(new Option('--webhook-port <n>', 'also serve webhooks on this port').argParser(positiveInt))
+    .addOption(cliOption('--webhook-port <n>', 'also serve webhooks on this port'))
     .option('--webhook-host <host>', 'webhook address (default 127.0.0.1)')
     .action((o: { webhookPort?: number; webhookHost?: string }) =>
       run(async () => (await import('./commands/execute.js')).schedulerCommand(withDb(), o))(),
@@ -236,7 +233,7 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
   program
     .command('dev')
     .description('one process for development: executes runs, evaluates triggers, serves webhooks')
-    .addOption(new Option('--port <n>', 'webhook port (default 8787)').argParser(positiveInt))
+    .addOption(cliOption('--port <n>', 'webhook port (default 8787)'))
     .option('--host <host>', 'webhook address (default 127.0.0.1)')
     .option('--no-webhooks', 'do not listen for webhooks')
     .action((o: { port?: number; host?: string; webhooks?: boolean }) =>
@@ -266,7 +263,7 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
   triggers
     .command('history <trigger>')
     .description('what a trigger did: each firing, the run it created or why none')
-    .addOption(new Option('--limit <n>', 'at most n entries (default 50)').argParser(positiveInt))
+    .addOption(cliOption('--limit <n>', 'at most n entries (default 50)'))
     .option('--json', 'print JSON')
     .action((id: string, o: { limit?: number; json?: boolean }) =>
       run(async () => (await import('./commands/triggers.js')).triggersHistoryCommand(withDb(), id, o))(),
@@ -279,9 +276,7 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     .option('--from <date>', 'fire times after this date or instant (ISO 8601; UTC unless an offset is given)')
     .option('--to <date>', 'fire times up to and including this date or instant')
     .option('--trigger <name>', 'which cron or interval trigger, when the flow has several')
-    .addOption(
-      new Option('--max-parallel <n>', 'most runs of the backfill active at a time (default 4)').argParser(positiveInt),
-    )
+    .addOption(cliOption('--max-parallel <n>', 'most runs of the backfill active at a time (default 4)'))
     .option('--rerun', 'also give a new run to intervals whose run did not succeed')
     .option('--plan', 'print the intervals and what would happen to each; change nothing')
     .option('--wait', 'create the runs from this process too, and print progress until every interval has finished')
@@ -333,18 +328,13 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
 
   db.command('prune')
     .description('delete finished runs (with their history and logs) that ended longer ago than a duration')
-    .requiredOption('--older-than <duration>', 'e.g. 30d')
+    .addOption(cliOption('--older-than <duration>', 'e.g. 30d').makeOptionMandatory())
     .option('--json', 'print JSON')
-    .action((o: { olderThan: string; json?: boolean }) =>
+    .action((o: { olderThan: number; json?: boolean }) =>
       run(async () => (await import('./commands/execute.js')).pruneCommand(withDb(), o))(),
     );
 
   return program;
-}
-
-/** A database URL without its password, for messages. */
-function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
 }
 
 /** True for `1` or `true`: how boolean environment variables are switched on. */

@@ -52,6 +52,13 @@ export const ERROR_CODES = {
     exitCode: 3,
     source: 'user',
   },
+  DEF_LIMIT: {
+    summary:
+      'A flow file goes over a limit met while it is parsed: its nesting (flow_depth) or what its aliases expand to (flow_alias_nodes). A file over flow_file_bytes is DEF_LOAD: it is refused before it is read.',
+    hint: 'The message names the limit and the line: flatten the data there, or write out what the aliases repeat (docs/operations.md#limits).',
+    exitCode: 3,
+    source: 'user',
+  },
   DEF_MODULE: {
     summary:
       'A function task names a module that is missing or cannot be imported, or an export that is not a function.',
@@ -62,6 +69,12 @@ export const ERROR_CODES = {
   DEF_SHELL_EXPRESSION: {
     summary: 'A `${{ }}` expression is written inside a command line that a shell parses.',
     hint: 'Pass the value through `env:` and read it as "$NAME" in the script, or write `command:` as an argv list, which runs without a shell.',
+    exitCode: 3,
+    source: 'user',
+  },
+  DEF_UNKNOWN_FLOW: {
+    summary: 'A subflow task names a flow that is not in the project.',
+    hint: 'Check the spelling of `subflow.flow` (the message suggests the closest flow name); `baton validate` lists the flows of the project.',
     exitCode: 3,
     source: 'user',
   },
@@ -215,6 +228,13 @@ export const ERROR_CODES = {
     exitCode: 2,
     source: 'user',
   },
+  DATABASE_URL_INVALID: {
+    summary:
+      'The database setting (`--db`, `BATON_DATABASE_URL`, `BATON_DATABASE` or `database` in baton.yaml) is neither a PostgreSQL URL nor a file path.',
+    hint: 'Write a PostgreSQL URL as postgres://user@host:5432/database, or give the path of a SQLite file.',
+    exitCode: 2,
+    source: 'user',
+  },
   MAP_OVER_INVALID: {
     summary: "A map's `over` did not yield a list.",
     hint: 'Make `map.over` name an array, such as ${{ tasks.list.output }} or a param of type array.',
@@ -230,6 +250,18 @@ export const ERROR_CODES = {
   SUBFLOW_FAILED: {
     summary: 'The child run of a subflow task did not succeed.',
     hint: 'Inspect the child run named in the message with `baton show <child run>`.',
+    exitCode: 1,
+    source: 'user',
+  },
+  SUBFLOW_DEPTH: {
+    summary: 'A subflow task would start a child run nested deeper than the limit subflow_depth.',
+    hint: 'A flow that starts itself needs a condition that ends the recursion (a choice, a map over a shorter list); raise limits.subflow_depth in baton.yaml if the nesting is meant.',
+    exitCode: 1,
+    source: 'user',
+  },
+  SUBFLOW_CHILD_RUNS: {
+    summary: 'A subflow task would start more child runs of one run than the limit child_runs_per_run.',
+    hint: 'Map over fewer items, or raise limits.child_runs_per_run in baton.yaml.',
     exitCode: 1,
     source: 'user',
   },
@@ -342,6 +374,44 @@ export interface Problem {
   readonly location?: SourceLocation;
 }
 
+/**
+ * Longest message or hint an error keeps, in characters. Messages quote what was given (an
+ * option value, a key, an id), and a given value may be megabytes long; every error passes
+ * through the constructor below, so no message needs to bound its own quotes.
+ */
+export const MESSAGE_LIMIT_CHARS = 8192;
+/** Most problems one error lists; the rest are counted in a last one. */
+export const PROBLEMS_LIMIT = 200;
+
+function cutMessage(text: string, limit = MESSAGE_LIMIT_CHARS): string {
+  return text.length <= limit ? text : `${text.slice(0, limit)}… [${text.length - limit} more characters not shown]`;
+}
+
+function boundLocation(location: SourceLocation): SourceLocation {
+  return location.path !== undefined && location.path.length > 512
+    ? { ...location, path: cutMessage(location.path, 512) }
+    : location;
+}
+
+function boundProblems(problems: readonly Problem[]): readonly Problem[] {
+  const cut = (p: Problem): Problem => ({
+    ...p,
+    message: cutMessage(p.message),
+    ...(p.hint === undefined ? {} : { hint: cutMessage(p.hint) }),
+    ...(p.location === undefined ? {} : { location: boundLocation(p.location) }),
+  });
+  if (problems.length <= PROBLEMS_LIMIT) return problems.map(cut);
+  const first = problems[0] as Problem;
+  return [
+    ...problems.slice(0, PROBLEMS_LIMIT).map(cut),
+    {
+      code: first.code,
+      message: `… and ${problems.length - PROBLEMS_LIMIT} more problems not shown (${problems.length} in all)`,
+      hint: 'Fix the problems above first; the rest are often the same mistake repeated.',
+    },
+  ];
+}
+
 /** Brand shared by every copy of this module (a flow file may load its own copy of Baton). */
 const BATON_ERROR = Symbol.for('baton.error');
 
@@ -360,13 +430,13 @@ export class BatonError extends Error {
   readonly problems: readonly Problem[];
 
   constructor(code: ErrorCode, message: string, options: BatonErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(cutMessage(message), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'BatonError';
     this.code = code;
-    this.hint = options.hint ?? ERROR_CODES[code].hint;
+    this.hint = cutMessage(options.hint ?? ERROR_CODES[code].hint);
     this.details = options.details ?? {};
-    this.location = options.location;
-    this.problems = options.problems ?? [];
+    this.location = options.location && boundLocation(options.location);
+    this.problems = boundProblems(options.problems ?? []);
   }
 
   get source(): ErrorSource {

@@ -162,6 +162,9 @@ const KIND_OF_CODE: Readonly<Record<string, ErrorKind>> = {
   TASK_OUTPUT_INVALID: 'validation',
   VALIDATION: 'validation',
   MAP_OVER_INVALID: 'validation',
+  // A retry would meet the same limit (and, deep in a recursion, start a new tree each time).
+  SUBFLOW_DEPTH: 'validation',
+  SUBFLOW_CHILD_RUNS: 'validation',
 };
 
 /** The kind of an error: as thrown (`error.kind`), else from its code, else `error`. */
@@ -232,7 +235,8 @@ export interface TaskError {
   readonly details?: Record<string, unknown>;
   /**
    * The stack of an error thrown by task code: its name and message, then the frames of
-   * the user's code (Baton's own frames and Node's internals left out), at most 16 KiB.
+   * the user's code (Baton's own frames and Node's internals left out), at most
+   * limits.error_bytes (64 KiB by default), like the message, the hint and the details.
    */
   readonly stack?: string;
 }

@@ -15,7 +15,8 @@
  */
 import type { Problem } from '../core/errors.js';
 import { BatonError } from '../core/errors.js';
-import { parseDuration } from '../core/duration.js';
+import type { DurationRule } from '../core/duration.js';
+import { readDuration } from '../core/duration.js';
 import type { FlowSpec, ParamSpec, RetryPolicy } from '../core/model.js';
 import { DEFAULT_RETRY } from '../core/model.js';
 import type { TaskFunction } from '../core/task-context.js';
@@ -129,22 +130,22 @@ export class FlowDefinition<P extends Record<string, ParamDef> = Record<string, 
     };
     const o = this.options;
     if (!NAME.test(o.name)) report(['name'], `"${o.name}" is not a valid flow name`);
-    const duration = (value: DurationInput | undefined, path: KeyPath): number | null => {
+    // Timeouts unless told: zero is refused where it would end at once what must take time.
+    const duration = (value: DurationInput | undefined, path: KeyPath, rule: DurationRule = 'positive') => {
       if (value === undefined) return null;
-      const ms = parseDuration(value);
-      if (ms === undefined) {
-        report(path, `"${value}" is not a duration (use e.g. 250ms, 30s, 5m, 1h)`);
-        return null;
-      }
-      return ms;
+      const read = readDuration(value, rule);
+      if (read.ok) return read.ms;
+      if (read.reason === 'not_a_duration') report(path, `"${value}" is not a duration (use e.g. 250ms, 30s, 5m, 1h)`);
+      else report(path, read.message, read.hint);
+      return null;
     };
     const retry = (base: RetryPolicy, input: RetryInput | undefined, path: KeyPath): RetryPolicy => {
       if (!input) return base;
       const maxAttempts = input.maxAttempts ?? base.maxAttempts;
       if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100)
         report(path.concat('maxAttempts'), `must be an integer from 1 to 100, got ${maxAttempts}`);
-      const backoffMs = duration(input.backoff, path.concat('backoff')) ?? base.backoffMs;
-      const maxBackoffMs = duration(input.maxBackoff, path.concat('maxBackoff')) ?? base.maxBackoffMs;
+      const backoffMs = duration(input.backoff, path.concat('backoff'), 'non_negative') ?? base.backoffMs;
+      const maxBackoffMs = duration(input.maxBackoff, path.concat('maxBackoff'), 'non_negative') ?? base.maxBackoffMs;
       if (backoffMs > maxBackoffMs)
         report(path.concat('maxBackoff'), `must be at least backoff (${backoffMs} ms), got ${maxBackoffMs} ms`);
       for (const key of ['retryOn', 'neverRetryOn'] as const) {

@@ -115,6 +115,16 @@ const OPERATORS = [
   '<',
   '>',
 ];
+// Looked up by length (two characters first), as often as every token of every template.
+const TWO_CHAR_OPERATORS: ReadonlySet<string> = new Set(OPERATORS.filter((op) => op.length === 2));
+const ONE_CHAR_OPERATORS: ReadonlySet<string> = new Set(OPERATORS.filter((op) => op.length === 1));
+
+/** What `/\s/` matches, without a one-character string per character of a template. */
+function isSpace(code: number): boolean {
+  if (code === 0x20 || (code >= 0x09 && code <= 0x0d)) return true;
+  return code > 0x7f && /\s/.test(String.fromCharCode(code));
+}
+
 const NAME = /[A-Za-z_][A-Za-z0-9_]*/y;
 const MEMBER_NAME = /[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*/y;
 const NUMBER = /\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
@@ -158,7 +168,7 @@ class Lexer {
 
   private read(): Token {
     const text = this.text;
-    while (this.pos < text.length && /\s/.test(text[this.pos] as string)) this.pos++;
+    while (this.pos < text.length && isSpace(text.charCodeAt(this.pos))) this.pos++;
     const start = this.pos;
     const char = text[start];
     if (char === undefined) return { kind: 'end', value: '', start, end: start };
@@ -176,7 +186,8 @@ class Lexer {
     if (text.startsWith('===', start) || text.startsWith('!==', start)) {
       this.fail(start, `write ${quote(char + '=')}: it already compares without converting types`);
     }
-    const op = OPERATORS.find((candidate) => text.startsWith(candidate, start));
+    const pair = text.slice(start, start + 2);
+    const op = TWO_CHAR_OPERATORS.has(pair) ? pair : ONE_CHAR_OPERATORS.has(char) ? char : undefined;
     if (op !== undefined) {
       this.pos += op.length;
       return { kind: 'op', value: op, start, end: this.pos };
@@ -764,25 +775,29 @@ function toText(value: unknown, ctx: EvalContext): string {
 // ---------------------------------------------------------------------------------------
 // Public API
 
-/** Memo in least-recently-used order: a hit moves to the back, the front is evicted. */
+/**
+ * Memo of at most `limit` entries that keeps what is used: two generations of half the
+ * limit each; a hit in the older one moves to the newer, and when the newer is full the
+ * older is dropped. Every operation is O(1): an LRU map that evicts with `keys().next()`
+ * walks over the holes its deletions leave at its front, which made loading 50,000
+ * distinct templates quadratic.
+ */
 class BoundedMemo<V> {
-  private readonly entries = new Map<string, V>();
+  private current = new Map<string, V>();
+  private previous = new Map<string, V>();
 
   constructor(private readonly limit: number) {}
 
   get(key: string, compute: (key: string) => V): V {
-    const hit = this.entries.get(key);
-    if (hit !== undefined) {
-      this.entries.delete(key);
-      this.entries.set(key, hit);
-      return hit;
+    const hit = this.current.get(key);
+    if (hit !== undefined) return hit;
+    const old = this.previous.get(key);
+    const value = old !== undefined ? old : compute(key);
+    if (this.current.size >= this.limit / 2) {
+      this.previous = this.current;
+      this.current = new Map();
     }
-    const value = compute(key);
-    if (this.entries.size >= this.limit) {
-      const oldest = this.entries.keys().next();
-      if (!oldest.done) this.entries.delete(oldest.value);
-    }
-    this.entries.set(key, value);
+    this.current.set(key, value);
     return value;
   }
 }
@@ -845,7 +860,10 @@ export function collectReferences(value: unknown): {
 } {
   const references: { path: readonly (string | number)[]; ref: Reference }[] = [];
   const problems: TemplateProblem[] = [];
-  const visit = (node: unknown, path: (string | number)[]): void => {
+  // One path stack, copied only for a string that holds a template: a `with:` of 200,000
+  // plain values then costs no array per value.
+  const path: (string | number)[] = [];
+  const visit = (node: unknown): void => {
     if (typeof node === 'string') {
       if (!node.includes('${{')) return;
       let template: CompiledTemplate;
@@ -853,17 +871,28 @@ export function collectReferences(value: unknown): {
         template = parseTemplateString(node);
       } catch (error) {
         if (!(error instanceof BatonError) || error.code !== 'DEF_EXPRESSION') throw error;
-        problems.push({ message: error.message, path, code: 'DEF_EXPRESSION' });
+        problems.push({ message: error.message, path: [...path], code: 'DEF_EXPRESSION' });
         return;
       }
-      for (const ref of template.references) references.push({ path, ref });
+      if (template.references.length === 0) return;
+      const at = [...path];
+      for (const ref of template.references) references.push({ path: at, ref });
     } else if (Array.isArray(node)) {
-      node.forEach((item, i) => visit(item, [...path, i]));
+      for (let i = 0; i < node.length; i++) {
+        path.push(i);
+        visit(node[i]);
+        path.pop();
+      }
     } else if (isPlainObject(node)) {
-      for (const [key, item] of Object.entries(node)) visit(item, [...path, key]);
+      for (const key in node) {
+        if (!Object.hasOwn(node, key)) continue;
+        path.push(key);
+        visit(node[key]);
+        path.pop();
+      }
     }
   };
-  visit(value, []);
+  visit(value);
   return { references, problems };
 }
 

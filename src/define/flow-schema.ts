@@ -13,7 +13,15 @@
 import { z } from 'zod';
 import type { ErrorCode } from '../core/errors.js';
 import { OVERLAP_POLICIES } from '../core/trigger-spec.js';
-import { DURATION_FORMS, checkName, durationSchema, intRange, nameSchema, positiveInt } from './flow-schema-parts.js';
+import {
+  DURATION_FORMS,
+  checkName,
+  durationSchema,
+  intRange,
+  nameSchema,
+  positiveDurationSchema,
+  positiveInt,
+} from './flow-schema-parts.js';
 import { TRIGGER_KINDS, TriggerFileSchema } from './trigger-schema.js';
 import { suggest } from './suggest.js';
 
@@ -30,6 +38,7 @@ export {
   intRange,
   isValidName,
   nameSchema,
+  positiveDurationSchema,
 } from './flow-schema-parts.js';
 export const RetryFileSchema = z.strictObject({
   max_attempts: intRange(1, 100).optional(),
@@ -53,7 +62,7 @@ export const ParamFileSchema = z.strictObject({
 
 export const DefaultsFileSchema = z.strictObject({
   retry: RetryFileSchema.optional(),
-  timeout: durationSchema.optional(),
+  timeout: positiveDurationSchema.optional(),
   pool: z.string().min(1).optional(),
 });
 
@@ -67,7 +76,7 @@ export const TaskBaseSchema = z.object({
   description: z.string().optional(),
   depends_on: z.array(z.string()).optional(),
   retry: RetryFileSchema.optional(),
-  timeout: durationSchema.optional(),
+  timeout: positiveDurationSchema.optional(),
   pool: z.string().min(1).optional(),
   labels: z.array(z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'labels are letters, digits and _ . : -')).optional(),
   with: z.record(z.string(), z.unknown()).optional(),
@@ -158,7 +167,7 @@ export const FlowFileSchema = z.strictObject({
   description: z.string().optional(),
   params: z.record(z.string(), ParamFileSchema).optional(),
   defaults: DefaultsFileSchema.optional(),
-  timeout: durationSchema.optional(),
+  timeout: positiveDurationSchema.optional(),
   max_active_runs: positiveInt.optional(),
   overlap: z.enum(OVERLAP_POLICIES).optional(),
   triggers: z.record(nameSchema, TriggerFileSchema).optional(),
@@ -298,7 +307,9 @@ export function parseWith<S extends z.ZodType>(
   const result = schema.safeParse(input, { error: (issue) => mustPhrase(issue) });
   if (result.success) return { ok: true, data: result.data };
   const problems: SchemaProblem[] = [];
-  for (const issue of result.error.issues) problems.push(...describeIssue(schema, input, issue, prefix, owner));
+  // Not push(...): one issue may name 200,000 unknown keys, more arguments than a call takes.
+  for (const issue of result.error.issues)
+    for (const p of describeIssue(schema, input, issue, prefix, owner)) problems.push(p);
   return { ok: false, problems };
 }
 

@@ -36,11 +36,20 @@ import {
 import { hasTemplate } from './expression.js';
 import { checkName } from './flow-schema-parts.js';
 import type { KeyPath } from './flow-schema.js';
-import { checkReferences, type ReadScope } from './reference-check.js';
+import {
+  checkReferences,
+  taskNames,
+  type ReadScope,
+  type ReferenceProblem,
+  type TaskNames,
+  type TaskSet,
+  type TemplatedValue,
+} from './reference-check.js';
 import { checkShellScripts } from './shell-scripts.js';
 import { checkFinally, checkHandler } from './structure-rules.js';
-import { suggest } from './suggest.js';
+import { Suggester, listNames, suggest } from './suggest.js';
 import { isSingleExpression } from './task-schema.js';
+import { createUpstreamIndex, type UpstreamIndex } from './upstream-index.js';
 
 interface Group {
   readonly path: KeyPath;
@@ -152,10 +161,17 @@ class Level {
   private readonly targets = new Map<string, Dep[]>();
   private readonly branches = new Map<string, string[]>();
   private readonly priority = new Map<string, string[]>();
-  private closures: Map<string, Set<string>> | undefined;
+  /** Which tasks are upstream of which, over the dependencies known when it was made. */
+  private upstreamIndex: UpstreamIndex | undefined;
+  private idList: string[] | undefined;
   /** The ids of this level, once every task has entered it. */
   private localIds: Set<string> | undefined;
   private depIds: Map<string, readonly string[]> | undefined;
+  /** For messages about unknown names: built once per level, on the first such message. */
+  private similar: Suggester | undefined;
+  private expressionNames: TaskNames | undefined;
+  /** The same, for the body of a plain map (which sees the tasks of the top level). */
+  private bodyNames: TaskNames | undefined;
 
   constructor(
     drafts: readonly DraftTask[],
@@ -206,8 +222,9 @@ class Level {
     this.entries.push(handler);
   }
 
+  /** The ids of the level's tasks (handlers aside), in order; complete once the constructor ran. */
   private get ids(): string[] {
-    return this.entries.filter((e) => e.handles === undefined).map((e) => e.draft.id);
+    return (this.idList ??= this.entries.filter((e) => e.handles === undefined).map((e) => e.draft.id));
   }
 
   /** The task ids a written name stands for: a task, or (at the top level) a group's tasks. */
@@ -221,22 +238,32 @@ class Level {
     return [...this.ids, ...(this.scope.depth === 0 ? [...this.shared.groups.keys()] : [])];
   }
 
+  /** The closest task (or group) name to a misspelt one. */
+  private similarName(name: string): string | undefined {
+    return (this.similar ??= new Suggester(this.names())).suggest(name);
+  }
+
+  /** The task ids of the level for a hint, at most a few of them. */
+  private idListing(): string {
+    return listNames(this.ids);
+  }
+
   check(): void {
     for (const e of this.entries) this.resolveDependsOn(e);
     for (const e of this.entries) if (e.draft.race) this.resolveRace(e.draft, e.draft.race);
     for (const e of this.entries) if (e.draft.choice) this.resolveChoice(e.draft, e.draft.choice);
     // Choice branches wait for their choice unless that would close a cycle (reported above).
-    this.closures = undefined;
+    this.upstreamIndex = undefined;
     for (const e of this.entries) {
       const c = e.draft.choice;
       if (!c) continue;
       for (const target of this.targets.get(e.draft.id) ?? []) {
         const list = this.deps.get(target.id) ?? [];
-        if (!list.some((d) => d.id === e.draft.id)) list.push({ id: e.draft.id, origin: target.origin });
+        pushDep(list, { id: e.draft.id, origin: target.origin });
         this.deps.set(target.id, list);
       }
     }
-    this.closures = undefined;
+    this.upstreamIndex = undefined;
     this.checkGraph();
     for (const e of this.entries) this.checkRules(e);
     for (const e of this.entries) this.checkMap(e.draft);
@@ -257,7 +284,7 @@ class Level {
       // The common case, a task of this level, without the lookup's allocations.
       const task = this.byId.get(ref.name);
       if (task && task.handles === undefined && !task.draft.finally && ref.name !== d.id) {
-        if (!list.some((dep) => dep.id === ref.name)) list.push({ id: ref.name, origin: ref.path });
+        pushDep(list, { id: ref.name, origin: ref.path });
         continue;
       }
       const found = this.lookup(ref.name);
@@ -293,13 +320,13 @@ class Level {
           );
           continue;
         }
-        if (!list.some((dep) => dep.id === id)) list.push({ id, origin: ref.path });
+        pushDep(list, { id, origin: ref.path });
       }
     }
   }
 
   private unknownDependency(d: DraftTask, ref: NameRef): void {
-    const guess = suggest(ref.name, this.names());
+    const guess = this.similarName(ref.name);
     const dym = guess ? ` (did you mean "${guess}"?)` : '';
     if (this.scope.depth === 0) {
       const what = this.shared.groups.size > 0 ? 'a task or group' : 'a task';
@@ -307,7 +334,7 @@ class Level {
         'DEF_UNKNOWN_DEPENDENCY',
         ref.path,
         `task ${d.id} depends on "${ref.name}", which is not ${what} of this flow${dym}`,
-        guess ? `Change it to "${guess}".` : `Use one of the task ids: ${this.ids.join(', ')}.`,
+        guess ? `Change it to "${guess}".` : `Use one of the task ids: ${this.idListing()}.`,
       );
       return;
     }
@@ -320,22 +347,23 @@ class Level {
         ? `Tasks inside a map depend only on tasks of the same map; to wait for ${ref.name}, add it to the ${this.shared.word} of the map.`
         : guess
           ? `Change it to "${guess}".`
-          : `Use one of the tasks of map ${this.scope.mapId as string}: ${this.ids.join(', ')}.`,
+          : `Use one of the tasks of map ${this.scope.mapId as string}: ${this.idListing()}.`,
     );
   }
 
   /** Resolves names of branches (choice targets, race branches): tasks of this level that may be selected. */
   private branchTargets(owner: DraftTask, what: 'choice' | 'race', refs: readonly NameRef[], groups: boolean): Dep[] {
     const out: Dep[] = [];
+    const taken = new Set<string>();
     for (const ref of refs) {
       const found = this.lookup(ref.name);
       if (!found) {
-        const guess = suggest(ref.name, this.names());
+        const guess = this.similarName(ref.name);
         this.add(
           'DEF_UNKNOWN_DEPENDENCY',
           ref.path,
           `${what} ${owner.id} names "${ref.name}" as a branch, but there is no such task${guess ? ` (did you mean "${guess}"?)` : ''}`,
-          guess ? `Change it to "${guess}".` : `Use one of the task ids: ${this.ids.join(', ')}.`,
+          guess ? `Change it to "${guess}".` : `Use one of the task ids: ${this.idListing()}.`,
         );
         continue;
       }
@@ -362,7 +390,8 @@ class Level {
           this.add('DEF_INVALID', ref.path, problem, 'Name other tasks of the flow as branches.');
           continue;
         }
-        if (!out.some((t) => t.id === id)) out.push({ id, origin: ref.path });
+        if (!taken.has(id)) out.push({ id, origin: ref.path });
+        taken.add(id);
       }
     }
     return out;
@@ -400,7 +429,7 @@ class Level {
       branches.map((b) => b.id),
     );
     const list = this.deps.get(d.id) ?? [];
-    for (const b of branches) if (!list.some((dep) => dep.id === b.id)) list.push(b);
+    for (const b of branches) pushDep(list, b);
     this.deps.set(d.id, list);
 
     if (d.triggerRule) {
@@ -478,7 +507,7 @@ class Level {
           'List the tasks its function may select in branches.',
         );
       }
-      refs.push(...choice.branches);
+      for (const ref of choice.branches) refs.push(ref);
     } else if (choice.rules.length === 0) {
       this.add(
         'DEF_INVALID',
@@ -504,13 +533,12 @@ class Level {
           'Write the condition as one expression, e.g. "${{ tasks.list.output.length > 100 }}".',
         );
       }
-      refs.push(...rule.then);
+      for (const ref of rule.then) refs.push(ref);
     }
-    refs.push(...choice.otherwise);
+    for (const ref of choice.otherwise) refs.push(ref);
     const targets = this.branchTargets(d, 'choice', refs, true);
-    const upstream = this.closure(d.id);
     const kept = targets.filter((t) => {
-      if (!upstream.has(t.id)) return true;
+      if (!this.isUpstream(d.id, t.id)) return true;
       this.add(
         'DEF_CYCLE',
         t.origin,
@@ -522,26 +550,25 @@ class Level {
     this.targets.set(d.id, kept);
   }
 
-  /** Transitive upstream ids of every task of the level, over the dependencies known so far. */
-  /**
-   * Every task `id` depends on, directly or not. Computed per task on demand (only tasks
-   * whose expressions are checked ask), so that a flow of 100,000 tasks is not charged
-   * for the transitive closure of all of them.
-   */
-  private closure(id: string): Set<string> {
-    this.closures ??= new Map();
-    let seen = this.closures.get(id);
-    if (!seen) {
-      seen = new Set<string>();
-      const queue = (this.deps.get(id) ?? []).map((d) => d.id);
-      for (let dep = queue.pop(); dep !== undefined; dep = queue.pop()) {
-        if (seen.has(dep)) continue;
-        seen.add(dep);
-        for (const d of this.deps.get(dep) ?? []) queue.push(d.id);
-      }
-      this.closures.set(id, seen);
-    }
-    return seen;
+  /** True when `target` is upstream of `id`, over the dependencies known so far. */
+  private isUpstream(id: string, target: string): boolean {
+    this.upstreamIndex ??= createUpstreamIndex(this.deps);
+    return this.upstreamIndex.isUpstream(id, target);
+  }
+
+  /** The tasks upstream of `id`, as a set the expression checks can ask. */
+  private upstreamOf(id: string): TaskSet {
+    return { has: (target) => this.isUpstream(id, target) };
+  }
+
+  /** What the tasks inside map `id` (a task of this level) see of this level, or of the top one. */
+  private topFor(id: string): NonNullable<ReadScope['top']> {
+    return this.scope.top ?? { ids: this.localIdSet(), readable: this.upstreamOf(id), anchor: id };
+  }
+
+  /** The ids of the level, tasks and handlers, as one set shared by every check. */
+  private localIdSet(): Set<string> {
+    return (this.localIds ??= new Set(this.byId.keys()));
   }
 
   /** The ids each task depends on, once every dependency is known (graph check and specs share them). */
@@ -662,7 +689,7 @@ class Level {
         depth: this.scope.depth + 1,
         keyPrefix: this.keyOf(d.id),
         mapId: d.id,
-        top: this.scope.top ?? { ids: new Set(this.byId.keys()), readable: this.closure(d.id), anchor: d.id },
+        top: this.topFor(d.id),
       },
       this.shared,
     );
@@ -676,21 +703,24 @@ class Level {
 
   private readScope(e: Entry): ReadScope {
     const d = e.draft;
-    const local = (this.localIds ??= new Set(this.byId.keys()));
-    const readable = e.handles
-      ? this.closure(e.handles)
+    const local = this.localIdSet();
+    const readable: TaskSet = e.handles
+      ? this.upstreamOf(e.handles)
       : d.finally
-        ? new Set([...local].filter((id) => !this.byId.get(id)?.draft.finally))
-        : this.closure(d.id);
+        ? { has: (id) => local.has(id) && !this.byId.get(id)?.draft.finally }
+        : this.upstreamOf(d.id);
+    const top = this.scope.top;
+    this.expressionNames ??= taskNames([...local, ...(top ? [...top.ids].filter((id) => !local.has(id)) : [])]);
     return {
       self: d.id,
       local,
       readable,
-      ...(this.scope.top ? { top: this.scope.top } : {}),
+      ...(top ? { top } : {}),
       depth: this.scope.depth,
       ...(e.handles !== undefined ? { handles: e.handles } : {}),
       params: this.shared.params,
       dependsOnWord: this.shared.word,
+      names: this.expressionNames,
     };
   }
 
@@ -699,26 +729,30 @@ class Level {
     // Most tasks of a large flow template nothing: they need no scope at all.
     if (!d.map && !d.choice && !d.templated.some((t) => hasTemplate(t.value))) return;
     const scope = this.readScope(e);
-    const found = [];
-    if (d.map) found.push(...checkReferences([d.map.over], scope));
+    // Problems are appended one by one: a spread of 200,000 would overflow the stack.
+    const found: ReferenceProblem[] = [];
+    const collect = (values: readonly TemplatedValue[], within: ReadScope) => {
+      for (const p of checkReferences(values, within)) found.push(p);
+    };
+    if (d.map) collect([d.map.over], scope);
     if (d.choice)
-      found.push(
-        ...checkReferences(
-          d.choice.rules.map((r) => r.when),
-          scope,
-        ),
+      collect(
+        d.choice.rules.map((r) => r.when),
+        scope,
       );
     if (d.map && !d.map.tasks) {
       // A plain map's body runs once per item: one level down, alone in its template.
+      const top = this.topFor(d.id);
       const body: ReadScope = {
         ...scope,
         local: new Set([d.id]),
-        readable: new Set(),
-        top: this.scope.top ?? { ids: new Set(this.byId.keys()), readable: this.closure(d.id), anchor: d.id },
+        readable: NOTHING,
+        top,
         depth: this.scope.depth + 1,
+        names: (this.bodyNames ??= taskNames([...top.ids])),
       };
-      found.push(...checkReferences(d.templated, body));
-    } else found.push(...checkReferences(d.templated, scope));
+      collect(d.templated, body);
+    } else collect(d.templated, scope);
     for (const p of found) this.add(p.code, p.path, p.message, p.hint, p.at);
   }
 
@@ -772,8 +806,9 @@ class Level {
       };
     } else if (d.choice) {
       const targets = this.targets.get(d.id) ?? [];
+      const targetIds = new Set(targets.map((t) => t.id));
       const expand = (refs: readonly NameRef[]) =>
-        unique(refs.flatMap((r) => this.lookup(r.name)?.ids ?? []).filter((id) => targets.some((t) => t.id === id)));
+        unique(refs.flatMap((r) => this.lookup(r.name)?.ids ?? []).filter((id) => targetIds.has(id)));
       spec.choice = {
         rules: d.choice.rules.map((r) => ({ when: r.when.value as string, then: expand(r.then) })),
         otherwise: expand(d.choice.otherwise),
@@ -795,6 +830,24 @@ class Level {
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 const NO_IDS: readonly string[] = Object.freeze([]);
+
+/** The ids of the longer dependency lists, so that a task joining 50,000 others is built in linear time. */
+const depIndex = new WeakMap<Dep[], Set<string>>();
+
+/** Adds `dep` to `list` unless a dependency on the same task is there already. */
+function pushDep(list: Dep[], dep: Dep): void {
+  let ids = depIndex.get(list);
+  if (!ids && list.length >= 16) {
+    ids = new Set(list.map((d) => d.id));
+    depIndex.set(list, ids);
+  }
+  if (ids ? ids.has(dep.id) : list.some((d) => d.id === dep.id)) return;
+  list.push(dep);
+  ids?.add(dep.id);
+}
+
+/** The tasks the body of a plain map may read among its own: none, it is alone there. */
+const NOTHING: TaskSet = { has: () => false };
 
 /** A task spec with the fields every task has, in one order. */
 function taskSpec(

@@ -10,17 +10,22 @@
  * check the modules of its function tasks (module-check.ts), with the same positions.
  * JSON goes through the YAML parser (JSON is YAML 1.2), so it gets the same positions and
  * duplicate-key checks.
+ *
+ * Loading is linear in the size of the text, whatever the text: the file's size is checked
+ * before it is read (flow_file_bytes), its nesting while it is parsed and its aliases before
+ * they are expanded (yaml-document.ts), and every check after that indexes what it looks
+ * up. Files in the plain subset of YAML that large flows are written in are read by a fast
+ * reader (yaml-fast.ts) that gives the same value and positions.
  */
-import { readFile } from 'node:fs/promises';
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
+import { LineCounter } from 'yaml';
 import { BatonError, type ErrorCode, type Problem } from '../core/errors.js';
+import { LIMITS, overLimit } from '../core/limits.js';
 import { DEFAULT_RETRY, isParkingKind, type FlowSpec, type ParamSpec } from '../core/model.js';
 import {
   FlowFileSchema,
   ParamFileSchema,
   checkNames,
   durationMs,
-  formatPath,
   isRecord,
   parseWith,
   show,
@@ -28,16 +33,22 @@ import {
   type KeyPath,
   type ParamFile,
   type ParsedFlowFile,
-  type SchemaProblem,
 } from './flow-schema.js';
 import { errorSelectorProblem, type DraftGroup } from './flow-draft.js';
 import { resolveFlow } from './flow-structure.js';
+import { readInputFile } from './input-file.js';
 import { checkModuleUses, type ModuleUse } from './module-check.js';
 import { checkParamSpec } from './params.js';
-import { suggest } from './suggest.js';
+import { Suggester } from './suggest.js';
 import { checkTasks, everyTask, runsNothing, type CheckedTask } from './task-check.js';
 import { TRIGGER_PARAMS, normalizeTrigger, withTriggerParams } from './trigger-schema.js';
 import { draftOf, mergeRetry, type TaskDefaults } from './yaml-draft.js';
+import { parseYaml, toPlain, type YamlLimitHit } from './yaml-document.js';
+import { Reporter } from './problem-reporter.js';
+import { parseSimpleYaml } from './yaml-fast.js';
+
+// baton.yaml's loader places its problems the same way.
+export { Reporter } from './problem-reporter.js';
 
 export interface LoadResult {
   /** Present only when `problems` is empty. */
@@ -58,131 +69,15 @@ export interface LoadOptions {
    * (module-check.ts). Off by default, since importing runs the modules' code.
    */
   readonly checkModules?: boolean;
+  /** The largest flow file, in bytes (`limits.flow_file_bytes`); the table's default when absent. */
+  readonly flowFileBytes?: number;
 }
 
 export const DEFAULT_KINDS: readonly string[] = ['function', 'shell'];
 
-function scalarText(node: unknown): string {
-  return String(isScalar(node) ? node.value : node);
-}
-
-/** The `id` value of a task written in a list, if it has a string one. */
-function idNode(node: unknown): Node | undefined {
-  if (!isMap(node)) return undefined;
-  const id = node.items.find((p) => scalarText(p.key) === 'id')?.value;
-  return isScalar(id) && typeof id.value === 'string' ? (id as Node) : undefined;
-}
-
 /** True for the path of a task: `tasks.<id>`, or `tasks.<id>.tasks.<id>` inside a map over a group. */
 function isTaskPath(path: KeyPath): boolean {
   return path.length >= 2 && path.length % 2 === 0 && path.every((part, i) => i % 2 === 1 || part === 'tasks');
-}
-
-/** Collects problems with positions resolved against one parsed document (baton.yaml's too). */
-export class Reporter {
-  readonly problems: Problem[] = [];
-
-  constructor(
-    private readonly file: string,
-    private readonly doc: Document,
-    private readonly lines: LineCounter,
-  ) {}
-
-  add(code: ErrorCode, path: KeyPath, message: string, hint: string, at: SchemaProblem['at'] = 'value'): void {
-    const dotted = formatPath(path);
-    const offset = this.offsetOf(path, at);
-    const pos = offset === undefined ? undefined : this.lines.linePos(offset);
-    this.problems.push({
-      code,
-      message: dotted ? `${dotted}: ${message}` : message,
-      hint,
-      location: {
-        file: this.file,
-        ...(pos ? { line: pos.line, column: pos.col } : {}),
-        ...(dotted ? { path: dotted } : {}),
-      },
-    });
-  }
-
-  addAll(problems: readonly SchemaProblem[], code: ErrorCode = 'DEF_INVALID'): void {
-    for (const p of problems) this.add(p.code ?? code, p.path, p.message, p.hint, p.at);
-  }
-
-  /** Where to point: the value, its key, or (for a missing key) the key of the map that lacks it. */
-  private offsetOf(path: KeyPath, at: SchemaProblem['at']): number | undefined {
-    const target = at === 'parent' ? path.slice(0, -1) : path;
-    for (let n = target.length; n >= 0; n--) {
-      const found = this.find(target.slice(0, n));
-      if (!found) continue;
-      const { key, value } = found;
-      // A missing or empty value (`params:`) has no useful range of its own: use its key.
-      const emptyValue =
-        !value?.range || (isScalar(value) && value.value === null && value.range[0] === value.range[1]);
-      const node = (at !== 'value' || emptyValue || n < target.length) && key ? key : (value ?? key);
-      if (node?.range) return node.range[0];
-    }
-    return undefined;
-  }
-
-  /**
-   * The key node and value node at a path; for a duplicated key, the last one (as toJS
-   * keeps). In a list of tasks a name part finds the task with that `id`, whose id value
-   * then serves as its key.
-   */
-  private find(path: KeyPath): { key: Node | undefined; value: Node | undefined } | undefined {
-    let key: Node | undefined;
-    let value = (this.doc.contents ?? undefined) as Node | undefined;
-    for (const part of path) {
-      if (isAlias(value)) value = value.resolve(this.doc) as Node | undefined;
-      if (isMap(value)) {
-        const pair = value.items.findLast((p) => scalarText(p.key) === String(part));
-        if (!pair) return undefined;
-        key = pair.key as Node;
-        value = (pair.value ?? undefined) as Node | undefined;
-      } else if (isSeq(value) && typeof part === 'number') {
-        key = undefined;
-        value = value.items[part] as Node | undefined;
-        if (!value) return undefined;
-      } else if (isSeq(value)) {
-        const item = value.items.find((node) => idNode(node) !== undefined && scalarText(idNode(node)) === part);
-        if (!item) return undefined;
-        key = idNode(item);
-        value = item as Node;
-      } else return undefined;
-    }
-    return { key, value };
-  }
-
-  /** The key path of the map key that starts at `offset` (used for YAML duplicate-key errors). */
-  pathOfKeyAt(offset: number): KeyPath | undefined {
-    const walk = (node: unknown, path: (string | number)[]): KeyPath | undefined => {
-      if (isMap(node)) {
-        for (const pair of node.items) {
-          const name = String(isScalar(pair.key) ? pair.key.value : pair.key);
-          if ((pair.key as Node | null)?.range?.[0] === offset) return [...path, name];
-          const inner = walk(pair.value, [...path, name]);
-          if (inner) return inner;
-        }
-      } else if (isSeq(node)) {
-        for (const [i, item] of node.items.entries()) {
-          const id = idNode(item);
-          const inner = walk(item, [...path, id ? scalarText(id) : i]);
-          if (inner) return inner;
-        }
-      }
-      return undefined;
-    };
-    return walk(this.doc.contents, []);
-  }
-
-  sorted(): Problem[] {
-    const rank = (p: Problem): [number, number] => [p.location?.line ?? Infinity, p.location?.column ?? Infinity];
-    return [...this.problems].sort((a, b) => {
-      const [la, ca] = rank(a);
-      const [lb, cb] = rank(b);
-      return la - lb || ca - cb;
-    });
-  }
 }
 
 /**
@@ -192,6 +87,43 @@ export class Reporter {
 export function parseFlowText(text: string, options: { file: string } & LoadOptions): LoadResult {
   const parsed = parseFlow(text, options);
   return resultOf(parsed);
+}
+
+/**
+ * Syntax errors shown for one file: after the first few, the parser's picture of the rest
+ * is a guess, and a file of 8 MiB of `]` would otherwise yield millions of them.
+ */
+const MAX_SYNTAX_ERRORS = 50;
+
+function addLimitProblem(report: Reporter, over: YamlLimitHit): void {
+  if (over.limit === 'flow_depth') {
+    const { message } = overLimit('flow_depth', `a map or list nested ${over.value} deep`, over.max);
+    report.addAt(
+      'DEF_LIMIT',
+      over.offset,
+      message,
+      `Flatten the data here: a flow's own keys nest a handful of levels; pass deep data as a JSON string or in a file. The limit flow_depth is fixed at ${over.max}.`,
+    );
+    return;
+  }
+  const { message } = overLimit(
+    'flow_alias_nodes',
+    `expanding the aliases up to this one (${over.value} values added)`,
+    over.max,
+  );
+  report.addAt(
+    'DEF_LIMIT',
+    over.offset,
+    message,
+    `Write the repeated values out, or alias smaller values: an alias adds a copy of everything its anchor names, aliases inside it included. The limit flow_alias_nodes is fixed at ${over.max}.`,
+  );
+}
+
+/** A report of one problem about the whole file. */
+function fileProblem(file: string, code: ErrorCode, message: string, hint: string): Reporter {
+  const report = new Reporter(file, undefined, new LineCounter());
+  report.problems.push({ code, message, hint, location: { file } });
+  return report;
 }
 
 /** What parsing found: the problems so far, the spec if there were none, and the modules tasks name. */
@@ -207,55 +139,76 @@ function resultOf({ report, spec, modules }: Parsed): LoadResult {
   return { spec, problems: [], ...found };
 }
 
+/** Parses and checks flow text. */
 function parseFlow(text: string, options: { file: string } & LoadOptions): Parsed {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true });
-  const report = new Reporter(options.file, doc, lines);
   const isJson = /\.json$/i.test(options.file);
+  const syntax = isJson ? 'JSON' : 'YAML';
+  // loadFlowFile refuses a large file before reading it; text handed in directly is measured here.
+  const maxBytes = options.flowFileBytes ?? LIMITS.flow_file_bytes.default;
+  const bytes = text.length > maxBytes / 3 ? Buffer.byteLength(text, 'utf8') : text.length;
+  if (bytes > maxBytes) {
+    const { message, hint } = overLimit('flow_file_bytes', bytes, maxBytes);
+    // DEF_LOAD, as for a file on disk that is refused before it is read.
+    return { report: fileProblem(options.file, 'DEF_LOAD', `the flow text: ${message}`, hint), modules: [] };
+  }
+  // Most large flows are written in a plain subset of YAML that a fast reader takes in a
+  // tenth of the time and memory; it keeps the places of keys and values, so problems get
+  // their lines as from the full parser, which reads every other file.
+  const simple = parseSimpleYaml(text, LIMITS.flow_depth.default);
+  if (simple !== undefined) return checkFlow(simple.value, Reporter.forSimple(options.file, simple), options);
+  const parsed = parseYaml(text);
+  const report = new Reporter(options.file, parsed.doc, parsed.lines, parsed.aliases);
+  const stop = (): Parsed => ({ report, modules: [] });
 
-  let onlyDuplicates = true;
-  for (const error of doc.errors) {
-    const offset = error.pos[0];
-    const path = error.code === 'DUPLICATE_KEY' ? report.pathOfKeyAt(offset) : undefined;
-    if (path) {
-      const isTask = isTaskPath(path);
-      report.add(
-        isTask ? 'DEF_DUPLICATE_TASK' : 'DEF_INVALID',
-        path,
-        isTask ? `duplicate task id "${String(path[1])}"` : 'duplicate key',
-        isTask
-          ? 'Give each task its own id; the second one here repeats an earlier task.'
-          : 'Remove one of the two keys.',
-        'key',
-      );
-      continue;
-    }
-    onlyDuplicates = false;
-    const pos = lines.linePos(offset);
-    // The library's message ends with " at line N, column M:" and a code frame; we keep the first part.
+  for (const { offset, path } of parsed.duplicates) {
+    const isTask = isTaskPath(path);
+    report.addAt(
+      isTask ? 'DEF_DUPLICATE_TASK' : 'DEF_INVALID',
+      offset,
+      isTask ? `duplicate task id "${String(path[1])}"` : 'duplicate key',
+      isTask
+        ? 'Give each task its own id; the second one here repeats an earlier task.'
+        : 'Remove one of the two keys.',
+      path,
+    );
+  }
+  // A file cut off by a limit, or with syntax errors, has no tree to check further.
+  if (parsed.over) {
+    addLimitProblem(report, parsed.over);
+    return stop();
+  }
+  // The parser stops reading after many errors, and says so with a last one of its own.
+  const cut = parsed.errors.at(-1)?.code === 'TOO_MANY_ERRORS';
+  const found = cut ? parsed.errors.slice(0, -1) : parsed.errors;
+  const shown = found.slice(0, MAX_SYNTAX_ERRORS);
+  for (const error of shown) {
+    // The library's message may end with " at line N, column M:" and a code frame; the position is ours.
     const what = error.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? error.message;
+    report.addAt(
+      'DEF_INVALID',
+      error.offset,
+      `${syntax} syntax error: ${what}`,
+      `Fix the ${syntax} syntax at this position.`,
+    );
+  }
+  const more = found.length - shown.length;
+  if (more > 0 || cut) {
     report.problems.push({
       code: 'DEF_INVALID',
-      message: `${isJson ? 'JSON' : 'YAML'} syntax error: ${what}`,
-      hint: `Fix the ${isJson ? 'JSON' : 'YAML'} syntax at this position.`,
-      location: { file: options.file, line: pos.line, column: pos.col },
+      message: cut
+        ? `more than ${more} more ${syntax} syntax errors after these; the rest of the file was not read`
+        : `${more} more ${syntax} syntax error${more === 1 ? '' : 's'} after these`,
+      hint: 'Fix the first errors: the later ones often follow from them.',
+      location: { file: options.file },
     });
   }
-  // After a syntax error the tree is a guess; schema messages about it would mislead.
-  if (!onlyDuplicates) return { report, modules: [] };
+  if (parsed.errors.length > 0) return stop();
 
-  let raw: unknown;
-  try {
-    raw = doc.toJS(); // throws on alias bombs (the library caps alias expansion)
-  } catch (error) {
-    report.add(
-      'DEF_INVALID',
-      [],
-      `cannot read the document: ${(error as Error).message}`,
-      'Simplify the anchors and aliases.',
-    );
-    return { report, modules: [] };
-  }
+  return checkFlow(toPlain(parsed), report, options);
+}
+
+/** Every check of a flow's plain value; problems go to `report`, positioned by its document. */
+function checkFlow(raw: unknown, report: Reporter, options: { file: string } & LoadOptions): Parsed {
   if (raw === null || raw === undefined) {
     report.add('DEF_INVALID', [], 'the flow file is empty', 'A flow needs at least `name:` and `tasks:`.');
     return { report, modules: [] };
@@ -318,18 +271,16 @@ function moduleUses(tasks: readonly CheckedTask[]): ModuleUse[] {
 export async function loadFlowFile(path: string, options: LoadOptions = {}): Promise<LoadResult> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    // Checked before a byte is read: a file over flow_file_bytes, a FIFO or a device is refused as such.
+    text = readInputFile(path, {
+      limit: 'flow_file_bytes',
+      ...(options.flowFileBytes !== undefined ? { limitBytes: options.flowFileBytes } : {}),
+      what: 'flow file',
+      code: 'DEF_LOAD',
+    });
   } catch (error) {
-    return {
-      problems: [
-        {
-          code: 'DEF_LOAD',
-          message: `cannot read ${path}: ${(error as Error).message}`,
-          hint: 'Check that the file exists and is readable.',
-          location: { file: path },
-        },
-      ],
-    };
+    if (!(error instanceof BatonError)) throw error;
+    return { problems: [{ code: error.code, message: error.message, hint: error.hint, location: { file: path } }] };
   }
   const parsed = parseFlow(text, { ...options, file: path });
   // Every problem at once: the modules are checked even when other keys have problems.
@@ -403,9 +354,11 @@ function checkPools(
   report: Reporter,
 ): void {
   const declared = [...(isRecord(raw.pools) ? Object.keys(raw.pools) : []), ...knownPools];
+  const names = new Set(declared);
+  let similar: Suggester | undefined;
   const check = (pool: unknown, path: KeyPath): void => {
-    if (typeof pool !== 'string' || pool === '' || declared.includes(pool)) return;
-    const guess = suggest(pool, declared);
+    if (typeof pool !== 'string' || pool === '' || names.has(pool)) return;
+    const guess = (similar ??= new Suggester(declared)).suggest(pool);
     report.add(
       'DEF_INVALID',
       path,

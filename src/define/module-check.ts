@@ -12,6 +12,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { isBatonError } from '../core/errors.js';
 import type { KeyPath, SchemaProblem } from './flow-schema.js';
+import { checkInputFile } from './input-file.js';
 import { importModule } from './module-loader.js';
 import { suggest } from './suggest.js';
 
@@ -52,8 +53,23 @@ export async function checkModuleUses(uses: readonly ModuleUse[], flowFile: stri
 
 async function loadOnce(use: ModuleUse, file: string, problems: SchemaProblem[]): Promise<Loaded> {
   const at = [...use.path, 'module'];
-  if (!isFile(file)) {
-    problems.push(missingFile(use, file, at));
+  // Checked with fstat before importing: importing a FIFO would block the command forever.
+  try {
+    checkInputFile(file, { limit: 'input_file_bytes', what: 'module', code: 'DEF_MODULE' });
+  } catch (error) {
+    const errno = isBatonError(error) ? error.details.errno : undefined;
+    if (errno === 'ENOENT' || errno === 'ENOTDIR') problems.push(missingFile(use, file, at));
+    else {
+      problems.push({
+        code: 'DEF_MODULE',
+        path: at,
+        message: `task ${use.taskId}: ${isBatonError(error) ? error.message : String(error)}`,
+        hint: isBatonError(error)
+          ? error.hint
+          : 'Point module at a regular .ts, .mts, .js or .mjs file, relative to the flow file.',
+        at: 'value',
+      });
+    }
     return { ok: false };
   }
   try {

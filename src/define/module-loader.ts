@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BatonError } from '../core/errors.js';
 import { withoutInternalPaths } from '../core/internal-paths.js';
+import { checkInputFile } from './input-file.js';
 
 const BATON_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -58,7 +59,8 @@ function withCommonJsInterop(mod: Record<string, unknown>): Record<string, unkno
 
 /**
  * Imports a module by absolute path, once per revision of the file; failures become
- * DEF_LOAD errors naming the file (and are not kept, so a fixed file loads next time).
+ * DEF_LOAD errors naming the file (and are not kept, so a fixed file loads next time). A
+ * path that is not a regular file within `input_file_bytes` is refused without importing.
  */
 export function importModule(path: string): Promise<Record<string, unknown>> {
   const key = `${path}\u0000${moduleRevision(path)}`;
@@ -102,6 +104,9 @@ function ensureOwnPackageResolves(path: string): void {
 }
 
 async function importUncached(path: string): Promise<Record<string, unknown>> {
+  // `import` would block forever on a FIFO and read a device without end: the path must be
+  // a regular file of bounded size before the loader opens it.
+  checkInputFile(path, { limit: 'input_file_bytes', what: 'module', code: 'DEF_LOAD' });
   try {
     ensureOwnPackageResolves(path);
     const url = `${pathToFileURL(path).href}?rev=${moduleRevision(path)}`;

@@ -5,6 +5,7 @@
  * nothing undeclared reaches a run.
  */
 import { BatonError, ERROR_CODES, type Problem } from '../core/errors.js';
+import { LIMITS } from '../core/limits.js';
 import type { ParamSpec, ParamType } from '../core/model.js';
 // Enum membership uses the same data equality as `==` in expressions.
 import { dataEqual, isPlainObject } from './expression.js';
@@ -62,7 +63,10 @@ export function resolveParams(
       continue;
     }
     const converted = options.fromText && typeof value === 'string' ? fromText(value, spec.type) : { value };
-    const problem = 'problem' in converted ? converted.problem : valueProblem(converted.value, spec);
+    const problem =
+      'problem' in converted
+        ? converted.problem
+        : (depthProblem(converted.value) ?? valueProblem(converted.value, spec));
     if (problem !== undefined) messages.push(`param ${quote(name)} ${problem}`);
     else if ('value' in converted) resolved.push([name, converted.value]);
   }
@@ -188,6 +192,22 @@ function copyDefault(value: unknown): unknown {
   return typeof value === 'object' && value !== null ? structuredClone(value) : value;
 }
 
+/**
+ * Why a value nests deeper than `params_depth`, or undefined. Walked with an explicit stack:
+ * the value may be nested far deeper than the call stack would allow.
+ */
+function depthProblem(value: unknown): string | undefined {
+  const max = LIMITS.params_depth.default;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth >= max) return `nests maps or lists more than ${max} deep, over the limit params_depth (${max})`;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return undefined;
+}
+
 function preview(value: unknown): string {
   // JSON would show NaN and Infinity as null, which hides why the value was refused.
   if (typeof value === 'number') return String(value);
@@ -197,7 +217,12 @@ function preview(value: unknown): string {
   } catch {
     // Not JSON (a cycle, a bigint): the plain string form is enough to point at it.
   }
-  text ??= String(value);
+  try {
+    text ??= String(value);
+  } catch {
+    // Too deep even for its string form.
+    text = Array.isArray(value) ? '[…]' : typeof value;
+  }
   return text.length > 60 ? `${text.slice(0, 59)}…` : text;
 }
 

@@ -6,12 +6,24 @@
  */
 import { collectReferences } from './expression.js';
 import { formatPath, type KeyPath } from './flow-schema.js';
-import { suggest } from './suggest.js';
+import { Suggester, listNames, suggest } from './suggest.js';
 
 /** A value that may hold `${{ }}` templates, and where it is written. */
 export interface TemplatedValue {
   readonly value: unknown;
   readonly path: KeyPath;
+}
+
+/** A set of task ids as the checks ask it: answered on demand, never listed. */
+export interface TaskSet {
+  has(id: string): boolean;
+}
+
+/** The task ids of a level for messages: the closest to a misspelt one, and a short listing. */
+export interface TaskNames {
+  suggest(name: string): string | undefined;
+  /** `a, b, c` or, for many, the first ones and how many more. */
+  listing(): string;
 }
 
 /** What an expression can see from where it is written. */
@@ -21,9 +33,11 @@ export interface ReadScope {
   /** Ids of the tasks at the same level: the flow's, or one map template's. */
   readonly local: ReadonlySet<string>;
   /** The local tasks it may read: those upstream of it. */
-  readonly readable: ReadonlySet<string>;
+  readonly readable: TaskSet;
   /** Inside a map template: the flow's tasks, those the top-level map waits for, and that map. */
-  readonly top?: { readonly ids: ReadonlySet<string>; readonly readable: ReadonlySet<string>; readonly anchor: string };
+  readonly top?: { readonly ids: ReadonlySet<string>; readonly readable: TaskSet; readonly anchor: string };
+  /** The tasks it could mean, for "did you mean" (by default made from `local` and `top` at each problem). */
+  readonly names?: TaskNames;
   /** How many maps the expression is inside (0 at the top level). */
   readonly depth: number;
   /** In an on_failure handler: the task it handles. */
@@ -124,10 +138,21 @@ export function checkReferences(values: readonly TemplatedValue[], scope: ReadSc
 
 type Report = (message: string, hint: string) => void;
 
+/** Per list of params (one per flow), a set and a suggester: every expression of every task asks. */
+const paramIndex = new WeakMap<
+  readonly string[],
+  { readonly names: ReadonlySet<string>; readonly similar: Suggester }
+>();
+
 function checkParam(text: string, path: readonly (string | number)[], scope: ReadScope, report: Report): void {
   const head = path[0];
-  if (head === undefined || scope.params.includes(String(head))) return;
-  const guess = suggest(String(head), scope.params);
+  let index = paramIndex.get(scope.params);
+  if (!index) {
+    index = { names: new Set(scope.params), similar: new Suggester(scope.params) };
+    paramIndex.set(scope.params, index);
+  }
+  if (head === undefined || index.names.has(String(head))) return;
+  const guess = index.similar.suggest(String(head));
   report(
     `reads ${text} but the flow has no param "${String(head)}"${guess ? ` (did you mean "${guess}"?)` : ''}`,
     guess ? `Change it to params.${guess}.` : `Declare it under params, e.g. \`${String(head)}: { type: string }\`.`,
@@ -186,12 +211,14 @@ function checkTask(text: string, path: readonly (string | number)[], scope: Read
       return;
     }
   } else {
-    const ids = [...scope.local, ...(scope.top ? [...scope.top.ids].filter((id) => !scope.local.has(id)) : [])];
-    const guess = suggest(target, ids);
+    const names =
+      scope.names ??
+      taskNames([...scope.local, ...(scope.top ? [...scope.top.ids].filter((id) => !scope.local.has(id)) : [])]);
+    const guess = names.suggest(target);
     const inside = scope.depth > 0 ? ' (tasks inside a map read their sibling tasks and the flow’s tasks)' : '';
     report(
       `task ${self} reads ${text} but there is no task "${target}"${guess ? ` (did you mean "${guess}"?)` : ''}`,
-      guess ? `Change it to tasks.${guess}.` : `Use one of the task ids: ${ids.join(', ')}${inside}.`,
+      guess ? `Change it to tasks.${guess}.` : `Use one of the task ids: ${names.listing()}${inside}.`,
     );
     return;
   }
@@ -201,6 +228,15 @@ function checkTask(text: string, path: readonly (string | number)[], scope: Read
       `Write tasks.${target}.output (or tasks.${target}.state).`,
     );
   }
+}
+
+/** Names of tasks for messages, over a fixed list (suggestions indexed once, listing capped). */
+export function taskNames(ids: readonly string[]): TaskNames {
+  let suggester: Suggester | undefined;
+  return {
+    suggest: (name) => (suggester ??= new Suggester(ids)).suggest(name),
+    listing: () => listNames(ids),
+  };
 }
 
 /** `map.index`, `map.item`, and one `.outer` per enclosing map: `map.outer.item`. */

@@ -12,7 +12,15 @@
 import { z } from 'zod';
 import { TRIGGER_RULES, type TriggerRule } from '../core/states.js';
 import { hasTemplate, parseTemplateString } from './expression.js';
-import { durationMs, durationSchema, nameSchema, positiveInt } from './flow-schema-parts.js';
+import { readDuration } from '../core/duration.js';
+import {
+  NAME_RULE,
+  durationIssue,
+  durationMs,
+  isValidName,
+  positiveDurationSchema,
+  positiveInt,
+} from './flow-schema-parts.js';
 
 /** Trigger rules written as a name; `k_of_n` needs its count and is written as an object. */
 export const NAMED_TRIGGER_RULES = TRIGGER_RULES.filter((r) => r !== 'k_of_n') as Exclude<TriggerRule, 'k_of_n'>[];
@@ -81,8 +89,20 @@ const UNTIL_RULE =
   'must be an instant: an ISO 8601 date-time such as 2024-06-01T12:00:00Z, epoch milliseconds, or one ${{ }} expression';
 const EVENT_RULE = 'must be an event name: letters, digits, _ . and -';
 
-/** `sleep:` a duration (to ms) or one expression kept as written. */
-const SleepSchema = z.union([expressionOr(SLEEP_RULE), durationSchema], { error: SLEEP_RULE });
+/**
+ * `sleep:` a duration (to ms; 0 goes on at once) or one expression kept as written, whose
+ * value is bounded the same way when it renders. Not a union, so that a duration over the
+ * limit is reported as such rather than as neither form.
+ */
+const SleepSchema = z
+  .custom<string | number>((v) => typeof v === 'string' || typeof v === 'number', { error: SLEEP_RULE })
+  .transform((v, ctx) => {
+    if (typeof v === 'string' && isSingleExpression(v)) return v;
+    const read = readDuration(v, 'non_negative', { wholeNumbers: true });
+    if (read.ok) return read.ms;
+    ctx.addIssue(durationIssue(read, v, SLEEP_RULE));
+    return z.NEVER;
+  });
 
 const instantText = z.custom<string>((v) => typeof v === 'string' && !hasTemplate(v) && !Number.isNaN(Date.parse(v)), {
   error: UNTIL_RULE,
@@ -95,19 +115,31 @@ const UntilSchema = z.union([expressionOr(UNTIL_RULE), instantText, epochMs], { 
 const WaitForEventSchema = z.strictObject({
   event: z.string().regex(/^[A-Za-z0-9_.-]+$/, { error: EVENT_RULE }),
   match: z.string().optional(),
-  timeout: durationSchema.optional(),
+  timeout: positiveDurationSchema.optional(),
 });
 
 const ApprovalSchema = z
   .strictObject({
     message: z.string().optional(),
-    timeout: durationSchema.optional(),
+    timeout: positiveDurationSchema.optional(),
     approvers: z.array(z.string().min(1)).optional(),
   })
   .nullable();
 
+/** What a flow file's path ends with, or holds: a subflow names a flow, not its file. */
+const FILE_LIKE = /[/\\]|\.(ya?ml|json|[cm]?[jt]s)$/i;
+
+/** A subflow's `flow`: the name of a flow (whether the project has it is checked once loaded). */
+const SubflowFlowSchema = z
+  .string()
+  .refine((value) => !FILE_LIKE.test(value), {
+    error: 'must be the name of a flow of the project (the `name:` it declares), not a file path',
+    abort: true,
+  })
+  .refine(isValidName, { error: NAME_RULE });
+
 const SubflowSchema = z.strictObject({
-  flow: nameSchema,
+  flow: SubflowFlowSchema,
   // A number would lose digits of a hash (`1e5`), so only text is taken.
   version: z.string({ error: 'must be a string: quote the version, e.g. "3f2a9c"' }).min(1).optional(),
   params: z.record(z.string(), z.unknown()).optional(),

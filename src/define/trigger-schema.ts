@@ -8,7 +8,7 @@ import { z } from 'zod';
 import type { ParamSpec } from '../core/model.js';
 import type { TriggerSpec } from '../core/trigger-spec.js';
 import { CATCHUP_POLICIES } from '../core/trigger-spec.js';
-import { durationSchema, intRange, nameSchema } from './flow-schema-parts.js';
+import { durationSchema, intRange, nameSchema, positiveDurationSchema } from './flow-schema-parts.js';
 
 const instant = z
   .string()
@@ -57,7 +57,7 @@ const time = {
   start: instant.optional(),
   end: instant.optional(),
   jitter: durationSchema.optional(),
-  deadline: durationSchema.optional(),
+  deadline: positiveDurationSchema.optional(),
   params: params.optional(),
 };
 
@@ -65,7 +65,7 @@ const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'must be a
 
 export const TriggerFileSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('cron'), cron: cronExpression, timezone: zone.optional(), ...time }),
-  z.strictObject({ kind: z.literal('interval'), every: durationSchema, ...time }),
+  z.strictObject({ kind: z.literal('interval'), every: positiveDurationSchema, ...time }),
   z.strictObject({ kind: z.literal('webhook'), secret_env: envName.optional(), params: params.optional() }),
   z.strictObject({
     kind: z.literal('file'),
@@ -73,7 +73,7 @@ export const TriggerFileSchema = z.discriminatedUnion('kind', [
     glob: z.string().min(1).optional(),
     move_to: z.string().min(1).optional(),
     identity: z.enum(['mtime', 'hash']).optional(),
-    poll: durationSchema.optional(),
+    poll: positiveDurationSchema.optional(),
     params: params.optional(),
   }),
   z.strictObject({
@@ -85,7 +85,7 @@ export const TriggerFileSchema = z.discriminatedUnion('kind', [
     force_path_style: z.boolean().optional(),
     access_key_id_env: envName.optional(),
     secret_access_key_env: envName.optional(),
-    poll: durationSchema.optional(),
+    poll: positiveDurationSchema.optional(),
     params: params.optional(),
   }),
   z.strictObject({

@@ -9,12 +9,16 @@ import { BatonError, isBatonError } from '../core/errors.js';
 import { withoutInternalPaths } from '../core/internal-paths.js';
 import type { TaskError, TaskSpec } from '../core/model.js';
 import { errorKind } from '../core/model.js';
+import { LIMITS, limitExceeded } from '../core/limits.js';
+import { boundTaskError, boundedJson, cutMarker, cutText } from '../core/truncation.js';
 import type { TaskFunction } from '../core/task-context.js';
 import { renderValue } from '../define/expression.js';
 import type { AttemptContext, ExecutorRegistry } from './executor.js';
 import { AttemptAbort } from './executor.js';
 import { collectReferences } from '../define/expression.js';
 import type { TaskRunExtras } from './run-scope.js';
+import type { LongTimer } from './long-timer.js';
+import { setLongTimeout } from './long-timer.js';
 
 export type AttemptResult =
   { readonly status: 'succeeded'; readonly output: unknown } | { readonly status: 'failed'; readonly error: TaskError };
@@ -42,6 +46,10 @@ export interface AttemptInput {
 export interface AttemptLimits {
   readonly outputLimitBytes: number;
   readonly killGraceMs: number;
+  /** Each of a failure's message, hint, stack and details; default limits.error_bytes. */
+  readonly errorLimitBytes?: number;
+  /** A line of the task log (a command's output, a function's `log` calls); default limits.log_line_bytes. */
+  readonly logLineLimitBytes?: number;
 }
 
 /** What a template reads as `tasks.<id>`: its state, and its output once it succeeded. */
@@ -94,7 +102,18 @@ export function renderInputs(task: TaskSpec, scope: Readonly<Record<string, unkn
   return renderValue(task.with, scope) as Record<string, unknown>;
 }
 
-export function toTaskError(error: unknown): TaskError {
+/**
+ * What a failure is recorded as, whatever was thrown: an AttemptAbort, a BatonError, an
+ * Error of the task's code (its own `code`, `kind` and `details` kept), or any other value
+ * (an object's `code`, `kind` and `message` kept, its other fields as details). Its
+ * message, hint, stack and details are each at most `limitBytes` (limits.error_bytes),
+ * cut with a visible marker.
+ */
+export function toTaskError(error: unknown, limitBytes: number = LIMITS.error_bytes.default): TaskError {
+  return boundTaskError(unboundedTaskError(error, limitBytes), limitBytes);
+}
+
+function unboundedTaskError(error: unknown, limitBytes: number): TaskError {
   if (error instanceof AttemptAbort) {
     if (error.kind === 'timeout') return { code: 'TASK_TIMEOUT', message: error.message, source: 'user' };
     if (error.kind === 'lease_lost') return { code: 'WORKER_LOST', message: error.message, source: 'baton' };
@@ -102,118 +121,168 @@ export function toTaskError(error: unknown): TaskError {
   }
   if (isBatonError(error)) {
     // Details (a command's exit code, the command not found) let handlers and `show` tell failures apart.
-    const details =
-      Object.keys(error.details).length > 0 && isJsonRecord(error.details) ? { details: error.details } : {};
+    const details = Object.keys(error.details).length > 0 ? { details: error.details } : {};
     return { code: error.code, message: error.message, source: error.source, hint: error.hint, ...details };
   }
   if (error instanceof Error) {
-    const { code: rawCode, kind: rawKind, details: rawDetails } = error as unknown as Record<string, unknown>;
-    const code = typeof rawCode === 'string' ? rawCode : 'TASK_FAILED';
-    const kind = typeof rawKind === 'string' ? { kind: rawKind } : {};
-    const details = isJsonRecord(rawDetails) ? { details: rawDetails } : {};
-    const stack = userStack(error.stack);
+    const { code, kind, details } = error as unknown as Record<string, unknown>;
+    const stack = userStack(stackOf(error), limitBytes);
+    const message = typeof error.message === 'string' && error.message !== '' ? error.message : String(error.name);
     return {
-      code,
-      ...kind,
-      message: error.message || error.name,
+      code: codeOf(code) ?? 'TASK_FAILED',
+      ...(typeof kind === 'string' ? { kind } : {}),
+      message,
       source: 'user',
-      ...details,
+      ...(isRecord(details) ? { details } : {}),
       ...(stack === undefined ? {} : { stack }),
     };
   }
+  if (typeof error === 'object' && error !== null) return thrownObject(error, limitBytes);
   return { code: 'TASK_FAILED', message: String(error), source: 'user' };
 }
 
-/** Largest stack kept with a failure, in bytes of UTF-8; the frames nearest the throw are kept. */
-export const STACK_LIMIT_BYTES = 16 * 1024;
+/** A code as handlers match it: a string, or a number written as one (`throw { code: 42 }` → "42"). */
+function codeOf(value: unknown): string | undefined {
+  if (typeof value === 'string' && value !== '') return value;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  return undefined;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * A thrown value that is not an Error (`throw { code: 42, why: 'x' }`): its `code` and
+ * `kind`, its `message` (else its JSON), and its other fields as details, rather than
+ * `[object Object]`.
+ */
+function thrownObject(value: object, limitBytes: number): TaskError {
+  let fields: Record<string, unknown>;
+  try {
+    fields = Array.isArray(value) ? {} : Object.fromEntries(Object.entries(value));
+  } catch {
+    // A proxy or a getter that throws: nothing more can be read from it.
+    fields = {};
+  }
+  const { code, kind, message, ...rest } = fields;
+  let text: string;
+  if (typeof message === 'string' && message !== '') text = message;
+  else {
+    const json = boundedJson(value, limitBytes, { strict: false, root: 'the thrown value' });
+    const shown = json.ok
+      ? json.text
+      : json.reason === 'too_large'
+        ? `an object of more than ${limitBytes} bytes of JSON`
+        : `an object that is not JSON (${json.message})`;
+    text = `the task threw a non-Error value: ${shown}`;
+  }
+  return {
+    code: codeOf(code) ?? 'TASK_FAILED',
+    ...(typeof kind === 'string' ? { kind } : {}),
+    message: text,
+    source: 'user',
+    ...(Object.keys(rest).length > 0 ? { details: rest } : {}),
+  };
+}
 
 /** Baton's package root (this file is `<root>/dist/engine/`, or `src/` under tests); computing it touches no file. */
 const BATON_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 const FRAME = /^\s+at /;
+const FIRST_FRAME = /^[ \t]+at /m;
 
 /** Characters of the stack's head (the error's name and message) kept before the frames. */
 const HEAD_LIMIT_CHARS = 1024;
 
 /**
+ * `error.stack`, without a copy of a long message in it. V8 writes the stack (name,
+ * message, frames) the first time it is read; the message is shortened for that read, as
+ * the stack keeps only its first kilobyte anyway, so that a message of megabytes is not
+ * copied once more. A stack already written (read before, or set by the user) is as it is.
+ */
+function stackOf(error: Error): unknown {
+  const message: unknown = error.message;
+  if (typeof message !== 'string' || message.length <= HEAD_LIMIT_CHARS) return error.stack;
+  const own = Object.getOwnPropertyDescriptor(error, 'message');
+  try {
+    error.message = message.slice(0, HEAD_LIMIT_CHARS + 1);
+    return error.stack;
+  } catch {
+    // A frozen error, or a message that cannot be set: read as it is.
+    return error.stack;
+  } finally {
+    try {
+      if (own) Object.defineProperty(error, 'message', own);
+      else delete (error as { message?: unknown }).message;
+    } catch {
+      // Nothing was changed, or it cannot be changed back: the error is not read again.
+    }
+  }
+}
+
+/**
  * The stack of an error thrown by task code, as the user needs it: frames of Baton's own
  * files and of Node's internals removed (they say nothing about the user's code and would
- * leak where Baton is installed), and at most STACK_LIMIT_BYTES, cut with a visible
- * marker. Undefined when no frame of the user's is left.
+ * leak where Baton is installed), and at most `limitBytes` (limits.error_bytes), cut after
+ * a whole frame with a visible marker. Undefined when no frame of the user's is left.
+ * Only the first kilobyte of the head (the name and message) is looked at: a message of
+ * megabytes is not copied again here (it is recorded, cut, on its own).
  */
-export function userStack(stack: unknown, limitBytes = STACK_LIMIT_BYTES): string | undefined {
+export function userStack(stack: unknown, limitBytes: number = LIMITS.error_bytes.default): string | undefined {
   if (typeof stack !== 'string') return undefined;
-  const lines = withoutInternalPaths(stack, BATON_ROOT).split('\n');
-  const firstFrame = lines.findIndex((l) => FRAME.test(l));
+  const firstFrame = stack.search(FIRST_FRAME);
   if (firstFrame < 0) return undefined;
-  const frames = lines.slice(firstFrame).filter((l) => !(FRAME.test(l) && l.includes('node:internal/')));
+  const headEnd = Math.max(0, firstFrame - 1);
+  let head = stack.slice(0, Math.min(headEnd, HEAD_LIMIT_CHARS));
+  if (headEnd > HEAD_LIMIT_CHARS) head = `${head} …`;
+  head = withoutInternalPaths(head, BATON_ROOT);
+  // Frames far beyond the limit would be cut anyway; only those that can be kept are filtered.
+  let framesText = stack.slice(firstFrame);
+  const scanChars = limitBytes * 4;
+  if (framesText.length > scanChars) framesText = framesText.slice(0, framesText.lastIndexOf('\n', scanChars));
+  const frames = withoutInternalPaths(framesText, BATON_ROOT)
+    .split('\n')
+    .filter((l) => !(FRAME.test(l) && l.includes('node:internal/')));
   if (!frames.some((l) => FRAME.test(l))) return undefined;
-  // The head repeats the message, which is kept on its own: a long one must not crowd the frames out.
-  let head = lines.slice(0, firstFrame).join('\n');
-  if (head.length > HEAD_LIMIT_CHARS) head = `${head.slice(0, HEAD_LIMIT_CHARS)} …`;
-  return truncateStack([head, ...frames].join('\n'), limitBytes);
+  return cutText(
+    [head, ...frames].join('\n'),
+    limitBytes,
+    (bytes) => `\n    ${cutMarker('stack', limitBytes, 'limits.error_bytes')(bytes)}`,
+    {
+      atLineBreak: true,
+    },
+  );
 }
 
-function truncateStack(text: string, limitBytes: number): string {
-  const bytes = Buffer.byteLength(text);
-  if (bytes <= limitBytes) return text;
-  const marker = `\n    [stack truncated: ${bytes} bytes, at most the first ${limitBytes} kept]`;
-  let kept = Buffer.from(text)
-    .subarray(0, Math.max(0, limitBytes - Buffer.byteLength(marker)))
-    .toString('utf8');
-  // A character cut in half decodes to U+FFFD; a frame cut in half reads as a wrong location.
-  kept = kept.replace(/\uFFFD+$/, '');
-  const lastBreak = kept.lastIndexOf('\n');
-  if (lastBreak > 0) kept = kept.slice(0, lastBreak);
-  return kept + marker;
-}
-
-/** Details attached to a thrown error are kept only if they are plain JSON data. */
-function isJsonRecord(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  try {
-    return JSON.stringify(value).length <= 16 * 1024;
-  } catch {
-    return false;
-  }
-}
-
-/** Checks that an output is JSON within the limit; returns the JSON round-tripped value. */
-export function checkOutput(taskId: string, output: unknown, limitBytes: number): AttemptResult {
+/**
+ * Checks that an output is JSON within `limitBytes`; returns the JSON round-tripped value.
+ * A function, symbol, BigInt, Map, Set or cycle anywhere in it fails the attempt with
+ * TASK_OUTPUT_INVALID naming where (JSON would drop or mangle it without a word); an
+ * output far over the limit is refused without being serialized whole.
+ */
+export function checkOutput(
+  taskId: string,
+  output: unknown,
+  limitBytes: number,
+  errorLimitBytes: number = LIMITS.error_bytes.default,
+): AttemptResult {
   if (output === undefined) return { status: 'succeeded', output: null };
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(output);
-  } catch (error) {
-    return {
-      status: 'failed',
-      error: toTaskError(
-        new BatonError(
-          'TASK_OUTPUT_INVALID',
-          `task ${taskId} returned a value that is not JSON: ${(error as Error).message}`,
-        ),
-      ),
-    };
+  const json = boundedJson(output, limitBytes, { strict: true, root: 'output' });
+  if (json.ok) return { status: 'succeeded', output: JSON.parse(json.text) as unknown };
+  if (json.reason === 'too_large') {
+    const size = json.bytes === null ? `more than ${limitBytes}` : String(json.bytes);
+    const error = limitExceeded('output_bytes', `its output (${size} bytes of JSON)`, `task ${taskId}`, {
+      code: 'TASK_OUTPUT_TOO_LARGE',
+      limit: limitBytes,
+    });
+    return { status: 'failed', error: toTaskError(error, errorLimitBytes) };
   }
-  if (text === undefined) {
-    return {
-      status: 'failed',
-      error: toTaskError(new BatonError('TASK_OUTPUT_INVALID', `task ${taskId} returned a ${typeof output}, not JSON`)),
-    };
-  }
-  const bytes = Buffer.byteLength(text);
-  if (bytes > limitBytes) {
-    return {
-      status: 'failed',
-      error: toTaskError(
-        new BatonError(
-          'TASK_OUTPUT_TOO_LARGE',
-          `task ${taskId} returned ${bytes} bytes of output; the limit is ${limitBytes} bytes (limits.output_bytes)`,
-        ),
-      ),
-    };
-  }
-  return { status: 'succeeded', output: JSON.parse(text) as unknown };
+  const whole = typeof output === 'function' || typeof output === 'symbol' || typeof output === 'bigint';
+  const message = whole
+    ? `task ${taskId} returned a ${typeof output}, not JSON`
+    : `task ${taskId} returned a value that is not JSON: ${json.message}`;
+  return { status: 'failed', error: toTaskError(new BatonError('TASK_OUTPUT_INVALID', message), errorLimitBytes) };
 }
 
 /** Runs the attempt to its end; never rejects. `onBodyReturned` marks the instant the body settled. */
@@ -224,7 +293,7 @@ export async function runAttempt(
   onBodyReturned: () => void = () => undefined,
 ): Promise<AttemptResult> {
   const { task, controller } = input;
-  let timeout: NodeJS.Timeout | undefined;
+  let timeout: LongTimer | undefined;
   try {
     const executor = executors.get(task.kind);
     if (!executor) {
@@ -240,10 +309,14 @@ export async function runAttempt(
       input.extras,
     );
     const inputs = input.inputs ?? renderInputs(task, scope);
+    // A line of the task's own log is bounded like a line of a command's output.
+    const lineLimit = limits.logLineLimitBytes ?? LIMITS.log_line_bytes.default;
+    const marker = (bytes: number) => ` … ${cutMarker('line', lineLimit, 'limits.log_line_bytes')(bytes)}`;
+    const logLine = (text: string) => input.writeLog('log', cutText(text, lineLimit, marker));
     const log = {
-      info: (m: string) => input.writeLog('log', m),
-      warn: (m: string) => input.writeLog('log', `WARN ${m}`),
-      error: (m: string) => input.writeLog('log', `ERROR ${m}`),
+      info: (m: string) => logLine(String(m)),
+      warn: (m: string) => logLine(`WARN ${m}`),
+      error: (m: string) => logLine(`ERROR ${m}`),
     };
     const extras = input.extras;
     const taskRunId = extras?.taskRunId ?? task.id;
@@ -262,7 +335,8 @@ export async function runAttempt(
       ...(extras?.error ? { error: extras.error } : {}),
     };
     if (task.timeoutMs !== null) {
-      timeout = setTimeout(
+      // Real running time, for any timeout up to the limit duration_ms (beyond setTimeout's 24.8 days).
+      timeout = setLongTimeout(
         () =>
           controller.abort(
             new AttemptAbort('timeout', `attempt ${input.attempt} of ${task.id} timed out after ${task.timeoutMs} ms`),
@@ -280,15 +354,17 @@ export async function runAttempt(
         writeLog: input.writeLog,
         killGraceMs: limits.killGraceMs,
         templateScope: scope,
+        outputLimitBytes: limits.outputLimitBytes,
+        logLineLimitBytes: limits.logLineLimitBytes ?? LIMITS.log_line_bytes.default,
       });
     } finally {
       onBodyReturned();
     }
-    return checkOutput(task.id, output, limits.outputLimitBytes);
+    return checkOutput(task.id, output, limits.outputLimitBytes, limits.errorLimitBytes);
   } catch (error) {
     const reason = controller.signal.aborted ? controller.signal.reason : error;
-    return { status: 'failed', error: toTaskError(reason) };
+    return { status: 'failed', error: toTaskError(reason, limits.errorLimitBytes) };
   } finally {
-    if (timeout) clearTimeout(timeout);
+    timeout?.cancel();
   }
 }

@@ -37,6 +37,8 @@ export interface EngineClock {
    * Calls `fn` once `ms` have passed on this clock. The durable timers of runs (retries,
    * sleeps, waits, run timeouts) go through it, so that a virtual clock can jump over
    * them; default `setTimeout`. Attempt timeouts do not: they measure real running time.
+   * `ms` is never above 2^31-1 (Node's limit): a longer delay is waited for in steps, the
+   * clock read again after each (long-timer.ts).
    */
   setTimer?(fn: () => void, ms: number): TimerHandle;
   clearTimer?(handle: TimerHandle): void;
@@ -82,6 +84,10 @@ export interface EngineOptions {
   readonly outputLimitBytes?: number;
   /** Largest log kept per attempt, in bytes. Default 1 MiB. */
   readonly logLimitBytes?: number;
+  /** Longest line of a shell task's stdout or stderr kept in the log, in bytes. Default 64 KiB. */
+  readonly logLineLimitBytes?: number;
+  /** Largest message, hint, stack and details (JSON) of a recorded failure, each in bytes. Default 64 KiB. */
+  readonly errorLimitBytes?: number;
   /** Time between SIGTERM and SIGKILL when stopping a shell task. Default 2000 ms. */
   readonly killGraceMs?: number;
   readonly clock?: EngineClock;

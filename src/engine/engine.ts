@@ -18,8 +18,10 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { BatonError } from '../core/errors.js';
+import { LIMITS } from '../core/limits.js';
+import { boundTaskError } from '../core/truncation.js';
 import type { TaskSpec } from '../core/model.js';
-import type { RunEvent, RunInput, RunState, Wait } from '../core/run-machine.js';
+import type { Decision, RunEvent, RunInput, RunState, Wait } from '../core/run-machine.js';
 import { decide, foldRun } from '../core/run-machine.js';
 import { specPathOf, taskIdOf, taskSpecOf } from '../core/run-topology.js';
 import type { RunStateName } from '../core/states.js';
@@ -38,8 +40,10 @@ import type {
   EngineOptions,
   FlowResolver,
   ResolvedFlow,
-  TimerHandle,
 } from './engine-options.js';
+import type { LongTimer, TimerHost } from './long-timer.js';
+import { setLongInterval, setLongTimeout } from './long-timer.js';
+import { DatabaseClock, MAX_HOLD_MS } from './database-clock.js';
 import type { Pending } from './pending-commit.js';
 import { emptyPending, hasPending, mergePending, requestInput, runPatch, taskPatch } from './pending-commit.js';
 
@@ -61,16 +65,18 @@ interface ActiveRun {
   readonly flow: ResolvedFlow;
   readonly params: Readonly<Record<string, unknown>>;
   readonly running: Map<number, RunningAttempt>;
-  readonly timers: Map<number, TimerHandle>;
+  readonly timers: Map<number, LongTimer>;
   readonly withTimer: Set<number>;
   /** Subflow tasks waiting for their child run: task index → child run id. */
   readonly children: Map<number, string>;
   pending: Pending;
-  runTimer?: TimerHandle;
+  runTimer?: LongTimer;
   finished: boolean;
   readonly done: Promise<RunStateName>;
   resolveDone: (state: RunStateName) => void;
   rejectDone: (error: Error) => void;
+  /** The time of the run's latest event: its next events are stamped no earlier (`stampTime`). */
+  lastAt: number;
 }
 
 interface ReadyItem {
@@ -89,12 +95,12 @@ export class Engine {
   private readonly pollMs: number;
   private readonly outputLimit: number;
   private readonly logLimit: number;
+  private readonly logLineLimit: number;
+  private readonly errorLimit: number;
   private readonly killGraceMs: number;
   private readonly clock: EngineClock;
-  private readonly localClock: EngineClock;
-  private readonly useDatabaseClock: boolean;
-  /** Database clock minus local clock, in ms (when following the database clock). */
-  private clockOffset = 0;
+  /** Set when following the database clock: `clock` reads it, `syncClock` measures it. */
+  private readonly databaseClock: DatabaseClock | null;
   private readonly random: () => number;
   private readonly faults: EngineFaults | undefined;
   private readonly diagnostic: (message: string) => void;
@@ -121,7 +127,7 @@ export class Engine {
   private flushScheduled = false;
   private flushing: Promise<void> | null = null;
   private commitBackoffMs = 0;
-  private heartbeat: NodeJS.Timeout | undefined;
+  private heartbeat: LongTimer | undefined;
   private poller: NodeJS.Timeout | undefined;
   private claiming = false;
   private claimAgain = false;
@@ -140,11 +146,18 @@ export class Engine {
     this.pollMs = options.pollMs ?? 200;
     this.outputLimit = options.outputLimitBytes ?? 256 * 1024;
     this.logLimit = options.logLimitBytes ?? 1024 * 1024;
+    this.logLineLimit = options.logLineLimitBytes ?? LIMITS.log_line_bytes.default;
+    this.errorLimit = options.errorLimitBytes ?? LIMITS.error_bytes.default;
     this.killGraceMs = options.killGraceMs ?? 2000;
     const local = options.clock ?? { now: () => Date.now() };
-    this.useDatabaseClock = options.useDatabaseClock ?? options.mode === 'dispatch';
-    this.clock = this.useDatabaseClock ? { now: () => local.now() + this.clockOffset } : local;
-    this.localClock = local;
+    const followDatabase = options.useDatabaseClock ?? options.mode === 'dispatch';
+    // Between readings the database clock is interpolated on a monotonic clock, which a
+    // change of this machine's wall clock does not move (an injected clock stays in charge).
+    const databaseClock = followDatabase
+      ? new DatabaseClock(options.clock ? () => local.now() : () => performance.timeOrigin + performance.now())
+      : null;
+    this.databaseClock = databaseClock;
+    this.clock = databaseClock ? { now: () => databaseClock.now() } : local;
     this.random = options.random ?? Math.random;
     this.faults = options.faults;
     this.owner = options.owner ?? `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
@@ -239,7 +252,8 @@ export class Engine {
       const plan = await this.flows.plan(record.flow, record.version);
       const events = (await this.store.readEvents(runId)).map((e) => e.event);
       const state = foldRun(runId, plan, events);
-      const decision = decide(state, input, this.clock.now(), this.random);
+      if (this.databaseClock && !this.databaseClock.synced) await this.syncClock();
+      const decision = decide(state, input, stampTime(latestAt(events), this.clock.now()), this.random);
       const result = await this.store.commit([
         {
           lease,
@@ -279,7 +293,7 @@ export class Engine {
     if (this.stopped) return;
     this.stopped = true;
     this.workerMode = false;
-    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat?.cancel();
     if (this.poller) clearInterval(this.poller);
     this.unsubscribe?.();
     const owned = [...this.runs.values()];
@@ -294,7 +308,8 @@ export class Engine {
 
   private ensureTimers(): void {
     if (this.stopped) return;
-    this.heartbeat ??= setInterval(() => void this.renew(), Math.max(50, Math.floor(this.leaseMs / 3)));
+    // The lease is a setting of up to 366 days: a third of it may exceed what setInterval holds.
+    this.heartbeat ??= setLongInterval(() => void this.renew(), Math.max(50, Math.floor(this.leaseMs / 3)));
     this.poller ??= setInterval(() => {
       void this.poll();
       void this.harvest();
@@ -425,18 +440,13 @@ export class Engine {
     return out;
   }
 
-  /** Measures the offset to the database clock, halving the round trip. */
+  /** Reads the database clock once more, narrowing this engine's estimate of it (database-clock.ts). */
   async syncClock(): Promise<void> {
-    if (!this.useDatabaseClock) return;
-    const before = this.localClock.now();
-    const db = await this.store.now();
-    const after = this.localClock.now();
-    // Whole ms: event times and timer due times are stored as bigint.
-    this.clockOffset = Math.round(db - (before + after) / 2);
+    await this.databaseClock?.sync(() => this.store.now());
   }
 
   private async renew(): Promise<void> {
-    if (this.useDatabaseClock) await this.syncClock().catch(() => undefined);
+    await this.syncClock().catch(() => undefined);
     if (this.runs.size === 0) return;
     try {
       const owned = new Map([...this.runs.values()].map((r) => [r.lease.runId, r]));
@@ -465,6 +475,8 @@ export class Engine {
     const flow = await this.resolveFlow(record.flow, record.version);
     const events = (await this.store.readEvents(lease.runId)).map((e) => e.event);
     const state = foldRun(lease.runId, flow.plan, events);
+    // The first times this engine stamps come from the database clock, not from a guess.
+    if (this.databaseClock && !this.databaseClock.synced) await this.syncClock().catch(() => undefined);
     this.faults?.crashPoint('after_claim');
     let resolveDone!: (s: RunStateName) => void;
     let rejectDone!: (e: Error) => void;
@@ -486,6 +498,7 @@ export class Engine {
       done,
       resolveDone,
       rejectDone,
+      lastAt: latestAt(events),
     };
     this.runs.set(lease.runId, run);
     if (state.state === 'queued') {
@@ -574,7 +587,11 @@ export class Engine {
               type: 'attempt_failed',
               task: o.task,
               attempt: o.attempt,
-              error: o.error ?? { code: 'TASK_FAILED', message: 'the worker reported a failure', source: 'user' },
+              // A worker bounds what it reports; one with other settings (or an older Baton) may not.
+              error: boundTaskError(
+                o.error ?? { code: 'TASK_FAILED', message: 'the worker reported a failure', source: 'user' },
+                this.errorLimit,
+              ),
             }
           : { type: 'attempt_lost', task: o.task, attempt: o.attempt };
     this.submit(run, input, undefined, o.id);
@@ -606,32 +623,37 @@ export class Engine {
   private armTimer(run: ActiveRun, task: number, delayMs: number): void {
     const existing = run.timers.get(task);
     if (existing) this.clearTimer(existing);
-    const timer = this.setTimer(
-      () => {
-        run.timers.delete(task);
-        const dueAt = run.state.tasks[task]?.retryAt ?? null;
-        const now = this.clock.now();
-        if (dueAt !== null && dueAt > now) {
-          this.armTimer(run, task, dueAt - now);
-          return;
-        }
-        this.faults?.crashPoint('retry_timer');
-        this.submit(run, { type: 'retry_due', task });
-      },
-      // setTimeout cannot wait longer than 2^31-1 ms; a later timer fires early and re-arms.
-      Math.min(Math.max(0, delayMs), 2 ** 31 - 1),
-    );
+    const timer = this.setTimer(() => {
+      run.timers.delete(task);
+      const dueAt = run.state.tasks[task]?.retryAt ?? null;
+      const now = this.clock.now();
+      // The due time in the run's state decides, should it be later than the one armed.
+      if (dueAt !== null && dueAt > now) {
+        this.armTimer(run, task, dueAt - now);
+        return;
+      }
+      this.faults?.crashPoint('retry_timer');
+      this.submit(run, { type: 'retry_due', task });
+    }, delayMs);
     run.timers.set(task, timer);
   }
 
-  private setTimer(fn: () => void, ms: number): TimerHandle {
-    return this.clock.setTimer ? this.clock.setTimer(fn, ms) : setTimeout(fn, ms);
+  /** Arms a durable timer of a run on the engine's clock, for any delay (see long-timer.ts). */
+  private setTimer(fn: () => void, ms: number): LongTimer {
+    return setLongTimeout(fn, ms, this.timerHost);
   }
 
-  private clearTimer(handle: TimerHandle): void {
-    if (this.clock.clearTimer) this.clock.clearTimer(handle);
-    else clearTimeout(handle as NodeJS.Timeout);
+  private clearTimer(timer: LongTimer): void {
+    timer.cancel();
   }
+
+  /** The engine's clock with its timers (a virtual clock's in the testing kit, else Node's). */
+  private readonly timerHost: TimerHost = {
+    now: () => this.clock.now(),
+    setTimeout: (fn, ms) => (this.clock.setTimer ? this.clock.setTimer(fn, ms) : setTimeout(fn, ms)),
+    clearTimeout: (handle) =>
+      this.clock.clearTimer ? this.clock.clearTimer(handle) : clearTimeout(handle as NodeJS.Timeout),
+  };
 
   /**
    * Delivers an input to a run this engine owns (tests and embedders); false if it does
@@ -727,7 +749,7 @@ export class Engine {
       if (harvestedId !== undefined) run.pending.harvested.push(harvestedId);
       let decision;
       try {
-        decision = decide(run.state, input, now, this.random);
+        decision = this.decideFor(run, input, now);
       } catch (error) {
         this.diagnostic(`run ${run.lease.runId}: ${(error as Error).message}`);
         continue;
@@ -786,6 +808,13 @@ export class Engine {
     }
   }
 
+  /** `decide` for a run at `now`, stamped by `stampTime`; keeps the run's latest event time. */
+  private decideFor(run: ActiveRun, input: RunInput, now: number): Decision {
+    const decision = decide(run.state, input, stampTime(run.lastAt, now), this.random);
+    for (const e of decision.events) if (e.at > run.lastAt) run.lastAt = e.at;
+    return decision;
+  }
+
   private entryFor(run: ActiveRun, pending: Pending): CommitEntry {
     const state = run.state;
     const tasks: TaskRunPatch[] = [];
@@ -831,7 +860,7 @@ export class Engine {
       this.enqueueReady(run, task);
       return;
     }
-    const decision = decide(run.state, { type: 'attempt_started', task }, now, this.random);
+    const decision = this.decideFor(run, { type: 'attempt_started', task }, now);
     if (decision.events.length === 0) return;
     for (const e of decision.events) run.pending.events.push(e);
     run.pending.touched.add(task);
@@ -869,7 +898,7 @@ export class Engine {
         input = { type: 'attempt_parked', task, attempt, wait: parkingWait(spec, scope, now) };
       }
     } catch (error) {
-      input = { type: 'attempt_failed', task, attempt, error: toTaskError(error) };
+      input = { type: 'attempt_failed', task, attempt, error: toTaskError(error, this.errorLimit) };
     } finally {
       this.inlineInFlight--;
     }
@@ -1014,7 +1043,7 @@ export class Engine {
         const item = queue[taken++] as ReadyItem;
         const { run, task } = item;
         if (run.finished || run.running.has(task)) continue;
-        const decision = decide(run.state, { type: 'attempt_started', task }, now, this.random);
+        const decision = this.decideFor(run, { type: 'attempt_started', task }, now);
         if (decision.events.length === 0) continue;
         const attempt = (run.state.tasks[task] as { attempt: number }).attempt;
         for (const e of decision.events) run.pending.events.push(e);
@@ -1055,7 +1084,7 @@ export class Engine {
       inputs = renderInputs(spec, templateScope(run.lease.runId, run.state.plan.spec.name, run.params, tasks, extras));
     } catch (error) {
       // Nothing to hand out: the attempt fails here, right after its start is committed.
-      const failure = toTaskError(error);
+      const failure = toTaskError(error, this.errorLimit);
       queueMicrotask(() => this.submit(run, { type: 'attempt_failed', task, attempt, error: failure }));
       return;
     }
@@ -1108,7 +1137,12 @@ export class Engine {
       },
       // Attempt timeouts stay on the real clock, even under a virtual one: they measure how
       // long a body really runs.
-      { outputLimitBytes: this.outputLimit, killGraceMs: this.killGraceMs },
+      {
+        outputLimitBytes: this.outputLimit,
+        killGraceMs: this.killGraceMs,
+        errorLimitBytes: this.errorLimit,
+        logLineLimitBytes: this.logLineLimit,
+      },
       () => this.faults?.crashPoint('after_body'),
     ).then(settle);
   }
@@ -1130,6 +1164,26 @@ export class Engine {
     run.pending.logs.push({ runId: run.lease.runId, taskId, attempt: attempt.attempt, stream, at, text });
     this.scheduleFlush();
   }
+}
+
+/**
+ * The time to stamp a run's next events with: `now`, or the time of the run's latest event
+ * if the clock is behind it (an estimate of the database clock corrected, another
+ * process's clock a little behind, a wall clock set back), so that a run's history never
+ * runs backwards and no task ends before it started. A clock behind by more than
+ * MAX_HOLD_MS jumped, or the earlier time came from a clock that is off (a run's creation
+ * is stamped by the machine that created it): then the clock is followed, since retry and
+ * timeout due times are counted from these stamps and would otherwise wait out the gap.
+ */
+function stampTime(lastAt: number, now: number): number {
+  return lastAt > now && lastAt - now <= MAX_HOLD_MS ? lastAt : now;
+}
+
+/** The latest time among a run's events (-Infinity for none). */
+function latestAt(events: readonly RunEvent[]): number {
+  let latest = Number.NEGATIVE_INFINITY;
+  for (const e of events) if (e.at > latest) latest = e.at;
+  return latest;
 }
 
 /** True if `owner` names a process on this host that no longer exists. */

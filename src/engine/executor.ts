@@ -20,6 +20,10 @@ export interface AttemptRequest {
   readonly killGraceMs: number;
   /** What `${{ }}` templates in kind-specific settings (e.g. a shell command) may read. */
   readonly templateScope: Readonly<Record<string, unknown>>;
+  /** Largest output the attempt may return, in bytes of JSON (limits.output_bytes): a kind that reads its output from a stream keeps no more than this of it. */
+  readonly outputLimitBytes?: number;
+  /** Longest line of a process's output the log keeps, in bytes (limits.log_line_bytes). */
+  readonly logLineLimitBytes?: number;
 }
 
 export interface TaskExecutor {

@@ -5,7 +5,7 @@
  * settings, rendered against its scope, into one input for the run machine. Bad settings
  * throw a typed error, which fails the attempt like any task failure.
  */
-import { parseDuration } from '../core/duration.js';
+import { readDuration } from '../core/duration.js';
 import { BatonError } from '../core/errors.js';
 import type { TaskSpec } from '../core/model.js';
 import { isParkingKind } from '../core/model.js';
@@ -87,13 +87,15 @@ export function parkingWait(spec: TaskSpec, scope: Scope, now: number): Wait {
   switch (spec.kind) {
     case 'sleep': {
       const raw = render(spec, spec.config.duration, scope, 'sleep');
-      const ms = typeof raw === 'number' || typeof raw === 'string' ? parseDuration(raw) : undefined;
-      if (ms === undefined) {
+      // Bounded as a written one is (the limit duration_ms), now that its value is known.
+      const read = readDuration(raw);
+      if (!read.ok && read.reason === 'not_a_duration') {
         throw new BatonError('TASK_INPUT', `task ${spec.id}: sleep needs a duration, got ${JSON.stringify(raw)}`, {
           hint: 'Write a duration such as 30s, 10m or 2h, or a number of milliseconds.',
         });
       }
-      return { kind: 'timer', until: now + ms };
+      if (!read.ok) throw new BatonError('TASK_INPUT', `task ${spec.id}: sleep: ${read.message}`, { hint: read.hint });
+      return { kind: 'timer', until: now + read.ms };
     }
     case 'wait_until':
       return { kind: 'timer', until: instant(spec, render(spec, spec.config.until, scope, 'wait_until')) };

@@ -2,12 +2,16 @@
  * A scheduler process: any number may run against one database; exactly one leads, by a
  * lease row on the database clock. The leader drives runs (an engine in dispatch mode:
  * attempts go to the task queue for workers); the others stand by and try for the lease
- * every third of its length. A leader that dies is replaced once its leadership and run
- * leases lapse (by default within 5 s); one that merely stalls is fenced out of its runs
- * by their epochs if another took over meanwhile.
+ * every third of its length. A leader whose process dies is replaced at a standby's next
+ * try where the store sees its session end (PostgreSQL), else once its lease lapses (by
+ * default 5 s); the leases it held on runs end with its leadership, so its runs are taken
+ * over at once. One that merely stalls is fenced out of its runs by their epochs if
+ * another took over meanwhile.
  */
 import type { LeaderLease, Store } from '../store/store.js';
 import type { Engine } from './engine.js';
+import type { LongTimer } from './long-timer.js';
+import { setLongInterval } from './long-timer.js';
 
 export interface SchedulerOptions {
   readonly store: Store;
@@ -24,7 +28,7 @@ export interface SchedulerOptions {
 export const SCHEDULER_LEADERSHIP = 'scheduler';
 
 export class SchedulerProcess {
-  private timer: NodeJS.Timeout | undefined;
+  private timer: LongTimer | undefined;
   private lease: LeaderLease | null = null;
   private engine: Engine | null = null;
   private ticking = false;
@@ -38,7 +42,8 @@ export class SchedulerProcess {
 
   start(): void {
     const every = Math.max(50, Math.floor((this.o.leaseMs ?? 5000) / 3));
-    this.timer = setInterval(() => void this.tick(), every);
+    // A third of the lease: any lease a setting allows, beyond what setInterval holds.
+    this.timer = setLongInterval(() => void this.tick(), every);
     void this.tick();
   }
 
@@ -76,7 +81,7 @@ export class SchedulerProcess {
   /** Stops leading and hands the lease back so that a standby takes over at once. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.cancel();
     while (this.ticking) await new Promise((r) => setTimeout(r, 10));
     const lease = this.lease;
     if (this.engine) await this.engine.stop();

@@ -16,11 +16,14 @@ import type { TaskSpec } from '../core/model.js';
 import { specAtPath } from '../core/run-topology.js';
 import type { TaskRunExtras } from './run-scope.js';
 import type { ClaimedTask, LogLine, Store, TaskCompletion } from '../store/store.js';
-import { runAttempt } from './attempt-runner.js';
+import { LIMITS } from '../core/limits.js';
+import { runAttempt, toTaskError } from './attempt-runner.js';
 import type { AttemptResult, TaskScope } from './attempt-runner.js';
 import type { EngineClock, EngineFaults, FlowResolver, ResolvedFlow } from './engine.js';
 import type { ExecutorRegistry } from './executor.js';
 import { AttemptAbort } from './executor.js';
+import type { LongTimer } from './long-timer.js';
+import { setLongInterval } from './long-timer.js';
 
 export interface TaskWorkerOptions {
   readonly store: Store;
@@ -36,6 +39,10 @@ export interface TaskWorkerOptions {
   readonly pollMs?: number;
   readonly outputLimitBytes?: number;
   readonly logLimitBytes?: number;
+  /** Longest line of a shell task's output the log keeps. Default limits.log_line_bytes. */
+  readonly logLineLimitBytes?: number;
+  /** Each of a reported failure's message, hint, stack and details. Default limits.error_bytes. */
+  readonly errorLimitBytes?: number;
   readonly killGraceMs?: number;
   readonly owner?: string;
   /** This machine's clock; used for log timestamps only: claims are timed by the database. */
@@ -66,7 +73,7 @@ export class TaskWorker {
   private backlog = false;
   private draining = false;
   private stopped = false;
-  private heartbeat: NodeJS.Timeout | undefined;
+  private heartbeat: LongTimer | undefined;
   private poller: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private idle: (() => void)[] = [];
@@ -86,6 +93,8 @@ export class TaskWorker {
       pollMs: options.pollMs ?? 500,
       outputLimitBytes: options.outputLimitBytes ?? 256 * 1024,
       logLimitBytes: options.logLimitBytes ?? 1024 * 1024,
+      logLineLimitBytes: options.logLineLimitBytes ?? LIMITS.log_line_bytes.default,
+      errorLimitBytes: options.errorLimitBytes ?? LIMITS.error_bytes.default,
       killGraceMs: options.killGraceMs ?? 2000,
     };
   }
@@ -95,7 +104,8 @@ export class TaskWorker {
   }
 
   start(): void {
-    this.heartbeat = setInterval(() => void this.renew(), Math.max(50, Math.floor(this.o.leaseMs / 3)));
+    // The lease is a setting of up to 366 days: a third of it may exceed what setInterval holds.
+    this.heartbeat = setLongInterval(() => void this.renew(), Math.max(50, Math.floor(this.o.leaseMs / 3)));
     this.poller = setInterval(() => void this.claim(), this.o.pollMs);
     this.unsubscribe = this.o.store.subscribe?.('tasks', () => void this.claim());
     void this.claim();
@@ -114,7 +124,7 @@ export class TaskWorker {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat?.cancel();
     if (this.poller) clearInterval(this.poller);
     this.unsubscribe?.();
     for (const r of this.running.values()) r.controller.abort(new AttemptAbort('lease_lost', 'worker stopped'));
@@ -179,8 +189,11 @@ export class TaskWorker {
     try {
       flow = await this.flowOf(claim);
     } catch (error) {
-      const e = error as { code?: string; message: string };
-      return { status: 'failed', error: { code: e.code ?? 'DEF_LOAD', message: e.message, source: 'user' } };
+      // Loading runs the flow's own code, which may throw anything, of any size; an error
+      // without a code of its own is a failure to load the flow.
+      const failure = toTaskError(error, this.o.errorLimitBytes);
+      const coded = typeof (error as { code?: unknown } | null)?.code === 'string';
+      return { status: 'failed', error: coded ? failure : { ...failure, code: 'DEF_LOAD' } };
     }
     const payload = claim.payload as {
       params?: Record<string, unknown>;
@@ -220,7 +233,12 @@ export class TaskWorker {
         controller,
         writeLog: (stream, text) => this.writeLog(r, stream, text),
       },
-      { outputLimitBytes: this.o.outputLimitBytes, killGraceMs: this.o.killGraceMs },
+      {
+        outputLimitBytes: this.o.outputLimitBytes,
+        killGraceMs: this.o.killGraceMs,
+        errorLimitBytes: this.o.errorLimitBytes,
+        logLineLimitBytes: this.o.logLineLimitBytes,
+      },
       () => this.options.faults?.crashPoint('after_body'),
     );
   }

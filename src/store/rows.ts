@@ -61,6 +61,7 @@ export function createRowMappers(json: (value: unknown) => unknown): RowMappers 
       triggerId: text(row.trigger_id),
       parentRunId: text(row.parent_run_id),
       parentTask: text(row.parent_task),
+      depth: Number(row.depth ?? 0),
     }),
     toTaskRun: (row) => ({
       runId: row.run_id as string,

@@ -53,6 +53,8 @@ export interface RunRecord {
   readonly parentRunId: string | null;
   /** The id of that task in the parent run; null when `parentRunId` is. */
   readonly parentTask: string | null;
+  /** How deep the run is nested: 0 for a top-level run, its parent's depth + 1 for a child run. */
+  readonly depth: number;
 }
 
 export interface TaskRunRecord {
@@ -91,7 +93,17 @@ export interface NewRun {
    * derived from both, so that a parent which crashed before recording the child finds it
    * again instead of starting a second one.
    */
-  readonly parent?: { readonly runId: string; readonly task: string };
+  readonly parent?: {
+    readonly runId: string;
+    readonly task: string;
+    /**
+     * Refuse the child (SUBFLOW_DEPTH, SUBFLOW_CHILD_RUNS) rather than nest it deeper than
+     * `depth` or make it more than the parent's `childRuns`-th child; checked and counted
+     * in the transaction that creates it, so that children started at once cannot pass the
+     * limit together. A child found by its dedupe key is returned whatever the limits.
+     */
+    readonly limits?: { readonly depth: number; readonly childRuns: number };
+  };
 }
 
 /** A trigger as the store keeps it: its definition, whether it is paused, and its cursor. */
@@ -432,7 +444,12 @@ export interface Store {
   /** Outcomes for these runs: finished attempts, and claims whose lease lapsed (marked lost at once). */
   harvestTasks(runIds: readonly string[], limit: number): Promise<TaskOutcome[]>;
 
-  /** Takes or keeps a named leadership; null if another live holder has it. */
+  /**
+   * Takes or keeps a named leadership; null if another live holder has it. A holder is live
+   * while its lease runs and, where the store can tell (PostgreSQL: its process's session),
+   * while its process is. Taking it from another holder ends the leases that holder still
+   * holds on runs (a holder is a process, owning its runs under the same name).
+   */
   acquireLeadership(name: string, holder: string, leaseMs: number): Promise<LeaderLease | null>;
   releaseLeadership(lease: LeaderLease): Promise<void>;
 

@@ -41,7 +41,8 @@ import { TIME_TRIGGER_KINDS } from '../core/trigger-spec.js';
 import type { TriggerFlow, TriggerFlows } from '../triggers/trigger-service.js';
 import { TriggerService } from '../triggers/trigger-service.js';
 import type { NewRun } from '../store/store.js';
-import { parseDuration } from '../core/duration.js';
+import { readDuration } from '../core/duration.js';
+import { LIMITS } from '../core/limits.js';
 import { VirtualClock } from './virtual-clock.js';
 
 export { VirtualClock } from './virtual-clock.js';
@@ -128,6 +129,8 @@ export class TestKit {
           {
             runId: request.parentRunId,
             task: request.parentTask,
+            // The defaults of baton.yaml's limits: a recursive flow stops in a test as it would in production.
+            limits: { depth: LIMITS.subflow_depth.default, childRuns: LIMITS.child_runs_per_run.default },
           },
         );
         return id;
@@ -202,10 +205,9 @@ export class TestKit {
    * the way so that runs react in order, and lets the engine come to rest at the end.
    */
   async advance(by: number | string): Promise<void> {
-    const ms = parseDuration(by);
-    if (ms === undefined) {
-      throw new BatonError('USAGE', `advance: ${String(by)} is not a duration`, { hint: 'Write 30s, 10m, 2h or 1d.' });
-    }
+    const reading = readDuration(by);
+    if (!reading.ok) throw new BatonError('USAGE', `advance: ${reading.message}`, { hint: reading.hint });
+    const ms = reading.ms;
     const target = this.clock.now() + ms;
     for (let step = 0; step < 100_000; step++) {
       await this.quiesce();
@@ -315,7 +317,7 @@ export class TestKit {
     known: KnownFlow,
     rawParams: Readonly<Record<string, unknown>>,
     dedupeKey: string | null,
-    parent: { runId: string; task: string } | null,
+    parent: NonNullable<NewRun['parent']> | null,
   ): Promise<string> {
     const { run } = await this.store.createRun(this.newRun(known, rawParams, dedupeKey, parent, this.clock.now()));
     return run.id;
@@ -325,7 +327,7 @@ export class TestKit {
     known: KnownFlow,
     rawParams: Readonly<Record<string, unknown>>,
     dedupeKey: string | null,
-    parent: { runId: string; task: string } | null,
+    parent: NonNullable<NewRun['parent']> | null,
     now: number,
   ): NewRun {
     const spec = known.loaded.spec;

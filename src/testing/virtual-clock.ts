@@ -1,11 +1,17 @@
 /**
  * A clock that only moves when told to. The engine takes its durable timers (retry
- * backoff, sleeps, waits, run and attempt timeouts) from it, so a test jumps from one due
- * timer to the next instead of waiting: an hour of backoff passes in no time.
+ * backoff, sleeps, waits, run timeouts) from it, so a test jumps from one due timer to
+ * the next instead of waiting: an hour of backoff passes in no time. (Attempt timeouts
+ * measure real running time, as the body runs in real time.)
+ *
+ * Its timers keep the limit of Node's: a delay above 2^31-1 ms fires after 1 ms, with the
+ * same TimeoutOverflowWarning. A test on virtual time thus sees what a real process would,
+ * rather than a long timer that only works on the virtual clock.
  */
-import { parseDuration } from '../core/duration.js';
+import { readDuration } from '../core/duration.js';
 import { BatonError } from '../core/errors.js';
 import type { EngineClock, TimerHandle } from '../engine/engine.js';
+import { MAX_TIMER_STEP_MS } from '../engine/long-timer.js';
 
 interface Pending {
   readonly at: number;
@@ -32,7 +38,15 @@ export class VirtualClock implements EngineClock {
 
   setTimer(fn: () => void, ms: number): TimerHandle {
     const id = this.nextId++;
-    this.timers.set(id, { at: this.current + Math.max(0, ms), fn });
+    let delay = Math.max(0, ms);
+    if (delay > MAX_TIMER_STEP_MS) {
+      process.emitWarning(
+        `${ms} does not fit into a 32-bit signed integer.\nTimeout duration was set to 1.`,
+        'TimeoutOverflowWarning',
+      );
+      delay = 1;
+    }
+    this.timers.set(id, { at: this.current + delay, fn });
     return id;
   }
 
@@ -57,11 +71,13 @@ export class VirtualClock implements EngineClock {
 
   /** Moves time forward by a duration (`90s`, `2h`, or ms), firing the timers it passes. */
   advance(by: number | string): void {
-    const ms = parseDuration(by);
-    if (ms === undefined) {
+    const read = readDuration(by);
+    if (!read.ok && read.reason === 'not_a_duration') {
       throw new BatonError('USAGE', `advance: ${String(by)} is not a duration`, { hint: 'Write 30s, 10m, 2h or 1d.' });
     }
-    this.advanceTo(this.current + ms);
+    // A span over the limit duration_ms is advanced in several calls.
+    if (!read.ok) throw new BatonError('USAGE', `advance: ${read.message}`, { hint: read.hint });
+    this.advanceTo(this.current + read.ms);
   }
 
   /** Moves time to an instant, firing due timers in order. */

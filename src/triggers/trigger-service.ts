@@ -16,10 +16,20 @@
  *   at backfill runs of old intervals; deadlines only at the runs of their own trigger.
  */
 import { BatonError } from '../core/errors.js';
+import { LIMITS } from '../core/limits.js';
+import { cutMarker, cutText } from '../core/truncation.js';
 import type { OverlapPolicy, TimeTriggerConfig, TriggerSpec } from '../core/trigger-spec.js';
 import { TIME_TRIGGER_KINDS, triggerId } from '../core/trigger-spec.js';
 import { dueFirings, intervalParams, jitterDelay, scheduledRunKey } from '../core/schedule.js';
-import type { FiringInput, FiringResult, NewRun, RunRecord, Store, TriggerRecord } from '../store/store.js';
+import type {
+  FireTriggerInput,
+  FiringInput,
+  FiringResult,
+  NewRun,
+  RunRecord,
+  Store,
+  TriggerRecord,
+} from '../store/store.js';
 import { BackfillProcessor, isBackfillRun } from './backfill.js';
 import { triggerSchedule } from './time-schedule.js';
 
@@ -100,6 +110,8 @@ export interface TriggerServiceOptions {
   readonly tickMs?: number;
   /** How late a fire time may be and still count as on time (not missed). Default 60 s. */
   readonly graceMs?: number;
+  /** Longest reason a history entry keeps, in bytes (an error's message may be any size). Default limits.error_bytes. */
+  readonly errorLimitBytes?: number;
   readonly onDiagnostic?: (message: string) => void;
 }
 
@@ -200,7 +212,7 @@ export class TriggerService {
       setCursor: async (next, expected) => {
         const current = await this.o.store.getTrigger(trigger.id);
         if (!current) return false;
-        const moved = await this.o.store.fireTrigger({
+        const moved = await this.fire({
           triggerId: trigger.id,
           expectedCursor: expected,
           cursor: next,
@@ -216,12 +228,23 @@ export class TriggerService {
     };
   }
 
+  /** Records firings through the store, each reason within limits.error_bytes. */
+  private fire(input: FireTriggerInput): Promise<FiringResult[] | null> {
+    const limit = this.o.errorLimitBytes ?? LIMITS.error_bytes.default;
+    const marker = (bytes: number) => ` … ${cutMarker('reason', limit, 'limits.error_bytes')(bytes)}`;
+    const firings = input.firings.map((f) => {
+      const reason = cutText(f.reason, limit, marker);
+      return reason === f.reason ? f : { ...f, reason };
+    });
+    return this.o.store.fireTrigger({ ...input, firings });
+  }
+
   /** Appends firings without creating runs (errors, refusals). */
   private async record(trigger: TriggerRecord, firings: FiringInput[]): Promise<void> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const current = await this.o.store.getTrigger(trigger.id);
       if (!current) return;
-      const done = await this.o.store.fireTrigger({
+      const done = await this.fire({
         triggerId: trigger.id,
         expectedCursor: current.cursor,
         cursor: current.cursor,
@@ -335,7 +358,7 @@ export class TriggerService {
     for (let attempt = 0; attempt < 10; attempt++) {
       const current = attempt === 0 ? trigger : await this.o.store.getTrigger(trigger.id);
       if (!current) return [];
-      const result = await this.o.store.fireTrigger({
+      const result = await this.fire({
         triggerId: trigger.id,
         expectedCursor: current.cursor,
         cursor: 'cursor' in options ? options.cursor : current.cursor,
@@ -453,7 +476,7 @@ export class TriggerService {
         : {}),
     };
     if (firings.length === 0 && nextCursor.last === cursor.last && due.nextFireAt === trigger.nextFireAt) return;
-    const result = await this.o.store.fireTrigger({
+    const result = await this.fire({
       triggerId: trigger.id,
       expectedCursor: trigger.cursor,
       cursor: nextCursor,

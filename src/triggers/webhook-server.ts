@@ -8,12 +8,19 @@
  * Answers: 202 with the run id; 400 malformed body; 401 bad or missing signature; 404 no
  * such webhook; 409 paused or ambiguous; 413 body too large; 422 params refused. A refused
  * request creates no run.
+ *
+ * The listener faces whatever can reach its port, so that every connection is bounded
+ * (the `http_*` limits of core/limits.ts): headers within the header timeout, the whole
+ * call within the header and body timeouts, an idle kept-alive connection within the idle
+ * timeout, and no more than `connections` at once. A slow or stalled client is answered
+ * 408 and disconnected; one over the limit is disconnected at once.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BatonError } from '../core/errors.js';
+import { LIMITS, limitExceeded } from '../core/limits.js';
 import type { Store, TriggerRecord } from '../store/store.js';
 import type { TriggerService } from './trigger-service.js';
 
@@ -25,17 +32,40 @@ export interface WebhookServerOptions {
   readonly port?: number;
   /** How the user picks another port, for the PORT_IN_USE hint (e.g. `--port <n>`). */
   readonly portOption?: string;
-  /** Largest accepted body in bytes. Default 1 MiB. */
-  readonly maxBodyBytes?: number;
+  /** Size, time and connection bounds; each defaults to its entry in core/limits.ts. */
+  readonly limits?: Partial<HttpLimits>;
   /** Environment the secrets are read from. */
   readonly env: NodeJS.ProcessEnv;
 }
+
+/** What a listener accepts (`limits.http_*` of baton.yaml). */
+export interface HttpLimits {
+  /** Largest body, in bytes (413 over it). */
+  readonly bodyBytes: number;
+  /** Time for the request line and headers, in ms. */
+  readonly headerTimeoutMs: number;
+  /** Time for the body, in ms: a call must be complete within header + body timeouts of its first byte. */
+  readonly bodyTimeoutMs: number;
+  /** Time an idle kept-alive connection stays open, in ms. */
+  readonly idleTimeoutMs: number;
+  /** Connections open at once; more are closed as they come. */
+  readonly connections: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  bodyBytes: LIMITS.http_body_bytes.default,
+  headerTimeoutMs: LIMITS.http_header_timeout_ms.default,
+  bodyTimeoutMs: LIMITS.http_body_timeout_ms.default,
+  idleTimeoutMs: LIMITS.http_idle_timeout_ms.default,
+  connections: LIMITS.http_connections.default,
+};
 
 class HttpError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
+    readonly hint?: string,
   ) {
     super(message);
   }
@@ -53,14 +83,39 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
         // Keep reading (and dropping) the rest so that the client gets its 413.
         over = true;
         chunks.length = 0;
-        reject(new HttpError(413, 'PAYLOAD_TOO_LARGE', `the body is over ${limit} bytes`));
+        const error = limitExceeded('http_body_bytes', 'its body', 'the call', { limit });
+        reject(new HttpError(413, 'PAYLOAD_TOO_LARGE', error.message, error.hint));
         return;
       }
       chunks.push(chunk);
     });
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
+    // A connection cut mid-body (the request timeout, the client gone) ends no `end`: settle.
+    req.on('close', () => {
+      if (!req.complete) reject(new HttpError(400, 'USAGE', 'the connection closed before the body was complete'));
+    });
   });
+}
+
+/**
+ * Node's own bounds for these limits. A call gets the header and body timeouts together
+ * (`requestTimeout` counts from its first byte, and must not be below `headersTimeout`).
+ * Node looks for expired calls every `connectionsCheckingInterval` (30 s by default, which
+ * would add up to 30 s to every timeout): a quarter of the shortest one, at most a second.
+ */
+function serverOptions(limits: HttpLimits): ServerOptions {
+  const requestTimeout = limits.headerTimeoutMs + limits.bodyTimeoutMs;
+  return {
+    headersTimeout: limits.headerTimeoutMs,
+    requestTimeout,
+    keepAliveTimeout: limits.idleTimeoutMs,
+    maxHeaderSize: LIMITS.http_header_bytes.default,
+    connectionsCheckingInterval: Math.max(
+      25,
+      Math.min(1000, Math.floor(Math.min(limits.headerTimeoutMs, limits.bodyTimeoutMs) / 4)),
+    ),
+  };
 }
 
 /** Checks `sha256=<hex>` against the HMAC of the body, in constant time. */
@@ -99,10 +154,22 @@ function statusOf(error: BatonError): number {
   return error.source === 'user' ? 422 : 500;
 }
 
+/** A path segment decoded; a malformed escape (`%ZZ`) names no trigger: 404, not an internal error. */
+function decodePathPart(part: string, path: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new HttpError(404, 'FLOW_NOT_FOUND', `no route ${path.slice(0, 200)}: it holds a malformed %-escape`);
+  }
+}
+
 export class WebhookServer {
   private server: Server | undefined;
+  private readonly limits: HttpLimits;
 
-  constructor(private readonly o: WebhookServerOptions) {}
+  constructor(private readonly o: WebhookServerOptions) {
+    this.limits = { ...DEFAULT_HTTP_LIMITS, ...o.limits };
+  }
 
   /**
    * Starts listening; resolves with the bound port. A port taken by another process is
@@ -110,7 +177,9 @@ export class WebhookServer {
    * below 1024 without the right) is USAGE; either way nothing is left listening.
    */
   async start(): Promise<number> {
-    const server = createServer((req, res) => void this.handle(req, res));
+    const server = createServer(serverOptions(this.limits), (req, res) => void this.handle(req, res));
+    // Past the limit Node closes each new connection as it is accepted.
+    server.maxConnections = this.limits.connections;
     const host = this.o.host ?? '127.0.0.1';
     const port = this.o.port ?? 8787;
     try {
@@ -155,6 +224,8 @@ export class WebhookServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const send = (status: number, body: Record<string, unknown>) => {
+      // A connection cut by a timeout (answered 408 by Node) or by the client takes no answer.
+      if (req.socket.destroyed || res.writableEnded) return;
       res.writeHead(status, { 'content-type': 'application/json', ...(status === 413 ? { connection: 'close' } : {}) });
       res.end(JSON.stringify(body));
     };
@@ -162,11 +233,15 @@ export class WebhookServer {
       const url = new URL(req.url ?? '/', 'http://localhost');
       const parts = url.pathname.split('/').filter(Boolean);
       if (parts[0] !== 'hooks' || parts.length < 2 || parts.length > 3) {
-        throw new HttpError(404, 'FLOW_NOT_FOUND', `no route ${url.pathname}; webhooks are at /hooks/<trigger>`);
+        throw new HttpError(
+          404,
+          'FLOW_NOT_FOUND',
+          `no route ${url.pathname.slice(0, 200)}; webhooks are at /hooks/<trigger>`,
+        );
       }
       if (req.method !== 'POST') throw new HttpError(405, 'USAGE', 'webhooks take POST');
-      const trigger = await this.find(parts.slice(1).map(decodeURIComponent));
-      const body = await readBody(req, this.o.maxBodyBytes ?? 1024 * 1024);
+      const trigger = await this.find(parts.slice(1).map((part) => decodePathPart(part, url.pathname)));
+      const body = await readBody(req, this.limits.bodyBytes);
       const secretEnv = trigger.spec.config.secretEnv;
       if (typeof secretEnv === 'string') {
         const secret = this.o.env[secretEnv];
@@ -209,8 +284,10 @@ export class WebhookServer {
       }
       send(202, { outcome: result.outcome, run_id: result.runId });
     } catch (error) {
-      if (error instanceof HttpError) send(error.status, { error: { code: error.code, message: error.message } });
-      else if (error instanceof BatonError)
+      if (error instanceof HttpError) {
+        const hint = error.hint === undefined ? {} : { hint: error.hint };
+        send(error.status, { error: { code: error.code, message: error.message, ...hint } });
+      } else if (error instanceof BatonError)
         send(statusOf(error), { error: { code: error.code, message: error.message } });
       else send(500, { error: { code: 'INTERNAL', message: (error as Error).message } });
     }

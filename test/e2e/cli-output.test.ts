@@ -183,7 +183,7 @@ describe('a function task that throws keeps its stack', () => {
     expect(entries[1]?.error?.stack).toBe(stack);
   });
 
-  it('keeps at most 16 KiB of a deep stack, and says it cut it', async () => {
+  it('keeps at most 64 KiB (limits.error_bytes) of a deep stack, and says it cut it', async () => {
     const sandbox = createSandbox(temp.mkdir());
     sandbox.write('tasks.mjs', TASKS_MODULE);
     const flow = sandbox.write(
@@ -193,10 +193,12 @@ describe('a function task that throws keeps its stack', () => {
     const run = await sandbox.run(['run', flow, '--quiet']);
     expect(run.code, describeResult(run)).toBe(1);
     const stack = errorOf(await showRun(sandbox, createdRun(run)), 'dive').stack ?? '';
-    expect(Buffer.byteLength(stack)).toBeLessThanOrEqual(16 * 1024);
-    expect(Buffer.byteLength(stack)).toBeGreaterThan(15 * 1024);
+    expect(Buffer.byteLength(stack)).toBeLessThanOrEqual(64 * 1024);
+    expect(Buffer.byteLength(stack)).toBeGreaterThan(63 * 1024);
     expect(stack.split('\n')[0]).toBe('Error: deep down');
-    expect(stack).toMatch(/\n {4}\[stack truncated: \d+ bytes, at most the first 16384 kept\]$/);
+    expect(stack).toMatch(
+      /\n {4}\[stack truncated: \d+ bytes, at most the first 65536 kept \(limits\.error_bytes\)\]$/,
+    );
     expect(
       stack
         .split('\n')

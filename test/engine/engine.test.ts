@@ -170,7 +170,7 @@ describe('engine', () => {
     const task = (await p.rt.store.getTaskRuns(id))[0];
     expect(task).toMatchObject({ state: 'failed', attempts: 1 });
     expect(task?.error?.code).toBe('TASK_OUTPUT_TOO_LARGE');
-    expect(task?.error?.message).toMatch(/limit is 1000 bytes/);
+    expect(task?.error?.message).toMatch(/is over the limit output_bytes \(1000 bytes\)$/);
   });
 
   it('fences a process that lost its run: its late completion is refused', async () => {

@@ -6,7 +6,10 @@
  * fan-out/fan-in flow (2,000 task runs, some failing once and retried after 50-200 ms) are
  * enqueued and executed. At the end every run must have succeeded with each task's success
  * recorded once, no lost task, each retry timer fired once, nothing left in the queue and
- * no lease held, and no body run after its success was committed (the journal).
+ * no lease held, and no body run after its success was committed (the journal). Event times
+ * follow the database clock and never go back within a run: in sequence order they do not
+ * decrease, and each task's success is stamped no earlier than its start and than the
+ * moment its body began (the journal; every process shares the database's host clock).
  *
  * Then a worker stopped with SIGSTOP for longer than its claim lease: the scheduler hands
  * its attempts on, and when it is continued its late completions are refused and its
@@ -52,11 +55,66 @@ const WIDTH = 38; // + root + join = 40 tasks per run
 const LEASE_MS = 3000;
 const KILL_EVERY_MS = [2000, 5000] as const;
 const ENQUEUE_GAP_MS = 1000;
-/** Churn and completion must fit in this. */
+/** Churn and completion must fit in this... */
 const BUDGET_MS = 180_000;
+/**
+ * ...or, on a machine so busy that enqueueing the runs (a CLI process each) runs late, in
+ * this much after the last run was enqueued; never past the hard cap.
+ */
+const SETTLE_AFTER_ENQUEUE_MS = 90_000;
+const HARD_CAP_MS = 360_000;
 const MIN_KILLS = 8;
 
 let ws: Workspace;
+
+interface TimedEvent {
+  readonly run_id: string;
+  readonly seq: number;
+  readonly type: string;
+  readonly at: number;
+  readonly task: string | null;
+  readonly attempt: number | null;
+}
+
+/**
+ * Where the event times of `ids` break the rules of docs/failure-modes.md ("Clocks disagree
+ * or jump"): an event stamped before the run's previous event, a success stamped before its
+ * attempt's start or before its body began; and how many events were looked at.
+ */
+async function eventTimeProblems(
+  url: string,
+  ids: readonly string[],
+  journal: string,
+): Promise<{ problems: string[]; checked: number }> {
+  const events = await pgQuery<TimedEvent>(
+    url,
+    `SELECT run_id, seq::int AS seq, type, at::float8 AS at, data->>'task' AS task, (data->>'attempt')::int AS attempt
+     FROM events WHERE run_id = ANY($1::text[]) ORDER BY run_id, seq`,
+    [[...ids]],
+  );
+  const bodyBegan = new Map(readJournal(journal).map((j) => [`${j.run} ${j.task} ${j.attempt}`, j.at]));
+  const started = new Map<string, number>();
+  const problems: string[] = [];
+  let previous: TimedEvent | undefined;
+  for (const e of events) {
+    if (previous?.run_id === e.run_id && e.at < previous.at) {
+      problems.push(
+        `run ${e.run_id}: event ${e.seq} (${e.type}) is stamped ${previous.at - e.at} ms before event ${previous.seq} (${previous.type})`,
+      );
+    }
+    const attempt = `${e.run_id} ${e.task} ${e.attempt}`;
+    if (e.type === 'task_started') started.set(attempt, e.at);
+    if (e.type === 'task_succeeded') {
+      const start = started.get(attempt);
+      const began = bodyBegan.get(attempt);
+      if (start === undefined || e.at < start) problems.push(`${attempt}: succeeded at ${e.at}, started at ${start}`);
+      if (began !== undefined && e.at < began)
+        problems.push(`${attempt}: success stamped ${began - e.at} ms before its body began (journal)`);
+    }
+    previous = e;
+  }
+  return { problems, checked: events.length };
+}
 
 beforeAll(() => {
   ws = createWorkspace('baton-churn-');
@@ -69,160 +127,178 @@ afterAll(async () => {
 });
 
 describe('churn', () => {
-  it('2 schedulers and 3 workers, one SIGKILLed and restarted every 2-5 s: 2,000 tasks, each success once', async () => {
-    const seed = seedFrom('FAULTS_SEED');
-    const tag = `[churn seed ${seed}; rerun with FAULTS_SEED=${seed}]`;
-    console.log(`churn: seed ${seed}`);
-    const rng = seededRandom(seed);
-    const began = Date.now();
-    const db = await createTestDatabase();
-    const cluster = new Cluster(ws.bin, db.url);
-    try {
-      const base = join(ws.dir, 'churn');
-      const { journal, config, client, tasks, flowFile, env } = fanProject(base, rng, {
-        width: WIDTH,
-        bodyMs: [50, 250],
-        leaseMs: LEASE_MS,
-        dbUrl: db.url,
-      });
+  it(
+    '2 schedulers and 3 workers, one SIGKILLed and restarted every 2-5 s: 2,000 tasks, each success once',
+    async () => {
+      const seed = seedFrom('FAULTS_SEED');
+      const tag = `[churn seed ${seed}; rerun with FAULTS_SEED=${seed}]`;
+      console.log(`churn: seed ${seed}`);
+      const rng = seededRandom(seed);
+      const began = Date.now();
+      const db = await createTestDatabase();
+      const cluster = new Cluster(ws.bin, db.url);
+      try {
+        const base = join(ws.dir, 'churn');
+        const { journal, config, client, tasks, flowFile, env } = fanProject(base, rng, {
+          width: WIDTH,
+          bodyMs: [50, 250],
+          leaseMs: LEASE_MS,
+          dbUrl: db.url,
+        });
 
-      const members: Member[] = [
-        cluster.add('s1', 'scheduler', writeProject(base, 's1', config)),
-        cluster.add('s2', 'scheduler', writeProject(base, 's2', config)),
-        cluster.add('w1', 'worker', writeProject(base, 'w1', config)),
-        cluster.add('w2', 'worker', writeProject(base, 'w2', config)),
-        cluster.add('w3', 'worker', writeProject(base, 'w3', config)),
-      ];
-      await Promise.all(members.map((m) => cluster.ready(m)));
+        const members: Member[] = [
+          cluster.add('s1', 'scheduler', writeProject(base, 's1', config)),
+          cluster.add('s2', 'scheduler', writeProject(base, 's2', config)),
+          cluster.add('w1', 'worker', writeProject(base, 'w1', config)),
+          cluster.add('w2', 'worker', writeProject(base, 'w2', config)),
+          cluster.add('w3', 'worker', writeProject(base, 'w3', config)),
+        ];
+        await Promise.all(members.map((m) => cluster.ready(m)));
 
-      // The enqueuer: runs arrive over ~60 s, so that kills land while work is in flight.
-      const ids: string[] = [];
-      let enqueueError: unknown;
-      const enqueuer = (async () => {
-        for (let i = 0; i < RUNS; i++) {
-          ids.push(...(await enqueueRuns(ws.bin, flowFile, 1, { cwd: client, env })));
-          await sleep(ENQUEUE_GAP_MS);
-        }
-      })().catch((error: unknown) => {
-        enqueueError = error;
-      });
-      let enqueued = false;
-      void enqueuer.then(() => (enqueued = true));
-
-      let allDone = false;
-      const watcher = (async () => {
-        while (Date.now() - began < BUDGET_MS && enqueueError === undefined) {
-          if (enqueued && ids.length === RUNS) {
-            const states = await runStates(db.url, ids);
-            if ([...states.values()].filter((s) => TERMINAL.has(s)).length === RUNS) {
-              allDone = true;
-              return;
-            }
+        // The enqueuer: runs arrive over ~60 s, so that kills land while work is in flight.
+        const ids: string[] = [];
+        let enqueueError: unknown;
+        const enqueuer = (async () => {
+          for (let i = 0; i < RUNS; i++) {
+            ids.push(...(await enqueueRuns(ws.bin, flowFile, 1, { cwd: client, env })));
+            await sleep(ENQUEUE_GAP_MS);
           }
-          await sleep(500);
-        }
-      })();
+        })().catch((error: unknown) => {
+          enqueueError = error;
+        });
+        let enqueued = false;
+        let enqueuedAt = Number.POSITIVE_INFINITY;
+        void enqueuer.then(() => {
+          enqueued = true;
+          enqueuedAt = Date.now();
+        });
+        const withinBudget = () => {
+          const now = Date.now();
+          if (now - began >= HARD_CAP_MS) return false;
+          return now - began < BUDGET_MS || !enqueued || now - enqueuedAt < SETTLE_AFTER_ENQUEUE_MS;
+        };
 
-      // The driver: every 2-5 s, SIGKILL a member and start it again: the leading scheduler
-      // one time in four (a random pick hits the standby as often), else any of the five.
-      const leader = async (): Promise<Member | undefined> => {
-        const [row] = await pgQuery<{ holder: string }>(
+        let allDone = false;
+        const watcher = (async () => {
+          while (withinBudget() && enqueueError === undefined) {
+            if (enqueued && ids.length === RUNS) {
+              const states = await runStates(db.url, ids);
+              if ([...states.values()].filter((s) => TERMINAL.has(s)).length === RUNS) {
+                allDone = true;
+                return;
+              }
+            }
+            await sleep(500);
+          }
+        })();
+
+        // The driver: every 2-5 s, SIGKILL a member and start it again: the leading scheduler
+        // one time in four (a random pick hits the standby as often), else any of the five.
+        const leader = async (): Promise<Member | undefined> => {
+          const [row] = await pgQuery<{ holder: string }>(
+            db.url,
+            'SELECT holder FROM leadership WHERE lease_until >= baton_now()',
+          );
+          const pid = Number(row?.holder.split('/')[1]);
+          return members.find((m) => m.role === 'scheduler' && m.proc.pid === pid);
+        };
+        const kills: { member: string; atMs: number; leader: boolean }[] = [];
+        while (!allDone && withinBudget() && enqueueError === undefined) {
+          const wait = between(rng, KILL_EVERY_MS[0], KILL_EVERY_MS[1]);
+          const until = Date.now() + wait;
+          while (!allDone && Date.now() < until) await sleep(100);
+          if (allDone) break;
+          const lead = await leader();
+          const victim = (rng() < 0.25 && lead) || (members[Math.floor(rng() * members.length)] as Member);
+          kills.push({ member: victim.name, atMs: Date.now() - began, leader: victim === lead });
+          await cluster.killAndRestart(victim);
+        }
+        await watcher;
+        if (enqueueError !== undefined) throw enqueueError;
+        const churnMs = Date.now() - began;
+
+        if (!allDone) {
+          const states = await runStates(db.url, ids);
+          const open = ids.filter((id) => !TERMINAL.has(states.get(id) ?? ''));
+          const stuck = await pgQuery<{ run_id: string; task_id: string; state: string; attempts: number }>(
+            db.url,
+            `SELECT run_id, task_id, state, attempts FROM task_runs WHERE run_id = ANY($1::text[]) AND state <> 'succeeded' LIMIT 20`,
+            [open],
+          );
+          const queue = await pgQuery<Record<string, unknown>>(
+            db.url,
+            'SELECT id, run_id, task_id, attempt, status, worker, lease_until - baton_now() AS left_ms FROM task_queue LIMIT 20',
+          );
+          throw new Error(
+            `${tag} ${open.length} of ${ids.length} runs unfinished after ${churnMs} ms: ${open.slice(0, 5).join(', ')}\n` +
+              `open tasks: ${JSON.stringify(stuck)}\nqueue: ${JSON.stringify(queue)}\n` +
+              `kills: ${JSON.stringify(kills)}\n` +
+              members.map((m) => `--- ${m.name}\n${stderrAll(m).slice(-2000)}`).join('\n'),
+          );
+        }
+
+        // Stop everything: workers drain, schedulers hand over.
+        const stoppedAt = Date.now();
+        const exits = await cluster.shutdown();
+        const stopMs = Date.now() - stoppedAt;
+        // A process stopped by SIGTERM released its runs: a lease still live now can only be
+        // one of a process SIGKILLed less than a lease ago.
+        const liveLeases = await pgQuery<{ id: string; owner: string }>(
+          db.url,
+          'SELECT id, owner FROM runs WHERE owner IS NOT NULL AND lease_until >= baton_now()',
+        );
+        const heldByStopped = liveLeases.filter((l) =>
+          members.some((m) => m.proc.pid === Number(l.owner.split('/')[1])),
+        );
+        // A lease left by a process killed in the last moments lapses within LEASE_MS.
+        await sleep(LEASE_MS + 500);
+        const report = await checkInvariants(db.url, { runIds: ids, tasksPerRun: tasks.length, journal });
+        const times = await eventTimeProblems(db.url, ids, journal);
+        const leaders = await pgQuery<{ holder: string }>(
           db.url,
           'SELECT holder FROM leadership WHERE lease_until >= baton_now()',
         );
-        const pid = Number(row?.holder.split('/')[1]);
-        return members.find((m) => m.role === 'scheduler' && m.proc.pid === pid);
-      };
-      const kills: { member: string; atMs: number; leader: boolean }[] = [];
-      while (!allDone && Date.now() - began < BUDGET_MS && enqueueError === undefined) {
-        const wait = between(rng, KILL_EVERY_MS[0], KILL_EVERY_MS[1]);
-        const until = Date.now() + wait;
-        while (!allDone && Date.now() < until) await sleep(100);
-        if (allDone) break;
-        const lead = await leader();
-        const victim = (rng() < 0.25 && lead) || (members[Math.floor(rng() * members.length)] as Member);
-        kills.push({ member: victim.name, atMs: Date.now() - began, leader: victim === lead });
-        await cluster.killAndRestart(victim);
+
+        const refused = members
+          .filter((m) => m.role === 'worker')
+          .reduce((n, m) => n + refusedCompletions(stderrAll(m)), 0);
+        const accessions = members
+          .filter((m) => m.role === 'scheduler')
+          .reduce((n, m) => n + (stderrAll(m).match(/baton scheduler: leading/g) ?? []).length, 0);
+        const killsBy = (role: string) => kills.filter((k) => k.member.startsWith(role)).length;
+        console.log(
+          [
+            `churn summary (seed ${seed})`,
+            `  runs ${report.counts.runs}, task runs ${report.counts.tasks}, successes ${report.counts.successes}`,
+            `  SIGKILLs ${kills.length} (schedulers ${killsBy('s')}, of them the leader ${kills.filter((k) => k.leader).length}; workers ${killsBy('w')}) at ${kills.map((k) => `${k.member}@${(k.atMs / 1000).toFixed(1)}s`).join(' ')}`,
+            `  leadership accessions ${accessions}; completions refused ${refused}`,
+            `  attempts started ${report.counts.startedAttempts}, lost with a process ${report.counts.lostAttempts}, failed ${report.counts.failedAttempts}`,
+            `  retries scheduled ${report.counts.retriesScheduled}, fired ${report.counts.retriesFired} (fired ${report.counts.minRetryMarginMs}..${report.counts.maxRetryMarginMs} ms after due)`,
+            `  bodies run ${report.counts.bodies} (${report.counts.wastedBodies} not the winning attempt)`,
+            `  all runs ended after ${(churnMs / 1000).toFixed(1)} s; shutdown took ${stopMs} ms; run leases live after it ${liveLeases.length} (of SIGKILLed processes)`,
+            `  event times checked ${times.checked}, out of order ${times.problems.length}`,
+          ].join('\n'),
+        );
+
+        expect(report.problems.slice(0, 30), `${tag} ${report.problems.length} problem(s)`).toEqual([]);
+        expect(times.problems.slice(0, 30), `${tag} ${times.problems.length} event time problem(s)`).toEqual([]);
+        expect(cluster.unexpectedExits(), tag).toEqual([]);
+        for (const e of exits) expect(e.exit, `${tag} ${e.member} on SIGTERM`).toEqual({ code: 0, signal: null });
+        expect(leaders, `${tag} leadership still held after every scheduler stopped`).toEqual([]);
+        expect(report.counts.successes).toBe(RUNS * tasks.length);
+        expect(kills.length, tag).toBeGreaterThanOrEqual(MIN_KILLS);
+        expect(kills.filter((k) => k.leader).length, `${tag} leader kills`).toBeGreaterThanOrEqual(1);
+        expect(killsBy('w'), `${tag} worker kills`).toBeGreaterThanOrEqual(1);
+        expect(heldByStopped, `${tag} runs still leased by a process stopped with SIGTERM`).toEqual([]);
+        expect(report.counts.retriesScheduled, `${tag} retry timers armed`).toBeGreaterThan(0);
+      } finally {
+        await cluster.shutdown(5000).catch(() => undefined);
+        await killStray();
+        await db.drop();
       }
-      await watcher;
-      if (enqueueError !== undefined) throw enqueueError;
-      const churnMs = Date.now() - began;
-
-      if (!allDone) {
-        const states = await runStates(db.url, ids);
-        const open = ids.filter((id) => !TERMINAL.has(states.get(id) ?? ''));
-        const stuck = await pgQuery<{ run_id: string; task_id: string; state: string; attempts: number }>(
-          db.url,
-          `SELECT run_id, task_id, state, attempts FROM task_runs WHERE run_id = ANY($1::text[]) AND state <> 'succeeded' LIMIT 20`,
-          [open],
-        );
-        const queue = await pgQuery<Record<string, unknown>>(
-          db.url,
-          'SELECT id, run_id, task_id, attempt, status, worker, lease_until - baton_now() AS left_ms FROM task_queue LIMIT 20',
-        );
-        throw new Error(
-          `${tag} ${open.length} of ${ids.length} runs unfinished after ${churnMs} ms: ${open.slice(0, 5).join(', ')}\n` +
-            `open tasks: ${JSON.stringify(stuck)}\nqueue: ${JSON.stringify(queue)}\n` +
-            `kills: ${JSON.stringify(kills)}\n` +
-            members.map((m) => `--- ${m.name}\n${stderrAll(m).slice(-2000)}`).join('\n'),
-        );
-      }
-
-      // Stop everything: workers drain, schedulers hand over.
-      const stoppedAt = Date.now();
-      const exits = await cluster.shutdown();
-      const stopMs = Date.now() - stoppedAt;
-      // A process stopped by SIGTERM released its runs: a lease still live now can only be
-      // one of a process SIGKILLed less than a lease ago.
-      const liveLeases = await pgQuery<{ id: string; owner: string }>(
-        db.url,
-        'SELECT id, owner FROM runs WHERE owner IS NOT NULL AND lease_until >= baton_now()',
-      );
-      const heldByStopped = liveLeases.filter((l) => members.some((m) => m.proc.pid === Number(l.owner.split('/')[1])));
-      // A lease left by a process killed in the last moments lapses within LEASE_MS.
-      await sleep(LEASE_MS + 500);
-      const report = await checkInvariants(db.url, { runIds: ids, tasksPerRun: tasks.length, journal });
-      const leaders = await pgQuery<{ holder: string }>(
-        db.url,
-        'SELECT holder FROM leadership WHERE lease_until >= baton_now()',
-      );
-
-      const refused = members
-        .filter((m) => m.role === 'worker')
-        .reduce((n, m) => n + refusedCompletions(stderrAll(m)), 0);
-      const accessions = members
-        .filter((m) => m.role === 'scheduler')
-        .reduce((n, m) => n + (stderrAll(m).match(/baton scheduler: leading/g) ?? []).length, 0);
-      const killsBy = (role: string) => kills.filter((k) => k.member.startsWith(role)).length;
-      console.log(
-        [
-          `churn summary (seed ${seed})`,
-          `  runs ${report.counts.runs}, task runs ${report.counts.tasks}, successes ${report.counts.successes}`,
-          `  SIGKILLs ${kills.length} (schedulers ${killsBy('s')}, of them the leader ${kills.filter((k) => k.leader).length}; workers ${killsBy('w')}) at ${kills.map((k) => `${k.member}@${(k.atMs / 1000).toFixed(1)}s`).join(' ')}`,
-          `  leadership accessions ${accessions}; completions refused ${refused}`,
-          `  attempts started ${report.counts.startedAttempts}, lost with a process ${report.counts.lostAttempts}, failed ${report.counts.failedAttempts}`,
-          `  retries scheduled ${report.counts.retriesScheduled}, fired ${report.counts.retriesFired} (fired ${report.counts.minRetryMarginMs}..${report.counts.maxRetryMarginMs} ms after due)`,
-          `  bodies run ${report.counts.bodies} (${report.counts.wastedBodies} not the winning attempt)`,
-          `  all runs ended after ${(churnMs / 1000).toFixed(1)} s; shutdown took ${stopMs} ms; run leases live after it ${liveLeases.length} (of SIGKILLed processes)`,
-        ].join('\n'),
-      );
-
-      expect(report.problems.slice(0, 30), `${tag} ${report.problems.length} problem(s)`).toEqual([]);
-      expect(cluster.unexpectedExits(), tag).toEqual([]);
-      for (const e of exits) expect(e.exit, `${tag} ${e.member} on SIGTERM`).toEqual({ code: 0, signal: null });
-      expect(leaders, `${tag} leadership still held after every scheduler stopped`).toEqual([]);
-      expect(report.counts.successes).toBe(RUNS * tasks.length);
-      expect(kills.length, tag).toBeGreaterThanOrEqual(MIN_KILLS);
-      expect(kills.filter((k) => k.leader).length, `${tag} leader kills`).toBeGreaterThanOrEqual(1);
-      expect(killsBy('w'), `${tag} worker kills`).toBeGreaterThanOrEqual(1);
-      expect(heldByStopped, `${tag} runs still leased by a process stopped with SIGTERM`).toEqual([]);
-      expect(report.counts.retriesScheduled, `${tag} retry timers armed`).toBeGreaterThan(0);
-    } finally {
-      await cluster.shutdown(5000).catch(() => undefined);
-      await killStray();
-      await db.drop();
-    }
-  }, 240_000);
+    },
+    HARD_CAP_MS + 120_000,
+  );
 
   it('a worker stopped past its claim lease: the attempts go on elsewhere, its late completions are refused and it abandons the rest', async () => {
     const began = Date.now();
@@ -298,6 +374,7 @@ describe('churn', () => {
       const exits = await cluster.shutdown();
       await sleep(leaseMs + 500);
       const report = await checkInvariants(db.url, { runIds: [runId], tasksPerRun: 8, journal });
+      const times = await eventTimeProblems(db.url, [runId], journal);
 
       const successes = await pgQuery<{ task: string; attempt: number; n: number }>(
         db.url,
@@ -318,6 +395,7 @@ describe('churn', () => {
       );
 
       expect(report.problems).toEqual([]);
+      expect(times.problems).toEqual([]);
       expect(cluster.unexpectedExits()).toEqual([]);
       for (const e of exits) expect(e.exit, `${e.member} on SIGTERM`).toEqual({ code: 0, signal: null });
       // Each task's success recorded once, by B's attempt 2; A's 8 claims were lost.
@@ -411,6 +489,8 @@ describe('churn', () => {
       const exits = await cluster.shutdown();
       await sleep(leaseMs + 500);
       const report = await checkInvariants(db.url, { runIds: ids, tasksPerRun: tasks.length, journal });
+      // Frozen processes read the database clock late: their stamps must still be in order.
+      const times = await eventTimeProblems(db.url, ids, journal);
       // Each claim of a run raises its epoch: above 1, the scheduler took the run again.
       const [claims] = await pgQuery<{ again: number }>(
         db.url,
@@ -423,6 +503,7 @@ describe('churn', () => {
           `runs claimed again ${claims?.again ?? 0} time(s)`,
       );
       expect(report.problems.slice(0, 30), tag).toEqual([]);
+      expect(times.problems.slice(0, 30), tag).toEqual([]);
       expect(cluster.unexpectedExits(), tag).toEqual([]);
       for (const e of exits) expect(e.exit, `${tag} ${e.member} on SIGTERM`).toEqual({ code: 0, signal: null });
     } finally {
@@ -496,11 +577,13 @@ describe('churn', () => {
       const exits = await cluster.shutdown();
       await sleep(leaseMs + 500);
       const report = await checkInvariants(db.url, { runIds: [runId], tasksPerRun: 1, journal });
+      const times = await eventTimeProblems(db.url, [runId], journal);
       console.log(
         `orphaned harvest: run ${state}; attempts started ${report.counts.startedAttempts}, lost ${report.counts.lostAttempts}`,
       );
       expect(state).toBe('succeeded');
       expect(report.problems).toEqual([]);
+      expect(times.problems).toEqual([]);
       expect(report.counts.lostAttempts).toBe(1);
       expect(cluster.unexpectedExits()).toEqual([]);
       for (const e of exits.filter((x) => x.member === 's2' || x.member === 'w2')) {

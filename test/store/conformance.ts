@@ -340,6 +340,23 @@ export function storeConformance(factory: StoreFactory): void {
       expect(await store.acquireLeadership('scheduler', 'C', 10_000)).toMatchObject({ holder: 'C' });
     });
 
+    it("ends the previous holder's run leases when another takes the leadership, and no one else's", async () => {
+      const mine = await newRun();
+      const other = await newRun();
+      const a = await store.acquireLeadership('scheduler', 'A', 60);
+      expect(await store.claimRun(mine.id, { owner: 'A', leaseMs: 60_000 })).not.toBeNull();
+      expect(await store.claimRun(other.id, { owner: 'X', leaseMs: 60_000 })).not.toBeNull();
+      // Keeping the leadership ends nothing.
+      expect((await store.acquireLeadership('scheduler', 'A', 60))?.epoch).toBe(a?.epoch);
+      expect(await store.claimRuns({ owner: 'B', leaseMs: 60_000, limit: 10 })).toEqual([]);
+      await new Promise((r) => setTimeout(r, 120));
+      expect(await store.acquireLeadership('scheduler', 'B', 60_000)).toMatchObject({ holder: 'B' });
+      // A's run is B's to take at once, a minute before its own lease would have lapsed.
+      const taken = await store.claimRuns({ owner: 'B', leaseMs: 60_000, limit: 10 });
+      expect(taken.map((l) => l.runId)).toEqual([mine.id]);
+      expect((await store.getRun(other.id))?.owner).toBe('X');
+    });
+
     it('prunes finished runs that ended before the cutoff, with their history', async () => {
       const old = await startedRun();
       await store.commit([
@@ -708,6 +725,53 @@ export function storeConformance(factory: StoreFactory): void {
       expect(await store.listRuns({ parentRunId: first.run.id })).toEqual([]);
       expect(await store.getRun(second.run.id)).toMatchObject({ parentRunId: parent.id, parentTask: 'sub' });
       expect(await store.getRun(parent.id)).toMatchObject({ parentRunId: null, parentTask: null });
+    });
+
+    it('gives a child run its depth and refuses, atomically, one too deep or one child too many', async () => {
+      const limits = { depth: 2, childRuns: 3 };
+      const child = (parentId: string, n: number, task = 'sub') =>
+        store.createRun({
+          id: runId(),
+          flow: { ...flow, flow: 'child' },
+          params: { n },
+          taskIds: ['x'],
+          createdAt: Date.now() + n,
+          dedupeKey: `${parentId}/${task}[${n}]`,
+          parent: { runId: parentId, task, limits },
+        });
+      const root = await newRun();
+      expect(root.depth).toBe(0);
+      const one = (await child(root.id, 0)).run;
+      const two = (await child(one.id, 0)).run;
+      expect([one.depth, two.depth]).toEqual([1, 2]);
+      await expect(child(two.id, 0)).rejects.toMatchObject({
+        code: 'SUBFLOW_DEPTH',
+        message: `subflow sub of run ${two.id}: a child run at depth 3 is over the limit subflow_depth (2)`,
+      });
+      expect(await store.listRuns({ parentRunId: two.id })).toEqual([]);
+
+      // Children started at once are counted one after the other: exactly the limit is made.
+      const wide = await newRun();
+      const results = await Promise.allSettled([0, 1, 2, 3, 4].map((n) => child(wide.id, n, 'fan')));
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
+      const refused = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as { code: string }] : []));
+      expect(refused.map((e) => e.code)).toEqual(['SUBFLOW_CHILD_RUNS', 'SUBFLOW_CHILD_RUNS']);
+      expect(await store.listRuns({ parentRunId: wide.id })).toHaveLength(3);
+      // A child found again by its dedupe key is returned, whatever the count.
+      const made = (await store.listRuns({ parentRunId: wide.id })).map((r) => r.params.n as number).sort();
+      const again = await child(wide.id, made[0] as number, 'fan');
+      expect(again.created).toBe(false);
+      // Without limits, a child is made and counted all the same.
+      const free = await store.createRun({
+        id: runId(),
+        flow: { ...flow, flow: 'child' },
+        params: {},
+        taskIds: ['x'],
+        createdAt: Date.now(),
+        parent: { runId: wide.id, task: 'other' },
+      });
+      expect(free.run.depth).toBe(1);
+      await expect(child(wide.id, 9, 'fan')).rejects.toMatchObject({ code: 'SUBFLOW_CHILD_RUNS' });
     });
 
     it('keeps signal and approval requests, with their JSON payloads, until a commit answers them', async () => {

@@ -48,6 +48,7 @@ function fakeRun(key: string | null, state: RunRecord['state']): RunRecord {
     dedupeKey: key,
     parentRunId: null,
     parentTask: null,
+    depth: 0,
     createdAt: 0,
     startedAt: null,
     endedAt: null,

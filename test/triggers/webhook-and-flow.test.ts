@@ -72,7 +72,7 @@ for (const kind of Object.keys(stores)) {
         service,
         env: { HOOK_SECRET: 'sesame' },
         port: 0,
-        maxBodyBytes: 200,
+        limits: { bodyBytes: 200 },
       });
       const port = await server.start();
       cleanups.push(() => server.stop());

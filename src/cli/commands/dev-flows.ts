@@ -52,6 +52,7 @@ export class LastGoodFlows implements TriggerFlows {
       knownPools,
       kinds: this.rt.executors.kinds(),
       store: this.rt.store,
+      launchChecks: true,
     });
     const fresh = triggerFlows({ ...this.rt, catalog });
     const next = new Map<string, GoodFlow>();

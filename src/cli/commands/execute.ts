@@ -1,10 +1,10 @@
 /**
  * Commands that create or drive runs: run, resume, retry, cancel, worker.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
-import { parseDuration } from '../../core/duration.js';
+import { LIMITS, overLimit } from '../../core/limits.js';
+import { parseYaml as parseBoundedYaml, toPlain } from '../../define/yaml-document.js';
 import { BatonError } from '../../core/errors.js';
 import type { RunEvent, RunInput, RunState } from '../../core/run-machine.js';
 import { createRunState, evolve } from '../../core/run-machine.js';
@@ -13,6 +13,7 @@ import { loadRunState } from '../../app/run-state.js';
 import { resolveRunRef } from '../../app/run-refs.js';
 import type { RunStateName } from '../../core/states.js';
 import { isTerminalRun } from '../../core/states.js';
+import { readInputFile } from '../../define/input-file.js';
 import { parseParamAssignments } from '../../define/params.js';
 import type { Engine } from '../../engine/engine.js';
 import type { Runtime } from '../../app/runtime.js';
@@ -33,13 +34,21 @@ export interface RunFlags {
   readonly quiet?: boolean;
 }
 
-function readParamsFile(path: string): Record<string, unknown> {
-  let raw: unknown;
-  try {
-    raw = parseYaml(readFileSync(path, 'utf8'));
-  } catch (error) {
-    throw new BatonError('USAGE', `--params-file ${path}: ${(error as Error).message}`, { cause: error });
+/** `--params-file`: a regular file within `input_file_bytes` (a FIFO or /dev/zero is refused unread). */
+function readParamsFile(path: string, cwd: string): Record<string, unknown> {
+  const text = readInputFile(resolve(cwd, path), { limit: 'input_file_bytes', what: 'params file', code: 'USAGE' });
+  // The flow loader's parser: nesting and alias expansion are bounded while it parses.
+  const parsed = parseBoundedYaml(text, { depth: LIMITS.params_depth.default });
+  if (parsed.over) {
+    const { message, hint } = overLimit(
+      parsed.over.limit === 'flow_depth' ? 'params_depth' : parsed.over.limit,
+      parsed.over.limit === 'flow_depth' ? `a value nested more than ${parsed.over.max} deep` : parsed.over.value,
+    );
+    throw new BatonError('USAGE', `--params-file ${path}: ${message}`, { hint });
   }
+  const syntax = parsed.errors[0];
+  if (syntax) throw new BatonError('USAGE', `--params-file ${path}: ${syntax.message}`);
+  const raw = toPlain(parsed);
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new BatonError('USAGE', `--params-file ${path}: expected a JSON or YAML object of param values`);
   }
@@ -235,14 +244,13 @@ async function waitFor(rt: Runtime, runId: string, timeoutMs = Number.POSITIVE_I
 }
 
 export async function runCommand(ctx: CliContext, flowRef: string, flags: RunFlags): Promise<number> {
+  // A bad params file is refused before the store is opened (or created).
+  const fromFile = flags.paramsFile ? readParamsFile(flags.paramsFile, ctx.runtime.cwd) : {};
   // A flow file named by path runs even outside a project; a bare name needs one.
   const rt = await openRuntime({ ...ctx.runtime, allowNoProject: existsSync(resolve(ctx.runtime.cwd, flowRef)) });
   try {
     const flow = await rt.catalog.find(flowRef);
-    const params = {
-      ...(flags.paramsFile ? readParamsFile(flags.paramsFile) : {}),
-      ...parseParamAssignments(flags.param ?? []),
-    };
+    const params = { ...fromFile, ...parseParamAssignments(flags.param ?? []) };
     const { run, created } = await createRun(rt, flow, {
       params,
       paramsFromText: true,
@@ -464,6 +472,7 @@ export async function schedulerCommand(
       env: ctx.runtime.env,
       port: flags.webhookPort,
       host: flags.webhookHost ?? '127.0.0.1',
+      limits: rt.config.http,
     });
     let port: number;
     try {
@@ -494,16 +503,11 @@ export async function schedulerCommand(
   return 0;
 }
 
-export async function pruneCommand(ctx: CliContext, flags: { olderThan: string; json?: boolean }): Promise<number> {
-  const ms = parseDuration(flags.olderThan);
-  if (ms === undefined) {
-    throw new BatonError('USAGE', `--older-than ${flags.olderThan}: not a duration`, {
-      hint: 'Use e.g. 30d, 12h, 90m.',
-    });
-  }
+/** `db prune`; `olderThan` is in ms, parsed and bounded by the option table (src/cli/options.ts). */
+export async function pruneCommand(ctx: CliContext, flags: { olderThan: number; json?: boolean }): Promise<number> {
   const rt = await openRuntime(ctx.runtime);
   try {
-    const before = (await rt.store.now()) - ms;
+    const before = (await rt.store.now()) - flags.olderThan;
     const result = await rt.store.prune(before);
     if (flags.json) ctx.stdout(JSON.stringify({ pruned_runs: result.runs, before: new Date(before).toISOString() }));
     else ctx.stdout(`pruned ${result.runs} finished run(s) that ended before ${new Date(before).toISOString()}`);

@@ -347,7 +347,11 @@ export async function flowsCommand(ctx: CliContext, flags: { json?: boolean }): 
   return entries.some((e) => e.problems.length > 0) ? 3 : 0;
 }
 
-/** Flow files under a path: the file itself, or flow files in a folder (and its flows/). */
+/**
+ * Flow files under a path: the path itself unless it is a folder, or flow files in a folder
+ * (and its flows/). A device or a FIFO is returned as a file, for the loader to refuse with
+ * a problem that says what it is (it never reads one).
+ */
 function flowFilesUnder(path: string): string[] {
   let st;
   try {
@@ -355,7 +359,7 @@ function flowFilesUnder(path: string): string[] {
   } catch {
     throw new BatonError('FLOW_NOT_FOUND', `${path} does not exist`);
   }
-  if (st.isFile()) return [path];
+  if (!st.isDirectory()) return [path];
   const here = readdirSync(path)
     .filter(isFlowFile)
     .map((n) => join(path, n));

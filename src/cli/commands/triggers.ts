@@ -85,6 +85,8 @@ function settingsChanged(a: BatonConfig, b: BatonConfig): string[] {
     ['limits.output_bytes', a.outputLimitBytes, b.outputLimitBytes],
     ['limits.params_bytes', a.paramsLimitBytes, b.paramsLimitBytes],
     ['limits.log_bytes', a.logLimitBytes, b.logLimitBytes],
+    ['limits.log_line_bytes', a.logLineLimitBytes, b.logLineLimitBytes],
+    ['limits.error_bytes', a.errorLimitBytes, b.errorLimitBytes],
   ];
   return pairs.filter(([, x, y]) => x !== y).map(([key]) => key);
 }
@@ -132,6 +134,7 @@ export async function devCommand(
         port: flags.port ?? 8787,
         host,
         portOption: '--port <n>',
+        limits: rt.config.http,
       });
       // Bound before anything runs: a port in use ends the command having started nothing.
       const port = await server.start();

@@ -1,8 +1,10 @@
 /**
  * `shell` tasks: an argv array run without a shell (unless the task sets `shell`), in its
  * own process group so that cancellation and timeouts kill every child. stdout and stderr
- * go to the task log line by line. The output is the last non-empty stdout line, or the
- * JSON the command wrote to the file named by `$BATON_OUTPUT`. A failure says why in
+ * go to the task log line by line, each line read in constant memory and cut at
+ * limits.log_line_bytes. The output is the last non-empty stdout line (of which no more
+ * than limits.output_bytes is ever held: a longer one is refused), or the JSON the command
+ * wrote to the file named by `$BATON_OUTPUT`. A failure says why in
  * words: the last lines of stderr (bounded), and "command not found" or "not executable"
  * rather than a bare 127 or 126.
  */
@@ -12,9 +14,15 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { checkShellScripts, shellScriptsOf } from '../../define/shell-scripts.js';
 import { BatonError } from '../../core/errors.js';
+import { LIMITS, limitExceeded } from '../../core/limits.js';
+import { cutMarker, utf8Length, utf8Prefix } from '../../core/truncation.js';
 import { renderValue } from '../../define/expression.js';
 import type { AttemptRequest, TaskExecutor } from '../executor.js';
 import { AttemptAbort } from '../executor.js';
+import type { StreamLine } from './line-splitter.js';
+import { createLineSplitter } from './line-splitter.js';
+import type { LongTimer } from '../long-timer.js';
+import { backgroundTimers, setLongTimeout } from '../long-timer.js';
 
 interface ShellConfig {
   readonly command: readonly string[] | string;
@@ -31,21 +39,11 @@ function argvOf(config: ShellConfig): string[] {
   return [...config.command];
 }
 
-/** Splits a stream into lines, holding a partial last line until more arrives. */
-function lineSplitter(onLine: (line: string) => void): { push(chunk: Buffer): void; end(): void } {
-  let rest = '';
-  return {
-    push(chunk) {
-      const text = rest + chunk.toString('utf8');
-      const lines = text.split('\n');
-      rest = lines.pop() ?? '';
-      for (const line of lines) onLine(line);
-    },
-    end() {
-      if (rest !== '') onLine(rest);
-      rest = '';
-    },
-  };
+/** A line as the log keeps it: at most `limitBytes`, a longer one cut with a marker that gives its size. */
+export function logLine(line: StreamLine, limitBytes: number): string {
+  if (line.bytes <= limitBytes) return line.text;
+  const mark = ` … ${cutMarker('line', limitBytes, 'limits.log_line_bytes')(line.bytes)}`;
+  return utf8Prefix(line.text, limitBytes - utf8Length(mark)) + mark;
 }
 
 /** At most this many of the last stderr lines go into a failure message, and at most this many bytes. */
@@ -231,26 +229,32 @@ export const shellExecutor: TaskExecutor = {
     const cwd = config.cwd ? resolve(request.flowDir, config.cwd) : request.flowDir;
     const [file, ...args] = argv;
     if (!file) throw new BatonError('TASK_FAILED', `task ${context.taskId}: empty command`);
+    const lineLimit = request.logLineLimitBytes ?? LIMITS.log_line_bytes.default;
+    const outputLimit = request.outputLimitBytes ?? LIMITS.output_bytes.default;
+    // The last stdout line may be the output: enough of each is kept to judge it against
+    // output_bytes, and no more, however long the line.
+    const stdoutKeep = Math.max(lineLimit, outputLimit);
     try {
-      let lastLine = '';
+      let lastLine: StreamLine | undefined;
       const stderrTail = createTail();
       const code = await new Promise<number | string>((resolvePromise, reject) => {
         const child = spawn(file, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-        const out = lineSplitter((line) => {
-          if (line.trim() !== '') lastLine = line;
-          request.writeLog('stdout', line);
+        const out = createLineSplitter(stdoutKeep, (line) => {
+          if (!line.blank) lastLine = line;
+          request.writeLog('stdout', logLine(line, lineLimit));
         });
-        const err = lineSplitter((line) => {
-          stderrTail.push(line);
-          request.writeLog('stderr', line);
+        const err = createLineSplitter(lineLimit, (line) => {
+          const text = logLine(line, lineLimit);
+          stderrTail.push(text);
+          request.writeLog('stderr', text);
         });
         child.stdout.on('data', (c: Buffer) => out.push(c));
         child.stderr.on('data', (c: Buffer) => err.push(c));
-        let killTimer: NodeJS.Timeout | undefined;
+        let killTimer: LongTimer | undefined;
         const stop = () => {
           killGroup(child.pid, 'SIGTERM');
-          killTimer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), request.killGraceMs);
-          killTimer.unref();
+          // kill_grace is a setting of up to 366 days, beyond what setTimeout holds.
+          killTimer = setLongTimeout(() => killGroup(child.pid, 'SIGKILL'), request.killGraceMs, backgroundTimers);
         };
         if (context.signal.aborted) stop();
         else context.signal.addEventListener('abort', stop, { once: true });
@@ -261,7 +265,7 @@ export const shellExecutor: TaskExecutor = {
         child.on('close', (exitCode, signal) => {
           out.end();
           err.end();
-          if (killTimer) clearTimeout(killTimer);
+          killTimer?.cancel();
           context.signal.removeEventListener('abort', stop);
           // The group may still hold children that outlived the leader.
           if (context.signal.aborted) killGroup(child.pid, 'SIGKILL');
@@ -294,7 +298,17 @@ export const shellExecutor: TaskExecutor = {
           );
         }
       }
-      return lastLine;
+      if (lastLine === undefined) return '';
+      if (lastLine.bytes > stdoutKeep) {
+        // Over output_bytes by its raw size alone (JSON only adds to it); its head is all there is.
+        throw limitExceeded(
+          'output_bytes',
+          `the last line of stdout, its output (${lastLine.bytes} bytes)`,
+          `task ${context.taskId}`,
+          { code: 'TASK_OUTPUT_TOO_LARGE', limit: outputLimit },
+        );
+      }
+      return lastLine.text;
     } finally {
       rmSync(outDir, { recursive: true, force: true });
     }

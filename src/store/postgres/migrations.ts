@@ -540,4 +540,86 @@ END
 $f$;
 `,
   },
+  {
+    version: 6,
+    name: 'depth of child runs, children per run',
+    // Stored when a child is created, so that its limits are checked without walking the
+    // parent chain or counting siblings; the runs already there get theirs computed once.
+    sql: `
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS depth integer NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS child_runs integer NOT NULL DEFAULT 0;
+WITH RECURSIVE chain (id, depth) AS (
+  SELECT id, 0 FROM runs WHERE parent_run_id IS NULL
+  UNION ALL
+  SELECT r.id, chain.depth + 1 FROM runs r JOIN chain ON r.parent_run_id = chain.id
+)
+UPDATE runs SET depth = coalesce((SELECT depth FROM chain WHERE chain.id = runs.id), 1)
+  WHERE parent_run_id IS NOT NULL;
+UPDATE runs SET child_runs = c.n
+  FROM (SELECT parent_run_id, count(*) AS n FROM runs WHERE parent_run_id IS NOT NULL GROUP BY parent_run_id) c
+  WHERE runs.id = c.parent_run_id;
+
+-- As in migration 5, and a child run gets its depth (its parent's + 1) and is counted
+-- among its parent's children. With p.parent.limits, a child deeper than limits.depth, or
+-- one more than limits.childRuns children, is refused: the answer is created = false with
+-- run = { refused: 'depth' | 'child_runs', value }, and nothing is written. The parent row
+-- is locked first, so that children created at once are counted one after the other.
+CREATE OR REPLACE FUNCTION baton_create_run(p jsonb) RETURNS TABLE (created boolean, run jsonb) LANGUAGE plpgsql AS $f$
+DECLARE
+  r runs;
+  key text := p->>'dedupeKey';
+  parent_id text := p->'parent'->>'runId';
+  parent_depth integer;
+  parent_children integer;
+  child_depth integer := 0;
+BEGIN
+  IF key IS NOT NULL THEN
+    SELECT * INTO r FROM runs WHERE dedupe_key = key;
+    IF FOUND THEN
+      RETURN QUERY SELECT false, to_jsonb(r);
+      RETURN;
+    END IF;
+  END IF;
+  IF parent_id IS NOT NULL THEN
+    SELECT depth, child_runs INTO parent_depth, parent_children FROM runs WHERE id = parent_id FOR UPDATE;
+    child_depth := coalesce(parent_depth, 0) + 1;
+    IF p->'parent'->'limits' IS NOT NULL AND jsonb_typeof(p->'parent'->'limits') = 'object' THEN
+      IF child_depth > (p->'parent'->'limits'->>'depth')::integer THEN
+        RETURN QUERY SELECT false, jsonb_build_object('refused', 'depth', 'value', child_depth);
+        RETURN;
+      END IF;
+      IF coalesce(parent_children, 0) >= (p->'parent'->'limits'->>'childRuns')::integer THEN
+        RETURN QUERY SELECT false, jsonb_build_object('refused', 'child_runs', 'value', parent_children);
+        RETURN;
+      END IF;
+    END IF;
+  END IF;
+  INSERT INTO flow_versions (flow, version, spec, source_path, created_at)
+    VALUES (p->'flow'->>'flow', p->'flow'->>'version', p->'flow'->>'spec', p->'flow'->>'sourcePath',
+      (p->'flow'->>'createdAt')::bigint)
+    ON CONFLICT DO NOTHING;
+  INSERT INTO runs (id, flow, version, state, params, dedupe_key, created_at, task_count, max_active_runs, last_seq,
+      priority, trigger_id, parent_run_id, parent_task, depth)
+    VALUES (p->>'id', p->'flow'->>'flow', p->'flow'->>'version', 'queued', p->'params', key,
+      (p->>'createdAt')::bigint, jsonb_array_length(p->'taskIds'), (p->>'maxActiveRuns')::integer, 1,
+      coalesce((p->>'priority')::integer, 0), p->>'triggerId', parent_id, p->'parent'->>'task', child_depth)
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING * INTO r;
+  IF NOT FOUND THEN
+    SELECT * INTO r FROM runs WHERE dedupe_key = key;
+    RETURN QUERY SELECT false, to_jsonb(r);
+    RETURN;
+  END IF;
+  IF parent_depth IS NOT NULL THEN
+    UPDATE runs SET child_runs = child_runs + 1 WHERE id = parent_id;
+  END IF;
+  INSERT INTO task_runs (run_id, idx, task_id, state)
+    SELECT r.id, t.ord - 1, t.id, 'pending' FROM jsonb_array_elements_text(p->'taskIds') WITH ORDINALITY AS t(id, ord);
+  INSERT INTO events (run_id, seq, type, at, data) VALUES (r.id, 1, 'run_created', (p->>'createdAt')::bigint, p->'event');
+  PERFORM pg_notify('baton_runs', r.id);
+  RETURN QUERY SELECT true, to_jsonb(r);
+END
+$f$;
+`,
+  },
 ];

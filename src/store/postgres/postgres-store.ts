@@ -10,6 +10,7 @@
  */
 import pg from 'pg';
 import { BatonError } from '../../core/errors.js';
+import { redactUrlIn } from '../../core/redact-url.js';
 import type { TaskError } from '../../core/model.js';
 import type { RunEvent } from '../../core/run-machine.js';
 import type { BackfillState, TriggerSpec } from '../../core/trigger-spec.js';
@@ -48,6 +49,7 @@ import type {
   TaskRunPatch,
   TaskRunRecord,
 } from '../store.js';
+import { childRunRefused } from '../child-runs.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
 
 export interface PostgresStoreOptions {
@@ -60,6 +62,16 @@ export interface PostgresStoreOptions {
 }
 
 const NOW = 'baton_now()';
+/**
+ * First key of the session advisory locks that show a leadership holder alive (the second
+ * is `hashtext(holder)`); two-key advisory locks are apart from Baton's one-key ones.
+ */
+const SESSION_LOCK_KEY = 1650553967;
+/** SQL: true while some session of this database holds the session lock of `holderSql`. */
+const sessionAlive = (holderSql: string) =>
+  `EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+     AND l.classid = ${SESSION_LOCK_KEY}::oid AND l.objid = hashtext(${holderSql})::oid)`;
 /** How long a lost claim waits before it is reported again if no commit recorded it. */
 const LOST_REPORT_MS = 5000;
 const CHANNELS = { tasks: 'baton_tasks', results: 'baton_results', runs: 'baton_runs' } as const;
@@ -67,28 +79,46 @@ const CHANNELS = { tasks: 'baton_tasks', results: 'baton_results', runs: 'baton_
 const UNAVAILABLE_CODES = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004', '53300']);
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH']);
 
-/** Turns a driver error into a store error. */
-export function translatePgError(error: unknown, action: string): BatonError {
+/**
+ * A driver error whose text may hold the database URL or its password, with both redacted:
+ * the message, and the error kept as `cause` (whose stack `BATON_DEBUG=1` prints).
+ */
+function withoutUrl(error: unknown, url: string | undefined): { message: string; cause: unknown } {
+  const message = error instanceof Error ? error.message : String(error);
+  if (url === undefined) return { message, cause: error };
+  const redacted = redactUrlIn(message, url);
+  const stack = error instanceof Error ? (error.stack ?? '') : '';
+  if (redacted === message && redactUrlIn(stack, url) === stack) return { message, cause: error };
+  const copy = new Error(redacted);
+  copy.name = error instanceof Error ? error.name : 'Error';
+  copy.stack = redactUrlIn(stack, url);
+  const code = (error as { code?: unknown }).code;
+  if (code !== undefined) Object.assign(copy, { code });
+  return { message: redacted, cause: copy };
+}
+
+/** Turns a driver error into a store error; `url` (the store's) never shows in its text. */
+export function translatePgError(error: unknown, action: string, url?: string): BatonError {
   if (error instanceof BatonError) return error;
   const code = (error as { code?: unknown }).code;
-  const message = error instanceof Error ? error.message : String(error);
+  const { message, cause } = withoutUrl(error, url);
   if (
     (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || NETWORK_CODES.has(code))) ||
     /Connection terminated|connection error|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(
       message,
     )
   ) {
-    return new BatonError('STORE_UNAVAILABLE', `the database is unavailable (${action}): ${message}`, { cause: error });
+    return new BatonError('STORE_UNAVAILABLE', `the database is unavailable (${action}): ${message}`, { cause });
   }
   if (code === '23505' || code === '40001' || code === '40P01') {
-    return new BatonError('STORE_CONFLICT', `${action}: ${message}`, { cause: error });
+    return new BatonError('STORE_CONFLICT', `${action}: ${message}`, { cause });
   }
   if (code === '53100')
-    return new BatonError('STORE_FULL', `the database server's disk is full (${action})`, { cause: error });
+    return new BatonError('STORE_FULL', `the database server's disk is full (${action})`, { cause });
   if (code === '55P03' || code === '57014') {
-    return new BatonError('STORE_BUSY', `the database is busy (${action}): ${message}`, { cause: error });
+    return new BatonError('STORE_BUSY', `the database is busy (${action}): ${message}`, { cause });
   }
-  return new BatonError('STORE_IO', `${action} failed: ${message}`, { cause: error });
+  return new BatonError('STORE_IO', `${action} failed: ${message}`, { cause });
 }
 
 // jsonb columns arrive decoded; NULL arrives as null.
@@ -145,6 +175,12 @@ export class PostgresStore implements Store {
   private listener: pg.Client | null = null;
   private listening: Promise<void> | null = null;
   private readonly subscribers = new Map<string, Set<(outcomes?: readonly TaskOutcome[]) => void>>();
+  /** Leadership holders of this process, whose session locks the listener connection holds. */
+  private readonly sessionHolders = new Set<string>();
+  /** Those whose lock the current listener connection was granted. */
+  private readonly sessionLocked = new Set<string>();
+  /** Calls waiting for the listener connection (see `listenerConnected`). */
+  private listenerWaiters: (() => void)[] = [];
   private closed = false;
 
   private constructor(private readonly options: PostgresStoreOptions) {
@@ -177,7 +213,7 @@ export class PostgresStore implements Store {
       const result = await this.pool.query(text, values);
       return result.rows as Row[];
     } catch (error) {
-      throw translatePgError(error, action);
+      throw translatePgError(error, action, this.options.url);
     }
   }
 
@@ -186,7 +222,7 @@ export class PostgresStore implements Store {
     try {
       client = await this.pool.connect();
     } catch (error) {
-      throw translatePgError(error, action);
+      throw translatePgError(error, action, this.options.url);
     }
     let broken = false;
     // A connection that dies between two statements of the transaction emits an error on the
@@ -206,7 +242,7 @@ export class PostgresStore implements Store {
       } catch {
         broken = true;
       }
-      throw translatePgError(error, action);
+      throw translatePgError(error, action, this.options.url);
     } finally {
       client.off('error', onError);
       client.release(broken);
@@ -245,6 +281,7 @@ export class PostgresStore implements Store {
     this.closed = true;
     const listener = this.listener;
     this.listener = null;
+    for (const wake of this.listenerWaiters.splice(0)) wake();
     if (listener) await listener.end().catch(() => undefined);
     await this.pool.end().catch(() => undefined);
   }
@@ -284,6 +321,11 @@ export class PostgresStore implements Store {
       PostgresStore.createRunPayload(input),
     ]);
     const row = rows[0] as Row;
+    const refused = (row.run as Row).refused;
+    if (input.parent?.limits && (refused === 'depth' || refused === 'child_runs')) {
+      const limit = refused === 'depth' ? input.parent.limits.depth : input.parent.limits.childRuns;
+      throw childRunRefused(refused, input.parent, Number((row.run as Row).value), limit);
+    }
     return { run: toRun(row.run as Row), created: row.created === true };
   }
 
@@ -620,19 +662,83 @@ export class PostgresStore implements Store {
     });
   }
 
+  /**
+   * A holder leads while its lease runs and while its session lives: this process's
+   * listener connection holds an advisory lock named after the holder, which PostgreSQL
+   * drops the moment that connection ends, so a standby takes over from a killed leader at
+   * its next try instead of waiting out the lease. The lease remains the bound when the
+   * session outlives its process (a lost machine, until the server notices).
+   *
+   * Taking the leadership from another holder also ends the leases that holder still held
+   * on runs: a holder is one process, which owns its runs under the same name, so they are
+   * taken over at once too. Should that process still be alive, the runs' epochs fence it.
+   */
   async acquireLeadership(name: string, holder: string, leaseMs: number): Promise<LeaderLease | null> {
+    await this.holdSession(holder);
     const rows = await this.q(
       'acquiring leadership',
-      `INSERT INTO leadership (name, holder, epoch, lease_until) VALUES ($1, $2, 1, ${NOW} + $3)
-       ON CONFLICT (name) DO UPDATE SET
-         holder = excluded.holder,
-         epoch = CASE WHEN leadership.holder = excluded.holder THEN leadership.epoch ELSE leadership.epoch + 1 END,
-         lease_until = excluded.lease_until
-       WHERE leadership.holder = excluded.holder OR leadership.lease_until < ${NOW}
-       RETURNING epoch`,
+      `WITH previous AS (SELECT holder FROM leadership WHERE name = $1),
+       taken AS (
+         INSERT INTO leadership (name, holder, epoch, lease_until) VALUES ($1, $2, 1, ${NOW} + $3)
+         ON CONFLICT (name) DO UPDATE SET
+           holder = excluded.holder,
+           epoch = CASE WHEN leadership.holder = excluded.holder THEN leadership.epoch ELSE leadership.epoch + 1 END,
+           lease_until = excluded.lease_until
+         -- The lock table is looked at only when the lease alone does not decide.
+         WHERE CASE WHEN leadership.holder = excluded.holder OR leadership.lease_until < ${NOW} THEN true
+           ELSE NOT ${sessionAlive('leadership.holder')} END
+         RETURNING epoch
+       ),
+       released AS (
+         UPDATE runs SET lease_until = ${NOW} - 1
+         WHERE EXISTS (SELECT 1 FROM taken) AND (SELECT holder FROM previous) IS DISTINCT FROM $2
+           AND owner = (SELECT holder FROM previous) AND state IN ('queued', 'running') AND lease_until >= ${NOW}
+       )
+       SELECT epoch FROM taken`,
       [name, holder, leaseMs],
     );
     return rows[0] ? { name, holder, epoch: Number(rows[0].epoch) } : null;
+  }
+
+  /** Makes the listener connection hold the session lock of `holder` (see acquireLeadership). */
+  private async holdSession(holder: string): Promise<void> {
+    this.sessionHolders.add(holder);
+    if (this.sessionLocked.has(holder) && this.listener) return;
+    void this.ensureListener();
+    const client = await this.listenerConnected();
+    if (!client) {
+      throw new BatonError('STORE_UNAVAILABLE', 'the database is unavailable (acquiring leadership): no connection');
+    }
+    try {
+      await this.lockSession(client, holder);
+    } catch (error) {
+      throw translatePgError(error, 'acquiring leadership', this.options.url);
+    }
+  }
+
+  /**
+   * Takes the session lock of `holder` on `client`. Refused, another session holds it: an
+   * earlier connection of this process the server has not yet seen end (it shows the holder
+   * alive meanwhile); the next call tries again.
+   */
+  private async lockSession(client: pg.Client, holder: string): Promise<void> {
+    const rows = (await client.query(`SELECT pg_try_advisory_lock(${SESSION_LOCK_KEY}, hashtext($1)) AS ok`, [holder]))
+      .rows as Row[];
+    if (rows[0]?.ok === true && this.listener === client) this.sessionLocked.add(holder);
+  }
+
+  /** The listener connection once it is up, or null if it is not up within the connect timeout. */
+  private listenerConnected(): Promise<pg.Client | null> {
+    if (this.listener || this.closed) return Promise.resolve(this.listener);
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.listenerWaiters = this.listenerWaiters.filter((w) => w !== wake);
+        resolve(this.listener);
+      };
+      const timer = setTimeout(wake, 10_000);
+      this.listenerWaiters.push(wake);
+    });
   }
 
   async releaseLeadership(lease: LeaderLease): Promise<void> {
@@ -690,24 +796,31 @@ export class PostgresStore implements Store {
         client.on('error', () => undefined);
         try {
           await client.connect();
+          const ended = new Promise<void>((resolve) => {
+            // `on`, not `once`: a second error on a dying connection must not go unheard.
+            client.on('error', () => resolve());
+            client.once('end', () => resolve());
+          });
           for (const name of this.subscribers.keys()) await client.query(`LISTEN ${name}`);
           client.on('notification', (msg) => {
             const outcomes = msg.channel === CHANNELS.results ? parseOutcomes(msg.payload) : undefined;
             for (const fn of this.subscribers.get(msg.channel) ?? []) fn(outcomes);
           });
-          this.listener = client;
-          delay = 100;
-          // Anything may have happened while the connection was down: wake everyone once.
-          for (const set of this.subscribers.values()) for (const fn of set) fn();
-          await new Promise<void>((resolve) => {
-            // `on`, not `once`: a second error on a dying connection must not go unheard.
-            client.on('error', () => resolve());
-            client.once('end', () => resolve());
-          });
+          if (!this.closed) {
+            this.listener = client;
+            // The holders of this process are alive again as soon as the connection is back.
+            for (const holder of this.sessionHolders) await this.lockSession(client, holder);
+            for (const wake of this.listenerWaiters.splice(0)) wake();
+            delay = 100;
+            // Anything may have happened while the connection was down: wake everyone once.
+            for (const set of this.subscribers.values()) for (const fn of set) fn();
+            await ended;
+          }
         } catch {
           // The server is away; try again shortly.
         }
         this.listener = null;
+        this.sessionLocked.clear();
         await client.end().catch(() => undefined);
         if (this.closed) break;
         await new Promise((r) => setTimeout(r, delay));

@@ -203,4 +203,23 @@ ALTER TABLE runs ADD COLUMN parent_task TEXT;
 CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent_run_id, created_at) WHERE parent_run_id IS NOT NULL;
 `,
   },
+  {
+    version: 6,
+    name: 'depth of child runs, children per run',
+    // Stored when a child is created, so that its limits are checked without walking the
+    // parent chain or counting siblings; the runs already there get theirs computed once.
+    sql: `
+ALTER TABLE runs ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN child_runs INTEGER NOT NULL DEFAULT 0;
+WITH RECURSIVE chain (id, depth) AS (
+  SELECT id, 0 FROM runs WHERE parent_run_id IS NULL
+  UNION ALL
+  SELECT r.id, chain.depth + 1 FROM runs r JOIN chain ON r.parent_run_id = chain.id
+)
+UPDATE runs SET depth = coalesce((SELECT depth FROM chain WHERE chain.id = runs.id), 1)
+  WHERE parent_run_id IS NOT NULL;
+UPDATE runs SET child_runs = (SELECT count(*) FROM runs c WHERE c.parent_run_id = runs.id)
+  WHERE id IN (SELECT parent_run_id FROM runs WHERE parent_run_id IS NOT NULL);
+`,
+  },
 ];

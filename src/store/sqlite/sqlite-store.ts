@@ -14,6 +14,7 @@ import type { TaskError } from '../../core/model.js';
 import type { RunEvent } from '../../core/run-machine.js';
 import type { BackfillState, TriggerSpec } from '../../core/trigger-spec.js';
 import { triggerId } from '../../core/trigger-spec.js';
+import { childRunRefused } from '../child-runs.js';
 import { createRowMappers, prefixUpperBound } from '../rows.js';
 import type { Row } from '../rows.js';
 import type {
@@ -161,9 +162,11 @@ export class SqliteStore implements Store {
       getFlow: db.prepare('SELECT * FROM flow_versions WHERE flow = ? AND version = ?'),
       insertRun: db.prepare(
         `INSERT INTO runs (id, flow, version, state, params, dedupe_key, created_at, task_count, max_active_runs, last_seq,
-           priority, trigger_id, parent_run_id, parent_task)
-         VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
+           priority, trigger_id, parent_run_id, parent_task, depth)
+         VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)`,
       ),
+      parentOfChild: db.prepare('SELECT depth, child_runs FROM runs WHERE id = ?'),
+      countChild: db.prepare('UPDATE runs SET child_runs = child_runs + 1 WHERE id = ?'),
       insertTask: db.prepare(`INSERT INTO task_runs (run_id, idx, task_id, state) VALUES (?, ?, ?, 'pending')`),
       runByDedupe: db.prepare('SELECT * FROM runs WHERE dedupe_key = ?'),
       getRun: db.prepare('SELECT * FROM runs WHERE id = ?'),
@@ -256,6 +259,11 @@ export class SqliteStore implements Store {
          RETURNING epoch`,
       ),
       releaseLeader: db.prepare('DELETE FROM leadership WHERE name = ? AND holder = ? AND epoch = ?'),
+      leaderOf: db.prepare('SELECT holder FROM leadership WHERE name = ?'),
+      expireRunLeasesOf: db.prepare(
+        `UPDATE runs SET lease_until = ${NOW_MS} - 1
+         WHERE owner = ? AND state IN ('queued', 'running') AND lease_until >= ${NOW_MS}`,
+      ),
       prunable: db.prepare(
         `SELECT id FROM runs WHERE state IN ('succeeded', 'failed', 'cancelled') AND ended_at < ? LIMIT 1000`,
       ),
@@ -356,6 +364,7 @@ export class SqliteStore implements Store {
       const existing = s.runByDedupe.get(input.dedupeKey) as Row | undefined;
       if (existing) return { run: toRun(existing), created: false };
     }
+    const depth = input.parent ? this.admitChild(input.parent) : 0;
     const f = input.flow;
     s.putFlow.run(f.flow, f.version, f.spec, f.sourcePath, f.createdAt);
     s.insertRun.run(
@@ -371,6 +380,7 @@ export class SqliteStore implements Store {
       input.triggerId ?? null,
       input.parent?.runId ?? null,
       input.parent?.task ?? null,
+      depth,
     );
     input.taskIds.forEach((taskId, idx) => s.insertTask.run(input.id, idx, taskId));
     const created: RunEvent = {
@@ -382,6 +392,24 @@ export class SqliteStore implements Store {
     };
     s.insertEvent.run(input.id, 1, created.type, created.at, JSON.stringify(created));
     return { run: toRun(s.getRun.get(input.id) as Row), created: true };
+  }
+
+  /**
+   * The depth of a new child of `parent`, counted among its children; throws when the
+   * limits refuse it. A parent no longer in the store counts as a top-level run.
+   */
+  private admitChild(parent: NonNullable<NewRun['parent']>): number {
+    const row = this.stmt.parentOfChild.get(parent.runId) as { depth: number; child_runs: number } | undefined;
+    const depth = Number(row?.depth ?? 0) + 1;
+    const children = Number(row?.child_runs ?? 0);
+    if (parent.limits && depth > parent.limits.depth) {
+      throw childRunRefused('depth', parent, depth, parent.limits.depth);
+    }
+    if (parent.limits && children >= parent.limits.childRuns) {
+      throw childRunRefused('child_runs', parent, children, parent.limits.childRuns);
+    }
+    if (row) this.stmt.countChild.run(parent.runId);
+    return depth;
   }
 
   async getRun(id: string): Promise<RunRecord | null> {
@@ -714,10 +742,19 @@ export class SqliteStore implements Store {
     });
   }
 
+  /**
+   * Taking the leadership from another holder also ends the leases that holder still held
+   * on runs, as on PostgreSQL: a holder is one process, owning its runs under the same name.
+   */
   async acquireLeadership(name: string, holder: string, leaseMs: number): Promise<LeaderLease | null> {
     return this.guard('acquiring leadership', () => {
-      const row = this.stmt.acquireLeader.get({ name, holder, leaseMs }) as { epoch: number } | undefined;
-      return row ? { name, holder, epoch: row.epoch } : null;
+      const tx = this.db.transaction(() => {
+        const previous = (this.stmt.leaderOf.get(name) as { holder: string } | undefined)?.holder;
+        const row = this.stmt.acquireLeader.get({ name, holder, leaseMs }) as { epoch: number } | undefined;
+        if (row && previous !== undefined && previous !== holder) this.stmt.expireRunLeasesOf.run(previous);
+        return row ? { name, holder, epoch: row.epoch } : null;
+      });
+      return tx.immediate();
     });
   }
 

@@ -29,6 +29,8 @@ import { dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node
 import { escapePath, glob } from 'tinyglobby';
 import { BatonError } from '../../core/errors.js';
 import { isTerminalRun } from '../../core/states.js';
+import type { LongTimer } from '../../engine/long-timer.js';
+import { setLongTimeout } from '../../engine/long-timer.js';
 import type { SourceContext, TriggerEvent, TriggerSource } from '../trigger-service.js';
 
 /** A `file` trigger's config, as normalized from YAML (see define/trigger-schema.ts). */
@@ -157,7 +159,7 @@ class FileSource implements TriggerSource {
   /** The cursor as stored (what `setCursor` expects). */
   private stored: unknown = null;
   private dirty = false;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: LongTimer | undefined;
   private stopped = false;
   private running: Promise<void> | null = null;
   private readonly reported = new Map<string, string>();
@@ -202,13 +204,14 @@ class FileSource implements TriggerSource {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     await this.running;
   }
 
   private schedule(ms: number): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => {
+    // `poll` is a setting of up to 366 days, beyond what setTimeout holds.
+    this.timer = setLongTimeout(() => {
       this.running = this.pollOnce().finally(() => {
         this.running = null;
         this.schedule(this.pollMs);

@@ -23,6 +23,8 @@
 import type { _Object, S3ClientConfig } from '@aws-sdk/client-s3';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { BatonError } from '../../core/errors.js';
+import type { LongTimer } from '../../engine/long-timer.js';
+import { setLongTimeout } from '../../engine/long-timer.js';
 import type { SourceContext, TriggerEvent, TriggerSource } from '../trigger-service.js';
 
 /** An `s3` trigger's config, as normalized from YAML (see define/trigger-schema.ts). */
@@ -131,7 +133,7 @@ class S3Source implements TriggerSource {
   /** The cursor as stored (what `setCursor` expects). */
   private stored: unknown = null;
   private dirty = false;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: LongTimer | undefined;
   private stopped = false;
   private running: Promise<void> | null = null;
   private readonly abort = new AbortController();
@@ -167,7 +169,7 @@ class S3Source implements TriggerSource {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.abort.abort();
     await this.running;
     this.client.destroy();
@@ -175,7 +177,8 @@ class S3Source implements TriggerSource {
 
   private schedule(ms: number): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => {
+    // `poll` is a setting of up to 366 days, beyond what setTimeout holds.
+    this.timer = setLongTimeout(() => {
       this.running = this.pollOnce().finally(() => {
         this.running = null;
         this.schedule(this.pollMs);

@@ -249,13 +249,5 @@ export function brokerUrl(
   return env[name] || fallback;
 }
 
-/** Where a URL points, without its credentials, for diagnostics. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url.replace(/\/\/[^@/]*@/, '//***@');
-  }
-}
+/** Where a URL points, without its credentials, for diagnostics: Baton's one redaction. */
+export { redactUrl } from '../../core/redact-url.js';
