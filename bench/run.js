@@ -343,7 +343,14 @@ function printTable() {
   }
 }
 
+// Run as a script (not when imported for GROUPS and runGroups).
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  await runGroups(only, store);
+  try {
+    await runGroups(only, store);
+  } catch (error) {
+    if (!String(error.message).startsWith('--only')) throw error;
+    console.error(`bench: ${error.message} (groups: ${Object.keys(GROUPS).join(', ')})`);
+    process.exit(2);
+  }
   if (!asJson) printTable();
 }

@@ -194,28 +194,6 @@ export class Reporter {
     return index.get(id);
   }
 
-  /** The key path of the map key that starts at `offset` (used for YAML duplicate-key errors). */
-  pathOfKeyAt(offset: number): KeyPath | undefined {
-    const walk = (node: unknown, path: (string | number)[]): KeyPath | undefined => {
-      if (isMap(node)) {
-        for (const pair of node.items) {
-          const name = String(isScalar(pair.key) ? pair.key.value : pair.key);
-          if ((pair.key as Node | null)?.range?.[0] === offset) return [...path, name];
-          const inner = walk(pair.value, [...path, name]);
-          if (inner) return inner;
-        }
-      } else if (isSeq(node)) {
-        for (const [i, item] of node.items.entries()) {
-          const id = idNode(item);
-          const inner = walk(item, [...path, id ? scalarText(id) : i]);
-          if (inner) return inner;
-        }
-      }
-      return undefined;
-    };
-    return walk(this.doc?.contents, []);
-  }
-
   sorted(): Problem[] {
     const rank = (p: Problem): [number, number] => [p.location?.line ?? Infinity, p.location?.column ?? Infinity];
     return [...this.problems].sort((a, b) => {
