@@ -9,7 +9,7 @@
  * them later in the same process get one instance, and top-level code runs once.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { register } from 'node:module';
+import * as nodeModule from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BatonError } from '../core/errors.js';
@@ -94,8 +94,10 @@ function ensureOwnPackageResolves(path: string): void {
   const { name } = JSON.parse(readFileSync(packageJson, 'utf8')) as { name: string };
   if (resolvableFrom(dirname(path), name)) return;
   const hook = new URL('./own-package-hook.js', import.meta.url);
-  // Under a test runner this module runs from src/, where no compiled hook exists.
-  if (!existsSync(fileURLToPath(hook))) {
+  // Under a test runner this module runs from src/, where no compiled hook exists; Node
+  // before 20.6 has no `register` (the project then needs Baton installed, as usual).
+  const register = (nodeModule as { register?: typeof nodeModule.register }).register;
+  if (!existsSync(fileURLToPath(hook)) || typeof register !== 'function') {
     ownPackageHook = 'unavailable';
     return;
   }
