@@ -6,8 +6,8 @@
  */
 import { z } from 'zod';
 import { PROBLEMS_LIMIT, type Problem } from '../core/errors.js';
-import { LIMITS, overLimit } from '../core/limits.js';
-import { parseYaml, toPlain } from '../define/yaml-document.js';
+import { LIMITS } from '../core/limits.js';
+import { parseYaml, toPlain, yamlLimitMessage } from '../define/yaml-document.js';
 import { durationSchema, intRange, parseWith } from '../define/flow-schema.js';
 import { positiveDurationSchema, positiveInt } from '../define/flow-schema-parts.js';
 import { Reporter } from '../define/load-yaml.js';
@@ -66,11 +66,7 @@ export function parseConfigText(text: string, file: string): ConfigParse {
   if (parsed0.over || !parsed0.doc) {
     const over = parsed0.over;
     const { message, hint } = over
-      ? overLimit(
-          over.limit,
-          over.limit === 'flow_depth' ? `a map or list nested ${over.value} deep` : over.value,
-          over.max,
-        )
+      ? yamlLimitMessage(over)
       : { message: 'the document could not be read', hint: 'Fix the YAML syntax.' };
     return {
       ok: false,

@@ -29,7 +29,7 @@ import {
   type Document,
   type Node,
 } from 'yaml';
-import { LIMITS } from '../core/limits.js';
+import { LIMITS, overLimit, type LimitName } from '../core/limits.js';
 import type { KeyPath } from './flow-schema.js';
 
 export interface YamlLimits {
@@ -333,4 +333,17 @@ export function toPlain(parsed: ParsedYaml): unknown {
     return out;
   };
   return convert(parsed.doc?.contents ?? null);
+}
+
+/**
+ * The message and hint of a limit the parser stopped at. `depthLimit` names the limit the
+ * caller passed as `depth` (a params file bounds nesting by `params_depth`).
+ */
+export function yamlLimitMessage(
+  over: YamlLimitHit,
+  depthLimit: LimitName = 'flow_depth',
+): { readonly message: string; readonly hint: string } {
+  return over.limit === 'flow_depth'
+    ? overLimit(depthLimit, `a map or list nested ${over.value} deep`, over.max)
+    : overLimit(over.limit, over.value, over.max);
 }

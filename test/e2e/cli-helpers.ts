@@ -233,6 +233,34 @@ export interface TaskError {
 }
 
 /** A run in `baton runs --json`. */
+/** What `baton validate --json` prints: each file's problems, and with `--types` the type check. */
+export interface ValidateJson {
+  readonly ok: boolean;
+  readonly files: readonly {
+    readonly file: string;
+    /** The flow's name, or null when the file has problems. */
+    readonly name: string | null;
+    readonly problems: readonly {
+      readonly code: string;
+      readonly message: string;
+      readonly hint?: string;
+      readonly location?: { file?: string; line?: number; column?: number; path?: string };
+    }[];
+  }[];
+  readonly types?: {
+    readonly tsconfig: string | null;
+    readonly files: readonly string[];
+    readonly diagnostics: readonly {
+      file: string | null;
+      line?: number;
+      column?: number;
+      code: string;
+      category: string;
+      message: string;
+    }[];
+  };
+}
+
 export interface RunJson {
   readonly id: string;
   readonly flow: string;

@@ -8,7 +8,7 @@
 import { mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { Sandbox } from './cli-helpers.js';
+import type { Sandbox, ValidateJson } from './cli-helpers.js';
 import {
   REPO_ROOT,
   createSandbox,
@@ -80,31 +80,6 @@ tasks:
     depends_on: [extract]
     with: { rows: '\${{ tasks.extract.output }}' }
 `;
-
-interface ValidateJson {
-  readonly ok: boolean;
-  readonly files: readonly {
-    readonly file: string;
-    readonly problems: readonly {
-      readonly code: string;
-      readonly message: string;
-      readonly hint?: string;
-      readonly location?: { file: string; line?: number; column?: number; path?: string };
-    }[];
-  }[];
-  readonly types?: {
-    readonly tsconfig: string | null;
-    readonly files: readonly string[];
-    readonly diagnostics: readonly {
-      file: string | null;
-      line?: number;
-      column?: number;
-      code: string;
-      category: string;
-      message: string;
-    }[];
-  };
-}
 
 describe('baton validate: task modules', () => {
   it('reports a missing module, a misspelt export and an export that is not a function, at once, with did-you-mean', async () => {

@@ -4,6 +4,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import type { ValidateJson } from './cli-helpers.js';
 import { createSandbox, describeResult, listRuns, parseJson, useTempDirs } from './cli-helpers.js';
 
 const temp = useTempDirs();
@@ -42,20 +43,6 @@ tasks:
     command: ["echo", "b"]
     depends_on: [a]
 `;
-
-interface ValidateJson {
-  readonly ok: boolean;
-  readonly files: readonly {
-    readonly file: string;
-    readonly name: string | null;
-    readonly problems: readonly {
-      readonly code: string;
-      readonly message: string;
-      readonly hint?: string;
-      readonly location?: { file: string; line?: number; column?: number; path?: string };
-    }[];
-  }[];
-}
 
 describe('baton validate', () => {
   it('reports every problem of a file with file:line:column and exits 3', async () => {

@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import { connect, createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import type { BatonProcess, Sandbox, ShowJson } from './cli-helpers.js';
+import type { BatonProcess, Sandbox, ShowJson, ValidateJson } from './cli-helpers.js';
 import { createSandbox, describeResult, listRuns, parseJson, showRun, useTempDirs, waitFor } from './cli-helpers.js';
 
 const temp = useTempDirs();
@@ -18,19 +18,6 @@ function project(files: Record<string, string>): Sandbox {
   mkdirSync(sandbox.path('flows'));
   for (const [name, text] of Object.entries(files)) sandbox.write(name, text);
   return sandbox;
-}
-
-interface ValidateJson {
-  readonly ok: boolean;
-  readonly files: readonly {
-    readonly file: string;
-    readonly problems: readonly {
-      readonly code: string;
-      readonly message: string;
-      readonly hint?: string;
-      readonly location?: { readonly line?: number; readonly column?: number; readonly path?: string };
-    }[];
-  }[];
 }
 
 function problemsOf(result: ValidateJson, file: string) {

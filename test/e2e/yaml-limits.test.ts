@@ -8,25 +8,19 @@
 import { writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { LIMITS } from '../../src/core/limits.js';
-import { createSandbox, describeResult, parseJson, useTempDirs, type CliResult } from './cli-helpers.js';
+import {
+  createSandbox,
+  describeResult,
+  parseJson,
+  useTempDirs,
+  type CliResult,
+  type ValidateJson,
+} from './cli-helpers.js';
 
 const temp = useTempDirs();
 
 /** A heap far smaller than the 4 GB that 10 MB of `[` used to take. */
 const SMALL_HEAP = { NODE_OPTIONS: '--max-old-space-size=256' };
-
-interface ValidateJson {
-  readonly ok: boolean;
-  readonly files: readonly {
-    readonly file: string;
-    readonly problems: readonly {
-      readonly code: string;
-      readonly message: string;
-      readonly hint?: string;
-      readonly location?: { file: string; line?: number; column?: number };
-    }[];
-  }[];
-}
 
 /** `baton validate <file> --json` with a small heap (by default); the problems of the one file. */
 async function validate(name: string, text: string, timeoutMs = 10_000, env = SMALL_HEAP) {

@@ -3,8 +3,8 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { LIMITS, overLimit } from '../../core/limits.js';
-import { parseYaml as parseBoundedYaml, toPlain } from '../../define/yaml-document.js';
+import { LIMITS } from '../../core/limits.js';
+import { parseYaml as parseBoundedYaml, toPlain, yamlLimitMessage } from '../../define/yaml-document.js';
 import { BatonError } from '../../core/errors.js';
 import type { RunEvent, RunInput, RunState } from '../../core/run-machine.js';
 import { createRunState, evolve } from '../../core/run-machine.js';
@@ -40,10 +40,7 @@ function readParamsFile(path: string, cwd: string): Record<string, unknown> {
   // The flow loader's parser: nesting and alias expansion are bounded while it parses.
   const parsed = parseBoundedYaml(text, { depth: LIMITS.params_depth.default });
   if (parsed.over) {
-    const { message, hint } = overLimit(
-      parsed.over.limit === 'flow_depth' ? 'params_depth' : parsed.over.limit,
-      parsed.over.limit === 'flow_depth' ? `a value nested more than ${parsed.over.max} deep` : parsed.over.value,
-    );
+    const { message, hint } = yamlLimitMessage(parsed.over, 'params_depth');
     throw new BatonError('USAGE', `--params-file ${path}: ${message}`, { hint });
   }
   const syntax = parsed.errors[0];
