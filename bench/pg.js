@@ -1,17 +1,37 @@
 // PostgreSQL figures for `npm run bench -- --store postgres`: a scheduler in this process
 // and `baton worker` processes, all on a fresh database of the server named by
 // BATON_BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres), with the
-// server's default durability (fsync on, synchronous_commit on).
+// server's default durability (fsync on, synchronous_commit on). `pg_deadlocks` counts the
+// deadlocks the server detected in the bench databases over the whole run (goal 0).
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { createRun, openRuntime } from '../dist/app/runtime.js';
+import { buildRun, createRun, openRuntime } from '../dist/app/runtime.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const adminUrl = process.env.BATON_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** Deadlocks detected in the bench databases so far, and whether any database was used. */
+const deadlocks = { count: 0, databases: 0 };
+
+/**
+ * The deadlocks the server counted in database `name`, read once every session of it has
+ * ended (a session hands its counts to the shared statistics as it exits).
+ */
+async function deadlocksOf(admin, name) {
+  for (let i = 0; i < 200; i++) {
+    const { rows } = await admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [name]);
+    if (rows[0].n === 0) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  await admin.query('SELECT pg_stat_clear_snapshot()');
+  const { rows } = await admin.query('SELECT deadlocks FROM pg_stat_database WHERE datname = $1', [name]);
+  return Number(rows[0]?.deadlocks ?? 0);
+}
 
 async function withDatabase(fn) {
   const name = `baton_bench_${process.pid}_${Date.now().toString(36)}`;
@@ -26,6 +46,8 @@ async function withDatabase(fn) {
   } finally {
     const c = new pg.Client({ connectionString: adminUrl });
     await c.connect();
+    deadlocks.count += await deadlocksOf(c, name);
+    deadlocks.databases++;
     await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     await c.end();
   }
@@ -126,6 +148,8 @@ async function runState(c, id) {
 async function schedulerRuntime(dir, url) {
   const rt = await openRuntime({ cwd: dir, env: { BATON_DATABASE_URL: url } });
   const waiters = new Map();
+  // Every run that ends, for benches that queue many: how many ended, how many not succeeded.
+  const ended = { count: 0, failed: 0, wake: null };
   const scheduler = rt.createScheduler({
     leaseMs: 10_000,
     engine: {
@@ -134,6 +158,9 @@ async function schedulerRuntime(dir, url) {
         for (const e of events) {
           if (e.type === 'run_succeeded' || e.type === 'run_failed' || e.type === 'run_cancelled') {
             waiters.get(runId)?.({ state: e.type, at: performance.now() });
+            ended.count++;
+            if (e.type !== 'run_succeeded') ended.failed++;
+            ended.wake?.();
           }
         }
       },
@@ -155,6 +182,25 @@ async function schedulerRuntime(dir, url) {
       const end = await done;
       if (end.state !== 'run_succeeded') throw new Error(`run ${run.id}: ${end.state}`);
       return { id: run.id, ms: end.at - t0, t0 };
+    },
+    /** From now: `until(n, ms)` waits for n more runs to end, and tells how long that took. */
+    countFinished() {
+      const t0 = performance.now();
+      const base = { count: ended.count, failed: ended.failed };
+      return {
+        async until(n, timeoutMs) {
+          while (ended.count - base.count < n) {
+            if (performance.now() - t0 > timeoutMs) {
+              throw new Error(`only ${ended.count - base.count} of ${n} runs ended within ${timeoutMs} ms`);
+            }
+            await new Promise((r) => {
+              ended.wake = r;
+              setTimeout(r, 1000);
+            });
+          }
+          return { ms: performance.now() - t0, failed: ended.failed - base.failed };
+        },
+      };
     },
     async close() {
       await scheduler.stop();
@@ -216,7 +262,9 @@ export async function pgBenches(report, only) {
       try {
         const path = writeFlow(dir, 'latency', [task('first', 'stamp')]);
         const latencies = [];
-        for (let i = 0; i < 120; i++) {
+        // From the call that submits a run (as `baton run --enqueue` makes it) to the start of
+        // its body in the worker, both on this machine's clock: 20 warm-up runs, then 200.
+        for (let i = 0; i < 220; i++) {
           const before = performance.timeOrigin + performance.now();
           const { id } = await s.run(path);
           const started = (await s.rt.store.getTaskRuns(id))[0].output;
@@ -224,8 +272,42 @@ export async function pgBenches(report, only) {
         }
         latencies.sort((a, b) => a - b);
         const at = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
-        report('pg_start_latency_p50_ms', at(50), 'ms', 5, 'lower');
+        report('pg_start_latency_p50_ms', at(50), 'ms', 2, 'lower');
         report('pg_start_latency_p99_ms', at(99), 'ms', 0, 'lower');
+      } finally {
+        await s.close();
+        await stopWorkers(workers);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  // Many small runs at once: 10,000 one-task runs queued together, one scheduler and one
+  // worker. The scheduler holds thousands of run leases, so its lease renewals and group
+  // commits each lock thousands of runs rows: the path where a lock order matters.
+  if (want('pgManyRuns')) {
+    await withDatabase(async (url) => {
+      const dir = project();
+      const workers = startWorkers(dir, url, 1, 64);
+      await Promise.all(workers.map((w) => w.ready));
+      const s = await schedulerRuntime(dir, url);
+      try {
+        await s.run(writeFlow(dir, 'warm', [task('a', 'noop')]));
+        const flow = await s.rt.catalog.find(writeFlow(dir, 'small', [task('only', 'noop')]));
+        const n = 10_000;
+        const finished = s.countFinished();
+        const chunk = 500;
+        for (let i = 0; i < n; i += chunk) {
+          const size = Math.min(chunk, n - i);
+          if (typeof s.rt.store.createRuns === 'function') {
+            await s.rt.store.createRuns(Array.from({ length: size }, () => buildRun(s.rt.config, flow)));
+          } else {
+            await Promise.all(Array.from({ length: size }, () => createRun(s.rt, flow)));
+          }
+        }
+        const { ms, failed } = await finished.until(n, 600_000);
+        if (failed > 0) throw new Error(`pgManyRuns: ${failed} runs did not succeed`);
+        report('pg_many_runs_per_s', n / (ms / 1000), 'runs/s', 0, 'higher');
       } finally {
         await s.close();
         await stopWorkers(workers);
@@ -293,4 +375,6 @@ export async function pgBenches(report, only) {
       }
     });
   }
+
+  if (deadlocks.databases > 0) report('pg_deadlocks', deadlocks.count, 'count', 0, 'lower');
 }

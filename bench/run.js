@@ -6,10 +6,11 @@
 // SQLite store with durable settings: WAL, synchronous=FULL), `engine`, `data`, `api`, and
 // `yaml` (loading large flow files). `--only` takes group names or benchmark names; a
 // group with nothing to run prints nothing. With `--store postgres`, group `core` is the
-// PostgreSQL figures of bench/pg.js; the other groups do not depend on the store.
+// PostgreSQL figures of bench/pg.js and group `engine` (bench/engine.js) runs on PostgreSQL;
+// the other groups do not depend on the store.
 //
 // A group may also come from other modules (GROUP_MODULES): each file that exists is imported
-// and the functions it names run as benchmarks of the group, called with `report`.
+// and the functions it names run as benchmarks of the group, called with `report` and `{ store }`.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -181,6 +182,10 @@ async function bigdag() {
   }
 }
 
+/**
+ * `start_latency_*`: from creating a run until its first task body starts, in the process
+ * that created it (as `baton run` does): 200 runs one at a time, after 20 warm-up runs.
+ */
 async function startLatency() {
   const h = openHarness();
   try {
@@ -200,7 +205,7 @@ async function startLatency() {
       if (i >= 20) latencies.push(started - t0);
     }
     latencies.sort((a, b) => a - b);
-    report('start_latency_p50_ms', percentile(latencies, 50), 'ms', 1, 'lower');
+    report('start_latency_p50_ms', percentile(latencies, 50), 'ms', 0.5, 'lower');
     report('start_latency_p99_ms', percentile(latencies, 99), 'ms', 5, 'lower');
   } finally {
     await h.close();
@@ -285,14 +290,31 @@ export const GROUPS = {
 /**
  * Benchmarks other modules add to a group: `path` (relative to bench/) is imported when the
  * file exists, and each export named in `benches` runs as the benchmark of that name, called
- * with `report(name, value, unit, goal, better)` (`better`: 'lower' or 'higher').
+ * with `report(name, value, unit, goal, better)` (`better`: 'lower' or 'higher') and
+ * `{ store }`, the store the bench was given ('sqlite' or 'postgres').
  */
 export const GROUP_MODULES = {
+  engine: [
+    {
+      path: './engine.js',
+      benches: {
+        parkedRuns: 'parkedRunsBench',
+        timerFireLag: 'timerFireLagBench',
+        signalToStart: 'signalToStartBench',
+        clientStartLatency: 'startLatencyBench',
+        runsPerS: 'runsPerSecondBench',
+        runsPerSMany: 'runsPerSecondManyBench',
+      },
+    },
+  ],
   yaml: [{ path: './fuzz.js', benches: { fuzz: 'fuzzBench' } }],
 };
 
-/** The benchmarks of a group, its modules' included. */
-async function benchesOf(group) {
+/** Groups whose figures depend on the store: with `--store postgres` they run on PostgreSQL. */
+const STORE_GROUPS = new Set(['core', 'engine']);
+
+/** The benchmarks of a group, its modules' included; module benchmarks are given the store. */
+async function benchesOf(group, storeName = 'sqlite') {
   const benches = { ...GROUPS[group] };
   for (const { path, benches: named } of GROUP_MODULES[group] ?? []) {
     const file = join(here, path);
@@ -301,14 +323,17 @@ async function benchesOf(group) {
     for (const [name, exported] of Object.entries(named)) {
       const fn = mod[exported];
       if (typeof fn !== 'function') throw new Error(`bench/${path} does not export ${exported}`);
-      benches[name] = () => fn(report);
+      benches[name] = () => fn(report, { store: storeName });
     }
   }
   return benches;
 }
 
 /** Runs what `only` selects (every group when null): whole groups by name, or single benchmarks. */
-export async function runGroups(only, storeName) {
+export async function runGroups(only, storeName = 'sqlite') {
+  if (storeName !== 'sqlite' && storeName !== 'postgres') {
+    throw new Error(`--store: ${storeName} is none of sqlite, postgres`);
+  }
   if (only) {
     const known = new Set(Object.keys(GROUPS));
     for (const group of Object.keys(GROUPS)) for (const name of Object.keys(await benchesOf(group))) known.add(name);
@@ -321,12 +346,12 @@ export async function runGroups(only, storeName) {
     const whole = !only || only.has(group);
     if (storeName === 'postgres' && group === 'core') {
       const { pgBenches } = await import('./pg.js');
-      // Without --only, a PostgreSQL run is its core figures; other groups run when named.
+      // Without --only, a PostgreSQL run is the groups that depend on the store; others run when named.
       await pgBenches(report, whole ? null : only);
       continue;
     }
-    if (storeName === 'postgres' && !only) continue;
-    for (const [name, fn] of Object.entries(await benchesOf(group))) {
+    if (storeName === 'postgres' && !only && !STORE_GROUPS.has(group)) continue;
+    for (const [name, fn] of Object.entries(await benchesOf(group, storeName))) {
       if (whole || only.has(name)) await fn();
     }
   }
@@ -348,8 +373,10 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   try {
     await runGroups(only, store);
   } catch (error) {
-    if (!String(error.message).startsWith('--only')) throw error;
-    console.error(`bench: ${error.message} (groups: ${Object.keys(GROUPS).join(', ')})`);
+    const message = String(error.message);
+    if (!/^--(only|store)/.test(message)) throw error;
+    const groups = message.startsWith('--only') ? ` (groups: ${Object.keys(GROUPS).join(', ')})` : '';
+    console.error(`bench: ${message}${groups}`);
     process.exit(2);
   }
   if (!asJson) printTable();

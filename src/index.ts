@@ -1,6 +1,8 @@
 /**
- * Baton's public API for flow authors: the flow builder, the options of its task methods,
- * and the types a task sees. The testing kit is a separate entry point, `baton-orchestrator/testing`.
+ * Baton's public API: for flow authors, the flow builder, the options of its task methods,
+ * and the types a task sees; for programs, the client (`openClient`, docs/api.md) that
+ * starts runs, awaits them and executes them in process. The testing kit is a separate
+ * entry point, `baton-orchestrator/testing`.
  */
 export { defineFlow, FlowDefinition } from './define/builder.js';
 export type {
@@ -48,3 +50,29 @@ export { BatonError, ERROR_CODES } from './core/errors.js';
 export { TaskFailure } from './core/task-failure.js';
 export type { TaskFailureOptions } from './core/task-failure.js';
 export type { ErrorCode } from './core/errors.js';
+export { openClient } from './client/index.js';
+export type {
+  BatonClient,
+  CancelOptions,
+  ClientOptions,
+  DecisionOptions,
+  DecisionOutcome,
+  FlowInput,
+  ListOptions,
+  ParamInput,
+  RetryOptions,
+  RunEventRecord,
+  RunHandle,
+  RunInfo,
+  RunOutputs,
+  SignalOptions,
+  SignalOutcome,
+  StartManyInput,
+  StartOptions,
+  TaskRunInfo,
+  WaitOptions,
+  Worker,
+  WorkerOptions,
+} from './client/index.js';
+export type { RunEvent } from './core/run-machine.js';
+export type { RunStateName, TaskStateName } from './core/states.js';

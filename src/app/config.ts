@@ -220,7 +220,8 @@ export async function loadConfig(
   env: NodeJS.ProcessEnv,
   flags: ConfigOverrides = {},
 ): Promise<BatonConfig> {
-  const { dir, configFile, marker } = findProjectDir(cwd);
+  const location = findProjectDir(cwd);
+  const { configFile } = location;
   let file: ConfigFile = {};
   if (configFile) {
     const { parseConfigText } = await import('./config-schema.js');
@@ -238,6 +239,21 @@ export async function loadConfig(
     }
     file = parsed.data;
   }
+  return resolveConfig(location, file, env, flags);
+}
+
+/**
+ * The configuration of a project from its parsed baton.yaml (`{}` when it has none), the
+ * environment and the flags: the one place that fills in defaults. A program that embeds
+ * Baton without a project calls it with an empty file and environment.
+ */
+export function resolveConfig(
+  location: ProjectLocation,
+  file: ConfigFile,
+  env: NodeJS.ProcessEnv,
+  flags: ConfigOverrides = {},
+): BatonConfig {
+  const { dir, configFile, marker } = location;
   // Every named setting is checked, not only the one that wins: a typo is reported where it is.
   const given: [DatabaseSource, string | undefined][] = [
     ['--db', flags.database],

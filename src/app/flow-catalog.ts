@@ -15,6 +15,7 @@ import { missingClientProblems } from '../triggers/source-clients.js';
 import { BatonError } from '../core/errors.js';
 import type { FlowSpec } from '../core/model.js';
 import type { FlowPlan } from '../core/run-machine.js';
+import { readPinnedSpec } from '../core/run-history.js';
 import { compilePlan } from '../core/run-machine.js';
 import { flattenTasks, runsFlowCode } from '../core/run-topology.js';
 import type { FlowDefinition } from '../define/builder.js';
@@ -79,8 +80,30 @@ export function flowVersion(spec: FlowSpec, sources: readonly string[]): string 
   return h.digest('hex').slice(0, 12);
 }
 
+/** The source path recorded for a flow registered in code: `code:<flow name>`, no file. */
+export const CODE_SOURCE_PREFIX = 'code:';
+
+/** Whether a recorded source path names a flow registered in code rather than a file. */
+export function isCodeSource(sourcePath: string): boolean {
+  return sourcePath.startsWith(CODE_SOURCE_PREFIX);
+}
+
+/**
+ * The version of a flow defined in code and registered without a file: its normalized
+ * definition and the source text of the functions its tasks run, so that a worker running
+ * other code than the process that started a run refuses the run instead of running it.
+ */
+function codeVersion(definition: FlowDefinition, spec: FlowSpec): string {
+  const sources = flattenTasks(spec.tasks)
+    .filter(runsFlowCode)
+    .map((t) => String(definition.functionOf(t.key ?? t.id) ?? ''));
+  return flowVersion(spec, sources);
+}
+
 export class FlowCatalog implements FlowResolver {
   private readonly byPath = new Map<string, Promise<LoadedFlow>>();
+  /** Flows defined in code and registered by name (`register`), found before any file. */
+  private readonly registered = new Map<string, LoadedFlow>();
 
   constructor(
     readonly projectDir: string,
@@ -240,8 +263,42 @@ export class FlowCatalog implements FlowResolver {
     return { names: [...names].sort(), broken };
   }
 
-  /** Finds a flow by file path, or by name among the project's flows. */
+  /**
+   * Makes a flow defined in code (`defineFlow`) known by its name, without a file: `find`
+   * returns it before any file of that name, and runs of it resolve to its functions in
+   * this process. Registering another definition under the same name replaces it (runs
+   * already started keep their pinned version); the same definition again is a no-op, so a
+   * flow is registered once its tasks are all added. Throws DEF_* listing every problem.
+   */
+  register(definition: FlowDefinition): LoadedFlow {
+    if (!isFlowDefinitionLike(definition)) {
+      throw new BatonError('USAGE', 'register: expected a flow from defineFlow()', {
+        hint: 'Pass the value defineFlow({...}) returned, with its tasks added.',
+      });
+    }
+    // The same definition again (every `start(flow, …)` passes it) is not normalized again.
+    const known = this.registered.get(definition.name);
+    if (known?.definition === definition) return known;
+    const spec = definition.toSpec(`${CODE_SOURCE_PREFIX}${definition.name}`);
+    const loaded: LoadedFlow = {
+      spec,
+      version: codeVersion(definition, spec),
+      sourcePath: `${CODE_SOURCE_PREFIX}${spec.name}`,
+      definition,
+    };
+    this.registered.set(spec.name, loaded);
+    return loaded;
+  }
+
+  /** The flows registered in code, by name. */
+  registeredFlows(): LoadedFlow[] {
+    return [...this.registered.values()];
+  }
+
+  /** Finds a flow registered in code by name, a flow file by path, or a flow of the project by name. */
   async find(ref: string): Promise<LoadedFlow> {
+    const own = this.registered.get(ref);
+    if (own) return own;
     const asPath = resolve(ref);
     // A path that exists but is no regular file (a FIFO, a folder) is loaded too, to be
     // refused with what it is rather than reported as not found.
@@ -325,7 +382,7 @@ export class FlowCatalog implements FlowResolver {
     if (!store) throw new Error('FlowCatalog.plan needs a store');
     const record = await store.getFlowVersion(flow, version);
     if (!record) throw new BatonError('FLOW_NOT_FOUND', `flow ${flow} version ${version} is not in the store`);
-    return compilePlan(JSON.parse(record.spec) as FlowSpec);
+    return compilePlan(readPinnedSpec(record.spec, `flow ${flow} version ${version}`));
   }
 
   /** Rebuilds a pinned version for the engine; refuses changed code. */
@@ -334,9 +391,10 @@ export class FlowCatalog implements FlowResolver {
     if (!store) throw new Error('FlowCatalog.resolve needs a store');
     const record = await store.getFlowVersion(flow, version);
     if (!record) throw new BatonError('FLOW_NOT_FOUND', `flow ${flow} version ${version} is not in the store`);
-    const spec = JSON.parse(record.spec) as FlowSpec;
+    const spec = readPinnedSpec(record.spec, `flow ${flow} version ${version}`);
     const plan = compilePlan(spec);
     const needsCode = flattenTasks(spec.tasks).some(runsFlowCode);
+    if (isCodeSource(record.sourcePath)) return this.resolveRegistered(flow, version, plan, needsCode);
     let definition: FlowDefinition | undefined;
     if (needsCode && YAML_EXT.has(extname(record.sourcePath))) {
       // The pinned definition is in the store; only the modules it runs can have changed.
@@ -372,6 +430,24 @@ export class FlowCatalog implements FlowResolver {
       flowDir: dirname(record.sourcePath),
       resolveFunction: (taskId) => definition?.functionOf(taskId),
     };
+  }
+
+  /** A pinned version of a flow registered in code: only this process's registration can run it. */
+  private resolveRegistered(flow: string, version: string, plan: FlowPlan, needsCode: boolean): ResolvedFlow {
+    const own = this.registered.get(flow);
+    if (needsCode && own?.version !== version) {
+      throw new BatonError(
+        'FLOW_VERSION_MISMATCH',
+        own
+          ? `flow ${flow}: the run is pinned to version ${version} but the flow registered in this process is version ${own.version}`
+          : `flow ${flow} is defined in code (version ${version}) and not registered in this process`,
+        {
+          hint: 'Register the same flow in the process that executes its runs: openClient({ flows: [flow] }) or client.register(flow).',
+        },
+      );
+    }
+    const definition = own?.version === version ? own.definition : undefined;
+    return { plan, flowDir: this.projectDir, resolveFunction: (key) => definition?.functionOf(key) };
   }
 }
 

@@ -7,8 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { BatonError } from '../core/errors.js';
-import { resolveParams } from '../define/params.js';
-import type { FlowSpec } from '../core/model.js';
+import { readPinnedSpec } from '../core/run-history.js';
 import type { ChildRunLauncher, EngineOptions } from '../engine/engine.js';
 import { Engine } from '../engine/engine.js';
 import { ExecutorRegistry } from '../engine/executor.js';
@@ -19,11 +18,12 @@ import { SchedulerProcess } from '../engine/scheduler.js';
 import type { TaskWorkerOptions } from '../engine/task-worker.js';
 import { TaskWorker } from '../engine/task-worker.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
-import type { NewRun, RunRecord, Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import type { TriggerFlow, TriggerFlows, TriggerServiceOptions } from '../triggers/trigger-service.js';
 import { TriggerService } from '../triggers/trigger-service.js';
 import { triggerSources } from '../triggers/sources.js';
 import type { BatonConfig, ConfigOverrides } from './config.js';
+import { buildRun } from './runs.js';
 import { loadConfig } from './config.js';
 import { crashPointsFromEnv } from '../engine/crash-points.js';
 import type { LoadedFlow } from './flow-catalog.js';
@@ -108,9 +108,22 @@ export async function openCatalog(options: RuntimeOptions): Promise<{ config: Ba
   return { config, catalog };
 }
 
+/** Reads the configuration of the project at `options.cwd` and wires the runtime over it. */
 export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
   const config = await loadConfig(options.cwd, options.env, options.flags);
   checkProject(config, options);
+  return createRuntime(config, { env: options.env });
+}
+
+/**
+ * The composition root: opens the store that `config` names and wires the executors, the
+ * flow catalog, and the factories of engines, workers, schedulers and trigger services.
+ * `env` carries what the trigger sources and the test hooks read; nothing else reads it.
+ */
+export async function createRuntime(
+  config: BatonConfig,
+  options: { readonly env: NodeJS.ProcessEnv },
+): Promise<Runtime> {
   const faults = crashPointsFromEnv(options.env);
   // Test hook: pretend this machine's clock is off by the given ms (see docs/failure-modes.md).
   const skew = Number(options.env.BATON_CLOCK_SKEW_MS ?? 0) || 0;
@@ -142,7 +155,8 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
             { hint: 'Run the child flow once at that version, or drop `version` to use its current definition.' },
           );
         }
-        loaded = { spec: JSON.parse(record.spec) as FlowSpec, version: request.version, sourcePath: record.sourcePath };
+        const spec = readPinnedSpec(record.spec, `flow ${request.flow} version ${request.version}`);
+        loaded = { spec, version: request.version, sourcePath: record.sourcePath };
       } else {
         loaded = await catalog.find(request.flow);
       }
@@ -164,8 +178,22 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
       return created.run.id;
     },
   };
-  const engines: Engine[] = [];
-  const workers: TaskWorker[] = [];
+  // Engines and workers still running, stopped by `close`; each leaves the set when it stops,
+  // so that a long-lived process making one per request (cancel, signal) does not grow it.
+  const engines = new Set<Engine>();
+  const workers = new Set<TaskWorker>();
+  const tracked = <T extends { stop(): Promise<void> }>(set: Set<T>, item: T): T => {
+    set.add(item);
+    const stop = item.stop.bind(item);
+    item.stop = async () => {
+      try {
+        await stop();
+      } finally {
+        set.delete(item);
+      }
+    };
+    return item;
+  };
   const schedulers: SchedulerProcess[] = [];
   const engineDefaults = (): EngineOptions => ({
     store,
@@ -190,9 +218,7 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
     catalog,
     executors,
     createEngine(overrides = {}) {
-      const engine = new Engine({ ...engineDefaults(), ...overrides });
-      engines.push(engine);
-      return engine;
+      return tracked(engines, new Engine({ ...engineDefaults(), ...overrides }));
     },
     createWorker(overrides = {}) {
       const worker = new TaskWorker({
@@ -210,8 +236,7 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
         ...(clock ? { clock } : {}),
         ...overrides,
       });
-      workers.push(worker);
-      return worker;
+      return tracked(workers, worker);
     },
     createTriggerService(overrides = {}) {
       return new TriggerService({
@@ -240,8 +265,7 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
             ...(options.onDiagnostic ? { onDiagnostic: options.onDiagnostic } : {}),
             ...options.engine,
           });
-          engines.push(engine);
-          return engine;
+          return tracked(engines, engine);
         },
         ...(options.onDiagnostic ? { onDiagnostic: options.onDiagnostic } : {}),
         onLeadership: (leading) => {
@@ -278,68 +302,16 @@ export async function openRuntime(options: RuntimeOptions): Promise<Runtime> {
     async close() {
       await triggerService?.stop();
       for (const s of schedulers) await s.stop();
-      for (const w of workers) await w.stop();
-      for (const e of engines) await e.stop();
+      for (const w of [...workers]) await w.stop();
+      for (const e of [...engines]) await e.stop();
       await store.close();
     },
   };
   return runtime;
 }
 
-/** A new run id: time-ordered, 16 characters, e.g. `r0m3xk2a9f4c1d2e`. */
-export function newRunId(now = Date.now()): string {
-  return `r${now.toString(36).padStart(9, '0')}${randomBytes(4).toString('hex').slice(0, 6)}`;
-}
-
-export interface StartRunOptions {
-  readonly params?: Readonly<Record<string, unknown>>;
-  /** Params given as text (`--param k=v`): coerced to the declared types. */
-  readonly paramsFromText?: boolean;
-  readonly dedupeKey?: string;
-}
-
-/** Validates params and records a queued run of the flow; nothing runs yet. */
-export async function createRun(
-  rt: Runtime,
-  flow: LoadedFlow,
-  options: StartRunOptions = {},
-): Promise<{ run: RunRecord; created: boolean }> {
-  return rt.store.createRun(buildRun(rt.config, flow, options));
-}
-
-/** A validated new run of a flow: params checked and filled, payload within the limit. */
-export function buildRun(
-  config: BatonConfig,
-  flow: LoadedFlow,
-  options: StartRunOptions & { triggerId?: string; priority?: number; now?: number } = {},
-): NewRun {
-  const params = resolveParams(flow.spec.params, options.params ?? {}, { fromText: options.paramsFromText ?? false });
-  const bytes = Buffer.byteLength(JSON.stringify(params));
-  if (bytes > config.paramsLimitBytes) {
-    throw new BatonError(
-      'PAYLOAD_TOO_LARGE',
-      `the params of this run are ${bytes} bytes; the limit is ${config.paramsLimitBytes} bytes (limits.params_bytes)`,
-    );
-  }
-  const now = options.now ?? Date.now();
-  return {
-    id: newRunId(now),
-    flow: {
-      flow: flow.spec.name,
-      version: flow.version,
-      spec: JSON.stringify(flow.spec),
-      sourcePath: flow.sourcePath,
-      createdAt: now,
-    },
-    params,
-    taskIds: flow.spec.tasks.map((t) => t.id),
-    createdAt: now,
-    dedupeKey: options.dedupeKey ?? null,
-    maxActiveRuns: flow.spec.maxActiveRuns,
-    ...(options.triggerId ? { triggerId: options.triggerId } : {}),
-    ...(options.priority !== undefined ? { priority: options.priority } : {}),
-  };
-}
+export { buildRun, createRun, newRunId } from './runs.js';
+export type { StartRunOptions } from './runs.js';
 
 /** The project's flows as the trigger service sees them. */
 export function triggerFlows(rt: Runtime): TriggerFlows {

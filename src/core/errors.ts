@@ -120,6 +120,19 @@ export const ERROR_CODES = {
     exitCode: 5,
     source: 'user',
   },
+  RUN_FAILED: {
+    summary:
+      'A run that a program waited for through the client ended without succeeding: failed, cancelled or timed out.',
+    hint: 'details.state and details.error say how it ended; `baton show <run>` shows which task failed and why.',
+    exitCode: 1,
+    source: 'user',
+  },
+  RUN_WAIT_TIMEOUT: {
+    summary: 'A run that a program waited for through the client had not ended when the wait timed out.',
+    hint: 'Check that a worker executes runs (`baton worker`, `baton dev`, or client.startWorker()), or wait longer.',
+    exitCode: 1,
+    source: 'user',
+  },
   TASK_NOT_FOUND: {
     summary: 'The run has no task with that id.',
     hint: 'List the tasks of the run with `baton show <run>`.',
@@ -220,6 +233,20 @@ export const ERROR_CODES = {
     summary: 'The database was migrated by a newer Baton.',
     hint: 'Upgrade Baton to the version that last migrated this database.',
     exitCode: 6,
+    source: 'baton',
+  },
+  HISTORY_TOO_NEW: {
+    summary:
+      'A run history or a pinned flow definition was written in a format newer than this Baton reads (a newer Baton wrote it).',
+    hint: 'Upgrade Baton to the version that wrote the run; an older Baton cannot read a newer history.',
+    exitCode: 6,
+    source: 'baton',
+  },
+  RUN_INVALID_TRANSITION: {
+    summary:
+      'A run history holds an event that is illegal in the state the run or task is in: the history does not fit the run machine. Baton stops executing that run rather than continue from a half-applied decision.',
+    hint: 'Nothing of the run is changed. Report it with the output of `baton show <run> --events --json`; the message names the run, the state and the event.',
+    exitCode: 70,
     source: 'baton',
   },
   CONFIG_INVALID: {

@@ -1,12 +1,14 @@
 /**
  * The fold of a run's history: `evolve` applies one event to a run's state, and
- * `foldRun` replays a whole history. Illegal transitions throw: history is never bent to
- * fit. Tallies (open tasks, upstream counts, a map's items) are kept up to date here, so
- * that deciding what happens next never scans the whole run.
+ * `foldRun` replays a whole history. An event illegal in the state of its run or task
+ * throws RUN_INVALID_TRANSITION, and one in a newer history format HISTORY_TOO_NEW:
+ * history is never bent to fit. Tallies (open tasks, upstream counts, a map's items) are
+ * kept up to date here, so that deciding what happens next never scans the whole run.
  */
 import { BatonError } from './errors.js';
 import { compileGraph } from './graph.js';
-import type { FlowSpec, MapSpec } from './model.js';
+import type { FlowSpec } from './model.js';
+import { eventFormat, HISTORY_FORMAT, invalidTransition } from './run-history.js';
 import type { FlowPlan } from './run-topology.js';
 import {
   addInstances,
@@ -20,7 +22,7 @@ import {
 } from './run-topology.js';
 import type { MapProgress, RunEvent, RunState, TaskRun, Wait } from './run-types.js';
 import type { TaskStateName } from './states.js';
-import { isTerminalTask } from './states.js';
+import { isTerminalRun, isTerminalTask } from './states.js';
 
 export function compilePlan(spec: FlowSpec): FlowPlan {
   return { spec, graph: compileGraph(spec.tasks) };
@@ -71,17 +73,24 @@ export function createRunState(runId: string, plan: FlowPlan): RunState {
   };
 }
 
-/** Rebuilds a run's state from its history. */
+/**
+ * Rebuilds a run's state from its stored history. Throws HISTORY_TOO_NEW for an event
+ * written in a format newer than HISTORY_FORMAT, and RUN_INVALID_TRANSITION for one that
+ * is illegal where it stands.
+ */
 export function foldRun(runId: string, plan: FlowPlan, events: Iterable<RunEvent>): RunState {
   const run = createRunState(runId, plan);
-  for (const event of events) evolve(run, event);
+  for (const event of events) {
+    if (event.v !== HISTORY_FORMAT) eventFormat(runId, event);
+    evolve(run, event);
+  }
   run.followUps.clear();
   return run;
 }
 
-function indexOf(run: RunState, task: string): number {
+function indexOf(run: RunState, task: string, event: string): number {
   const i = taskIndexOf(run, task);
-  if (i === undefined) throw new BatonError('TASK_NOT_FOUND', `run ${run.runId} has no task "${task}"`);
+  if (i === undefined) throw invalidTransition(run.runId, event, run.state, task, 'the run has no such task');
   return i;
 }
 
@@ -106,9 +115,9 @@ export function isRaceBranch(run: RunState, i: number): boolean {
 }
 
 /** Marks a task terminal and updates the tallies that depend on it. */
-function close(run: RunState, i: number, state: TaskStateName, at: number): void {
+function close(run: RunState, i: number, state: TaskStateName, at: number, event: string): void {
   const t = taskRun(run, i);
-  if (isTerminalTask(t.state)) throw new Error(`illegal transition: task ${taskIdOf(run, i)} is already ${t.state}`);
+  if (isTerminalTask(t.state)) throw invalidTransition(run.runId, event, t.state, taskIdOf(run, i));
   t.state = state;
   t.endedAt = at;
   t.retryAt = null;
@@ -143,10 +152,35 @@ function close(run: RunState, i: number, state: TaskStateName, at: number): void
 
 function requireState(run: RunState, i: number, allowed: readonly TaskStateName[], event: string): TaskRun {
   const t = taskRun(run, i);
-  if (!allowed.includes(t.state)) {
-    throw new Error(`illegal transition: ${event} for task ${taskIdOf(run, i)} in state ${t.state}`);
-  }
+  if (!allowed.includes(t.state)) throw invalidTransition(run.runId, event, t.state, taskIdOf(run, i));
   return t;
+}
+
+/** An event naming an attempt must name the task's current one (`next`: the one after it). */
+function requireAttempt(run: RunState, i: number, t: TaskRun, attempt: number, event: string, next = false): void {
+  if (next ? attempt > t.attempt : attempt === t.attempt) return;
+  const expected = next ? `an attempt after ${t.attempt}` : `attempt ${t.attempt}`;
+  throw invalidTransition(run.runId, event, t.state, taskIdOf(run, i), `it names attempt ${attempt}, not ${expected}`);
+}
+
+/** The task an event names, if it names one, for error messages. */
+function taskOf(event: RunEvent): string | null {
+  return 'task' in event && typeof event.task === 'string' ? event.task : null;
+}
+
+/**
+ * What the run's own state allows: a finished run takes only a rerun; a rerun, only a
+ * finished run; a start, only a queued run.
+ */
+function requireRunState(run: RunState, event: RunEvent): void {
+  const ended = isTerminalRun(run.state);
+  const legal =
+    event.type === 'run_retried'
+      ? ended
+      : event.type === 'run_started'
+        ? run.state === 'queued'
+        : !ended || event.type === 'run_created';
+  if (!legal) throw invalidTransition(run.runId, event.type, run.state, taskOf(event));
 }
 
 function newMapProgress(count: number, size: number): MapProgress {
@@ -162,8 +196,13 @@ function newMapProgress(count: number, size: number): MapProgress {
   };
 }
 
-/** Applies one event. Illegal transitions throw: history is never bent to fit. */
+/**
+ * Applies one event. An event illegal in the state of its run or task throws
+ * RUN_INVALID_TRANSITION (naming the run, the state and the event); the state may then
+ * be half-applied, and must be dropped.
+ */
 export function evolve(run: RunState, event: RunEvent): void {
+  requireRunState(run, event);
   switch (event.type) {
     case 'run_created':
       return;
@@ -173,33 +212,43 @@ export function evolve(run: RunState, event: RunEvent): void {
       return;
     case 'tasks_queued':
       for (const id of event.tasks) {
-        const t = requireState(run, indexOf(run, id), ['pending', 'retrying', 'running', 'waiting'], event.type);
+        const t = requireState(
+          run,
+          indexOf(run, id, event.type),
+          ['pending', 'retrying', 'running', 'waiting'],
+          event.type,
+        );
         t.state = 'queued';
         t.retryAt = null;
         t.wait = null;
       }
       return;
     case 'task_started': {
-      const t = requireState(run, indexOf(run, event.task), ['queued'], event.type);
+      const i = indexOf(run, event.task, event.type);
+      const t = requireState(run, i, ['queued'], event.type);
+      requireAttempt(run, i, t, event.attempt, event.type, true);
       t.state = 'running';
       t.attempt = event.attempt;
       t.startedAt ??= event.at;
       return;
     }
     case 'task_succeeded': {
-      const i = indexOf(run, event.task);
+      const i = indexOf(run, event.task, event.type);
       const t = requireState(run, i, ['running', 'waiting'], event.type);
+      requireAttempt(run, i, t, event.attempt, event.type);
       t.output = event.output;
       if (event.recoveredBy === undefined) t.error = null;
       if (event.signal !== undefined) {
         const signal = run.signals.find((s) => s.id === event.signal);
         if (signal) signal.consumed = true;
       }
-      close(run, i, 'succeeded', event.at);
+      close(run, i, 'succeeded', event.at, event.type);
       return;
     }
     case 'attempt_failed': {
-      const t = requireState(run, indexOf(run, event.task), ['running', 'waiting'], event.type);
+      const i = indexOf(run, event.task, event.type);
+      const t = requireState(run, i, ['running', 'waiting'], event.type);
+      requireAttempt(run, i, t, event.attempt, event.type);
       if (!event.lost) t.failures++;
       t.error = event.error;
       t.wait = null;
@@ -207,35 +256,35 @@ export function evolve(run: RunState, event: RunEvent): void {
       return;
     }
     case 'retry_scheduled': {
-      const t = requireState(run, indexOf(run, event.task), ['running'], event.type);
+      const t = requireState(run, indexOf(run, event.task, event.type), ['running'], event.type);
       t.state = 'retrying';
       t.retryAt = event.dueAt;
       return;
     }
     case 'task_failed': {
-      const i = indexOf(run, event.task);
+      const i = indexOf(run, event.task, event.type);
       const t = requireState(run, i, ['running', 'waiting'], event.type);
       t.error = event.error;
-      close(run, i, 'failed', event.at);
+      close(run, i, 'failed', event.at, event.type);
       return;
     }
     case 'tasks_skipped':
       for (const s of event.tasks) {
-        const i = indexOf(run, s.task);
+        const i = indexOf(run, s.task, event.type);
         const t = requireState(run, i, ['pending'], event.type);
         t.skipReason = s.reason;
         t.upstreamFailed = s.upstreamFailed;
-        close(run, i, 'skipped', event.at);
+        close(run, i, 'skipped', event.at, event.type);
       }
       return;
     case 'tasks_cancelled':
       for (const id of event.tasks) {
-        const i = indexOf(run, id);
+        const i = indexOf(run, id, event.type);
         const t = taskRun(run, i);
         t.benign = event.benign === true;
         if (t.benign) t.skipReason = event.reason;
         else t.error ??= { code: 'TASK_CANCELLED', message: event.reason, source: 'user' };
-        close(run, i, 'cancelled', event.at);
+        close(run, i, 'cancelled', event.at, event.type);
       }
       return;
     case 'cancel_requested':
@@ -245,20 +294,26 @@ export function evolve(run: RunState, event: RunEvent): void {
     case 'run_retried':
       applyRerun(
         run,
-        event.tasks.map((id) => indexOf(run, id)),
+        event.tasks.map((id) => indexOf(run, id, event.type)),
       );
       return;
     case 'task_waiting': {
-      const t = requireState(run, indexOf(run, event.task), ['running'], event.type);
+      const i = indexOf(run, event.task, event.type);
+      const t = requireState(run, i, ['running'], event.type);
+      requireAttempt(run, i, t, event.attempt, event.type);
       t.state = 'waiting';
       t.wait = event.wait;
       t.retryAt = waitDue(event.wait);
       return;
     }
     case 'task_expanded': {
-      const i = indexOf(run, event.task);
+      const i = indexOf(run, event.task, event.type);
       const t = requireState(run, i, ['running'], event.type);
-      const mapSpec = taskSpecOf(run, i).map as MapSpec;
+      const mapSpec = taskSpecOf(run, i).map;
+      if (!mapSpec || t.map !== null) {
+        const why = mapSpec ? 'its items are known already' : 'it is no map';
+        throw invalidTransition(run.runId, event.type, t.state, event.task, why);
+      }
       const first = addInstances(run, i, event.items);
       const size = mapSpec.template.length;
       for (let k = 0; k < event.items.length * size; k++) run.tasks[first + k] = newTaskRun();
@@ -270,9 +325,13 @@ export function evolve(run: RunState, event: RunEvent): void {
       return;
     }
     case 'map_items_started': {
-      const m = taskRun(run, indexOf(run, event.task)).map;
-      if (!m) throw new Error(`illegal transition: ${event.type} for task ${event.task}, which has no items`);
+      const t = taskRun(run, indexOf(run, event.task, event.type));
+      const m = t.map;
+      if (!m) throw invalidTransition(run.runId, event.type, t.state, event.task, 'it has no items');
       for (const item of event.items) {
+        if (!(item >= 0 && item < m.count)) {
+          throw invalidTransition(run.runId, event.type, t.state, event.task, `it has no item #${item}`);
+        }
         m.started[item] = 1;
         if ((m.itemOpen[item] as number) > 0) m.active++;
       }
@@ -281,7 +340,7 @@ export function evolve(run: RunState, event: RunEvent): void {
     }
     case 'task_catching': {
       // Running for an attempt's failure; waiting for a map whose items failed.
-      const t = requireState(run, indexOf(run, event.task), ['running', 'waiting'], event.type);
+      const t = requireState(run, indexOf(run, event.task, event.type), ['running', 'waiting'], event.type);
       t.state = 'waiting';
       t.error = event.error;
       t.wait = { kind: 'handler', handler: event.handler };
@@ -298,7 +357,7 @@ export function evolve(run: RunState, event: RunEvent): void {
       });
       return;
     case 'approval_decided':
-      requireState(run, indexOf(run, event.task), ['waiting'], event.type);
+      requireState(run, indexOf(run, event.task, event.type), ['waiting'], event.type);
       return;
     case 'run_succeeded':
       run.state = 'succeeded';
@@ -314,6 +373,11 @@ export function evolve(run: RunState, event: RunEvent): void {
       run.state = 'cancelled';
       run.endedAt = event.at;
       return;
+    default: {
+      // A type this Baton does not know, in a format it reads: the history is damaged.
+      const type = String((event as { type?: unknown }).type);
+      throw invalidTransition(run.runId, type, run.state, null, 'no such event');
+    }
   }
 }
 

@@ -88,7 +88,10 @@ class Recorder implements Decision {
 
 /**
  * Decides what an input means for the run. Returns no events for inputs that no longer
- * apply (a late result from a superseded attempt, a timer for a task that moved on).
+ * apply (a late result from a superseded attempt, a timer for a task that moved on). An
+ * input that would record an illegal transition (items for a task that is no map, say)
+ * throws RUN_INVALID_TRANSITION from `evolve`; `run` may then be half-applied, and the
+ * caller must drop it rather than go on from it.
  */
 export function decide(run: RunState, input: RunInput, now: number, random: () => number): Decision {
   const rec = new Recorder(run, now, random);

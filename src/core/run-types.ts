@@ -94,8 +94,13 @@ export interface SkippedTask {
   readonly upstreamFailed: boolean;
 }
 
-/** Durable facts of a run's history. */
-export type RunEvent =
+/**
+ * Durable facts of a run's history. A stored event also carries `v`, the history format it
+ * was written in (see run-history.ts); events made by `decide` leave it to the store.
+ */
+export type RunEvent = RunEventBody & { readonly v?: number };
+
+type RunEventBody =
   | {
       readonly type: 'run_created';
       readonly at: number;

@@ -97,6 +97,13 @@ export interface EngineOptions {
    * renewal. Default true for the dispatch mode, false otherwise.
    */
   readonly useDatabaseClock?: boolean;
+  /**
+   * In worker mode, release runs whose open work only waits, as parked runs the store wakes
+   * when they are due (see docs/concepts.md#parked-runs). Default true, unless `clock` is
+   * given: a parked run's wake-up is compared with the database clock, which a virtual clock
+   * does not move.
+   */
+  readonly parkWaitingRuns?: boolean;
   readonly random?: () => number;
   readonly faults?: EngineFaults;
   /** Identifies this process in leases; default `<host>/<pid>/<uuid>`. */

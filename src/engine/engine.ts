@@ -77,6 +77,12 @@ interface ActiveRun {
   rejectDone: (error: Error) => void;
   /** The time of the run's latest event: its next events are stamped no earlier (`stampTime`). */
   lastAt: number;
+  /** Taken by `execute`, whose caller awaits the end here: never parked. */
+  readonly pinned: boolean;
+  /** Engine actions (map lists, waits, child launches) of this run in flight. */
+  inlineInFlight: number;
+  /** Being released as parked: inputs are no longer taken (they are durable and wake it again). */
+  parking: boolean;
 }
 
 interface ReadyItem {
@@ -108,9 +114,12 @@ export class Engine {
     ((runId: string, events: readonly RunEvent[], logs: readonly LogLine[]) => void) | undefined;
 
   private readonly runs = new Map<string, ActiveRun>();
+  /** Runs activated since the last flush: each is considered for parking after it. */
+  private readonly activated: ActiveRun[] = [];
   private readonly resolvedFlows = new Map<string, Promise<ResolvedFlow>>();
   private readonly inbox: { run: ActiveRun; input: RunInput; requestId?: number; harvestedId?: string }[] = [];
   private readonly mode: 'local' | 'dispatch';
+  private readonly parkWaitingRuns: boolean;
   private readonly childLauncher: ChildRunLauncher | undefined;
   /** Queue rows handed to the run machine and not yet deleted by a commit. */
   private readonly harvesting = new Set<string>();
@@ -165,6 +174,7 @@ export class Engine {
     this.onCommitted = options.onCommitted;
     this.mode = options.mode ?? 'local';
     this.childLauncher = options.children;
+    this.parkWaitingRuns = options.parkWaitingRuns ?? options.clock === undefined;
   }
 
   /** Runs this process currently owns. */
@@ -222,7 +232,7 @@ export class Engine {
     }
     let run: ActiveRun;
     try {
-      run = await this.activate(lease);
+      run = await this.activate(lease, true);
     } catch (error) {
       this.runs.delete(runId);
       await this.store.releaseRun(lease).catch(() => undefined);
@@ -302,8 +312,16 @@ export class Engine {
     // Give aborted bodies (shell commands being killed) time to exit before the process may.
     const deadline = Date.now() + this.killGraceMs + 1000;
     while (this.runningCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    // Hand the runs back so that another process takes them at once, not after the lease.
-    for (const run of owned) await this.store.releaseRun(run.lease).catch(() => undefined);
+    // Hand the runs back so that another process takes them at once, not after the lease;
+    // those that only wait are parked, to be taken when they are due.
+    for (const run of owned) {
+      const parkable = this.parkWaitingRuns && run.running.size === 0 && !hasPending(run.pending);
+      const park = parkable ? parkingOf(run.state) : null;
+      const handBack = park
+        ? this.store.parkRun(run.lease, { wakeAt: park.wakeAt, awaiting: [...run.children.values()] })
+        : this.store.releaseRun(run.lease);
+      await handBack.catch(() => undefined);
+    }
   }
 
   private ensureTimers(): void {
@@ -355,6 +373,17 @@ export class Engine {
     }
   }
 
+  /**
+   * How many more runs a local engine takes: claimed runs wait in memory for slots, so a
+   * worker holds at most four times its concurrency (and never fewer than a claim batch)
+   * and leaves the rest to other workers. A dispatcher's runs wait on remote workers and
+   * are bounded by its concurrency of attempts alone.
+   */
+  private claimRoom(): number {
+    if (this.mode === 'dispatch') return CLAIM_BATCH;
+    return Math.max(CLAIM_BATCH, 4 * this.concurrency) - this.runs.size;
+  }
+
   /** Worker mode: claims queued and orphaned runs while there is room. */
   private async claimNew(): Promise<void> {
     if (!this.workerMode || this.draining || this.stopped || this.runningCount >= this.concurrency) return;
@@ -366,11 +395,25 @@ export class Engine {
     try {
       do {
         this.claimAgain = false;
-        const leases = await this.store.claimRuns({ owner: this.owner, leaseMs: this.leaseMs, limit: 8 });
+        const limit = Math.min(CLAIM_BATCH, this.claimRoom());
+        if (limit <= 0) break;
+        const leases = await this.store.claimRuns({ owner: this.owner, leaseMs: this.leaseMs, limit });
         // Activated one after another so that a full batch of claims cannot starve the others.
-        for (const lease of leases)
-          await this.activate(lease).catch((error: unknown) => this.failActivation(lease, error));
-        if (leases.length === 8) this.claimAgain = true;
+        const woken: ActiveRun[] = [];
+        for (const lease of leases) {
+          const run = await this.activate(lease).catch((error: unknown) => this.failActivation(lease, error));
+          if (run) woken.push(run);
+        }
+        if (woken.length > 0) {
+          // A parked run woken by a request (a signal, a decision) or by the end of a child
+          // run takes it now, not at the next poll; only then may it be parked again.
+          const requests = await this.store.pendingRequests(woken.map((r) => r.lease.runId));
+          for (const r of requests) this.acceptRequest(r);
+          if (woken.some((r) => r.children.size > 0)) await this.checkChildren();
+          this.activated.push(...woken);
+          this.scheduleFlush();
+        }
+        if (leases.length === limit) this.claimAgain = true;
       } while (this.claimAgain && this.workerMode && !this.stopped);
     } catch (error) {
       this.diagnostic(`claim failed: ${(error as Error).message}`);
@@ -379,10 +422,54 @@ export class Engine {
     }
   }
 
-  private async failActivation(lease: Lease, error: unknown): Promise<void> {
+  /**
+   * Releases a run whose open work only waits (worker mode): it leaves this process's memory
+   * and is claimed again — by any engine — when its earliest timer is due, a request for it
+   * arrives, or a child run it waits for ends (store.parkRun). A wait due within PARK_MIN_MS
+   * stays here: parking it would cost more than the wait.
+   */
+  private maybePark(run: ActiveRun): void {
+    if (!this.parkWaitingRuns || !this.workerMode || this.draining || this.stopped) return;
+    if (run.pinned || run.finished || run.parking || this.runs.get(run.lease.runId) !== run) return;
+    if (run.state.state !== 'running' || run.running.size > 0 || run.inlineInFlight > 0) return;
+    if (hasPending(run.pending) || this.inbox.some((item) => item.run === run)) return;
+    const park = parkingOf(run.state);
+    if (!park) return;
+    if (park.wakeAt !== null && park.wakeAt - this.clock.now() < PARK_MIN_MS) return;
+    run.parking = true;
+    const awaiting = [...run.children.values()];
+    this.store
+      .parkRun(run.lease, { wakeAt: park.wakeAt, awaiting })
+      .then((parked) => {
+        if (!parked) {
+          this.dropRun(run, 'fenced: another process owns this run now', true);
+          return;
+        }
+        run.finished = true;
+        if (run.runTimer) this.clearTimer(run.runTimer);
+        for (const t of run.timers.values()) this.clearTimer(t);
+        if (this.runs.get(run.lease.runId) === run) this.runs.delete(run.lease.runId);
+        run.resolveDone(run.state.state);
+        this.notifyIdle();
+      })
+      .catch((error: unknown) => {
+        // Inputs were refused while parking: forget the run; once its lease lapses any engine
+        // takes it again from its history.
+        this.diagnostic(`parking run ${run.lease.runId} failed: ${(error as Error).message}`);
+        run.parking = false;
+        this.dropRun(run, 'parking failed', false);
+      });
+  }
+
+  /**
+   * A claimed run this engine cannot load (its flow or its code is missing here): released
+   * without waking anyone, so that an engine that has the flow takes it at its next poll and
+   * this one does not claim it again at once, in a loop.
+   */
+  private async failActivation(lease: Lease, error: unknown): Promise<undefined> {
     this.diagnostic(`cannot execute run ${lease.runId}: ${(error as Error).message}`);
     this.runs.delete(lease.runId);
-    await this.store.releaseRun(lease).catch(() => undefined);
+    await this.store.releaseRun(lease, { wake: false }).catch(() => undefined);
   }
 
   private acceptRequest(request: RunRequest): void {
@@ -465,7 +552,7 @@ export class Engine {
   }
 
   /** Loads a claimed run from its history and resumes whatever was in flight. */
-  private async activate(lease: Lease): Promise<ActiveRun> {
+  private async activate(lease: Lease, pinned = false): Promise<ActiveRun> {
     // Our own lease lapsed (the database was away) and a poll claimed the run again: the old
     // state is fenced by the new epoch, so forget it before loading the run afresh.
     const stale = this.runs.get(lease.runId);
@@ -499,6 +586,9 @@ export class Engine {
       resolveDone,
       rejectDone,
       lastAt: latestAt(events),
+      pinned,
+      inlineInFlight: 0,
+      parking: false,
     };
     this.runs.set(lease.runId, run);
     if (state.state === 'queued') {
@@ -705,7 +795,7 @@ export class Engine {
   }
 
   private submit(run: ActiveRun, input: RunInput, requestId?: number, harvestedId?: string): void {
-    if (run.finished || this.stopped) return;
+    if (run.finished || run.parking || this.stopped) return;
     this.inbox.push({
       run,
       input,
@@ -736,8 +826,17 @@ export class Engine {
     });
   }
 
-  /** Decides every queued input, starts what slots allow, commits once, then acts. */
+  /** Decides every queued input, starts what slots allow, commits once, then acts; parks what only waits. */
   private async flush(): Promise<void> {
+    const touched = new Set<ActiveRun>();
+    try {
+      await this.flushInbox(touched);
+    } finally {
+      for (const run of touched) this.maybePark(run);
+    }
+  }
+
+  private async flushInbox(touched: Set<ActiveRun>): Promise<void> {
     const now = this.clock.now();
     const items = this.inbox.splice(0, this.inbox.length);
     for (const { run, input, requestId, harvestedId } of items) {
@@ -747,13 +846,9 @@ export class Engine {
         continue;
       }
       if (harvestedId !== undefined) run.pending.harvested.push(harvestedId);
-      let decision;
-      try {
-        decision = this.decideFor(run, input, now);
-      } catch (error) {
-        this.diagnostic(`run ${run.lease.runId}: ${(error as Error).message}`);
-        continue;
-      }
+      touched.add(run);
+      const decision = this.decideFor(run, input, now);
+      if (!decision) continue;
       const p = run.pending;
       for (const e of decision.events) p.events.push(e);
       for (const t of decision.touched) p.touched.add(t);
@@ -765,6 +860,9 @@ export class Engine {
     }
     this.pump(now);
     const dirty = [...this.runs.values()].filter((r) => hasPending(r.pending));
+    for (const run of this.activated.splice(0)) touched.add(run);
+    // A batch whose commit failed comes back here without inputs: its runs are still candidates.
+    for (const run of dirty) touched.add(run);
     if (dirty.length === 0) return;
     const batches = dirty.map((run) => ({ run, pending: run.pending }));
     for (const run of dirty) run.pending = emptyPending();
@@ -808,9 +906,29 @@ export class Engine {
     }
   }
 
-  /** `decide` for a run at `now`, stamped by `stampTime`; keeps the run's latest event time. */
-  private decideFor(run: ActiveRun, input: RunInput, now: number): Decision {
-    const decision = decide(run.state, input, stampTime(run.lastAt, now), this.random);
+  /**
+   * `decide` for a run at `now`, stamped by `stampTime`; keeps the run's latest event time.
+   * A decision the machine refuses (RUN_INVALID_TRANSITION: an input illegal in the run's
+   * state) may have left the state half-applied: the engine fences itself off the run —
+   * drops it uncommitted, with everything pending — rather than go on from that state, and
+   * returns null. The run's history is untouched; its lease lapses and the run is folded
+   * afresh by whoever claims it.
+   */
+  private decideFor(run: ActiveRun, input: RunInput, now: number): Decision | null {
+    let decision: Decision;
+    try {
+      decision = decide(run.state, input, stampTime(run.lastAt, now), this.random);
+    } catch (error) {
+      const code = error instanceof BatonError ? error.code : 'INTERNAL';
+      if (code !== 'RUN_INVALID_TRANSITION' && code !== 'INTERNAL') {
+        // A request the machine refuses before changing anything (a retry of a running run).
+        this.diagnostic(`run ${run.lease.runId}: ${(error as Error).message}`);
+        return null;
+      }
+      this.diagnostic(`run ${run.lease.runId}: ${code}: ${(error as Error).message}; this engine lets the run go`);
+      this.dropRun(run, `${code} on ${input.type}`, true);
+      return null;
+    }
     for (const e of decision.events) if (e.at > run.lastAt) run.lastAt = e.at;
     return decision;
   }
@@ -861,7 +979,7 @@ export class Engine {
       return;
     }
     const decision = this.decideFor(run, { type: 'attempt_started', task }, now);
-    if (decision.events.length === 0) return;
+    if (!decision || decision.events.length === 0) return;
     for (const e of decision.events) run.pending.events.push(e);
     run.pending.touched.add(task);
     run.pending.inline.push({ task, attempt: run.state.tasks[task]?.attempt ?? 1 });
@@ -882,6 +1000,7 @@ export class Engine {
     const now = this.clock.now();
     let input: RunInput;
     this.inlineInFlight++;
+    run.inlineInFlight++;
     try {
       if (spec.kind === 'map') {
         input = { type: 'map_items', task, attempt, items: mapItems(spec, scope) };
@@ -901,6 +1020,7 @@ export class Engine {
       input = { type: 'attempt_failed', task, attempt, error: toTaskError(error, this.errorLimit) };
     } finally {
       this.inlineInFlight--;
+      run.inlineInFlight--;
     }
     this.submit(run, input);
   }
@@ -935,9 +1055,10 @@ export class Engine {
       void this.claimNew();
       return;
     }
-    this.execute(childId).catch((error: unknown) =>
-      this.diagnostic(`child run ${childId}: ${(error as Error).message}`),
-    );
+    this.execute(childId)
+      // The parent hears of its child's end at once, not at the next poll.
+      .then(() => this.checkChildren())
+      .catch((error: unknown) => this.diagnostic(`child run ${childId}: ${(error as Error).message}`));
   }
 
   private async cancelChild(runId: string, reason: string): Promise<void> {
@@ -1044,7 +1165,7 @@ export class Engine {
         const { run, task } = item;
         if (run.finished || run.running.has(task)) continue;
         const decision = this.decideFor(run, { type: 'attempt_started', task }, now);
-        if (decision.events.length === 0) continue;
+        if (!decision || decision.events.length === 0) continue;
         const attempt = (run.state.tasks[task] as { attempt: number }).attempt;
         for (const e of decision.events) run.pending.events.push(e);
         run.pending.touched.add(task);
@@ -1164,6 +1285,36 @@ export class Engine {
     run.pending.logs.push({ runId: run.lease.runId, taskId, attempt: attempt.attempt, stream, at, text });
     this.scheduleFlush();
   }
+}
+
+/** Runs claimed per claim round trip: woken runs due at the same second are taken in batches. */
+const CLAIM_BATCH = 64;
+
+/** A run whose next wake-up is sooner than this stays in memory rather than parked. */
+const PARK_MIN_MS = 1000;
+
+/**
+ * When a run whose open work only waits is due next: the earliest of its timers (retry
+ * backoffs, sleeps, wait timeouts) and its own deadline. Null when some task is queued or
+ * running (the run is busy) or nothing waits.
+ */
+export function parkingOf(state: RunState): { wakeAt: number | null } | null {
+  let waits = false;
+  let wakeAt: number | null = null;
+  for (const t of state.tasks) {
+    if (t.state === 'queued' || t.state === 'running') return null;
+    if (t.state === 'waiting' || t.state === 'retrying') {
+      waits = true;
+      if (t.retryAt !== null && (wakeAt === null || t.retryAt < wakeAt)) wakeAt = t.retryAt;
+    }
+  }
+  if (!waits) return null;
+  const timeoutMs = state.plan.spec.timeoutMs;
+  if (timeoutMs !== null && state.startedAt !== null) {
+    const deadline = state.startedAt + timeoutMs;
+    if (wakeAt === null || deadline < wakeAt) wakeAt = deadline;
+  }
+  return { wakeAt };
 }
 
 /**

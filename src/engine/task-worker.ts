@@ -9,6 +9,11 @@
  * - At most `concurrency` bodies run at once.
  * - An outcome is reported at most once per claim, and only with the claim's token.
  * - Draining stops claiming, lets running bodies finish and report, then returns.
+ * - A claim is renewed only while its body runs: whatever the body or the code around it
+ *   does, its end takes the claim out of the renewal set.
+ * - One outcome or log line the store cannot take (PostgreSQL refuses a NUL character in
+ *   text and JSON) never holds back the others: while the store answers, it is reported in
+ *   a form the store takes, else dropped; only an unreachable store makes the worker wait.
  */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
@@ -16,6 +21,7 @@ import type { TaskSpec } from '../core/model.js';
 import { specAtPath } from '../core/run-topology.js';
 import type { TaskRunExtras } from './run-scope.js';
 import type { ClaimedTask, LogLine, Store, TaskCompletion } from '../store/store.js';
+import { BatonError } from '../core/errors.js';
 import { LIMITS } from '../core/limits.js';
 import { runAttempt, toTaskError } from './attempt-runner.js';
 import type { AttemptResult, TaskScope } from './attempt-runner.js';
@@ -179,8 +185,19 @@ export class TaskWorker {
 
   private begin(claim: ClaimedTask): void {
     const running: Running = { claim, controller: new AbortController(), logBytes: 0, logTruncated: false };
+    // The same row claimed again carries a newer token: the older claim is no longer ours.
+    this.running
+      .get(claim.id)
+      ?.controller.abort(new AttemptAbort('lease_lost', 'the attempt was claimed again under a newer token'));
     this.running.set(claim.id, running);
-    void this.execute(running).then((result) => this.finish(running, result));
+    // `execute` settles in every case: should anything around the body throw, the attempt
+    // fails, rather than its claim staying renewed with no body behind it.
+    void this.execute(running)
+      .catch((error: unknown): AttemptResult => ({
+        status: 'failed',
+        error: toTaskError(error, this.o.errorLimitBytes),
+      }))
+      .then((result) => this.finish(running, result));
   }
 
   private async execute(r: Running): Promise<AttemptResult> {
@@ -244,7 +261,7 @@ export class TaskWorker {
   }
 
   private finish(r: Running, result: AttemptResult): void {
-    this.running.delete(r.claim.id);
+    if (this.running.get(r.claim.id) === r) this.running.delete(r.claim.id);
     const reason = r.controller.signal.reason;
     if (reason instanceof AttemptAbort && reason.kind === 'lease_lost') {
       // The claim is gone: whatever the body did, its outcome is not ours to report.
@@ -296,14 +313,19 @@ export class TaskWorker {
     });
   }
 
-  /** Stores logs, then outcomes, in batches; retries on a store outage without losing either. */
+  /**
+   * Stores logs, then outcomes, in batches; retries on a store outage without losing either.
+   * A batch the store refuses while it answers holds something it cannot take: it is then
+   * stored item by item, each refused item replaced by one the store takes (see `refusedLog`
+   * and `refusedOutcome`), so that one attempt's output never blocks every other outcome.
+   */
   private async flush(): Promise<void> {
     const logs = this.logs;
     const completions = this.completions;
     this.logs = [];
     this.completions = [];
     try {
-      if (logs.length > 0) await this.o.store.appendLogs(logs);
+      if (logs.length > 0) await this.storeEach(logs, (batch) => this.o.store.appendLogs(batch), refusedLog);
     } catch (error) {
       this.logs = [...logs, ...this.logs];
       this.completions = [...completions, ...this.completions];
@@ -312,19 +334,79 @@ export class TaskWorker {
       return;
     }
     if (completions.length === 0) return;
+    let refused = 0;
     try {
-      const { refused } = await this.o.store.completeTasks(completions);
-      this.completedCount += completions.length - refused.length;
-      if (refused.length > 0) {
-        this.refusedCount += refused.length;
-        this.diagnostic(
-          `${refused.length} completion(s) refused: their claims had lapsed and the attempts were handed on`,
-        );
-      }
+      await this.storeEach(
+        completions,
+        async (batch) => {
+          const result = await this.o.store.completeTasks(batch);
+          refused += result.refused.length;
+          this.completedCount += batch.length - result.refused.length;
+        },
+        (c, error) => refusedOutcome(c, error, this.o.errorLimitBytes),
+      );
     } catch (error) {
       this.completions = [...completions, ...this.completions];
       this.diagnostic(`reporting outcomes failed, will retry: ${(error as Error).message}`);
       await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      if (refused > 0) {
+        this.refusedCount += refused;
+        this.diagnostic(`${refused} completion(s) refused: their claims had lapsed and the attempts were handed on`);
+      }
+    }
+  }
+
+  /**
+   * Writes `items` with `write`. If the store refuses the batch but still answers, writes
+   * them one at a time, each refused one replaced by `substitute(item)` (dropped if that is
+   * refused too). Throws only when the store does not answer: then nothing is lost, and
+   * items already written are written again at most (completions are fenced by token, a
+   * log line may repeat).
+   */
+  private async storeEach<T>(
+    items: readonly T[],
+    write: (batch: readonly T[]) => Promise<void>,
+    substitute: (item: T, error: Error) => T,
+  ): Promise<void> {
+    try {
+      await write(items);
+      return;
+    } catch (error) {
+      if (!(await this.storeAnswers())) throw error;
+    }
+    for (const item of items) {
+      // Twice before giving up on an item: a single write may also fail for a passing reason
+      // (a deadlock, a statement timeout) while the store answers.
+      let refusal: Error | undefined;
+      for (let attempt = 0; attempt < 2; attempt++) {
+        try {
+          await write([item]);
+          refusal = undefined;
+          break;
+        } catch (error) {
+          if (!(await this.storeAnswers())) throw error;
+          refusal = error as Error;
+        }
+      }
+      if (!refusal) continue;
+      this.diagnostic(`the store refused one item, storing a substitute: ${refusal.message}`);
+      try {
+        await write([substitute(item, refusal)]);
+      } catch (again) {
+        if (!(await this.storeAnswers())) throw again;
+        this.diagnostic(`the store refused the substitute too, dropping it: ${(again as Error).message}`);
+      }
+    }
+  }
+
+  /** True if the store answers a trivial query: a failure beside it was the data's, not the store's. */
+  private async storeAnswers(): Promise<boolean> {
+    try {
+      await this.o.store.now();
+      return true;
+    } catch {
+      return false;
     }
   }
 
@@ -341,4 +423,36 @@ export class TaskWorker {
       this.diagnostic(`renewing claims failed: ${(error as Error).message}`);
     }
   }
+}
+
+/** A log line the store refused (PostgreSQL takes no NUL character), as a line it takes. */
+function refusedLog(line: LogLine, error: Error): LogLine {
+  return { ...line, text: `[a log line the store refused: ${oneLine(error.message)}]` };
+}
+
+/**
+ * An outcome the store refused (an output or error it cannot hold, such as a NUL character
+ * on PostgreSQL), as a failure it takes: the attempt fails and says why, instead of its
+ * claim lapsing and the attempt running again, forever, to the same refusal.
+ */
+function refusedOutcome(c: TaskCompletion, error: Error, limitBytes: number): TaskCompletion {
+  const what = c.status === 'succeeded' ? 'output' : `failure (${c.error?.code ?? 'TASK_FAILED'})`;
+  return {
+    id: c.id,
+    token: c.token,
+    status: 'failed',
+    error: toTaskError(
+      new BatonError('TASK_OUTPUT_INVALID', `the store refused the attempt's ${what}: ${oneLine(error.message)}`, {
+        hint: 'Outputs, errors and log lines must not contain NUL characters (\\u0000) on PostgreSQL.',
+      }),
+      limitBytes,
+    ),
+  };
+}
+
+function oneLine(text: string): string {
+  return text
+    .replace(/\s+/g, ' ')
+    .replace(/\u0000/g, '')
+    .slice(0, 500);
 }

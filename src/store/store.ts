@@ -380,6 +380,14 @@ export interface RunRequest {
   readonly payload: Readonly<Record<string, unknown>>;
 }
 
+/** What `parkRun` records: when a parked run is due, and the child runs it waits for. */
+export interface ParkRequest {
+  /** The earliest due time among the run's timers (ms, database clock); null for none. */
+  readonly wakeAt: number | null;
+  /** Child runs the run waits for: the end of any of them wakes it. */
+  readonly awaiting: readonly string[];
+}
+
 export interface ClaimOptions {
   readonly owner: string;
   readonly leaseMs: number;
@@ -404,6 +412,12 @@ export interface Store {
 
   /** Creates a run with all its task runs pending; with a dedupe key, returns the existing run instead. */
   createRun(input: NewRun): Promise<{ readonly run: RunRecord; readonly created: boolean }>;
+  /**
+   * Creates several runs in one transaction, each as `createRun` would (a dedupe key that
+   * names an existing run, or an earlier input of the same call, returns that run); one per
+   * input, in input order. If any input is refused, none is created.
+   */
+  createRuns(inputs: readonly NewRun[]): Promise<{ readonly run: RunRecord; readonly created: boolean }[]>;
   getRun(id: string): Promise<RunRecord | null>;
   listRuns(filter: RunFilter): Promise<RunRecord[]>;
   /**
@@ -415,11 +429,34 @@ export interface Store {
   readEvents(runId: string, afterSeq?: number): Promise<StoredEvent[]>;
 
   claimRun(runId: string, options: ClaimOptions): Promise<Lease | null>;
-  /** Claims up to `limit` runs that are queued or whose owner's lease lapsed, oldest first. */
+  /**
+   * Claims up to `limit` runs: parked runs that are due first (earliest first), then runs
+   * whose owner's lease lapsed, then queued runs by priority and age.
+   */
   claimRuns(options: ClaimOptions & { readonly limit: number }): Promise<Lease[]>;
   /** Extends leases; returns the run ids this owner no longer holds. */
   renewLeases(leases: readonly Lease[], leaseMs: number): Promise<string[]>;
-  releaseRun(lease: Lease): Promise<void>;
+  /**
+   * Lets go of a run. An unfinished run is then for any engine to take at once: idle engines
+   * are woken (`wake`, default true), unless the caller could not execute it and other
+   * engines should find it at their own pace.
+   */
+  releaseRun(lease: Lease, options?: { readonly wake?: boolean }): Promise<void>;
+  /**
+   * Releases a run whose open work only waits, and marks it parked: no process holds it
+   * until `wakeAt` (its earliest timer; null for none) has passed, a request for it is
+   * recorded, or one of the child runs in `awaiting` ends — whichever comes first, in the
+   * transaction that records it. If a request is already pending or an awaited child has
+   * already ended, the run is due at once. False (nothing written) if the lease is no
+   * longer the run's.
+   */
+  parkRun(lease: Lease, park: ParkRequest): Promise<boolean>;
+  /**
+   * Calls `listener` with the id of each run that ends (succeeded, failed, cancelled) after
+   * the call: for every run on PostgreSQL (LISTEN/NOTIFY), for the runs committed through
+   * this store object on SQLite. Returns the function that stops it.
+   */
+  onRunEnd?(listener: (runId: string) => void): () => void;
 
   commit(entries: readonly CommitEntry[]): Promise<CommitResult>;
 

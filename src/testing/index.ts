@@ -28,21 +28,19 @@ import type { RunStateName, TaskStateName } from '../core/states.js';
 import { isTerminalRun } from '../core/states.js';
 import type { FlowDefinition } from '../define/builder.js';
 import { isFlowDefinition } from '../define/builder.js';
-import { resolveParams } from '../define/params.js';
+import { resolveConfig } from '../app/config.js';
 import type { LoadedFlow } from '../app/flow-catalog.js';
 import { FlowCatalog, flowVersion } from '../app/flow-catalog.js';
-import { createExecutors, newRunId } from '../app/runtime.js';
-import type { ChildRunLauncher, FlowResolver, ResolvedFlow } from '../engine/engine.js';
-import { Engine } from '../engine/engine.js';
-import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import { buildRun, createRun } from '../app/runs.js';
+import type { Runtime } from '../app/runtime.js';
+import { createExecutors, createRuntime } from '../app/runtime.js';
+import type { ChildRunLauncher, Engine, FlowResolver, ResolvedFlow } from '../engine/engine.js';
 import type { Store } from '../store/store.js';
 import { jitterDelay } from '../core/schedule.js';
 import { TIME_TRIGGER_KINDS } from '../core/trigger-spec.js';
-import type { TriggerFlow, TriggerFlows } from '../triggers/trigger-service.js';
-import { TriggerService } from '../triggers/trigger-service.js';
+import type { TriggerFlow, TriggerFlows, TriggerService } from '../triggers/trigger-service.js';
 import type { NewRun } from '../store/store.js';
 import { readDuration } from '../core/duration.js';
-import { LIMITS } from '../core/limits.js';
 import { VirtualClock } from './virtual-clock.js';
 
 export { VirtualClock } from './virtual-clock.js';
@@ -57,7 +55,7 @@ export interface TestKitOptions {
   readonly startAt?: number | string | Date;
   /** A PostgreSQL URL to run against instead of a temporary SQLite file (the database must exist). */
   readonly databaseUrl?: string;
-  /** Attempt bodies running at once. Default 32. */
+  /** Attempt bodies running at once. Default: `concurrency` of baton.yaml's defaults (32). */
   readonly concurrency?: number;
 }
 
@@ -95,7 +93,12 @@ interface KnownFlow {
   readonly flowDir: string;
 }
 
-/** A temporary store and an engine on a virtual clock, for one test file or one test. */
+/**
+ * A temporary store and an engine on a virtual clock, for one test file or one test. The
+ * store, the engine and the configuration (its limits included) come from the runtime that
+ * every Baton process opens, with the defaults of baton.yaml; runs are created by the same
+ * use case as `baton run`'s.
+ */
 export class TestKit {
   readonly clock: VirtualClock;
   readonly store: Store;
@@ -106,8 +109,12 @@ export class TestKit {
   private readonly scheduled = new Set<string>();
   private triggers: TriggerService | null = null;
 
-  private constructor(store: Store, clock: VirtualClock, tempDir: string | null, concurrency: number) {
-    this.store = store;
+  private constructor(
+    private readonly rt: Runtime,
+    clock: VirtualClock,
+    tempDir: string | null,
+  ) {
+    this.store = rt.store;
     this.clock = clock;
     this.tempDir = tempDir;
     const resolver: FlowResolver = {
@@ -129,37 +136,38 @@ export class TestKit {
           {
             runId: request.parentRunId,
             task: request.parentTask,
-            // The defaults of baton.yaml's limits: a recursive flow stops in a test as it would in production.
-            limits: { depth: LIMITS.subflow_depth.default, childRuns: LIMITS.child_runs_per_run.default },
+            // baton.yaml's limits: a recursive flow stops in a test as it would in production.
+            limits: { depth: this.rt.config.subflowDepth, childRuns: this.rt.config.childRunsPerRun },
           },
         );
         return id;
       },
     };
-    this.engine = new Engine({
-      store,
-      executors: createExecutors(),
-      flows: resolver,
-      clock,
-      children,
-      concurrency,
-      pollMs: 20,
-    });
+    this.engine = rt.createEngine({ flows: resolver, clock, children, pollMs: 20 });
   }
 
   /** Opens a kit: a temporary SQLite store (or the given PostgreSQL database) and a virtual clock. */
   static async open(options: TestKitOptions = {}): Promise<TestKit> {
     const clock = new VirtualClock(options.startAt);
-    let store: Store;
-    let tempDir: string | null = null;
-    if (options.databaseUrl) {
-      const { PostgresStore } = await import('../store/postgres/postgres-store.js');
-      store = await PostgresStore.open({ url: options.databaseUrl, poolSize: 4 });
-    } else {
-      tempDir = mkdtempSync(join(tmpdir(), 'baton-test-'));
-      store = new SqliteStore({ path: join(tempDir, 'baton.db') });
+    const tempDir = options.databaseUrl ? null : mkdtempSync(join(tmpdir(), 'baton-test-'));
+    const database = options.databaseUrl ?? join(tempDir as string, 'baton.db');
+    // The defaults of a project without baton.yaml, read from no environment: a test sees
+    // the limits a fresh project has, whatever the machine's BATON_* variables say.
+    const config = resolveConfig(
+      { dir: tempDir ?? process.cwd(), configFile: null, marker: 'none' },
+      {},
+      {},
+      { database, ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}) },
+    );
+    let rt: Runtime;
+    try {
+      // A few connections: test files open many kits, in parallel, on one PostgreSQL server.
+      rt = await createRuntime({ ...config, poolSize: 4 }, { env: {} });
+    } catch (error) {
+      if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+      throw error;
     }
-    const kit = new TestKit(store, clock, tempDir, options.concurrency ?? 32);
+    const kit = new TestKit(rt, clock, tempDir);
     for (const flow of options.flows ?? []) await kit.add(flow);
     return kit;
   }
@@ -185,9 +193,10 @@ export class TestKit {
     }
     this.scheduled.add(name);
     if (!this.triggers) {
-      this.triggers = new TriggerService({
-        store: this.store,
+      this.triggers = this.rt.createTriggerService({
         flows: this.triggerFlows(),
+        // Time triggers only: event sources (files, streams) are not started in a test.
+        sources: new Map(),
         now: () => this.clock.now(),
         random: () => 0,
         // Ticked by `advance`, not by a timer.
@@ -247,11 +256,14 @@ export class TestKit {
       sourcePath: known.loaded.sourcePath,
       triggers: known.loaded.spec.triggers ?? [],
       overlap: known.loaded.spec.overlap ?? 'allow',
-      newRun: (params, o) => ({
-        ...this.newRun(known, params, o.dedupeKey, null, o.at),
-        triggerId: o.triggerId,
-        ...(o.priority !== undefined ? { priority: o.priority } : {}),
-      }),
+      newRun: (params, o) =>
+        buildRun(this.rt.config, known.loaded, {
+          params,
+          dedupeKey: o.dedupeKey,
+          triggerId: o.triggerId,
+          now: o.at,
+          ...(o.priority !== undefined ? { priority: o.priority } : {}),
+        }),
     });
     return {
       list: async () => [...this.scheduled].map((name) => toFlow(this.flows.get(name) as KnownFlow)),
@@ -274,8 +286,7 @@ export class TestKit {
   /** Stops the engine and removes the temporary store. */
   async close(): Promise<void> {
     await this.triggers?.stop();
-    await this.engine.stop();
-    await this.store.close();
+    await this.rt.close();
     if (this.tempDir) rmSync(this.tempDir, { recursive: true, force: true });
   }
 
@@ -313,41 +324,20 @@ export class TestKit {
     };
   }
 
+  /** Creates a run through the same use case as `baton run`: params resolved and held to the limit. */
   private async createRun(
     known: KnownFlow,
     rawParams: Readonly<Record<string, unknown>>,
     dedupeKey: string | null,
     parent: NonNullable<NewRun['parent']> | null,
   ): Promise<string> {
-    const { run } = await this.store.createRun(this.newRun(known, rawParams, dedupeKey, parent, this.clock.now()));
-    return run.id;
-  }
-
-  private newRun(
-    known: KnownFlow,
-    rawParams: Readonly<Record<string, unknown>>,
-    dedupeKey: string | null,
-    parent: NonNullable<NewRun['parent']> | null,
-    now: number,
-  ): NewRun {
-    const spec = known.loaded.spec;
-    const params = resolveParams(spec.params, rawParams, { fromText: false });
-    return {
-      id: newRunId(now),
-      flow: {
-        flow: spec.name,
-        version: known.loaded.version,
-        spec: JSON.stringify(spec),
-        sourcePath: known.loaded.sourcePath,
-        createdAt: now,
-      },
-      params,
-      taskIds: spec.tasks.map((t) => t.id),
-      createdAt: now,
-      dedupeKey,
-      maxActiveRuns: spec.maxActiveRuns,
+    const { run } = await createRun(this.rt, known.loaded, {
+      params: rawParams,
+      now: this.clock.now(),
+      ...(dedupeKey !== null ? { dedupeKey } : {}),
       ...(parent ? { parent } : {}),
-    };
+    });
+    return run.id;
   }
 
   /** The plan of a run, for folding its history. */
@@ -552,7 +542,14 @@ export async function testFlow(
   options: TestKitOptions & RunTestOptions = {},
 ): Promise<TestRun & { close(): Promise<void> }> {
   const kit = await TestKit.open(options);
-  const run = await kit.run(flow, options);
+  let run: TestRun;
+  try {
+    run = await kit.run(flow, options);
+  } catch (error) {
+    // A flow or params that are refused leave no store behind.
+    await kit.close();
+    throw error;
+  }
   return Object.assign(run, { close: () => kit.close() });
 }
 

@@ -226,6 +226,10 @@ export class WebhookServer {
     const send = (status: number, body: Record<string, unknown>) => {
       // A connection cut by a timeout (answered 408 by Node) or by the client takes no answer.
       if (req.socket.destroyed || res.writableEnded) return;
+      // Refused before its body was read (a wrong method, an unknown route): drop the rest of
+      // the body as it comes, so that a client still sending reads its answer instead of
+      // having its writes cut off (EPIPE). The request timeout bounds how long.
+      if (!req.complete) req.resume();
       res.writeHead(status, { 'content-type': 'application/json', ...(status === 413 ? { connection: 'close' } : {}) });
       res.end(JSON.stringify(body));
     };

@@ -34,6 +34,13 @@ interface ErrorJson {
   readonly details?: Record<string, unknown>;
 }
 
+/** ", exited with code N" once the process has exited, else nothing. */
+function workerExit(p: BatonProcess): string {
+  const { exitCode, signalCode } = p.child;
+  if (exitCode !== null) return `, exited with code ${exitCode}`;
+  return signalCode !== null ? `, killed by ${signalCode}` : '';
+}
+
 function errorOf(show: ShowJson, id: string): ErrorJson {
   const task = show.tasks.find((t: TaskJson) => t.id === id);
   if (!task?.error) throw new Error(`task ${id} has no error in run ${show.id}`);
@@ -310,7 +317,8 @@ describe('baton backfill --wait', () => {
         '',
       ].join('\n'),
     );
-    const worker = sandbox.start(['worker'], { timeoutMs: 60_000 });
+    // Within the test's own time limit below, so that a stuck backfill shows the worker's output.
+    const worker = sandbox.start(['worker'], { timeoutMs: 110_000 });
     try {
       const range = ['--from', '2024-01-01T03:00:00Z', '--to', '2024-01-03T03:00:00Z'];
       const result = await sandbox.run(['backfill', flow, ...range, '--wait'], { timeoutMs: 40_000 });
@@ -329,11 +337,17 @@ describe('baton backfill --wait', () => {
       expect(quiet.stdout).toMatch(/completed: 1\/1 done/);
       expect(quiet.stderr).not.toContain('loading until');
       expect(quiet.stderr).not.toMatch(/^backfill \S+ running: /m);
+    } catch (error) {
+      // The worker executes the runs: when they do not end, its output says why.
+      throw new Error(
+        `${(error as Error).message}\n--- worker (pid ${worker.pid}${workerExit(worker)}) stdout\n${worker.stdout()}\n--- worker stderr\n${worker.stderr()}`,
+        { cause: error },
+      );
     } finally {
       worker.kill('SIGTERM');
       await worker.done;
     }
-  });
+  }, 120_000);
 });
 
 describe('on PostgreSQL, with a scheduler and a worker executing', () => {

@@ -126,15 +126,19 @@ for (const kind of Object.keys(stores)) {
       expect(mapped.get('per_region[2].load[1]')).toMatchObject({ state: 'succeeded' });
       expect(mapped.get('slow')?.state).toBe('skipped');
 
-      // The scheduler owns the run: both arrive as requests.
+      // Waiting only for the outside world, the run is parked (no owner, out of the
+      // scheduler's memory): both are applied here, and the scheduler takes the run again.
+      const parked = async () => ((await rt.store.getRun(run.id))?.owner === null ? true : undefined);
+      await waitUntil('the run to be parked', parked);
       const signal = await sendSignal(rt, run.id, { event: 'paid', data: { n: 21 }, by: 'test' });
-      expect(signal.delivery).toBe('owner');
+      expect(signal.delivery).toBe('direct');
       expect(signal.woke).toEqual(['paid']);
       await waitUntil('the approval wait', async () =>
         (await tasksOf()).get('gate')?.state === 'waiting' ? true : undefined,
       );
+      await waitUntil('the run to be parked again', parked);
       const decided = await decideApproval(rt, run.id, 'gate', { approved: true, by: 'ann', comment: 'ok' });
-      expect(decided.delivery).toBe('owner');
+      expect(decided.delivery).toBe('direct');
 
       const state = await waitUntil('the run to end', async () => {
         const r = await rt.store.getRun(run.id);

@@ -55,6 +55,8 @@ const WIDTH = 38; // + root + join = 40 tasks per run
 const LEASE_MS = 3000;
 const KILL_EVERY_MS = [2000, 5000] as const;
 const ENQUEUE_GAP_MS = 1000;
+/** `baton run --enqueue` processes at once, at most. */
+const ENQUEUE_PARALLEL = 3;
 /** Churn and completion must fit in this... */
 const BUDGET_MS = 180_000;
 /**
@@ -158,11 +160,23 @@ describe('churn', () => {
         // The enqueuer: runs arrive over ~60 s, so that kills land while work is in flight.
         const ids: string[] = [];
         let enqueueError: unknown;
+        // One `baton run --enqueue` starts every ENQUEUE_GAP_MS, whatever the last one took:
+        // on a busy machine a CLI process takes seconds to start, and one after another the
+        // runs would arrive over many minutes instead of ~60 s. A few may be in flight at once.
         const enqueuer = (async () => {
+          const inFlight = new Set<Promise<void>>();
           for (let i = 0; i < RUNS; i++) {
-            ids.push(...(await enqueueRuns(ws.bin, flowFile, 1, { cwd: client, env })));
-            await sleep(ENQUEUE_GAP_MS);
+            const next = Date.now() + ENQUEUE_GAP_MS;
+            while (inFlight.size >= ENQUEUE_PARALLEL) await Promise.race(inFlight);
+            const one: Promise<void> = enqueueRuns(ws.bin, flowFile, 1, { cwd: client, env })
+              .then((id) => void ids.push(...id))
+              .finally(() => inFlight.delete(one));
+            // A failure surfaces through the race above or the wait below.
+            one.catch(() => undefined);
+            inFlight.add(one);
+            await sleep(Math.max(0, next - Date.now()));
           }
+          await Promise.all(inFlight);
         })().catch((error: unknown) => {
           enqueueError = error;
         });
@@ -227,10 +241,14 @@ describe('churn', () => {
           );
           const queue = await pgQuery<Record<string, unknown>>(
             db.url,
-            'SELECT id, run_id, task_id, attempt, status, worker, lease_until - baton_now() AS left_ms FROM task_queue LIMIT 20',
+            // Claims first: one held with a live lease by no running body is a liveness bug.
+            `SELECT id, run_id, task_id, attempt, status, worker, lease_until - baton_now() AS left_ms,
+               baton_now() - created_at AS queued_ms
+             FROM task_queue ORDER BY status <> 'claimed', id LIMIT 30`,
           );
+          const notEnqueued = enqueued ? '' : ` (only ${ids.length} of ${RUNS} runs enqueued by then: a slow machine)`;
           throw new Error(
-            `${tag} ${open.length} of ${ids.length} runs unfinished after ${churnMs} ms: ${open.slice(0, 5).join(', ')}\n` +
+            `${tag} ${open.length} of ${ids.length} runs unfinished after ${churnMs} ms${notEnqueued}: ${open.slice(0, 5).join(', ')}\n` +
               `open tasks: ${JSON.stringify(stuck)}\nqueue: ${JSON.stringify(queue)}\n` +
               `kills: ${JSON.stringify(kills)}\n` +
               members.map((m) => `--- ${m.name}\n${stderrAll(m).slice(-2000)}`).join('\n'),

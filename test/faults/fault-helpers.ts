@@ -267,8 +267,11 @@ export class Cluster {
     });
   }
 
-  /** Waits until the member's current process says it is up. */
-  async ready(m: Member, timeoutMs = 15_000): Promise<void> {
+  /**
+   * Waits until the member's current process says it is up. Generous: on a machine busy
+   * with other work, five Node processes starting at once take many seconds.
+   */
+  async ready(m: Member, timeoutMs = 60_000): Promise<void> {
     const marker = m.role === 'worker' ? 'executing tasks' : 'baton scheduler: started';
     await waitUntil(() => (m.proc.stderr().includes(marker) ? true : m.proc.exit ? false : undefined), {
       timeoutMs,
@@ -793,7 +796,8 @@ export async function enqueueRuns(
   for (let i = 0; i < count; i += parallel) {
     const batch = Math.min(parallel, count - i);
     const results = await Promise.all(
-      Array.from({ length: batch }, () => runBaton(bin, ['run', flow, '--enqueue'], { ...o, timeoutMs: 30_000 })),
+      // A deadline for a stuck process, not a speed check: a busy machine starts a CLI slowly.
+      Array.from({ length: batch }, () => runBaton(bin, ['run', flow, '--enqueue'], { ...o, timeoutMs: 90_000 })),
     );
     for (const r of results) {
       const id = r.stdout.trim();

@@ -6,9 +6,8 @@ import { resolve } from 'node:path';
 import { LIMITS } from '../../core/limits.js';
 import { parseYaml as parseBoundedYaml, toPlain, yamlLimitMessage } from '../../define/yaml-document.js';
 import { BatonError } from '../../core/errors.js';
-import type { RunEvent, RunInput, RunState } from '../../core/run-machine.js';
+import type { RunEvent, RunState } from '../../core/run-machine.js';
 import { createRunState, evolve } from '../../core/run-machine.js';
-import { taskIndexOf } from '../../core/run-topology.js';
 import { loadRunState } from '../../app/run-state.js';
 import { resolveRunRef } from '../../app/run-refs.js';
 import type { RunStateName } from '../../core/states.js';
@@ -19,6 +18,8 @@ import type { Engine } from '../../engine/engine.js';
 import type { Runtime } from '../../app/runtime.js';
 import type { LogLine } from '../../store/store.js';
 import { createRun, openRuntime } from '../../app/runtime.js';
+import { cancelRun, pruneRuns, retryRun, waitForRun } from '../../app/runs.js';
+import { startWorker } from '../../app/workers.js';
 import type { CliContext } from '../context.js';
 import { liveLines, progressCounts, renderProgress, renderShow, runJson } from '../render.js';
 import type { LiveOutput } from '../live-output.js';
@@ -175,7 +176,7 @@ async function follow(
   flags: { json?: boolean; quiet?: boolean },
 ): Promise<RunStateName> {
   const out = liveOutputFor(ctx, flags);
-  if (!out) return waitFor(rt, runId);
+  if (!out) return (await waitForRun(rt, runId)).state;
   let initial: RunState | null = null;
   if (out.interactive) {
     const record = await rt.store.getRun(runId);
@@ -218,26 +219,6 @@ async function printRun(
   const data = await loadShowData(ctx, rt, runId);
   if (flags.json) ctx.stdout(JSON.stringify(showJson(data), null, 2));
   else ctx.stdout(renderShow(data.run, data.tasks, { state: data.state, children: data.children }));
-}
-
-/** Waits for a run that other processes execute; `timeoutMs` bounds the wait. */
-async function waitFor(rt: Runtime, runId: string, timeoutMs = Number.POSITIVE_INFINITY): Promise<RunStateName> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const run = await rt.store.getRun(runId);
-    if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
-    if (isTerminalRun(run.state)) return run.state;
-    if (Date.now() > deadline) {
-      throw new BatonError(
-        'RUN_OWNED',
-        `run ${runId} is still ${run.state}: its owner ${run.owner ?? ''} has not acted on the request yet`,
-        {
-          hint: 'The request stays recorded; the owner applies it when it next polls. Check that process.',
-        },
-      );
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 export async function runCommand(ctx: CliContext, flowRef: string, flags: RunFlags): Promise<number> {
@@ -316,24 +297,7 @@ export async function retryCommand(ctx: CliContext, ref: string, flags: RetryFla
   const rt = await openRuntime(ctx.runtime);
   try {
     const runId = (await resolveRunRef(rt, ref, { flow: flags.flow })).id;
-    // Map items (`process[3]`) exist only in the run's history: look task ids up there.
-    const { state } = await loadRunState(rt, runId);
-    const indexes = tasks.map((id) => {
-      const i = taskIndexOf(state, id);
-      if (i === undefined) {
-        throw new BatonError('TASK_NOT_FOUND', `run ${runId} has no task "${id}"`, {
-          hint: `Tasks: ${state.plan.graph.ids.slice(0, 20).join(', ')}`,
-        });
-      }
-      return i;
-    });
-    const input: RunInput = flags.fromFailed
-      ? { type: 'rerun', mode: 'failed' }
-      : { type: 'rerun', mode: 'tasks', tasks: indexes, downstream: flags.downstream ?? false };
-    const engine = rt.createEngine();
-    const applied = await engine.applyDirect(runId, input, { includeFinished: true });
-    if (!applied) throw new BatonError('RUN_OWNED', `run ${runId} is owned by a live process`);
-    await engine.stop();
+    await retryRun(rt, runId, { fromFailed: flags.fromFailed ?? false, tasks, downstream: flags.downstream ?? false });
     if (!flags.json) ctx.stderr(`baton: run ${runId} reopened`);
     // With PostgreSQL the leading scheduler takes the reopened run; this process does not race it.
     if (flags.enqueue ?? rt.store.dialect === 'postgres') {
@@ -359,39 +323,12 @@ export async function cancelCommand(
       ctx.stderr(`baton: run ${runId} is already ${run.state}; nothing to cancel`);
       return 0;
     }
-    let task: number | undefined;
-    if (flags.task !== undefined) {
-      const { state } = await loadRunState(rt, runId);
-      task = taskIndexOf(state, flags.task);
-      if (task === undefined) {
-        throw new BatonError('TASK_NOT_FOUND', `run ${runId} has no task "${flags.task}"`, {
-          hint: `Tasks: ${state.plan.graph.ids.slice(0, 20).join(', ')}`,
-        });
-      }
-    }
-    const reason = 'cancelled by user';
-    const engine = rt.createEngine();
-    const input: RunInput = task === undefined ? { type: 'cancel', reason } : { type: 'cancel', reason, task };
-    const applied = await engine.applyDirect(runId, input);
-    await engine.stop();
-    if (!applied) {
-      // A live process owns the run: leave it a request and wait for it to act.
-      await rt.store.addRequest(runId, task === undefined ? 'cancel' : 'cancel_task', {
-        reason,
-        ...(flags.task ? { task: flags.task } : {}),
-      });
-      if (task === undefined) await waitFor(rt, runId, 30_000);
-      else {
-        for (let i = 0; i < 150; i++) {
-          const t = (await rt.store.getTaskRuns(runId))[task];
-          if (!t || t.state === 'cancelled' || t.state === 'succeeded' || t.state === 'failed') break;
-          await new Promise((r) => setTimeout(r, 200));
-        }
-      }
-    }
-    const after = await rt.store.getRun(runId);
-    if (flags.json) ctx.stdout(JSON.stringify(after ? runJson(after) : null, null, 2));
-    else ctx.stdout(`${runId} ${after?.state ?? 'unknown'}`);
+    const after = await cancelRun(rt, runId, {
+      reason: 'cancelled by user',
+      ...(flags.task !== undefined ? { task: flags.task } : {}),
+    });
+    if (flags.json) ctx.stdout(JSON.stringify(runJson(after), null, 2));
+    else ctx.stdout(`${runId} ${after.state}`);
     return 0;
   } finally {
     await rt.close();
@@ -410,29 +347,27 @@ export async function workerCommand(
     .split(',')
     .map((l) => l.trim())
     .filter(Boolean);
-  let drain: () => Promise<void>;
-  if (rt.store.dialect === 'postgres') {
-    // Scale-out: this process executes attempts that `baton scheduler` puts on the queue.
-    const worker = rt.createWorker({
-      labels,
-      onDiagnostic: (m) => ctx.stderr(`baton worker: ${m}`),
-      ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
+  const postgres = rt.store.dialect === 'postgres';
+  if (!postgres && labels.length > 0) {
+    await rt.close();
+    throw new BatonError('USAGE', '--labels needs a PostgreSQL store', {
+      hint: 'On the embedded store one process runs every task; set BATON_DATABASE_URL to scale out.',
     });
-    ctx.stderr(`baton worker ${worker.owner}: executing tasks${labels.length ? ` labelled ${labels.join(', ')}` : ''}`);
-    worker.start();
-    drain = () => worker.drain();
-  } else {
-    if (labels.length > 0) {
-      throw new BatonError('USAGE', '--labels needs a PostgreSQL store', {
-        hint: 'On the embedded store one process runs every task; set BATON_DATABASE_URL to scale out.',
-      });
-    }
-    // Embedded: this process drives whole runs, and resumes those whose owner died.
-    const engine = rt.createEngine({ onDiagnostic: (m) => ctx.stderr(`baton worker: ${m}`) });
-    ctx.stderr(`baton worker ${engine.owner}: executing runs from ${rt.config.databasePath}`);
-    engine.startWorker();
-    drain = () => engine.drain();
   }
+  // PostgreSQL (scale-out): this process executes attempts that `baton scheduler` puts on the
+  // queue. Embedded: it drives whole runs, and resumes those whose owner died.
+  const worker = startWorker(rt, {
+    mode: postgres ? 'tasks' : 'runs',
+    labels,
+    onDiagnostic: (m) => ctx.stderr(`baton worker: ${m}`),
+    ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
+  });
+  ctx.stderr(
+    postgres
+      ? `baton worker ${worker.id}: executing tasks${labels.length ? ` labelled ${labels.join(', ')}` : ''}`
+      : `baton worker ${worker.id}: executing runs from ${rt.config.databasePath}`,
+  );
+  const drain = () => worker.drain();
   await new Promise<void>((resolve) => {
     const onSignal = (signal: string) => {
       ctx.stderr(`baton worker: ${signal}, draining: finishing running attempts, then stopping`);
@@ -504,8 +439,8 @@ export async function schedulerCommand(
 export async function pruneCommand(ctx: CliContext, flags: { olderThan: number; json?: boolean }): Promise<number> {
   const rt = await openRuntime(ctx.runtime);
   try {
-    const before = (await rt.store.now()) - flags.olderThan;
-    const result = await rt.store.prune(before);
+    const { before, runs } = await pruneRuns(rt, flags.olderThan);
+    const result = { runs };
     if (flags.json) ctx.stdout(JSON.stringify({ pruned_runs: result.runs, before: new Date(before).toISOString() }));
     else ctx.stdout(`pruned ${result.runs} finished run(s) that ended before ${new Date(before).toISOString()}`);
     return 0;

@@ -101,8 +101,12 @@ export async function loadShowData(ctx: CliContext, rt: Runtime, runId: string):
       `baton: cannot fold the history of run ${runId} (${(error as Error).message}); listing its rows as stored`,
     );
   }
-  // Newest first from the store; listed in the order they were started.
-  const children = (await rt.store.listRuns({ parentRunId: runId, limit: CHILDREN_SHOWN })).reverse();
+  // Listed in the order they were started. Children created in the same millisecond (the
+  // items of a map) tie on time; their parent tasks (`per_region[2]` before `per_region[10]`)
+  // then give the order, since run ids are random.
+  const children = (await rt.store.listRuns({ parentRunId: runId, limit: CHILDREN_SHOWN })).sort(
+    (a, b) => a.createdAt - b.createdAt || naturalOrder(a.parentTask ?? '', b.parentTask ?? ''),
+  );
   return { run, tasks, state, children };
 }
 
@@ -428,4 +432,10 @@ export async function validateCommand(
     }
   }
   return total > 0 || typeErrors > 0 ? 3 : 0;
+}
+
+const naturalCollator = new Intl.Collator('en', { numeric: true });
+
+function naturalOrder(a: string, b: string): number {
+  return naturalCollator.compare(a, b);
 }

@@ -7,8 +7,8 @@ import { CONFIG_FILE, loadConfig } from '../../app/config.js';
 import type { BatonConfig } from '../../app/config.js';
 import { openRuntime } from '../../app/runtime.js';
 import type { Runtime } from '../../app/runtime.js';
+import { findTrigger, listTriggers, setTriggerPaused, triggerHistory } from '../../app/triggers.js';
 import { formatDuration } from '../../core/duration.js';
-import { BatonError } from '../../core/errors.js';
 import type { Problem } from '../../core/errors.js';
 import type { RunEvent } from '../../core/run-machine.js';
 import type { Engine } from '../../engine/engine.js';
@@ -185,7 +185,7 @@ export async function devCommand(
     watcher.start();
     watcher.setModules(first.modules);
 
-    const count = (await rt.store.listTriggers()).length;
+    const count = (await listTriggers(rt)).length;
     const store = rt.config.databaseUrl ? 'PostgreSQL' : rt.config.databasePath;
     say(`executing runs and ${count} trigger(s) from ${store}; reloading flows when their files change`);
     await new Promise<void>((resolve) => {
@@ -224,8 +224,8 @@ async function withTriggers<T>(ctx: CliContext, fn: (rt: Runtime) => Promise<T>)
 export async function triggersListCommand(ctx: CliContext, flags: { json?: boolean }): Promise<number> {
   return withTriggers(ctx, async (rt) => {
     const rows = [];
-    for (const t of await rt.store.listTriggers()) {
-      const [last] = await rt.store.listFirings(t.id, 1);
+    for (const t of await listTriggers(rt)) {
+      const [last] = await triggerHistory(rt, t.id, 1);
       rows.push({ t, last });
     }
     if (flags.json) {
@@ -268,19 +268,7 @@ export async function triggersListCommand(ctx: CliContext, flags: { json?: boole
 
 export async function triggersPauseCommand(ctx: CliContext, id: string, paused: boolean): Promise<number> {
   return withTriggers(ctx, async (rt) => {
-    const known = await rt.store.listTriggers();
-    const match = known.filter((t) => t.id === id || t.name === id);
-    if (match.length !== 1) {
-      throw new BatonError(
-        match.length === 0 ? 'FLOW_NOT_FOUND' : 'USAGE',
-        `${match.length === 0 ? 'no' : 'several'} trigger(s) named ${id}`,
-        {
-          hint: `Triggers: ${known.map((t) => t.id).join(', ') || 'none'}. Use the full id <flow>/<trigger>.`,
-        },
-      );
-    }
-    const trigger = match[0] as (typeof match)[number];
-    await rt.store.setTriggerPaused(trigger.id, paused);
+    const trigger = await setTriggerPaused(rt, id, paused);
     ctx.stdout(`${trigger.id} ${paused ? 'paused' : 'resumed'}`);
     return 0;
   });
@@ -292,10 +280,8 @@ export async function triggersHistoryCommand(
   flags: { limit?: number; json?: boolean },
 ): Promise<number> {
   return withTriggers(ctx, async (rt) => {
-    const trigger = (await rt.store.listTriggers()).find((t) => t.id === id || t.name === id);
-    if (!trigger)
-      throw new BatonError('FLOW_NOT_FOUND', `no trigger named ${id}`, { hint: 'List them with baton triggers.' });
-    const firings = await rt.store.listFirings(trigger.id, flags.limit ?? 50);
+    const trigger = await findTrigger(rt, id);
+    const firings = await triggerHistory(rt, trigger.id, flags.limit ?? 50);
     if (flags.json) {
       ctx.stdout(
         JSON.stringify(

@@ -622,4 +622,375 @@ END
 $f$;
 `,
   },
+  {
+    version: 7,
+    name: 'parked runs and their wake-ups',
+    // As in SQLite: a parked run has no owner and is claimed again once wake_at has passed;
+    // a request for it and the end of one of its child runs bring wake_at forward to now in
+    // the transaction that records them, and notify baton_runs so that an idle engine claims
+    // it at once. The end of any run is notified on baton_run_ends (payload: its id), so
+    // that waiting clients need not poll.
+    sql: `
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS parked boolean NOT NULL DEFAULT false;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS wake_at bigint;
+CREATE INDEX IF NOT EXISTS runs_parked_by_wake ON runs (wake_at) WHERE parked;
+CREATE INDEX IF NOT EXISTS runs_claimable ON runs (priority, created_at)
+  WHERE NOT parked AND state IN ('queued', 'running');
+
+CREATE OR REPLACE FUNCTION baton_wake_for_request() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  UPDATE runs SET wake_at = ${NOW}
+    WHERE id = NEW.run_id AND parked AND (wake_at IS NULL OR wake_at > ${NOW});
+  IF FOUND THEN PERFORM pg_notify('baton_runs', NEW.run_id); END IF;
+  RETURN NULL;
+END
+$f$;
+DROP TRIGGER IF EXISTS requests_wake_run ON requests;
+CREATE TRIGGER requests_wake_run AFTER INSERT ON requests
+  FOR EACH ROW EXECUTE FUNCTION baton_wake_for_request();
+
+CREATE OR REPLACE FUNCTION baton_run_ended() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  PERFORM pg_notify('baton_run_ends', NEW.id);
+  IF NEW.parent_run_id IS NOT NULL THEN
+    UPDATE runs SET wake_at = ${NOW}
+      WHERE id = NEW.parent_run_id AND parked AND (wake_at IS NULL OR wake_at > ${NOW});
+    IF FOUND THEN PERFORM pg_notify('baton_runs', NEW.parent_run_id); END IF;
+  END IF;
+  RETURN NULL;
+END
+$f$;
+DROP TRIGGER IF EXISTS runs_end ON runs;
+CREATE TRIGGER runs_end AFTER UPDATE OF state ON runs
+  FOR EACH ROW WHEN (NEW.state IN ('succeeded', 'failed', 'cancelled')
+    AND OLD.state NOT IN ('succeeded', 'failed', 'cancelled'))
+  EXECUTE FUNCTION baton_run_ended();
+
+-- Parked runs that are due first (their timers fire on time), then orphaned running runs,
+-- then queued runs by priority. Parked runs that are not due are never scanned.
+CREATE OR REPLACE FUNCTION baton_claim_runs(p_owner text, p_lease_ms bigint, p_limit integer)
+RETURNS TABLE (id text, epoch bigint) LANGUAGE plpgsql AS $f$
+DECLARE
+  c record;
+  active integer;
+  claimed integer := 0;
+BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
+  FOR c IN
+    SELECT r.id FROM runs r
+    WHERE r.parked AND r.wake_at <= ${NOW}
+    ORDER BY r.wake_at, r.id
+    LIMIT p_limit FOR UPDATE SKIP LOCKED
+  LOOP
+    RETURN QUERY UPDATE runs r SET owner = p_owner, epoch = r.epoch + 1, lease_until = ${NOW} + p_lease_ms,
+        parked = false, wake_at = NULL
+      WHERE r.id = c.id RETURNING r.id, r.epoch;
+    claimed := claimed + 1;
+  END LOOP;
+  IF claimed >= p_limit THEN RETURN; END IF;
+  FOR c IN
+    SELECT r.id, r.flow, r.state, r.max_active_runs FROM runs r
+    WHERE NOT r.parked AND r.state IN ('queued', 'running')
+      AND (r.owner IS NULL OR r.lease_until IS NULL OR r.lease_until < ${NOW})
+    ORDER BY r.state = 'running' DESC, r.priority DESC, r.created_at
+    LIMIT p_limit * 4 FOR UPDATE SKIP LOCKED
+  LOOP
+    EXIT WHEN claimed >= p_limit;
+    IF c.state = 'queued' AND c.max_active_runs IS NOT NULL THEN
+      PERFORM pg_advisory_xact_lock(hashtext('baton_flow:' || c.flow));
+      SELECT count(*) INTO active FROM runs x WHERE x.flow = c.flow AND x.id <> c.id
+        AND (x.state = 'running' OR (x.state = 'queued' AND x.owner IS NOT NULL AND x.lease_until >= ${NOW}));
+      CONTINUE WHEN active >= c.max_active_runs;
+    END IF;
+    RETURN QUERY UPDATE runs r SET owner = p_owner, epoch = r.epoch + 1, lease_until = ${NOW} + p_lease_ms
+      WHERE r.id = c.id RETURNING r.id, r.epoch;
+    -- Claims the previous owner harvested as lost but never recorded (it died or was fenced
+    -- before its commit) are reported again by the new owner's first harvest.
+    UPDATE task_queue q SET lease_until = 0 WHERE q.run_id = c.id AND q.status = 'lost';
+    claimed := claimed + 1;
+  END LOOP;
+END
+$f$;
+`,
+  },
+  {
+    version: 8,
+    name: 'one lock order for many rows; a set-based group commit',
+    // Statements that lock several rows take them in one order, runs by id (bytewise), then
+    // task_queue rows by id, so that a scheduler's commit, its lease renewal and harvest, and
+    // the workers' completions never wait for each other in a cycle (a deadlock costs the
+    // victim the server's deadlock_timeout and a retry). A group commit of many runs changes
+    // their rows with one statement per table rather than several per run. The claim of
+    // runs returns their rows and events, which the claimant reads next.
+    sql: `
+-- As in migration 5, with its effects in the same order, for the entries whose epoch
+-- matches. Every runs row named by the batch is locked first, in id order; then the
+-- task_queue rows the commit deletes or marks, in id order. One entry per run.
+CREATE OR REPLACE FUNCTION baton_commit(batch jsonb) RETURNS text[] LANGUAGE plpgsql AS $f$
+DECLARE
+  ok_ids text[];
+  fenced text[];
+  grown text[];
+  has_events boolean;
+  has_tasks boolean;
+  has_timers boolean;
+  has_logs boolean;
+  has_answered boolean;
+  has_queue boolean;
+  has_dispatches boolean;
+  e jsonb;
+  rid text;
+  n_events integer;
+  cur_seq bigint;
+  cur_count integer;
+  highest integer;
+BEGIN
+  -- One entry (a run moving on its own, as in a chain of tasks): its rows one statement per
+  -- kind, as in migration 5, which costs less than the set-based path below for one run.
+  IF jsonb_array_length(batch) = 1 THEN
+    e := batch->0;
+    rid := e->>'runId';
+    n_events := jsonb_array_length(e->'events');
+    UPDATE runs SET last_seq = last_seq + n_events,
+        state = CASE WHEN e ? 'run' THEN e->'run'->>'state' ELSE state END,
+        started_at = CASE WHEN e ? 'run' THEN (e->'run'->>'startedAt')::bigint ELSE started_at END,
+        ended_at = CASE WHEN e ? 'run' THEN (e->'run'->>'endedAt')::bigint ELSE ended_at END,
+        error = CASE WHEN e ? 'run' THEN NULLIF(e->'run'->'error', 'null'::jsonb) ELSE error END
+      WHERE id = rid AND epoch = (e->>'epoch')::bigint
+      RETURNING last_seq - n_events, task_count INTO cur_seq, cur_count;
+    IF NOT FOUND THEN
+      RETURN ARRAY[rid];
+    END IF;
+    IF n_events > 0 THEN
+      INSERT INTO events (run_id, seq, type, at, data)
+        SELECT rid, cur_seq + x.ord, x.ev->>'type', (x.ev->>'at')::bigint, x.ev
+        FROM jsonb_array_elements(e->'events') WITH ORDINALITY AS x(ev, ord);
+    END IF;
+    IF jsonb_array_length(e->'tasks') > 0 THEN
+      WITH up AS (
+        INSERT INTO task_runs AS t (run_id, idx, task_id, state, attempts, started_at, ended_at, skip_reason, output, error)
+          SELECT rid, (x.p->>'index')::integer, x.p->>'taskId', x.p->>'state', (x.p->>'attempts')::integer,
+            (x.p->>'startedAt')::bigint, (x.p->>'endedAt')::bigint, x.p->>'skipReason', x.p->'output',
+            NULLIF(x.p->'error', 'null'::jsonb)
+          FROM jsonb_array_elements(e->'tasks') AS x(p)
+        ON CONFLICT (run_id, idx) DO UPDATE SET state = excluded.state, attempts = excluded.attempts,
+          started_at = excluded.started_at, ended_at = excluded.ended_at, skip_reason = excluded.skip_reason,
+          output = excluded.output, error = excluded.error
+        RETURNING t.idx
+      )
+      SELECT max(idx) INTO highest FROM up;
+      IF highest >= cur_count THEN
+        UPDATE runs SET task_count = (SELECT count(*) FROM task_runs WHERE run_id = rid) WHERE id = rid;
+      END IF;
+    END IF;
+    IF jsonb_array_length(e->'timers') > 0 THEN
+      DELETE FROM timers t USING jsonb_to_recordset(e->'timers') AS x(task integer, "dueAt" bigint)
+        WHERE t.run_id = rid AND t.task_idx = x.task AND x."dueAt" IS NULL;
+      INSERT INTO timers (run_id, task_idx, due_at)
+        SELECT rid, x.task, x."dueAt" FROM jsonb_to_recordset(e->'timers') AS x(task integer, "dueAt" bigint)
+        WHERE x."dueAt" IS NOT NULL
+        ON CONFLICT (run_id, task_idx) DO UPDATE SET due_at = excluded.due_at;
+    END IF;
+    IF jsonb_array_length(e->'logs') > 0 THEN
+      INSERT INTO logs (run_id, task_id, attempt, stream, at, text)
+        SELECT rid, x."taskId", x.attempt, x.stream, x.at, x.text
+        FROM jsonb_to_recordset(e->'logs') AS x("taskId" text, attempt integer, stream text, at bigint, text text);
+    END IF;
+    IF e ? 'answered' THEN
+      DELETE FROM requests WHERE id IN (SELECT value::bigint FROM jsonb_array_elements_text(e->'answered'));
+    END IF;
+    -- Claimed rows (a worker's completion or renewal may hold them) are locked in id order.
+    IF e ? 'cancels' OR e->'run'->>'state' IN ('succeeded', 'failed', 'cancelled') THEN
+      PERFORM 1 FROM task_queue q WHERE q.run_id = rid ORDER BY q.id FOR UPDATE;
+    END IF;
+    IF e ? 'harvested' THEN
+      DELETE FROM task_queue WHERE id IN (SELECT value::bigint FROM jsonb_array_elements_text(e->'harvested'));
+    END IF;
+    IF e ? 'cancels' THEN
+      UPDATE task_queue q SET cancel = true FROM jsonb_to_recordset(e->'cancels') AS x(task integer, attempt integer)
+        WHERE q.run_id = rid AND q.task_idx = x.task AND q.attempt = x.attempt;
+    END IF;
+    IF e ? 'dispatches' AND jsonb_array_length(e->'dispatches') > 0 THEN
+      INSERT INTO task_queue (run_id, task_idx, task_id, attempt, labels, payload, status, created_at)
+        SELECT rid, x.task, x."taskId", x.attempt, x.labels, x.payload, 'ready', ${NOW}
+        FROM jsonb_to_recordset(e->'dispatches') AS x(task integer, "taskId" text, attempt integer, labels jsonb, payload jsonb);
+      PERFORM pg_notify('baton_tasks', '');
+    END IF;
+    IF e->'run'->>'state' IN ('succeeded', 'failed', 'cancelled') THEN
+      DELETE FROM task_queue WHERE run_id = rid;
+    END IF;
+    RETURN '{}';
+  END IF;
+  PERFORM 1 FROM runs r
+    WHERE r.id = ANY (ARRAY(SELECT x.e->>'runId' FROM jsonb_array_elements(batch) AS x(e)))
+    ORDER BY r.id COLLATE "C" FOR UPDATE;
+  -- The epoch check (fencing) and the run patch in one statement: a stale owner matches no row.
+  WITH u AS (
+    UPDATE runs r SET last_seq = r.last_seq + jsonb_array_length(x.e->'events'),
+        state = CASE WHEN x.e ? 'run' THEN x.e->'run'->>'state' ELSE r.state END,
+        started_at = CASE WHEN x.e ? 'run' THEN (x.e->'run'->>'startedAt')::bigint ELSE r.started_at END,
+        ended_at = CASE WHEN x.e ? 'run' THEN (x.e->'run'->>'endedAt')::bigint ELSE r.ended_at END,
+        error = CASE WHEN x.e ? 'run' THEN NULLIF(x.e->'run'->'error', 'null'::jsonb) ELSE r.error END
+      FROM jsonb_array_elements(batch) AS x(e)
+      WHERE r.id = x.e->>'runId' AND r.epoch = (x.e->>'epoch')::bigint
+      RETURNING r.id
+  )
+  SELECT coalesce(array_agg(u.id), '{}') INTO ok_ids FROM u;
+  -- The statements below skip fenced entries (usually none) by this list, whose test costs
+  -- nothing when it is empty; a set difference finds it in linear time.
+  fenced := ARRAY(SELECT x.e->>'runId' FROM jsonb_array_elements(batch) AS x(e) EXCEPT SELECT unnest(ok_ids) ORDER BY 1);
+  IF cardinality(ok_ids) = 0 THEN
+    RETURN fenced;
+  END IF;
+  SELECT bool_or(jsonb_array_length(x.e->'events') > 0), bool_or(jsonb_array_length(x.e->'tasks') > 0),
+      bool_or(jsonb_array_length(x.e->'timers') > 0), bool_or(jsonb_array_length(x.e->'logs') > 0),
+      bool_or(x.e ? 'answered'),
+      bool_or(x.e ? 'harvested' OR x.e ? 'cancels' OR x.e->'run'->>'state' IN ('succeeded', 'failed', 'cancelled')),
+      bool_or(x.e ? 'dispatches' AND jsonb_array_length(x.e->'dispatches') > 0)
+    INTO has_events, has_tasks, has_timers, has_logs, has_answered, has_queue, has_dispatches
+    FROM jsonb_array_elements(batch) AS x(e) WHERE NOT x.e->>'runId' = ANY (fenced);
+  IF has_events THEN
+    -- Numbered after the run's last event before this commit (last_seq is already moved on).
+    INSERT INTO events (run_id, seq, type, at, data)
+      SELECT r.id, r.last_seq - jsonb_array_length(x.e->'events') + v.ord, v.ev->>'type', (v.ev->>'at')::bigint, v.ev
+      FROM jsonb_array_elements(batch) AS x(e)
+      JOIN runs r ON r.id = x.e->>'runId'
+      CROSS JOIN LATERAL jsonb_array_elements(x.e->'events') WITH ORDINALITY AS v(ev, ord)
+      WHERE NOT x.e->>'runId' = ANY (fenced);
+  END IF;
+  IF has_tasks THEN
+    WITH up AS (
+      INSERT INTO task_runs AS t (run_id, idx, task_id, state, attempts, started_at, ended_at, skip_reason, output, error)
+        SELECT x.e->>'runId', (p.p->>'index')::integer, p.p->>'taskId', p.p->>'state', (p.p->>'attempts')::integer,
+          (p.p->>'startedAt')::bigint, (p.p->>'endedAt')::bigint, p.p->>'skipReason', p.p->'output',
+          NULLIF(p.p->'error', 'null'::jsonb)
+        FROM jsonb_array_elements(batch) AS x(e)
+        CROSS JOIN LATERAL jsonb_array_elements(x.e->'tasks') AS p(p)
+        WHERE NOT x.e->>'runId' = ANY (fenced)
+      ON CONFLICT (run_id, idx) DO UPDATE SET state = excluded.state, attempts = excluded.attempts,
+        started_at = excluded.started_at, ended_at = excluded.ended_at, skip_reason = excluded.skip_reason,
+        output = excluded.output, error = excluded.error
+      RETURNING t.run_id, t.idx
+    )
+    SELECT array_agg(DISTINCT up.run_id) INTO grown FROM up JOIN runs r ON r.id = up.run_id WHERE up.idx >= r.task_count;
+    -- Rows past the last known index may be new (the engine appends task runs at the end):
+    -- keep task_count the number of task runs.
+    IF grown IS NOT NULL THEN
+      UPDATE runs r SET task_count = (SELECT count(*) FROM task_runs t WHERE t.run_id = r.id) WHERE r.id = ANY (grown);
+    END IF;
+  END IF;
+  IF has_timers THEN
+    DELETE FROM timers t USING jsonb_array_elements(batch) AS x(e),
+        jsonb_to_recordset(x.e->'timers') AS m(task integer, "dueAt" bigint)
+      WHERE NOT x.e->>'runId' = ANY (fenced) AND t.run_id = x.e->>'runId' AND t.task_idx = m.task AND m."dueAt" IS NULL;
+    INSERT INTO timers (run_id, task_idx, due_at)
+      SELECT x.e->>'runId', m.task, m."dueAt"
+      FROM jsonb_array_elements(batch) AS x(e)
+      CROSS JOIN LATERAL jsonb_to_recordset(x.e->'timers') AS m(task integer, "dueAt" bigint)
+      WHERE NOT x.e->>'runId' = ANY (fenced) AND m."dueAt" IS NOT NULL
+      ON CONFLICT (run_id, task_idx) DO UPDATE SET due_at = excluded.due_at;
+  END IF;
+  IF has_logs THEN
+    INSERT INTO logs (run_id, task_id, attempt, stream, at, text)
+      SELECT x.e->>'runId', l."taskId", l.attempt, l.stream, l.at, l.text
+      FROM jsonb_array_elements(batch) AS x(e)
+      CROSS JOIN LATERAL jsonb_to_recordset(x.e->'logs') AS l("taskId" text, attempt integer, stream text, at bigint, text text)
+      WHERE NOT x.e->>'runId' = ANY (fenced);
+  END IF;
+  IF has_answered THEN
+    DELETE FROM requests WHERE id IN (
+      SELECT a.value::bigint FROM jsonb_array_elements(batch) AS x(e)
+      CROSS JOIN LATERAL jsonb_array_elements_text(x.e->'answered') AS a
+      WHERE NOT x.e->>'runId' = ANY (fenced));
+  END IF;
+  IF has_queue THEN
+    PERFORM 1 FROM task_queue q WHERE q.id IN (
+        SELECT h.value::bigint FROM jsonb_array_elements(batch) AS x(e)
+        CROSS JOIN LATERAL jsonb_array_elements_text(coalesce(x.e->'harvested', '[]')) AS h
+        WHERE NOT x.e->>'runId' = ANY (fenced)
+      UNION ALL
+        SELECT q2.id FROM jsonb_array_elements(batch) AS x(e)
+        CROSS JOIN LATERAL jsonb_to_recordset(coalesce(x.e->'cancels', '[]')) AS c(task integer, attempt integer)
+        JOIN task_queue q2 ON q2.run_id = x.e->>'runId' AND q2.task_idx = c.task AND q2.attempt = c.attempt
+        WHERE NOT x.e->>'runId' = ANY (fenced)
+      UNION ALL
+        SELECT q3.id FROM jsonb_array_elements(batch) AS x(e)
+        JOIN task_queue q3 ON q3.run_id = x.e->>'runId'
+        WHERE NOT x.e->>'runId' = ANY (fenced) AND x.e->'run'->>'state' IN ('succeeded', 'failed', 'cancelled'))
+      ORDER BY q.id FOR UPDATE;
+    DELETE FROM task_queue WHERE id IN (
+      SELECT h.value::bigint FROM jsonb_array_elements(batch) AS x(e)
+      CROSS JOIN LATERAL jsonb_array_elements_text(x.e->'harvested') AS h
+      WHERE NOT x.e->>'runId' = ANY (fenced));
+    UPDATE task_queue q SET cancel = true
+      FROM jsonb_array_elements(batch) AS x(e),
+        jsonb_to_recordset(x.e->'cancels') AS c(task integer, attempt integer)
+      WHERE NOT x.e->>'runId' = ANY (fenced) AND x.e ? 'cancels'
+        AND q.run_id = x.e->>'runId' AND q.task_idx = c.task AND q.attempt = c.attempt;
+  END IF;
+  IF has_dispatches THEN
+    INSERT INTO task_queue (run_id, task_idx, task_id, attempt, labels, payload, status, created_at)
+      SELECT x.e->>'runId', d.task, d."taskId", d.attempt, d.labels, d.payload, 'ready', ${NOW}
+      FROM jsonb_array_elements(batch) AS x(e)
+      CROSS JOIN LATERAL jsonb_to_recordset(x.e->'dispatches') AS d(task integer, "taskId" text, attempt integer,
+        labels jsonb, payload jsonb)
+      WHERE NOT x.e->>'runId' = ANY (fenced) AND x.e ? 'dispatches';
+  END IF;
+  -- A finished run has no more use for its queue rows; a worker still holding one learns
+  -- at its next renewal that the claim is gone, and stops.
+  IF has_queue THEN
+    DELETE FROM task_queue q USING jsonb_array_elements(batch) AS x(e)
+      WHERE NOT x.e->>'runId' = ANY (fenced) AND x.e->'run'->>'state' IN ('succeeded', 'failed', 'cancelled')
+        AND q.run_id = x.e->>'runId';
+  END IF;
+  IF has_dispatches THEN PERFORM pg_notify('baton_tasks', ''); END IF;
+  RETURN fenced;
+END
+$f$;
+
+-- Claims runs as baton_claim_runs does, and returns with each its row and its events, which
+-- the claimant reads next to resume the run: one round trip instead of three.
+CREATE OR REPLACE FUNCTION baton_claim_runs_loaded(p_owner text, p_lease_ms bigint, p_limit integer)
+RETURNS TABLE (id text, epoch bigint, run jsonb, events jsonb) LANGUAGE plpgsql AS $f$
+DECLARE
+  ids text[];
+BEGIN
+  SELECT coalesce(array_agg(c.id ORDER BY c.ord), '{}') INTO ids
+    FROM baton_claim_runs(p_owner, p_lease_ms, p_limit) WITH ORDINALITY AS c(id, epoch, ord);
+  RETURN QUERY
+    SELECT r.id, r.epoch, to_jsonb(r),
+      (SELECT coalesce(jsonb_agg(jsonb_build_array(e.seq, e.data) ORDER BY e.seq), '[]'::jsonb)
+        FROM events e WHERE e.run_id = r.id)
+    FROM runs r WHERE r.id = ANY (ids) ORDER BY array_position(ids, r.id);
+END
+$f$;
+
+-- As in migration 2, with the claimed rows of a batch locked in id order before they change.
+CREATE OR REPLACE FUNCTION baton_complete(results jsonb) RETURNS bigint[] LANGUAGE plpgsql AS $f$
+DECLARE
+  done bigint[];
+  outcomes text;
+BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
+  IF jsonb_array_length(results) > 1 THEN
+    PERFORM 1 FROM task_queue q JOIN jsonb_to_recordset(results) AS x(id bigint, token integer)
+        ON q.id = x.id AND q.token = x.token
+      WHERE q.status = 'claimed' ORDER BY q.id FOR UPDATE OF q;
+  END IF;
+  WITH u AS (
+    UPDATE task_queue q SET status = 'done', result = x.result
+    FROM jsonb_to_recordset(results) AS x(id bigint, token integer, result jsonb)
+    WHERE q.id = x.id AND q.token = x.token AND q.status = 'claimed'
+    RETURNING q.id, q.run_id, q.task_idx, q.attempt, q.result
+  )
+  SELECT coalesce(array_agg(id), '{}'),
+         json_agg(json_build_object('id', id::text, 'runId', run_id, 'task', task_idx, 'attempt', attempt, 'result', result))::text
+  INTO done, outcomes FROM u;
+  -- Small outcomes travel in the notification itself, sparing the scheduler a query.
+  PERFORM pg_notify('baton_results', CASE WHEN length(outcomes) < 7500 THEN outcomes ELSE '' END);
+  RETURN ARRAY(SELECT x.id FROM jsonb_to_recordset(results) AS x(id bigint) WHERE NOT x.id = ANY(done));
+END
+$f$;
+`,
+  },
 ];

@@ -6,12 +6,15 @@
  * database clock, never from the caller's. LISTEN/NOTIFY wakes idle workers and
  * schedulers (channels `baton_tasks`, `baton_results`, `baton_runs`); polling remains the
  * fallback. Driver errors become STORE_* errors; a lost connection is STORE_UNAVAILABLE,
- * which callers treat as retryable.
+ * which callers treat as retryable. A statement that locks several rows locks them in one
+ * order (runs by id, bytewise; then task_queue rows by id) or skips locked ones, so that
+ * renewals, commits, harvests and completions running at once cannot deadlock.
  */
 import pg from 'pg';
 import { BatonError } from '../../core/errors.js';
 import { redactUrlIn } from '../../core/redact-url.js';
 import type { TaskError } from '../../core/model.js';
+import { versionedEvent } from '../../core/run-history.js';
 import type { RunEvent } from '../../core/run-machine.js';
 import type { BackfillState, TriggerSpec } from '../../core/trigger-spec.js';
 import { triggerId } from '../../core/trigger-spec.js';
@@ -40,6 +43,7 @@ import type {
   RunRecord,
   RunRequest,
   RunRequestKind,
+  ParkRequest,
   Store,
   StoredEvent,
   StoredLogLine,
@@ -51,6 +55,7 @@ import type {
 } from '../store.js';
 import { childRunRefused } from '../child-runs.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
+import { ClaimedRuns } from './claimed-runs.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://user@host:port/database`. */
@@ -74,7 +79,12 @@ const sessionAlive = (holderSql: string) =>
      AND l.classid = ${SESSION_LOCK_KEY}::oid AND l.objid = hashtext(${holderSql})::oid)`;
 /** How long a lost claim waits before it is reported again if no commit recorded it. */
 const LOST_REPORT_MS = 5000;
-const CHANNELS = { tasks: 'baton_tasks', results: 'baton_results', runs: 'baton_runs' } as const;
+const CHANNELS = {
+  tasks: 'baton_tasks',
+  results: 'baton_results',
+  runs: 'baton_runs',
+  ends: 'baton_run_ends',
+} as const;
 
 const UNAVAILABLE_CODES = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004', '53300']);
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH']);
@@ -174,6 +184,7 @@ export class PostgresStore implements Store {
   private readonly pool: pg.Pool;
   private listener: pg.Client | null = null;
   private listening: Promise<void> | null = null;
+  private readonly endListeners = new Set<(runId: string) => void>();
   private readonly subscribers = new Map<string, Set<(outcomes?: readonly TaskOutcome[]) => void>>();
   /** Leadership holders of this process, whose session locks the listener connection holds. */
   private readonly sessionHolders = new Set<string>();
@@ -182,6 +193,8 @@ export class PostgresStore implements Store {
   /** Calls waiting for the listener connection (see `listenerConnected`). */
   private listenerWaiters: (() => void)[] = [];
   private closed = false;
+  /** Runs just claimed, read in the claim's round trip, until the claimant reads them. */
+  private readonly claimed = new ClaimedRuns();
 
   private constructor(private readonly options: PostgresStoreOptions) {
     this.pool = new pg.Pool({
@@ -317,6 +330,8 @@ export class PostgresStore implements Store {
   }
 
   async createRun(input: NewRun): Promise<{ run: RunRecord; created: boolean }> {
+    // A child run changes its parent's row (its count of children).
+    if (input.parent) this.claimed.forget([input.parent.runId]);
     const rows = await this.q('creating a run', 'SELECT * FROM baton_create_run($1::jsonb)', [
       PostgresStore.createRunPayload(input),
     ]);
@@ -327,6 +342,39 @@ export class PostgresStore implements Store {
       throw childRunRefused(refused, input.parent, Number((row.run as Row).value), limit);
     }
     return { run: toRun(row.run as Row), created: row.created === true };
+  }
+
+  async createRuns(inputs: readonly NewRun[]): Promise<{ run: RunRecord; created: boolean }[]> {
+    if (inputs.length === 0) return [];
+    // Created in dedupe-key order, so that two calls naming the same keys wait for each
+    // other's rows in one order and cannot deadlock; answered in input order.
+    const order = inputs.map((_, i) => i);
+    const keyOf = (i: number) => inputs[i]?.dedupeKey ?? '';
+    order.sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : a - b));
+    const payload = `[${order.map((i) => PostgresStore.createRunPayload(inputs[i] as NewRun)).join(',')}]`;
+    return this.tx('creating runs', async (c) => {
+      // One round trip: the function runs once per element, in array order, each call
+      // seeing the runs the calls before it created.
+      const rows = (
+        await c.query(
+          `SELECT r.created, r.run FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS p(v, ord)
+             CROSS JOIN LATERAL baton_create_run(p.v) AS r ORDER BY p.ord`,
+          [payload],
+        )
+      ).rows as Row[];
+      const out: { run: RunRecord; created: boolean }[] = new Array(inputs.length);
+      rows.forEach((row, k) => {
+        const i = order[k] as number;
+        const input = inputs[i] as NewRun;
+        const refused = (row.run as Row).refused;
+        if (input.parent?.limits && (refused === 'depth' || refused === 'child_runs')) {
+          const limit = refused === 'depth' ? input.parent.limits.depth : input.parent.limits.childRuns;
+          throw childRunRefused(refused, input.parent, Number((row.run as Row).value), limit);
+        }
+        out[i] = { run: toRun(row.run as Row), created: row.created === true };
+      });
+      return out;
+    });
   }
 
   private static createRunPayload(input: NewRun): string {
@@ -349,11 +397,13 @@ export class PostgresStore implements Store {
       priority: input.priority ?? 0,
       triggerId: input.triggerId ?? null,
       parent: input.parent ?? null,
-      event,
+      event: versionedEvent(event),
     });
   }
 
   async getRun(id: string): Promise<RunRecord | null> {
+    const claimed = this.claimed.takeRun(id);
+    if (claimed) return claimed;
     const rows = await this.q('reading a run', 'SELECT * FROM runs WHERE id = $1', [id]);
     return rows[0] ? toRun(rows[0]) : null;
   }
@@ -409,6 +459,8 @@ export class PostgresStore implements Store {
   }
 
   async readEvents(runId: string, afterSeq = 0): Promise<StoredEvent[]> {
+    const claimed = afterSeq === 0 ? this.claimed.takeEvents(runId) : null;
+    if (claimed) return claimed;
     const rows = await this.q(
       'reading events',
       'SELECT seq, data FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq',
@@ -418,6 +470,7 @@ export class PostgresStore implements Store {
   }
 
   async claimRun(runId: string, o: ClaimOptions): Promise<Lease | null> {
+    this.claimed.forget([runId]);
     return this.tx('claiming a run', async (c) => {
       if (o.respectActiveLimit) {
         const run = (await c.query('SELECT * FROM runs WHERE id = $1 FOR UPDATE', [runId])).rows[0] as Row | undefined;
@@ -427,7 +480,7 @@ export class PostgresStore implements Store {
       }
       const rows = (
         await c.query(
-          `UPDATE runs SET owner = $2, epoch = epoch + 1, lease_until = ${NOW} + $3
+          `UPDATE runs SET owner = $2, epoch = epoch + 1, lease_until = ${NOW} + $3, parked = false, wake_at = NULL
            WHERE id = $1
              AND ($4 OR state IN ('queued', 'running'))
              AND (owner IS NULL OR lease_until IS NULL OR lease_until < ${NOW} OR owner = $2 OR epoch = $5)
@@ -448,7 +501,11 @@ export class PostgresStore implements Store {
    */
   private async reopenLost(c: pg.PoolClient, runIds: readonly string[]): Promise<void> {
     if (runIds.length === 0) return;
-    await c.query(`UPDATE task_queue SET lease_until = 0 WHERE run_id = ANY($1::text[]) AND status = 'lost'`, [runIds]);
+    await c.query(
+      `UPDATE task_queue SET lease_until = 0 WHERE id IN (
+         SELECT id FROM task_queue WHERE run_id = ANY($1::text[]) AND status = 'lost' ORDER BY id FOR UPDATE)`,
+      [runIds],
+    );
   }
 
   private async activeOfFlow(c: pg.PoolClient, flow: string, except: string): Promise<number> {
@@ -461,41 +518,90 @@ export class PostgresStore implements Store {
   }
 
   async claimRuns(o: ClaimOptions & { limit: number }): Promise<Lease[]> {
-    const rows = await this.q('claiming runs', 'SELECT * FROM baton_claim_runs($1, $2, $3)', [
+    // The claimant reads each run and its events next: they come with the claim.
+    const rows = await this.q('claiming runs', 'SELECT * FROM baton_claim_runs_loaded($1, $2, $3)', [
       o.owner,
       o.leaseMs,
       o.limit,
     ]);
-    return rows.map((row) => ({ runId: row.id as string, owner: o.owner, epoch: Number(row.epoch) }));
+    return rows.map((row) => {
+      const runId = row.id as string;
+      const events = (row.events as [number, RunEvent][]).map(([seq, event]) => ({ runId, seq: Number(seq), event }));
+      this.claimed.keep(toRun(row.run as Row), events);
+      return { runId, owner: o.owner, epoch: Number(row.epoch) };
+    });
   }
 
   async renewLeases(leases: readonly Lease[], leaseMs: number): Promise<string[]> {
     if (leases.length === 0) return [];
+    this.claimed.forget(leases.map((l) => l.runId));
     const rows = await this.q(
       'renewing leases',
-      `UPDATE runs r SET lease_until = ${NOW} + $4
-       FROM unnest($1::text[], $2::text[], $3::bigint[]) AS l(id, owner, epoch)
-       WHERE r.id = l.id AND r.owner = l.owner AND r.epoch = l.epoch
-       RETURNING r.id`,
+      // Rows locked in id order, skipping those another transaction holds (a commit of the
+      // run, or an earlier renewal still running): a statement that waits for no lock takes
+      // part in no deadlock and queues behind nothing. A skipped lease still held is renewed
+      // next time (every third of the lease); the leases lost are those the run no longer
+      // shows (the statement's snapshot: a takeover committed meanwhile shows next time).
+      `WITH l AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) AS l(id, owner, epoch)),
+       held AS (
+         SELECT r.id FROM runs r JOIN l ON r.id = l.id AND r.owner = l.owner AND r.epoch = l.epoch
+         ORDER BY r.id COLLATE "C" FOR UPDATE OF r SKIP LOCKED
+       ),
+       renewed AS (UPDATE runs r SET lease_until = ${NOW} + $4 FROM held WHERE r.id = held.id RETURNING r.id)
+       SELECT l.id FROM l
+       WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = l.id AND r.owner = l.owner AND r.epoch = l.epoch)`,
       [leases.map((l) => l.runId), leases.map((l) => l.owner), leases.map((l) => l.epoch), leaseMs],
     );
-    const kept = new Set(rows.map((r) => r.id as string));
-    return leases.filter((l) => !kept.has(l.runId)).map((l) => l.runId);
+    return rows.map((r) => r.id as string);
   }
 
-  async releaseRun(lease: Lease): Promise<void> {
-    await this.q('releasing a run', 'UPDATE runs SET owner = NULL, lease_until = NULL WHERE id = $1 AND epoch = $2', [
-      lease.runId,
-      lease.epoch,
-    ]);
+  async parkRun(lease: Lease, park: ParkRequest): Promise<boolean> {
+    this.claimed.forget([lease.runId]);
+    const rows = await this.q(
+      'parking a run',
+      `UPDATE runs r SET owner = NULL, lease_until = NULL, parked = true,
+         wake_at = CASE
+           WHEN EXISTS (SELECT 1 FROM requests q WHERE q.run_id = r.id)
+             OR EXISTS (SELECT 1 FROM runs c WHERE c.id = ANY($4::text[])
+                        AND c.state IN ('succeeded', 'failed', 'cancelled'))
+           THEN ${NOW} ELSE $5::bigint END
+       WHERE r.id = $1 AND r.owner = $2 AND r.epoch = $3
+       RETURNING r.wake_at`,
+      [lease.runId, lease.owner, lease.epoch, park.awaiting, park.wakeAt],
+    );
+    return rows.length === 1;
+  }
+
+  onRunEnd(listener: (runId: string) => void): () => void {
+    this.endListeners.add(listener);
+    // Listening on the ends channel is a subscription like the others (see subscribe).
+    const off = this.subscribe('ends', () => undefined);
+    return () => {
+      this.endListeners.delete(listener);
+      off();
+    };
+  }
+
+  async releaseRun(lease: Lease, options: { readonly wake?: boolean } = {}): Promise<void> {
+    this.claimed.forget([lease.runId]);
+    // An unfinished run let go is for any engine to take, at once: idle ones are woken.
+    await this.q(
+      'releasing a run',
+      `WITH released AS (
+         UPDATE runs SET owner = NULL, lease_until = NULL WHERE id = $1 AND epoch = $2 RETURNING id, state
+       )
+       SELECT pg_notify('baton_runs', id) FROM released WHERE $3 AND state IN ('queued', 'running')`,
+      [lease.runId, lease.epoch, options.wake !== false],
+    );
   }
 
   async commit(entries: readonly CommitEntry[]): Promise<CommitResult> {
     if (entries.length === 0) return { fenced: [] };
+    this.claimed.forget(entries.map((e) => e.lease.runId));
     const batch = entries.map((e) => ({
       runId: e.lease.runId,
       epoch: e.lease.epoch,
-      events: e.events,
+      events: e.events.map(versionedEvent),
       ...(e.run ? { run: e.run } : {}),
       tasks: lastPatchPerTask(e.tasks),
       timers: e.timers,
@@ -597,9 +703,13 @@ export class PostgresStore implements Store {
     if (claims.length === 0) return { lost: [], cancelled: [] };
     const rows = await this.q(
       'renewing task claims',
-      `UPDATE task_queue q SET lease_until = ${NOW} + $4
-       FROM unnest($1::bigint[], $2::int[]) AS c(id, token)
-       WHERE q.id = c.id AND q.token = c.token AND q.worker = $3 AND q.status = 'claimed'
+      `WITH held AS (
+         SELECT q.id FROM task_queue q JOIN unnest($1::bigint[], $2::int[]) AS c(id, token)
+           ON q.id = c.id AND q.token = c.token
+         WHERE q.worker = $3 AND q.status = 'claimed'
+         ORDER BY q.id FOR UPDATE OF q
+       )
+       UPDATE task_queue q SET lease_until = ${NOW} + $4 FROM held WHERE q.id = held.id
        RETURNING q.id, q.cancel`,
       [claims.map((c) => c.id), claims.map((c) => c.token), worker, leaseMs],
     );
@@ -631,10 +741,17 @@ export class PostgresStore implements Store {
       // the row. Should that commit never come (the owner died, was fenced, or dropped the
       // run), the row is reported again once LOST_REPORT_MS has passed (at once after a
       // takeover, see reopenLost); an owner still holding the outcome ignores the repeat.
-      `WITH lost AS (
-         UPDATE task_queue SET status = 'lost', lease_until = ${NOW} + ${LOST_REPORT_MS}
+      // A row another transaction holds (a completion, a commit) is being changed: it is
+      // skipped, not waited for, and looked at again by the next harvest.
+      `WITH stale AS (
+         SELECT id FROM task_queue
          WHERE run_id = ANY($1::text[]) AND status IN ('claimed', 'lost') AND lease_until < ${NOW}
-         RETURNING id, run_id, task_idx, attempt, status, result
+         ORDER BY id FOR UPDATE SKIP LOCKED
+       ),
+       lost AS (
+         UPDATE task_queue q SET status = 'lost', lease_until = ${NOW} + ${LOST_REPORT_MS}
+         FROM stale WHERE q.id = stale.id
+         RETURNING q.id, q.run_id, q.task_idx, q.attempt, q.status, q.result
        )
        SELECT * FROM lost
        UNION ALL
@@ -691,8 +808,11 @@ export class PostgresStore implements Store {
        ),
        released AS (
          UPDATE runs SET lease_until = ${NOW} - 1
-         WHERE EXISTS (SELECT 1 FROM taken) AND (SELECT holder FROM previous) IS DISTINCT FROM $2
-           AND owner = (SELECT holder FROM previous) AND state IN ('queued', 'running') AND lease_until >= ${NOW}
+         WHERE id IN (
+           SELECT id FROM runs
+           WHERE EXISTS (SELECT 1 FROM taken) AND (SELECT holder FROM previous) IS DISTINCT FROM $2
+             AND owner = (SELECT holder FROM previous) AND state IN ('queued', 'running') AND lease_until >= ${NOW}
+           ORDER BY id COLLATE "C" FOR UPDATE)
        )
        SELECT epoch FROM taken`,
       [name, holder, leaseMs],
@@ -761,6 +881,7 @@ export class PostgresStore implements Store {
           )
         ).rows.map((r: Row) => r.id as string);
         if (ids.length === 0) return 0;
+        this.claimed.forget(ids);
         for (const table of ['events', 'task_runs', 'timers', 'logs', 'requests', 'task_queue']) {
           await c.query(`DELETE FROM ${table} WHERE run_id = ANY($1::text[])`, [ids]);
         }
@@ -772,7 +893,10 @@ export class PostgresStore implements Store {
     }
   }
 
-  subscribe(channel: 'tasks' | 'results' | 'runs', onWake: (outcomes?: readonly TaskOutcome[]) => void): () => void {
+  subscribe(
+    channel: 'tasks' | 'results' | 'runs' | 'ends',
+    onWake: (outcomes?: readonly TaskOutcome[]) => void,
+  ): () => void {
     const name = CHANNELS[channel];
     let set = this.subscribers.get(name);
     if (!set) {
@@ -803,6 +927,10 @@ export class PostgresStore implements Store {
           });
           for (const name of this.subscribers.keys()) await client.query(`LISTEN ${name}`);
           client.on('notification', (msg) => {
+            if (msg.channel === CHANNELS.ends) {
+              if (msg.payload) for (const listener of this.endListeners) listener(msg.payload);
+              return;
+            }
             const outcomes = msg.channel === CHANNELS.results ? parseOutcomes(msg.payload) : undefined;
             for (const fn of this.subscribers.get(msg.channel) ?? []) fn(outcomes);
           });

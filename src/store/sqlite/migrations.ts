@@ -10,6 +10,9 @@ export interface Migration {
   readonly sql: string;
 }
 
+/** SQLite's clock in milliseconds: the same expression the store's statements use. */
+const NOW_MS = `CAST(unixepoch('subsec') * 1000 AS INTEGER)`;
+
 export const SQLITE_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -220,6 +223,34 @@ UPDATE runs SET depth = coalesce((SELECT depth FROM chain WHERE chain.id = runs.
   WHERE parent_run_id IS NOT NULL;
 UPDATE runs SET child_runs = (SELECT count(*) FROM runs c WHERE c.parent_run_id = runs.id)
   WHERE id IN (SELECT parent_run_id FROM runs WHERE parent_run_id IS NOT NULL);
+`,
+  },
+  {
+    version: 7,
+    name: 'parked runs and their wake-ups',
+    // A run whose open work only waits (a sleep, a retry backoff, an event, an approval, a
+    // child run) is released by its owner and marked parked, with the time its earliest timer
+    // is due in wake_at. Claims take parked runs only once wake_at has passed; a request for
+    // the run (a signal, a decision, a cancel) and the end of one of its child runs bring
+    // wake_at forward to now, in the transaction that records them, so no wake-up is lost.
+    sql: `
+ALTER TABLE runs ADD COLUMN parked INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN wake_at INTEGER;
+CREATE INDEX IF NOT EXISTS runs_parked_by_wake ON runs (wake_at) WHERE parked = 1;
+CREATE INDEX IF NOT EXISTS runs_claimable ON runs (priority, created_at)
+  WHERE parked = 0 AND state IN ('queued', 'running');
+CREATE TRIGGER IF NOT EXISTS requests_wake_run AFTER INSERT ON requests
+BEGIN
+  UPDATE runs SET wake_at = ${NOW_MS}
+    WHERE id = NEW.run_id AND parked = 1 AND (wake_at IS NULL OR wake_at > ${NOW_MS});
+END;
+CREATE TRIGGER IF NOT EXISTS runs_end_wakes_parent AFTER UPDATE OF state ON runs
+  WHEN NEW.parent_run_id IS NOT NULL AND NEW.state IN ('succeeded', 'failed', 'cancelled')
+    AND OLD.state NOT IN ('succeeded', 'failed', 'cancelled')
+BEGIN
+  UPDATE runs SET wake_at = ${NOW_MS}
+    WHERE id = NEW.parent_run_id AND parked = 1 AND (wake_at IS NULL OR wake_at > ${NOW_MS});
+END;
 `,
   },
 ];

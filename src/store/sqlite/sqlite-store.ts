@@ -11,6 +11,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { BatonError } from '../../core/errors.js';
 import type { TaskError } from '../../core/model.js';
+import { versionedEvent } from '../../core/run-history.js';
 import type { RunEvent } from '../../core/run-machine.js';
 import type { BackfillState, TriggerSpec } from '../../core/trigger-spec.js';
 import { triggerId } from '../../core/trigger-spec.js';
@@ -43,6 +44,7 @@ import type {
   RunRecord,
   RunRequest,
   RunRequestKind,
+  ParkRequest,
   Store,
   StoredEvent,
   StoredLogLine,
@@ -60,6 +62,12 @@ export interface SqliteStoreOptions {
   readonly path: string;
   /** How long a write waits for another process's write lock, in ms. Default 5000. */
   readonly busyTimeoutMs?: number;
+  /**
+   * How long opening waits for another process's lock, in ms: when processes start together
+   * on a new file (a worker and a command), one creates the tables while the others wait,
+   * however slow a busy machine makes that. Default 60000.
+   */
+  readonly openTimeoutMs?: number;
   readonly faults?: StoreFaults;
 }
 
@@ -100,11 +108,14 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly faults: StoreFaults | undefined;
   private readonly stmt: ReturnType<SqliteStore['prepare']>;
+  private readonly runWakers = new Set<() => void>();
+  private readonly endListeners = new Set<(runId: string) => void>();
 
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+    const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     try {
-      this.db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 5000 });
+      this.db = new Database(options.path, { timeout: Math.max(busyTimeoutMs, options.openTimeoutMs ?? 60_000) });
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = FULL');
       this.db.pragma('foreign_keys = OFF');
@@ -112,7 +123,13 @@ export class SqliteStore implements Store {
       throw translateSqliteError(error, `opening ${options.path}`);
     }
     this.faults = options.faults;
-    this.migrateSync();
+    try {
+      this.migrateSync();
+    } catch (error) {
+      this.db.close();
+      throw error;
+    }
+    this.db.pragma(`busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
     this.stmt = this.prepare();
   }
 
@@ -193,7 +210,8 @@ export class SqliteStore implements Store {
       clearTimer: db.prepare('DELETE FROM timers WHERE run_id = ? AND task_idx = ?'),
       insertLog: db.prepare('INSERT INTO logs (run_id, task_id, attempt, stream, at, text) VALUES (?, ?, ?, ?, ?, ?)'),
       claimOne: db.prepare(
-        `UPDATE runs SET owner = @owner, epoch = epoch + 1, lease_until = ${NOW_MS} + @leaseMs
+        `UPDATE runs SET owner = @owner, epoch = epoch + 1, lease_until = ${NOW_MS} + @leaseMs,
+           parked = 0, wake_at = NULL
          WHERE id = @id
            AND (@includeFinished = 1 OR state IN ('queued', 'running'))
            AND (owner IS NULL OR lease_until IS NULL OR lease_until < ${NOW_MS} OR owner = @owner OR epoch = @takeOver)
@@ -201,10 +219,25 @@ export class SqliteStore implements Store {
       ),
       claimable: db.prepare(
         `SELECT id, flow, state, max_active_runs FROM runs
-         WHERE state IN ('queued', 'running')
+         WHERE parked = 0 AND state IN ('queued', 'running')
            AND (owner IS NULL OR lease_until IS NULL OR lease_until < ${NOW_MS})
          ORDER BY state = 'running' DESC, priority DESC, created_at
          LIMIT ?`,
+      ),
+      dueParked: db.prepare(
+        `SELECT id, flow, state, max_active_runs FROM runs
+         WHERE parked = 1 AND wake_at <= ${NOW_MS}
+         ORDER BY wake_at, id
+         LIMIT ?`,
+      ),
+      park: db.prepare(
+        `UPDATE runs SET owner = NULL, lease_until = NULL, parked = 1,
+           wake_at = CASE
+             WHEN EXISTS (SELECT 1 FROM requests q WHERE q.run_id = @id)
+               OR EXISTS (SELECT 1 FROM runs c WHERE c.id IN (SELECT value FROM json_each(@awaiting))
+                          AND c.state IN ('succeeded', 'failed', 'cancelled'))
+             THEN ${NOW_MS} ELSE @wakeAt END
+         WHERE id = @id AND owner = @owner AND epoch = @epoch`,
       ),
       activeOfFlow: db.prepare(
         `SELECT count(*) AS n FROM runs
@@ -212,9 +245,12 @@ export class SqliteStore implements Store {
            AND (state = 'running' OR (state = 'queued' AND owner IS NOT NULL AND lease_until >= ${NOW_MS}))`,
       ),
       renew: db.prepare(`UPDATE runs SET lease_until = ${NOW_MS} + ? WHERE id = ? AND owner = ? AND epoch = ?`),
-      release: db.prepare('UPDATE runs SET owner = NULL, lease_until = NULL WHERE id = ? AND epoch = ?'),
+      release: db.prepare(
+        'UPDATE runs SET owner = NULL, lease_until = NULL WHERE id = ? AND epoch = ? RETURNING state',
+      ),
+      parentOf: db.prepare('SELECT parent_run_id FROM runs WHERE id = ?'),
       addRequest: db.prepare(`INSERT INTO requests (run_id, kind, payload, created_at) VALUES (?, ?, ?, ${NOW_MS})`),
-      requests: db.prepare('SELECT * FROM requests WHERE run_id = ? ORDER BY id'),
+      requestsOfRuns: db.prepare('SELECT * FROM requests WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY id'),
       deleteRequest: db.prepare('DELETE FROM requests WHERE id = ?'),
       logs: db.prepare('SELECT * FROM logs WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
       enqueue: db.prepare(
@@ -354,7 +390,18 @@ export class SqliteStore implements Store {
   }
 
   async createRun(input: NewRun): Promise<{ run: RunRecord; created: boolean }> {
-    return this.guard('creating a run', () => this.db.transaction(() => this.insertRun(input)).immediate());
+    const result = this.guard('creating a run', () => this.db.transaction(() => this.insertRun(input)).immediate());
+    if (result.created) this.wakeRunClaimers();
+    return result;
+  }
+
+  async createRuns(inputs: readonly NewRun[]): Promise<{ run: RunRecord; created: boolean }[]> {
+    if (inputs.length === 0) return [];
+    const results = this.guard('creating runs', () =>
+      this.db.transaction(() => inputs.map((input) => this.insertRun(input))).immediate(),
+    );
+    if (results.some((r) => r.created)) this.wakeRunClaimers();
+    return results;
   }
 
   /** Creates a run inside the caller's transaction (or returns the one with its dedupe key). */
@@ -390,7 +437,7 @@ export class SqliteStore implements Store {
       version: f.version,
       params: input.params,
     };
-    s.insertEvent.run(input.id, 1, created.type, created.at, JSON.stringify(created));
+    s.insertEvent.run(input.id, 1, created.type, created.at, JSON.stringify(versionedEvent(created)));
     return { run: toRun(s.getRun.get(input.id) as Row), created: true };
   }
 
@@ -489,7 +536,8 @@ export class SqliteStore implements Store {
     return this.guard('claiming runs', () => {
       const tx = this.db.transaction(() => {
         const leases: Lease[] = [];
-        const candidates = this.stmt.claimable.all(o.limit * 4) as {
+        const due = this.stmt.dueParked.all(o.limit) as { id: string }[];
+        const candidates = [...due, ...(this.stmt.claimable.all(o.limit * 4) as { id: string }[])] as {
           id: string;
           flow: string;
           state: string;
@@ -533,8 +581,52 @@ export class SqliteStore implements Store {
     });
   }
 
-  async releaseRun(lease: Lease): Promise<void> {
-    this.guard('releasing a run', () => this.stmt.release.run(lease.runId, lease.epoch));
+  async releaseRun(lease: Lease, options: { readonly wake?: boolean } = {}): Promise<void> {
+    const released = this.guard('releasing a run', () => this.stmt.release.get(lease.runId, lease.epoch)) as
+      { state: string } | undefined;
+    // An unfinished run let go is for any engine to take, at once.
+    if (released && !FINISHED.has(released.state) && options.wake !== false) this.wakeRunClaimers();
+  }
+
+  async parkRun(lease: Lease, park: ParkRequest): Promise<boolean> {
+    return this.guard(
+      'parking a run',
+      () =>
+        this.stmt.park.run({
+          id: lease.runId,
+          owner: lease.owner,
+          epoch: lease.epoch,
+          wakeAt: park.wakeAt,
+          awaiting: JSON.stringify(park.awaiting),
+        }).changes === 1,
+    );
+  }
+
+  onRunEnd(listener: (runId: string) => void): () => void {
+    this.endListeners.add(listener);
+    return () => this.endListeners.delete(listener);
+  }
+
+  subscribe(channel: 'tasks' | 'results' | 'runs', onWake: () => void): () => void {
+    // Only this process's own writes can be heard here; other processes are found by polling.
+    if (channel !== 'runs') return () => undefined;
+    this.runWakers.add(onWake);
+    return () => this.runWakers.delete(onWake);
+  }
+
+  /** Tells this process's subscribers that runs may be claimable now (after the commit). */
+  private wakeRunClaimers(): void {
+    if (this.runWakers.size === 0) return;
+    queueMicrotask(() => {
+      for (const wake of this.runWakers) wake();
+    });
+  }
+
+  private announceEnds(runIds: readonly string[]): void {
+    if (runIds.length === 0 || this.endListeners.size === 0) return;
+    queueMicrotask(() => {
+      for (const id of runIds) for (const listener of this.endListeners) listener(id);
+    });
   }
 
   async commit(entries: readonly CommitEntry[]): Promise<CommitResult> {
@@ -542,6 +634,7 @@ export class SqliteStore implements Store {
     return this.guard('committing run changes', () => {
       const tx = this.db.transaction(() => {
         const fenced: string[] = [];
+        const ended: string[] = [];
         let first = true;
         for (const e of entries) {
           const runId = e.lease.runId;
@@ -551,7 +644,9 @@ export class SqliteStore implements Store {
             continue;
           }
           let seq = current.last_seq;
-          for (const ev of e.events) s.insertEvent.run(runId, ++seq, ev.type, ev.at, JSON.stringify(ev));
+          for (const ev of e.events) {
+            s.insertEvent.run(runId, ++seq, ev.type, ev.at, JSON.stringify(versionedEvent(ev)));
+          }
           if (first) {
             this.faults?.crashPoint('mid_commit');
             first = false;
@@ -593,32 +688,36 @@ export class SqliteStore implements Store {
           for (const c of e.cancels ?? []) s.cancelQueued.run(runId, c.task, c.attempt);
           // A finished run has no more use for its queue rows; a worker still holding one
           // learns at its next renewal that the claim is gone, and stops.
-          if (e.run && FINISHED.has(e.run.state)) s.deleteQueueOfRun.run(runId);
+          if (e.run && FINISHED.has(e.run.state)) {
+            s.deleteQueueOfRun.run(runId);
+            ended.push(runId);
+          }
         }
-        return { fenced };
+        return { fenced, ended };
       });
-      return tx.immediate();
+      const { fenced, ended } = tx.immediate();
+      this.announceEnds(ended);
+      // The end of a child run may have made its parked parent due.
+      if (ended.some((id) => (s.parentOf.get(id) as { parent_run_id: string | null } | undefined)?.parent_run_id))
+        this.wakeRunClaimers();
+      return { fenced };
     });
   }
 
   async addRequest(runId: string, kind: RunRequestKind, payload: Readonly<Record<string, unknown>>): Promise<void> {
     this.guard('recording a request', () => this.stmt.addRequest.run(runId, kind, JSON.stringify(payload)));
+    this.wakeRunClaimers();
   }
 
   async pendingRequests(runIds: readonly string[]): Promise<RunRequest[]> {
     return this.guard('reading requests', () => {
-      const out: RunRequest[] = [];
-      for (const runId of runIds) {
-        for (const row of this.stmt.requests.all(runId) as Row[]) {
-          out.push({
-            id: row.id as number,
-            runId,
-            kind: row.kind as RunRequestKind,
-            payload: JSON.parse(row.payload as string) as Record<string, unknown>,
-          });
-        }
-      }
-      return out;
+      // One statement for all the runs an engine holds, polled often: requests are few.
+      return (this.stmt.requestsOfRuns.all(JSON.stringify(runIds)) as Row[]).map((row) => ({
+        id: row.id as number,
+        runId: row.run_id as string,
+        kind: row.kind as RunRequestKind,
+        payload: JSON.parse(row.payload as string) as Record<string, unknown>,
+      }));
     });
   }
 
@@ -826,6 +925,7 @@ export class SqliteStore implements Store {
   }
 
   async fireTrigger(input: FireTriggerInput): Promise<FiringResult[] | null> {
+    this.wakeRunClaimers();
     return this.guard('recording a trigger firing', () =>
       this.db
         .transaction((): FiringResult[] | null => {
@@ -918,6 +1018,7 @@ export class SqliteStore implements Store {
   }
 
   async updateBackfill(input: BackfillUpdate): Promise<BackfillUpdateResult | null> {
+    this.wakeRunClaimers();
     return this.guard('moving a backfill', () =>
       this.db
         .transaction((): BackfillUpdateResult | null => {

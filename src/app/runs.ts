@@ -1,0 +1,415 @@
+/**
+ * Use cases on runs: create one or many, look them up, wait for one, follow its history,
+ * cancel, retry and resume. Every face (the CLI, the public client, the testing kit) goes
+ * through these functions, so that a run is checked the same way wherever it comes from:
+ * params resolved against the flow's declaration and held to `limits.params_bytes`.
+ */
+import { randomBytes } from 'node:crypto';
+import { BatonError } from '../core/errors.js';
+import { pinSpec } from '../core/run-history.js';
+import type { RunInput } from '../core/run-machine.js';
+import { taskIndexOf } from '../core/run-topology.js';
+import type { RunStateName } from '../core/states.js';
+import { isTerminalRun } from '../core/states.js';
+import type { FlowDefinition } from '../define/builder.js';
+import { isFlowDefinitionLike } from '../define/flow-mark.js';
+import { resolveParams } from '../define/params.js';
+import type { NewRun, RunFilter, RunRecord, StoredEvent, Store, TaskRunRecord } from '../store/store.js';
+import type { BatonConfig } from './config.js';
+import type { LoadedFlow } from './flow-catalog.js';
+import { loadRunState } from './run-state.js';
+import type { Runtime } from './runtime.js';
+
+/** A new run id: time-ordered, 16 characters, e.g. `r0m3xk2a9f4c1d2e`. */
+export function newRunId(now = Date.now()): string {
+  // Six base-36 characters (31 bits) after the time: runs created together in one
+  // millisecond (a startMany of thousands) must not draw the same id.
+  const random = randomBytes(4).readUInt32BE(0) % RUN_ID_RANDOM_SPACE;
+  return `r${now.toString(36).padStart(9, '0')}${random.toString(36).padStart(6, '0')}`;
+}
+
+const RUN_ID_RANDOM_SPACE = 36 ** 6;
+
+export interface StartRunOptions {
+  readonly params?: Readonly<Record<string, unknown>>;
+  /** Params given as text (`--param k=v`): coerced to the declared types. */
+  readonly paramsFromText?: boolean;
+  /** A run with this key is created once; starting it again returns the existing run. */
+  readonly dedupeKey?: string;
+}
+
+/** What `buildRun` needs besides the flow: the limits of the configuration. */
+export type RunLimits = Pick<BatonConfig, 'paramsLimitBytes'>;
+
+/** A validated new run of a flow: params checked and filled, payload within the limit. */
+export function buildRun(
+  config: RunLimits,
+  flow: LoadedFlow,
+  options: StartRunOptions & {
+    triggerId?: string;
+    priority?: number;
+    now?: number;
+    parent?: NewRun['parent'];
+  } = {},
+): NewRun {
+  const params = resolveParams(flow.spec.params, options.params ?? {}, { fromText: options.paramsFromText ?? false });
+  const bytes = Buffer.byteLength(JSON.stringify(params));
+  if (bytes > config.paramsLimitBytes) {
+    throw new BatonError(
+      'PAYLOAD_TOO_LARGE',
+      `the params of this run are ${bytes} bytes; the limit is ${config.paramsLimitBytes} bytes (limits.params_bytes)`,
+    );
+  }
+  const now = options.now ?? Date.now();
+  return {
+    id: newRunId(now),
+    flow: {
+      flow: flow.spec.name,
+      version: flow.version,
+      spec: pinSpec(flow.spec),
+      sourcePath: flow.sourcePath,
+      createdAt: now,
+    },
+    params,
+    taskIds: flow.spec.tasks.map((t) => t.id),
+    createdAt: now,
+    dedupeKey: options.dedupeKey ?? null,
+    maxActiveRuns: flow.spec.maxActiveRuns,
+    ...(options.triggerId ? { triggerId: options.triggerId } : {}),
+    ...(options.priority !== undefined ? { priority: options.priority } : {}),
+    ...(options.parent ? { parent: options.parent } : {}),
+  };
+}
+
+/** A run just asked for: its record, and whether this call created it (false: found by its dedupe key). */
+export interface StartedRun {
+  readonly run: RunRecord;
+  readonly created: boolean;
+}
+
+/** Validates params and records a queued run of a loaded flow; nothing runs yet. */
+export async function createRun(
+  rt: { readonly config: RunLimits; readonly store: Store },
+  flow: LoadedFlow,
+  options: StartRunOptions & { now?: number; parent?: NewRun['parent'] } = {},
+): Promise<StartedRun> {
+  return rt.store.createRun(buildRun(rt.config, flow, options));
+}
+
+/** A flow as a use case is given it: a name or file path, a loaded flow, or a definition in code. */
+export type FlowRef = string | LoadedFlow | FlowDefinition;
+
+/**
+ * The flow a reference names. A definition from `defineFlow` is registered in the catalog
+ * (so that this process can execute its runs); a name is looked up among the registered
+ * flows, then the project's files.
+ */
+export async function findFlow(rt: Runtime, flow: FlowRef): Promise<LoadedFlow> {
+  if (typeof flow === 'string') return rt.catalog.find(flow);
+  if (isFlowDefinitionLike(flow)) return rt.catalog.register(flow as FlowDefinition);
+  return flow as LoadedFlow;
+}
+
+/** Finds the flow, validates params and records a queued run; nothing runs yet. */
+export async function startRun(rt: Runtime, flow: FlowRef, options: StartRunOptions = {}): Promise<StartedRun> {
+  return createRun(rt, await findFlow(rt, flow), options);
+}
+
+/** One run of `startRuns`. */
+export interface StartManyInput extends StartRunOptions {
+  readonly flow: FlowRef;
+}
+
+/**
+ * Records many queued runs in one transaction: every input is validated first, so that one
+ * bad input (an unknown param, params over the limit) creates none. A dedupe key that names
+ * an existing run, or an earlier input, returns that run with `created: false`.
+ */
+export async function startRuns(rt: Runtime, inputs: readonly StartManyInput[]): Promise<StartedRun[]> {
+  const flows = new Map<FlowRef, LoadedFlow>();
+  const runs: NewRun[] = [];
+  for (const [i, input] of inputs.entries()) {
+    let flow = flows.get(input.flow);
+    if (!flow) flows.set(input.flow, (flow = await findFlow(rt, input.flow)));
+    try {
+      runs.push(buildRun(rt.config, flow, input));
+    } catch (error) {
+      if (!(error instanceof BatonError)) throw error;
+      throw new BatonError(error.code, `run ${i} of ${inputs.length} (flow ${flow.spec.name}): ${error.message}`, {
+        hint: error.hint,
+        details: { ...error.details, index: i },
+        problems: error.problems,
+        cause: error,
+      });
+    }
+  }
+  return rt.store.createRuns(runs);
+}
+
+/** The run with this id (or `last`, or a unique prefix: see run-refs.ts). */
+export async function getRun(rt: Runtime, runId: string): Promise<RunRecord> {
+  const run = await rt.store.getRun(runId);
+  if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`, { hint: 'List runs with `baton runs`.' });
+  return run;
+}
+
+/** Runs, newest first, filtered by flow, state or parent run. */
+export async function listRuns(rt: Runtime, filter: RunFilter = {}): Promise<RunRecord[]> {
+  return rt.store.listRuns(filter);
+}
+
+/** A run with its task runs, as `baton show` prints it. */
+export async function showRun(rt: Runtime, runId: string): Promise<{ run: RunRecord; tasks: TaskRunRecord[] }> {
+  const run = await getRun(rt, runId);
+  return { run, tasks: await rt.store.getTaskRuns(runId) };
+}
+
+/** The outputs of a run's task runs that succeeded, by task run id (`load`, `process[2]`). */
+export async function runOutputs(rt: Runtime, runId: string): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  for (const t of await rt.store.getTaskRuns(runId)) if (t.state === 'succeeded') out[t.taskId] = t.output;
+  return out;
+}
+
+export interface WaitOptions {
+  /** Give up after this long (WAIT_TIMEOUT). Default: wait as long as the run takes. */
+  readonly timeoutMs?: number;
+  /** Stops waiting when aborted (the abort reason is thrown). */
+  readonly signal?: AbortSignal;
+}
+
+/** Polling intervals while waiting on the store: quick at first, then at most once a second. */
+const FIRST_POLL_MS = 10;
+const LAST_POLL_MS = 1000;
+
+/** Sleeps `ms`, or less if `signal` aborts (then throws its reason). */
+function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const onAbort = () => {
+      done();
+      reject(signal?.reason as Error);
+    };
+    const timer = setTimeout(() => {
+      done();
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Waits until a run ends, whoever executes it, and returns its final record. Where the store
+ * announces the ends of runs (PostgreSQL: LISTEN/NOTIFY, for every process; SQLite: for
+ * this process's own commits) the announcement wakes it; otherwise it reads the store with a
+ * growing interval (10 ms up to 1 s). It reads the store once a second in any case, should
+ * an announcement be missed (a dropped connection).
+ */
+export async function waitForRun(rt: Runtime, runId: string, options: WaitOptions = {}): Promise<RunRecord> {
+  let woken: (() => void) | undefined;
+  const stopListening = rt.store.onRunEnd?.((id) => {
+    if (id === runId) woken?.();
+  });
+  try {
+    return await pollUntilEnded(
+      rt,
+      runId,
+      options,
+      (ms, signal) =>
+        new Promise<void>((resolve, reject) => {
+          woken = resolve;
+          pause(ms, signal).then(resolve, reject);
+        }),
+    );
+  } finally {
+    stopListening?.();
+  }
+}
+
+async function pollUntilEnded(
+  rt: Runtime,
+  runId: string,
+  options: WaitOptions,
+  sleep: (ms: number, signal?: AbortSignal) => Promise<void>,
+): Promise<RunRecord> {
+  const deadline = options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + options.timeoutMs;
+  let interval = FIRST_POLL_MS;
+  for (;;) {
+    const run = await getRun(rt, runId);
+    if (isTerminalRun(run.state)) return run;
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      throw new BatonError('RUN_WAIT_TIMEOUT', `run ${runId} is still ${run.state} after ${options.timeoutMs} ms`, {
+        hint: 'Is a worker running (baton worker, or client.startWorker())? Wait longer, or look at it with `baton show`.',
+        details: { runId, state: run.state },
+      });
+    }
+    await sleep(Math.min(interval, left), options.signal);
+    interval = Math.min(interval * 2, LAST_POLL_MS);
+  }
+}
+
+/**
+ * The run's history as it is written: every event already stored, then each new one, until
+ * the run has ended and its last event was yielded. Reads with a growing interval (10 ms up
+ * to 1 s), restarting quick after each new event.
+ */
+export async function* watchRun(
+  rt: Runtime,
+  runId: string,
+  options: { readonly afterSeq?: number; readonly signal?: AbortSignal } = {},
+): AsyncGenerator<StoredEvent, void, undefined> {
+  let after = options.afterSeq ?? 0;
+  let interval = FIRST_POLL_MS;
+  for (;;) {
+    // The run first: once it is seen ended, the read after it holds all of its events.
+    const run = await getRun(rt, runId);
+    const events = await rt.store.readEvents(runId, after);
+    for (const e of events) {
+      after = e.seq;
+      yield e;
+    }
+    if (isTerminalRun(run.state)) return;
+    if (events.length > 0) interval = FIRST_POLL_MS;
+    await pause(interval, options.signal);
+    interval = Math.min(interval * 2, LAST_POLL_MS);
+  }
+}
+
+/** The index of a task run in a run's state, or TASK_NOT_FOUND naming the tasks there are. */
+async function taskIndexes(rt: Runtime, runId: string, tasks: readonly string[]): Promise<number[]> {
+  const { state } = await loadRunState(rt, runId);
+  return tasks.map((id) => {
+    const i = taskIndexOf(state, id);
+    if (i === undefined) {
+      throw new BatonError('TASK_NOT_FOUND', `run ${runId} has no task "${id}"`, {
+        hint: `Tasks: ${state.plan.graph.ids.slice(0, 20).join(', ')}`,
+      });
+    }
+    return i;
+  });
+}
+
+export interface CancelOptions {
+  /** Cancel only this task run (its downstream tasks are then skipped or run per their trigger rules). */
+  readonly task?: string;
+  readonly reason?: string;
+  /** How long to wait for a live owner to act on the request. Default 30 s. */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * Cancels a run, or one task run of it: applied at once when no live process owns the run,
+ * else left as a request for the owner and waited for (bounded). A finished run is left as it
+ * is. Returns the run's record afterwards.
+ */
+export async function cancelRun(rt: Runtime, runId: string, options: CancelOptions = {}): Promise<RunRecord> {
+  const run = await getRun(rt, runId);
+  if (isTerminalRun(run.state)) return run;
+  const task = options.task === undefined ? undefined : (await taskIndexes(rt, runId, [options.task]))[0];
+  const reason = options.reason ?? 'cancelled by user';
+  const engine = rt.createEngine();
+  const input: RunInput = task === undefined ? { type: 'cancel', reason } : { type: 'cancel', reason, task };
+  let applied: boolean;
+  try {
+    applied = await engine.applyDirect(runId, input);
+  } finally {
+    await engine.stop();
+  }
+  if (!applied) {
+    // A live process owns the run: leave it a request and wait for it to act.
+    await rt.store.addRequest(runId, task === undefined ? 'cancel' : 'cancel_task', {
+      reason,
+      ...(options.task !== undefined ? { task: options.task } : {}),
+    });
+    const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+    for (let interval = FIRST_POLL_MS; ; interval = Math.min(interval * 2, 200)) {
+      if (task === undefined) {
+        const current = await getRun(rt, runId);
+        if (isTerminalRun(current.state)) break;
+        if (Date.now() > deadline) {
+          throw new BatonError(
+            'RUN_OWNED',
+            `run ${runId} is still ${current.state}: its owner ${current.owner ?? ''} has not acted on the request yet`,
+            { hint: 'The request stays recorded; the owner applies it when it next polls. Check that process.' },
+          );
+        }
+      } else {
+        if (Date.now() > deadline) break;
+        const t = (await rt.store.getTaskRuns(runId))[task];
+        if (!t || t.state === 'cancelled' || t.state === 'succeeded' || t.state === 'failed') break;
+      }
+      await pause(interval);
+    }
+  }
+  return getRun(rt, runId);
+}
+
+export interface RetryOptions {
+  /** Rerun what did not succeed. */
+  readonly fromFailed?: boolean;
+  /** Rerun these task runs (and, with `downstream`, what depends on them). */
+  readonly tasks?: readonly string[];
+  readonly downstream?: boolean;
+}
+
+/**
+ * Reopens a run: its failed tasks, or the tasks named. The run is queued again; a worker (or
+ * `resumeRun`) continues it. RUN_OWNED if a live process owns it.
+ */
+export async function retryRun(rt: Runtime, runId: string, options: RetryOptions): Promise<RunRecord> {
+  const tasks = options.tasks ?? [];
+  if (!options.fromFailed && tasks.length === 0) {
+    throw new BatonError('USAGE', 'a retry needs fromFailed or the ids of tasks to rerun', {
+      hint: 'Rerun what did not succeed (--from-failed), or chosen tasks (--task <id> [--downstream]).',
+    });
+  }
+  if (options.fromFailed && tasks.length > 0) {
+    throw new BatonError('USAGE', 'fromFailed (--from-failed) and tasks (--task) cannot be combined');
+  }
+  const indexes = await taskIndexes(rt, runId, tasks);
+  const input: RunInput = options.fromFailed
+    ? { type: 'rerun', mode: 'failed' }
+    : { type: 'rerun', mode: 'tasks', tasks: indexes, downstream: options.downstream ?? false };
+  const engine = rt.createEngine();
+  try {
+    const applied = await engine.applyDirect(runId, input, { includeFinished: true });
+    if (!applied) throw new BatonError('RUN_OWNED', `run ${runId} is owned by a live process`);
+  } finally {
+    await engine.stop();
+  }
+  return getRun(rt, runId);
+}
+
+/**
+ * Drives a run in this process until it ends (a run whose owner died is taken over) and
+ * returns its final state; RUN_OWNED if a live process executes it.
+ */
+export async function resumeRun(
+  rt: Runtime,
+  runId: string,
+  engine: Parameters<Runtime['createEngine']>[0] = {},
+): Promise<RunStateName> {
+  const run = await getRun(rt, runId);
+  if (isTerminalRun(run.state)) return run.state;
+  const e = rt.createEngine(engine);
+  try {
+    return await e.execute(runId);
+  } finally {
+    await e.stop();
+  }
+}
+
+/**
+ * Deletes finished runs that ended more than `olderThanMs` ago by the database clock, with
+ * their history and logs; returns the cut-off and how many runs went.
+ */
+export async function pruneRuns(rt: Runtime, olderThanMs: number): Promise<{ before: number; runs: number }> {
+  const before = (await rt.store.now()) - olderThanMs;
+  const result = await rt.store.prune(before);
+  return { before, runs: result.runs };
+}

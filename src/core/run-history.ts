@@ -1,0 +1,88 @@
+/**
+ * The history as a contract. Every stored event and every pinned flow definition carries
+ * the format it was written in (`v`); a history written before formats were numbered has
+ * none and reads as format 1. A Baton reads every format up to HISTORY_FORMAT and refuses
+ * a newer one (HISTORY_TOO_NEW) rather than guess at fields it does not know. An event
+ * that is illegal in the state its run or task is in is RUN_INVALID_TRANSITION: the
+ * history is never bent to fit.
+ *
+ * Raise HISTORY_FORMAT when the meaning of a stored event or of the pinned spec changes,
+ * teach the fold to read the older formats, and record new histories under
+ * test/fixtures/histories (every recorded history must still fold to its final state).
+ */
+import { BatonError } from './errors.js';
+import type { FlowSpec } from './model.js';
+import type { RunEvent } from './run-types.js';
+
+/** The format this Baton writes, and the newest it reads. */
+export const HISTORY_FORMAT = 1;
+
+/** The format of a history written before events carried one. */
+const UNNUMBERED_FORMAT = 1;
+
+/** The event as it is stored: stamped with the format it is written in. */
+export function versionedEvent(event: RunEvent): RunEvent {
+  return { v: HISTORY_FORMAT, ...event };
+}
+
+/**
+ * The format of a stored event (of its `v`), checked: a format newer than this Baton
+ * reads is HISTORY_TOO_NEW, one that is no format at all is RUN_INVALID_TRANSITION.
+ */
+export function eventFormat(runId: string, event: RunEvent): number {
+  const v: unknown = event.v;
+  if (v === undefined) return UNNUMBERED_FORMAT;
+  return checkFormat(v, `run ${runId}: its ${String((event as { type?: unknown }).type)} event`, runId);
+}
+
+function checkFormat(v: unknown, what: string, runId: string | null): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
+    throw new BatonError('RUN_INVALID_TRANSITION', `${what} has format version ${JSON.stringify(v)}, which is none`, {
+      details: { ...(runId === null ? {} : { runId }), format: v ?? null },
+    });
+  }
+  if (v > HISTORY_FORMAT) {
+    throw new BatonError(
+      'HISTORY_TOO_NEW',
+      `${what} is written in history format ${v}; this Baton reads formats up to ${HISTORY_FORMAT}`,
+      {
+        hint: 'Upgrade Baton to the version that wrote it (or a newer one); an older Baton cannot read a newer history.',
+        details: { ...(runId === null ? {} : { runId }), format: v, known: HISTORY_FORMAT },
+      },
+    );
+  }
+  return v;
+}
+
+/** The JSON of a flow definition as it is pinned in the store, stamped with its format. */
+export function pinSpec(spec: FlowSpec): string {
+  return JSON.stringify({ v: HISTORY_FORMAT, ...spec });
+}
+
+/**
+ * Reads a pinned flow definition (`what` names it in errors: `flow x version y`). The
+ * stamp is taken off, so that the definition hashes to the version it was pinned under.
+ */
+export function readPinnedSpec(json: string, what: string): FlowSpec {
+  const parsed = JSON.parse(json) as FlowSpec & { v?: unknown };
+  if (parsed.v === undefined) return parsed;
+  checkFormat(parsed.v, `the pinned definition of ${what}`, null);
+  const { v: _format, ...spec } = parsed;
+  return spec;
+}
+
+/** The error for an event that the state of its run or task does not allow. */
+export function invalidTransition(
+  runId: string,
+  event: string,
+  state: string,
+  task: string | null,
+  why = '',
+): BatonError {
+  const subject = task === null ? 'the run' : `task ${task}`;
+  return new BatonError(
+    'RUN_INVALID_TRANSITION',
+    `run ${runId}: illegal transition: ${event} for ${subject} in state ${state}${why ? ` (${why})` : ''}`,
+    { details: { runId, state, event, ...(task === null ? {} : { task }) } },
+  );
+}
