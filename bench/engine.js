@@ -16,9 +16,9 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { defineFlow, openClient } from '../dist/index.js';
+import { withBenchDatabase } from './pg-database.js';
 
 const self = fileURLToPath(import.meta.url);
-const adminUrl = process.env.BATON_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const MB = 1024 * 1024;
 
 // The flows of `parkedRuns`, defined here so that the engine process registers the very code
@@ -52,21 +52,7 @@ async function withStore(store, fn) {
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  const name = `baton_bench_engine_${process.pid}_${Date.now().toString(36)}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  try {
-    return await fn({ store, database: url.toString() });
-  } finally {
-    const c = new pg.Client({ connectionString: adminUrl });
-    await c.connect();
-    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await c.end();
-  }
+  return withBenchDatabase('baton_bench_engine', (database) => fn({ store, database }));
 }
 
 /**

@@ -10,9 +10,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { buildRun, createRun, openRuntime } from '../dist/app/runtime.js';
+import { withBenchDatabase } from './pg-database.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const adminUrl = process.env.BATON_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** Deadlocks detected in the bench databases so far, and whether any database was used. */
 const deadlocks = { count: 0, databases: 0 };
@@ -34,23 +34,10 @@ async function deadlocksOf(admin, name) {
 }
 
 async function withDatabase(fn) {
-  const name = `baton_bench_${process.pid}_${Date.now().toString(36)}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  try {
-    return await fn(url.toString());
-  } finally {
-    const c = new pg.Client({ connectionString: adminUrl });
-    await c.connect();
-    deadlocks.count += await deadlocksOf(c, name);
+  return withBenchDatabase('baton_bench', fn, async (admin, name) => {
+    deadlocks.count += await deadlocksOf(admin, name);
     deadlocks.databases++;
-    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await c.end();
-  }
+  });
 }
 
 function project() {
