@@ -133,6 +133,8 @@ export class Engine {
   private inlineInFlight = 0;
   /** Runs being claimed and loaded by `execute`. */
   private activating = 0;
+  /** Child-run checks in flight: one may hold a child's outcome it has not submitted yet. */
+  private checkingChildren = 0;
   private flushScheduled = false;
   private flushing: Promise<void> | null = null;
   private commitBackoffMs = 0;
@@ -487,6 +489,15 @@ export class Engine {
 
   /** Subflow tasks whose child run ended: hands the child's outcome to the parent. */
   private async checkChildren(): Promise<void> {
+    this.checkingChildren++;
+    try {
+      await this.checkChildrenNow();
+    } finally {
+      this.checkingChildren--;
+    }
+  }
+
+  private async checkChildrenNow(): Promise<void> {
     for (const run of [...this.runs.values()]) {
       if (run.children.size === 0) continue;
       // One listing per parent, not one read per child: a map of subflows waits for many.
@@ -790,6 +801,7 @@ export class Engine {
       this.inbox.length === 0 &&
       this.inlineInFlight === 0 &&
       this.activating === 0 &&
+      this.checkingChildren === 0 &&
       [...this.ready.values()].every((q) => q.length === 0)
     );
   }
