@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
 // Fault tests: process churn, database outages and clock skew against the real
-// PostgreSQL server. One file at a time, since some of them restart the server.
+// PostgreSQL server. One file at a time, since some of them restart the server. They run
+// beside busy loops (test/faults/busy-loops.ts, FAULTS_BUSY_LOOPS): CI machines are loaded.
 const reportDir = process.env.BATON_TEST_REPORT_DIR;
 
 export default defineConfig({
@@ -10,7 +11,7 @@ export default defineConfig({
     testTimeout: 300_000,
     hookTimeout: 60_000,
     fileParallelism: false,
-    globalSetup: ['test/setup/services.ts'],
+    globalSetup: ['test/setup/services.ts', 'test/faults/busy-loops.ts'],
     pool: 'forks',
     ...(reportDir ? { reporters: ['default', 'json'], outputFile: { json: `${reportDir}/results-faults.json` } } : {}),
   },

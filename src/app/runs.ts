@@ -36,6 +36,79 @@ export interface StartRunOptions {
   readonly paramsFromText?: boolean;
   /** A run with this key is created once; starting it again returns the existing run. */
   readonly dedupeKey?: string;
+  /** Tags kept on the run and filtered on by `listRuns` (`{ team: 'growth' }`); see `checkLabels`. */
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+/** Most labels one run may have. */
+export const MAX_LABELS = 64;
+/** Longest label key, in characters. */
+export const MAX_LABEL_KEY = 63;
+/** Longest label value, in characters. */
+export const MAX_LABEL_VALUE = 256;
+/** A label key: letters, digits and `_ . / -`, starting and ending with a letter or digit. */
+const LABEL_KEY = /^[a-z0-9]([a-z0-9_./-]*[a-z0-9])?$/i;
+
+/**
+ * Checks run labels (given to `start` or `listRuns`) and returns them as a plain object of
+ * strings; RUN_LABEL_INVALID naming every bad label otherwise. Keys match LABEL_KEY and
+ * have at most 63 characters; values are non-empty strings of at most 256; at most 64 labels.
+ */
+export function checkLabels(labels: unknown): Record<string, string> {
+  if (labels === undefined || labels === null) return {};
+  if (typeof labels !== 'object' || Array.isArray(labels)) {
+    throw new BatonError('RUN_LABEL_INVALID', 'labels must be an object of key=value strings, e.g. { team: "growth" }');
+  }
+  const entries = Object.entries(labels as Record<string, unknown>);
+  const problems: string[] = [];
+  if (entries.length > MAX_LABELS) problems.push(`${entries.length} labels; at most ${MAX_LABELS} are allowed`);
+  for (const [key, value] of entries) {
+    const name = JSON.stringify(key);
+    if (key.length === 0) problems.push('a label key is empty');
+    else if (key.length > MAX_LABEL_KEY) {
+      problems.push(`label ${name}: the key has ${key.length} characters; at most ${MAX_LABEL_KEY} are allowed`);
+    } else if (!LABEL_KEY.test(key)) {
+      problems.push(
+        `label ${name}: the key must be letters, digits and _ . / -, starting and ending with a letter or digit`,
+      );
+    }
+    if (typeof value !== 'string') problems.push(`label ${name}: the value must be a string, not ${typeof value}`);
+    else if (value.length === 0) problems.push(`label ${name}: the value is empty`);
+    else if (value.length > MAX_LABEL_VALUE) {
+      problems.push(`label ${name}: the value has ${value.length} characters; at most ${MAX_LABEL_VALUE} are allowed`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new BatonError('RUN_LABEL_INVALID', `invalid run labels: ${problems.join('; ')}`, {
+      details: { problems },
+    });
+  }
+  return Object.fromEntries(entries) as Record<string, string>;
+}
+
+/**
+ * Labels given as `key=value` texts (`--label team=growth`, repeatable), checked as
+ * `checkLabels` does; the value is everything after the first `=`. RUN_LABEL_INVALID names
+ * a text without `=` or a key given twice.
+ */
+export function parseLabelAssignments(texts: readonly string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const text of texts) {
+    const at = text.indexOf('=');
+    if (at < 0) {
+      throw new BatonError('RUN_LABEL_INVALID', `label ${JSON.stringify(text)}: expected key=value`, {
+        hint: 'Give each label as --label key=value, e.g. --label team=growth.',
+      });
+    }
+    const key = text.slice(0, at);
+    if (Object.hasOwn(labels, key)) {
+      throw new BatonError('RUN_LABEL_INVALID', `label ${JSON.stringify(key)} is given twice`, {
+        hint: 'Give each label key once.',
+      });
+    }
+    labels[key] = text.slice(at + 1);
+  }
+  return checkLabels(labels);
 }
 
 /** What `buildRun` needs besides the flow: the limits of the configuration. */
@@ -52,6 +125,7 @@ export function buildRun(
     parent?: NewRun['parent'];
   } = {},
 ): NewRun {
+  const labels = checkLabels(options.labels);
   const params = resolveParams(flow.spec.params, options.params ?? {}, { fromText: options.paramsFromText ?? false });
   const bytes = Buffer.byteLength(JSON.stringify(params));
   if (bytes > config.paramsLimitBytes) {
@@ -78,6 +152,7 @@ export function buildRun(
     ...(options.triggerId ? { triggerId: options.triggerId } : {}),
     ...(options.priority !== undefined ? { priority: options.priority } : {}),
     ...(options.parent ? { parent: options.parent } : {}),
+    ...(Object.keys(labels).length > 0 ? { labels } : {}),
   };
 }
 
@@ -153,9 +228,10 @@ export async function getRun(rt: Runtime, runId: string): Promise<RunRecord> {
   return run;
 }
 
-/** Runs, newest first, filtered by flow, state or parent run. */
+/** Runs, newest first, filtered by flow, state, parent run or labels (a run must have every label given). */
 export async function listRuns(rt: Runtime, filter: RunFilter = {}): Promise<RunRecord[]> {
-  return rt.store.listRuns(filter);
+  if (filter.labels === undefined) return rt.store.listRuns(filter);
+  return rt.store.listRuns({ ...filter, labels: checkLabels(filter.labels) });
 }
 
 /** A run with its task runs, as `baton show` prints it. */

@@ -88,6 +88,11 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     .option('--enqueue', 'only queue the run for worker processes (the default on PostgreSQL)')
     .option('--wait', 'with --enqueue: wait until the run ends, printing its log lines and progress')
     .option('--dedupe-key <key>', 'create the run only once for this key')
+    .option(
+      '--label <key=value>',
+      'a label kept on the run, to find it with `baton runs --label` (repeatable)',
+      collect,
+    )
     .option('-q, --quiet', 'no task log lines and no progress, only the result')
     .option('--json', 'print the finished run as JSON')
     .action((flow: string, o: Record<string, unknown>) =>
@@ -100,9 +105,10 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     .option('--flow <name>', 'only runs of this flow')
     .option('--state <state>', 'only runs in this state')
     .option('--parent <run>', 'only the child runs (subflows) of this run')
+    .option('--label <key=value>', 'only runs with this label (repeatable: runs with every one)', collect)
     .addOption(cliOption('--limit <n>', 'at most n runs (default 50)'))
     .option('--json', 'print JSON')
-    .action((o: { flow?: string; state?: string; parent?: string; limit?: number; json?: boolean }) =>
+    .action((o: { flow?: string; state?: string; parent?: string; label?: string[]; limit?: number; json?: boolean }) =>
       run(async () => (await import('./commands/inspect.js')).runsCommand(withDb(), o))(),
     );
 

@@ -45,6 +45,7 @@ export function runJson(r: RunRecord): Record<string, unknown> {
     started_at: r.startedAt === null ? null : new Date(r.startedAt).toISOString(),
     ended_at: r.endedAt === null ? null : new Date(r.endedAt).toISOString(),
     params: r.params,
+    labels: r.labels,
     error: r.error,
   };
 }
@@ -64,11 +65,28 @@ export function taskJson(t: TaskRunRecord): Record<string, unknown> {
   };
 }
 
+/** Labels as `key=value` pairs in key order, separated by commas. */
+export function formatLabels(labels: Readonly<Record<string, string>>): string {
+  return Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${labels[k]}`)
+    .join(',');
+}
+
 export function renderRuns(runs: readonly RunRecord[]): string {
   if (runs.length === 0) return 'no runs';
+  // A LABELS column only when some run has labels: listings without them stay as they were.
+  const labelled = runs.some((r) => Object.keys(r.labels).length > 0);
   return table(
-    ['RUN', 'FLOW', 'STATE', 'CREATED', 'DURATION'],
-    runs.map((r) => [r.id, r.flow, r.state, time(r.createdAt), span(r.startedAt, r.endedAt)]),
+    ['RUN', 'FLOW', 'STATE', 'CREATED', 'DURATION', ...(labelled ? ['LABELS'] : [])],
+    runs.map((r) => [
+      r.id,
+      r.flow,
+      r.state,
+      time(r.createdAt),
+      span(r.startedAt, r.endedAt),
+      ...(labelled ? [formatLabels(r.labels) || '-'] : []),
+    ]),
   );
 }
 
@@ -334,6 +352,7 @@ export function renderShow(run: RunRecord, tasks: readonly TaskRunRecord[], opti
       ? [`mapped   ${instances.length} task runs of map items: ${countStates(instances.map((t) => t.state))}`]
       : []),
     ...(Object.keys(run.params).length ? [`params   ${JSON.stringify(run.params)}`] : []),
+    ...(Object.keys(run.labels).length ? [`labels   ${formatLabels(run.labels)}`] : []),
     ...(run.error ? [`error    ${run.error.code}: ${firstLine(run.error.message)}`] : []),
   ];
 

@@ -111,8 +111,9 @@ export class BatonClient {
 
   /**
    * Creates a queued run of a flow and returns a handle on it; a worker executes it. The
-   * params are checked against the flow's declaration and `limits.params_bytes` first
-   * (RUN_PARAM_INVALID, PAYLOAD_TOO_LARGE); nothing is created when they fail.
+   * params are checked against the flow's declaration and `limits.params_bytes`, and the
+   * labels against their rules, first (RUN_PARAM_INVALID, PAYLOAD_TOO_LARGE,
+   * RUN_LABEL_INVALID); nothing is created when they fail.
    */
   async start<P extends Record<string, ParamDef>, O = RunOutputs>(
     flow: FlowDefinition<P>,
@@ -133,8 +134,9 @@ export class BatonClient {
     const { run, created } = await startRun(this.rt, flow as FlowRef, {
       params,
       ...(options.dedupeKey !== undefined ? { dedupeKey: options.dedupeKey } : {}),
+      ...(options.labels !== undefined ? { labels: options.labels } : {}),
     });
-    this.nudge();
+    this.nudge('claim');
     const output = typeof options.output === 'string' ? options.output : options.output?.id;
     return new RunHandle<O>(this.host, run.id, run.flow, created, output);
   }
@@ -152,9 +154,10 @@ export class BatonClient {
         flow: i.flow as FlowRef,
         params: i.params ?? {},
         ...(i.dedupeKey !== undefined ? { dedupeKey: i.dedupeKey } : {}),
+        ...(i.labels !== undefined ? { labels: i.labels } : {}),
       })),
     );
-    this.nudge();
+    this.nudge('claim');
     return started.map(({ run, created }) => new RunHandle(this.host, run.id, run.flow, created));
   }
 
@@ -308,9 +311,14 @@ export class BatonClient {
     return tracked;
   }
 
-  /** Lets this process's run workers see new work now rather than at their next poll. */
-  private nudge(): void {
-    for (const w of this.workers) void w.engine?.pollNow().catch(() => undefined);
+  /**
+   * Tells this client's workers about work just recorded here: a new run is for a claim only;
+   * a signal, a decision or a retry needs a poll, which reads requests and child runs too.
+   */
+  private nudge(what: 'claim' | 'poll' = 'poll'): void {
+    for (const w of this.workers) {
+      void (what === 'claim' ? w.engine?.claimNow() : w.engine?.pollNow())?.catch(() => undefined);
+    }
   }
 
   private open(): void {

@@ -46,6 +46,7 @@ export function runInfo(r: RunRecord): RunInfo {
     error: r.error,
     triggerId: r.triggerId,
     parentRunId: r.parentRunId,
+    labels: r.labels,
   };
 }
 

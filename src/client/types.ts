@@ -50,6 +50,13 @@ export interface StartOptions<O = RunOutputs> {
    */
   readonly dedupeKey?: string;
   /**
+   * Tags kept on the run, to find it again with \`list({ labels })\` or \`baton runs --label\`:
+   * \`{ team: 'growth', env: 'prod' }\`. At most 64; a key has at most 63 characters (letters,
+   * digits, \`_ . / -\`, starting and ending with a letter or digit), a value 1 to 256
+   * (RUN_LABEL_INVALID otherwise, and nothing is created).
+   */
+  readonly labels?: Readonly<Record<string, string>>;
+  /**
    * The task whose output is the run's result (`handle.result()`), typed by that task when
    * the flow is defined in code: `{ output: loadTask }` where `loadTask` is what
    * `flow.task('load', …)` returned. Default: the outputs of every task run, by id.
@@ -62,6 +69,8 @@ export interface StartManyInput {
   readonly flow: string | FlowDefinition;
   readonly params?: Readonly<Record<string, unknown>>;
   readonly dedupeKey?: string;
+  /** Tags kept on the run: see \`StartOptions.labels\`. */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 /** A run as the client reports it. Times are ms since the epoch. */
@@ -82,6 +91,8 @@ export interface RunInfo {
   readonly triggerId: string | null;
   /** The run whose subflow task started it, if any. */
   readonly parentRunId: string | null;
+  /** The labels it was started with; \`{}\` for none. */
+  readonly labels: Readonly<Record<string, string>>;
 }
 
 /** A task run as the client reports it. */
@@ -110,6 +121,8 @@ export interface WaitOptions {
 export interface ListOptions {
   readonly flow?: string;
   readonly state?: RunStateName;
+  /** Only runs that have every one of these labels, each with exactly this value. */
+  readonly labels?: Readonly<Record<string, string>>;
   /** At most this many, newest first. Default 1000. */
   readonly limit?: number;
 }

@@ -96,6 +96,12 @@ export const ERROR_CODES = {
     exitCode: 2,
     source: 'user',
   },
+  RUN_LABEL_INVALID: {
+    summary: 'A run label is malformed: a bad key or value, or too many labels.',
+    hint: 'Give at most 64 labels as key=value: a key of letters, digits and `_ . / -` (63 characters at most, starting and ending with a letter or digit), a non-empty value of at most 256 characters.',
+    exitCode: 2,
+    source: 'user',
+  },
   RUN_NOT_FOUND: {
     summary: 'No run with that id or id prefix, or no run yet for `last`.',
     hint: 'List runs with `baton runs`.',
@@ -363,6 +369,12 @@ export const ERROR_CODES = {
     summary: 'Another process already listens on the port a Baton server was asked to listen on.',
     hint: 'Stop the process that holds the port, or choose another one (`baton dev --port <n>`, `baton scheduler --webhook-port <n>`).',
     exitCode: 2,
+    source: 'user',
+  },
+  ENGINE_STOPPED: {
+    summary: 'A stopped or draining engine (a worker being shut down) was asked to take work again.',
+    hint: 'Start a new worker (`client.startWorker()`, `baton worker`) instead of reusing one that was drained or stopped.',
+    exitCode: 1,
     source: 'user',
   },
   INTERNAL: {

@@ -26,54 +26,177 @@ export type GraphProblem =
 
 /** Finds every structural problem; an empty list means `compileGraph` will succeed. */
 export function findGraphProblems(nodes: readonly GraphNodeInput[]): GraphProblem[] {
+  return scan(nodes).problems;
+}
+
+/**
+ * Checks the nodes and, when nothing is wrong, builds the graph `compileGraph` would: the
+ * check and the build share one pass over the names.
+ */
+export function analyzeGraph(nodes: readonly GraphNodeInput[]): {
+  readonly problems: GraphProblem[];
+  readonly graph: FlowGraph | undefined;
+} {
+  const { problems, indexOf, first, edges } = scan(nodes);
+  if (problems.length > 0) return { problems, graph: undefined };
+  const ids: string[] = new Array<string>(nodes.length);
+  for (let i = 0; i < nodes.length; i++) ids[i] = (nodes[i] as GraphNodeInput).id;
+  return { problems, graph: denseGraph(ids, indexOf, first, edges) };
+}
+
+const NO_EDGES: readonly number[] = Object.freeze([]);
+
+/**
+ * The adjacency lists of edges given as in `scan` (all known, no self edge). A repeated
+ * dependency is one edge. Each list is made at its final length: lists grown by push
+ * keep room for 16 entries, which for 100,000 tasks is tens of megabytes.
+ */
+function denseGraph(ids: string[], indexOf: Map<string, number>, first: Int32Array, edges: Int32Array): FlowGraph {
+  const n = ids.length;
+  const ups = new Int32Array(n);
+  const downs = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const start = first[i] as number;
+    const end = first[i + 1] as number;
+    // Short lists are searched for repeats; a long one gets a set.
+    const taken = end - start > 16 ? new Set<number>() : undefined;
+    for (let k = start; k < end; k++) {
+      const j = edges[k] as number;
+      let repeated = false;
+      if (taken) repeated = taken.has(j) || (taken.add(j), false);
+      else for (let m = start; m < k && !repeated; m++) repeated = edges[m] === j;
+      if (repeated) {
+        edges[k] = -1;
+        continue;
+      }
+      ups[i] = (ups[i] as number) + 1;
+      downs[j] = (downs[j] as number) + 1;
+    }
+  }
+  const upstream: (readonly number[])[] = new Array<readonly number[]>(n);
+  const downstream: number[][] = new Array<number[]>(n);
+  const filled = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const d = downs[i] as number;
+    downstream[i] = d === 0 ? (NO_EDGES as number[]) : new Array<number>(d);
+  }
+  for (let i = 0; i < n; i++) {
+    const count = ups[i] as number;
+    if (count === 0) {
+      upstream[i] = NO_EDGES;
+      continue;
+    }
+    const up = new Array<number>(count);
+    let u = 0;
+    for (let k = first[i] as number; k < (first[i + 1] as number); k++) {
+      const j = edges[k] as number;
+      if (j < 0) continue;
+      up[u++] = j;
+      const at = filled[j] as number;
+      (downstream[j] as number[])[at] = i;
+      filled[j] = at + 1;
+    }
+    upstream[i] = up;
+  }
+  return { ids, indexOf, upstream, downstream };
+}
+
+/**
+ * Graphs already built for a list of nodes (a flow's tasks, checked when the flow was
+ * defined), so that compiling the plan of that very list does not build it again. Lists
+ * of tasks are never changed once made.
+ */
+const built = new WeakMap<readonly GraphNodeInput[], FlowGraph>();
+
+/** Lets `compileGraph(nodes)` return `graph`, which must be what it would build. */
+export function rememberGraph(nodes: readonly GraphNodeInput[], graph: FlowGraph): void {
+  built.set(nodes, graph);
+}
+
+/**
+ * The problems of the nodes, and their names and edges as indexes for the cycle search
+ * and the build: node i's edges are edges[first[i]] to edges[first[i+1]], in one flat
+ * array; a self or unknown dependency is no edge (-1).
+ */
+function scan(nodes: readonly GraphNodeInput[]): {
+  problems: GraphProblem[];
+  indexOf: Map<string, number>;
+  first: Int32Array;
+  edges: Int32Array;
+} {
   const problems: GraphProblem[] = [];
   const indexOf = new Map<string, number>();
   nodes.forEach((node, index) => {
     if (indexOf.has(node.id)) problems.push({ kind: 'duplicate', id: node.id, index });
     else indexOf.set(node.id, index);
   });
+  const first = new Int32Array(nodes.length + 1);
+  let count = 0;
+  for (let i = 0; i < nodes.length; i++) {
+    first[i] = count;
+    count += (nodes[i] as GraphNodeInput).dependsOn.length;
+  }
+  first[nodes.length] = count;
+  const edges = new Int32Array(count);
+  let e = 0;
   for (const node of nodes) {
     for (const dep of node.dependsOn) {
+      const j = indexOf.get(dep);
       if (dep === node.id) problems.push({ kind: 'self_dependency', id: node.id });
-      else if (!indexOf.has(dep)) problems.push({ kind: 'unknown_dependency', id: node.id, dependency: dep });
+      else if (j === undefined) problems.push({ kind: 'unknown_dependency', id: node.id, dependency: dep });
+      edges[e++] = dep === node.id || j === undefined ? -1 : j;
     }
   }
-  for (const path of findCycles(nodes, indexOf)) problems.push({ kind: 'cycle', path });
-  return problems;
+  for (const path of findCycles(nodes, first, edges)) problems.push({ kind: 'cycle', path });
+  return { problems, indexOf, first, edges };
 }
 
 /**
  * Cycles found by an iterative depth-first search over dependency edges; each is reported
- * once, in dependency order, closing on its first task (`a → b → c → a`).
+ * once, in dependency order, closing on its first task (`a → b → c → a`). The search keeps
+ * its stack in typed arrays: a flow may have 100,000 tasks, and a frame object per task
+ * would be garbage for the collector to copy.
  */
-function findCycles(nodes: readonly GraphNodeInput[], indexOf: ReadonlyMap<string, number>): string[][] {
+function findCycles(nodes: readonly GraphNodeInput[], first: Int32Array, edges: Int32Array): string[][] {
   const WHITE = 0;
   const GREY = 1;
   const BLACK = 2;
-  const color = new Uint8Array(nodes.length);
+  const n = nodes.length;
+  const color = new Uint8Array(n);
+  // A grey node is on the stack, at depth[node]; next[k] is the next edge of the frame at depth k.
+  const stackNode = new Int32Array(n);
+  const stackNext = new Int32Array(n);
+  const depth = new Int32Array(n);
   const cycles: string[][] = [];
   const seen = new Set<string>();
-  for (let root = 0; root < nodes.length; root++) {
+  for (let root = 0; root < n; root++) {
     if (color[root] !== WHITE) continue;
-    const stack: { node: number; next: number }[] = [{ node: root, next: 0 }];
+    let top = 0;
+    stackNode[0] = root;
+    stackNext[0] = first[root] as number;
+    depth[root] = 0;
     color[root] = GREY;
-    while (stack.length > 0) {
-      const frame = stack[stack.length - 1] as { node: number; next: number };
-      const deps = (nodes[frame.node] as GraphNodeInput).dependsOn;
-      if (frame.next >= deps.length) {
-        color[frame.node] = BLACK;
-        stack.pop();
+    while (top >= 0) {
+      const node = stackNode[top] as number;
+      const at = stackNext[top] as number;
+      if (at >= (first[node + 1] as number)) {
+        color[node] = BLACK;
+        top--;
         continue;
       }
-      const depId = deps[frame.next++] as string;
-      const dep = indexOf.get(depId);
-      if (dep === undefined || dep === frame.node) continue;
+      stackNext[top] = at + 1;
+      const dep = edges[at] as number;
+      if (dep < 0) continue;
       if (color[dep] === WHITE) {
         color[dep] = GREY;
-        stack.push({ node: dep, next: 0 });
+        top++;
+        stackNode[top] = dep;
+        stackNext[top] = first[dep] as number;
+        depth[dep] = top;
       } else if (color[dep] === GREY) {
-        const start = stack.findIndex((f) => f.node === dep);
-        const members = stack.slice(start).map((f) => (nodes[f.node] as GraphNodeInput).id);
+        const members: string[] = [];
+        for (let k = depth[dep] as number; k <= top; k++)
+          members.push((nodes[stackNode[k] as number] as GraphNodeInput).id);
         const key = [...members].sort().join('\u0000');
         if (!seen.has(key)) {
           seen.add(key);
@@ -89,20 +212,31 @@ function findCycles(nodes: readonly GraphNodeInput[], indexOf: ReadonlyMap<strin
 
 /** Builds the dense graph. Call only on nodes without problems. */
 export function compileGraph(nodes: readonly GraphNodeInput[]): FlowGraph {
-  const ids = nodes.map((n) => n.id);
+  const known = built.get(nodes);
+  if (known) return known;
+  const n = nodes.length;
+  const ids: string[] = new Array<string>(n);
   const indexOf = new Map<string, number>();
-  ids.forEach((id, i) => indexOf.set(id, i));
-  const upstream: number[][] = nodes.map(() => []);
-  const downstream: number[][] = nodes.map(() => []);
-  nodes.forEach((node, i) => {
-    for (const dep of new Set(node.dependsOn)) {
+  const first = new Int32Array(n + 1);
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    const node = nodes[i] as GraphNodeInput;
+    ids[i] = node.id;
+    indexOf.set(node.id, i);
+    first[i] = count;
+    count += node.dependsOn.length;
+  }
+  first[n] = count;
+  const edges = new Int32Array(count);
+  let e = 0;
+  for (const node of nodes) {
+    for (const dep of node.dependsOn) {
       const j = indexOf.get(dep);
       if (j === undefined) throw new Error(`compileGraph: unknown dependency ${dep} of ${node.id}`);
-      (upstream[i] as number[]).push(j);
-      (downstream[j] as number[]).push(i);
+      edges[e++] = j;
     }
-  });
-  return { ids, indexOf, upstream, downstream };
+  }
+  return denseGraph(ids, indexOf, first, edges);
 }
 
 /** All tasks reachable downstream of the given ones (not including them). */

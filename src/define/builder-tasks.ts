@@ -85,24 +85,89 @@ const OWNER = Symbol('baton.level');
  */
 const NONE: Readonly<Record<string, unknown>> = Object.freeze({});
 const NO_VALUES: readonly TemplatedValue[] = Object.freeze([]);
+const NO_DEPS: readonly NameRef[] = Object.freeze([]);
+const NO_NAMES: readonly string[] = Object.freeze([]);
+/** What a task without inputs takes from them. */
+const NO_INPUTS = Object.freeze({ with: NONE, deps: NO_DEPS, templated: NO_VALUES });
+/** The body of a function task without inputs: the same for every such task. */
+const PLAIN_FUNCTION: RecordedBody = Object.freeze({
+  kind: 'function',
+  with: NONE,
+  config: NONE,
+  templated: NO_VALUES,
+});
+
+/**
+ * A name written at `list[index]` (an entry of `after`). Its key path is made only when a
+ * problem names it: a flow may list 300,000 dependencies, and nearly all are fine.
+ */
+class ListedName implements NameRef {
+  constructor(
+    readonly name: string,
+    private readonly level: Level,
+    private readonly task: string,
+    private readonly index: number,
+  ) {}
+
+  get path(): KeyPath {
+    return this.level.path.concat(this.task, 'after', this.index);
+  }
+}
+
+/**
+ * The draft of a task that runs a body, with its key paths made when read (when a problem
+ * names them) rather than once per task: a flow may record 100,000 tasks.
+ */
+class RunningDraft {
+  constructor(
+    readonly id: string,
+    private readonly level: Level,
+    private deps: readonly NameRef[] | undefined,
+    /** Set when every dependency was written in `after` as a task of this level (or a name). */
+    readonly dependsOnNames?: readonly string[],
+  ) {}
+
+  get dependsOn(): readonly NameRef[] {
+    const names = this.dependsOnNames ?? NO_NAMES;
+    this.deps ??= names.map((name, i) => new ListedName(name, this.level, this.id, i));
+    return this.deps;
+  }
+
+  get path(): KeyPath {
+    return this.level.path.concat(this.id);
+  }
+
+  get dependsOnPath(): KeyPath {
+    return this.level.path.concat(this.id, 'after');
+  }
+}
+
+/**
+ * A ref as `ref()` hands it out: the task's id, and the level it was made at under a symbol
+ * key (invisible to JSON and Object.keys). Both are set at construction, so that each of a
+ * flow's 100,000 refs is one object of one shape.
+ */
+class LevelRef {
+  readonly [OWNER]: Level;
+  constructor(
+    readonly id: string,
+    level: Level,
+  ) {
+    this[OWNER] = level;
+  }
+}
 
 /** Code registered under task keys, and the level each ref was made at; shared by a flow's levels. */
 export interface Registry {
   readonly functions: Map<string, unknown>;
   /** The level each ref was made in, kept on the ref itself (a WeakMap of 100,000 refs slows every GC). */
-  readonly owners: { get(ref: object): Level | undefined; set(ref: object, level: Level): void };
+  readonly owners: { get(ref: object): Level | undefined };
 }
 
 export function newRegistry(): Registry {
   return {
     functions: new Map(),
-    owners: {
-      get: (ref) => (ref as { [OWNER]?: Level })[OWNER],
-      // A symbol key: invisible to JSON and Object.keys, and far cheaper than defineProperty.
-      set: (ref, level) => {
-        (ref as { [OWNER]?: Level })[OWNER] = level;
-      },
-    },
+    owners: { get: (ref) => (ref as { [OWNER]?: Level })[OWNER] },
   };
 }
 
@@ -186,24 +251,24 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
     fn: Fn<P, I, X, O>,
   ): TaskRef<Awaited<O>>;
   task(id: string, a: unknown, b?: unknown): TaskRef {
-    const options = (typeof a === 'function' ? {} : a) as FunctionTaskOptions<Record<string, TaskRef>, P, X>;
-    const path = this.pathOf(id);
-    const inputs = this.inputsOf(options.inputs, path);
-    const deps = inputs.deps.concat(this.upstream(options.after, path.concat('after')));
+    const options = (typeof a === 'function' ? NONE : a) as FunctionTaskOptions<Record<string, TaskRef>, P, X>;
+    const inputs = options.inputs ? this.inputsOf(options.inputs, this.pathOf(id)) : NO_INPUTS;
+    const names = inputs === NO_INPUTS ? this.plainNames(options.after) : undefined;
+    const after = names ? undefined : this.upstream(options.after, id);
+    const deps = after === undefined || inputs.deps.length === 0 ? after : inputs.deps.concat(after);
     this.registry.functions.set(this.keyOf(id), typeof a === 'function' ? a : b);
-    this.recordRunning(id, options, deps, {
-      kind: 'function',
-      with: inputs.with,
-      config: NONE,
-      templated: inputs.templated,
-    });
+    const body: RecordedBody =
+      inputs === NO_INPUTS
+        ? PLAIN_FUNCTION
+        : { kind: 'function', with: inputs.with, config: NONE, templated: inputs.templated };
+    this.recordRunning(id, options, deps, body, NONE, names);
     return this.ref(id);
   }
 
   /** Adds a shell task; its output is the last line of stdout (or the JSON written to `$BATON_OUTPUT`). */
   shell(id: string, options: ShellTaskOptions<P, X>): TaskRef<unknown> {
     const path = this.pathOf(id);
-    this.recordRunning(id, options, this.upstream(options.after, path.concat('after')), shellRecord(options, path));
+    this.recordRunning(id, options, this.upstream(options.after, id), shellRecord(options, path));
     return this.ref(id);
   }
 
@@ -225,7 +290,7 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
     const path = this.pathOf(id);
     const over = this.overOf(options.over, path);
     const inputs = this.inputsOf(options.inputs, path);
-    const deps = over.deps.concat(inputs.deps, this.upstream(options.after, path.concat('after')));
+    const deps = over.deps.concat(inputs.deps, this.upstream(options.after, id));
     const shell = isShellBody(body) ? body : undefined;
     if (!shell) this.registry.functions.set(this.keyOf(id), body);
     this.recordRunning(
@@ -248,7 +313,7 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
   ): TaskRef<unknown[]> {
     const path = this.pathOf(id);
     const over = this.overOf(options.over, path);
-    const deps = over.deps.concat(this.upstream(options.after, path.concat('after')));
+    const deps = over.deps.concat(this.upstream(options.after, id));
     const lifted: NameRef[] = [];
     const inner = new TaskBuilder<P, X & MapItemContext<ItemOf<T, B>>>(this.registry, {
       path: path.concat('tasks'),
@@ -275,7 +340,7 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
   ): TaskRef<unknown>;
   choice(id: string, options: ChoiceRulesOptions | ChoiceFunctionOptions<string>, select?: unknown): TaskRef {
     const path = this.pathOf(id);
-    const deps = this.upstream(options.after, path.concat('after'));
+    const deps = this.upstream(options.after, id);
     const names = (list: readonly Upstream[] | undefined, at: KeyPath): NameRef[] =>
       (list ?? []).map((u, i) => ({ name: typeof u === 'string' ? u : u.id, path: at.concat(i) }));
     if (select !== undefined) this.registry.functions.set(this.keyOf(id), select);
@@ -333,7 +398,7 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
       list.map((u, i) => ({ name: typeof u === 'string' ? u : u.id, path: at.concat(i) }));
     // Not in the type, but JavaScript callers may pass it: the structure check refuses it.
     const after = (options as { readonly after?: readonly Upstream[] }).after;
-    const deps = this.upstream(after, path.concat('after'));
+    const deps = this.upstream(after, id);
     if (score !== undefined) this.registry.functions.set(this.keyOf(id), score);
     this.recorded.push(() => ({
       ...this.shapeOf(id, options, deps),
@@ -391,43 +456,70 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
   }
 
   private ref(id: string): TaskRef {
-    const ref = { id };
-    this.registry.owners.set(ref, this.level);
-    return ref;
-  }
-
-  private upstream(list: readonly Upstream[] | undefined, path: KeyPath): NameRef[] {
-    const out: NameRef[] = [];
-    if (!list) return out;
-    for (let i = 0; i < list.length; i++) {
-      const dep = this.dependencyOn(list[i] as Upstream, path.concat(i));
-      if (dep) out.push(dep);
-    }
-    return out;
+    return new LevelRef(id, this.level);
   }
 
   /**
-   * The dependency a ref or name stands for here; undefined when the ref belongs to an
-   * enclosing level, whose map then waits for it instead.
+   * The names in `after` when each is a name or a ref of this level (nearly always): they
+   * are then the task's dependencies as written, with no `NameRef` made for each.
    */
-  private dependencyOn(u: Upstream, path: KeyPath): NameRef | undefined {
-    if (typeof u === 'string') return { name: u, path };
+  private plainNames(list: readonly Upstream[] | undefined): readonly string[] | undefined {
+    if (!list || list.length === 0) return NO_NAMES;
+    const names = new Array<string>(list.length);
+    for (let i = 0; i < list.length; i++) {
+      const u = list[i] as Upstream;
+      if (typeof u === 'string') names[i] = u;
+      else if (this.registry.owners.get(u) === this.level) names[i] = u.id;
+      else return undefined;
+    }
+    return names;
+  }
+
+  /** The dependencies written in `after` of task `id`. */
+  private upstream(list: readonly Upstream[] | undefined, id: string): NameRef[] {
+    if (!list || list.length === 0) return [];
+    // Made at its length (an array grown by push keeps room for 16): a flow may hold 100,000.
+    const out = new Array<NameRef | undefined>(list.length);
+    let lifted = 0;
+    for (let i = 0; i < list.length; i++) {
+      const dep = this.dependencyOn(list[i] as Upstream, id, i);
+      out[i] = dep;
+      if (!dep) lifted++;
+    }
+    return lifted === 0 ? (out as NameRef[]) : out.filter((d): d is NameRef => d !== undefined);
+  }
+
+  /**
+   * The dependency a ref or name stands for here, written at `at` (a key path, or the
+   * `after` of a task with the index there); undefined when the ref belongs to an enclosing
+   * level, whose map then waits for it instead.
+   */
+  private dependencyOn(u: Upstream, at: KeyPath | string, index = 0): NameRef | undefined {
+    const name = typeof u === 'string' ? u : u.id;
+    const ref: NameRef = typeof at === 'string' ? new ListedName(name, this.level, at, index) : { name, path: at };
+    if (typeof u === 'string') return ref;
     const owner = this.registry.owners.get(u);
+    // The common case: a ref of this very level.
+    if (owner === this.level) return ref;
     let level: Level = this.level;
     while (owner && owner !== level && level.parent && level.parent.level !== owner) level = level.parent.level;
-    if (owner && owner !== this.level && level.parent?.level === owner) {
-      level.parent.lifted.push({ name: u.id, path });
+    if (owner && level.parent?.level === owner) {
+      level.parent.lifted.push(ref);
       return undefined;
     }
-    // A ref of this level, or of another map's template (then reported as unknown here).
-    return { name: u.id, path };
+    // A ref of another map's template (then reported as unknown here).
+    return ref;
   }
 
   private inputsOf(
     inputs: Readonly<Record<string, TaskRef>> | undefined,
     path: KeyPath,
-  ): { with: Readonly<Record<string, unknown>>; deps: NameRef[]; templated: readonly TemplatedValue[] } {
-    if (!inputs) return { with: NONE, deps: [], templated: NO_VALUES };
+  ): {
+    with: Readonly<Record<string, unknown>>;
+    deps: readonly NameRef[];
+    templated: readonly TemplatedValue[];
+  } {
+    if (!inputs) return NO_INPUTS;
     const out = { with: {} as Record<string, unknown>, deps: [] as NameRef[], templated: [] as TemplatedValue[] };
     for (const [name, ref] of Object.entries(inputs)) {
       const value = `\${{ tasks.${ref.id}.output }}`;
@@ -463,41 +555,28 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
     deps: readonly NameRef[],
   ): Omit<DraftTask, 'body' | 'templated'> & { onFailure?: DraftCatch } {
     const path = this.pathOf(id);
-    const rule = options.triggerRule;
-    const shape: { -readonly [K in keyof DraftTask]?: DraftTask[K] } & Pick<DraftTask, 'id' | 'path' | 'dependsOn'> = {
-      id,
-      path,
-      dependsOn: deps,
-      dependsOnPath: path.concat('after'),
-    };
-    if (options.description !== undefined) shape.description = options.description;
-    if (options.group !== undefined) shape.group = { name: options.group, path: path.concat('group') };
-    if (typeof rule === 'object') {
-      shape.triggerRule = {
-        rule: 'k_of_n',
-        path: path.concat('triggerRule'),
-        quorum: { k: rule.kOfN, cancelRest: rule.cancelRest ?? false },
-      };
-    } else if (rule !== undefined) shape.triggerRule = { rule, path: path.concat('triggerRule') };
-    if (options.finally) shape.finally = path.concat('finally');
-    return shape as Omit<DraftTask, 'body' | 'templated'>;
+    const shape = { id, path, dependsOn: deps, dependsOnPath: path.concat('after') };
+    shapeFields(shape, options);
+    return shape;
   }
 
   /** Records a task that runs a body (function, command, or one the engine carries out). */
   private recordRunning(
     id: string,
     options: CommonTaskOptions<P, X> | ParkingTaskOptions<P, X>,
-    deps: readonly NameRef[],
+    deps: readonly NameRef[] | undefined,
     body: RecordedBody,
     extra: Partial<Pick<DraftTask, 'map'>> = NONE,
+    names?: readonly string[],
   ): void {
-    const path = this.pathOf(id);
     const handler = options.onFailure ? this.handlerOf(id, options.onFailure) : undefined;
+    const level = this.level;
     this.recorded.push((ctx) => {
-      checkTriggerRule(options.triggerRule, path, ctx);
-      // One object per draft: a flow may record 100,000 of them.
-      const draft = this.shapeOf(id, options, deps) as Mutable<DraftTask>;
-      draft.body = bodyOf(ctx, path, options, body);
+      // One object per draft, its paths made only if asked for: a flow may record 100,000 of them.
+      const draft = new RunningDraft(id, level, deps, names) as unknown as Mutable<DraftTask>;
+      if (options.triggerRule !== undefined) checkTriggerRule(options.triggerRule, draft.path, ctx);
+      shapeFields(draft, options);
+      draft.body = plainBody(ctx, options, body) ?? bodyOf(ctx, draft.path, options, body);
       draft.templated = body.templated;
       if (body.shellScripts) draft.shellScripts = body.shellScripts;
       if (extra.map) draft.map = extra.map;
@@ -554,7 +633,7 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
       ...inner.slice(1),
     ];
     const templated = form.templated(written).map((inner) => ({ value: valueIn(written, inner), path: at(inner) }));
-    const deps = this.upstream(options.after, path.concat('after'));
+    const deps = this.upstream(options.after, id);
     const handler = options.onFailure ? this.handlerOf(id, options.onFailure) : undefined;
     this.recorded.push((ctx) => {
       checkTriggerRule(options.triggerRule, path, ctx);
@@ -616,6 +695,41 @@ function checkTriggerRule(rule: unknown, path: KeyPath, ctx: DraftContext): void
   }
 }
 
+/** Adds to a task's draft the optional fields every kind of task has: description, group, trigger rule, finally. */
+function shapeFields(
+  shape: Pick<DraftTask, 'path'> & { -readonly [K in keyof DraftTask]?: DraftTask[K] },
+  options: BaseTaskOptions & { finally?: boolean },
+): void {
+  const rule = options.triggerRule;
+  if (options.description !== undefined) shape.description = options.description;
+  if (options.group !== undefined) shape.group = { name: options.group, path: shape.path.concat('group') };
+  if (typeof rule === 'object') {
+    shape.triggerRule = {
+      rule: 'k_of_n',
+      path: shape.path.concat('triggerRule'),
+      quorum: { k: rule.kOfN, cancelRest: rule.cancelRest ?? false },
+    };
+  } else if (rule !== undefined) shape.triggerRule = { rule, path: shape.path.concat('triggerRule') };
+  if (options.finally) shape.finally = shape.path.concat('finally');
+}
+
+/**
+ * The body of a function task without inputs that sets nothing itself, shared by every
+ * such task of the flow; undefined for any other task.
+ */
+function plainBody(
+  ctx: DraftContext,
+  options: { retry?: RetryInput; timeout?: DurationInput; pool?: string; labels?: readonly string[] },
+  body: RecordedBody,
+): TaskBody | undefined {
+  if (body !== PLAIN_FUNCTION || options.retry || options.timeout !== undefined || options.pool !== undefined) {
+    return undefined;
+  }
+  // An undeclared default pool is reported by bodyOf, once per task that takes it.
+  const pool = ctx.defaults.pool;
+  return !options.labels?.length && (pool === null || pool in ctx.pools) ? plainBodyOf(ctx) : undefined;
+}
+
 /** The normalized body: the flow's defaults under the task's own retry, timeout and pool. */
 function bodyOf(
   ctx: DraftContext,
@@ -652,6 +766,20 @@ function bodyOf(
   };
   if (options.labels?.length) out.labels = [...options.labels];
   return out;
+}
+
+/** The body of a function task with no inputs and no settings of its own, per flow. */
+const plainBodies = new WeakMap<DraftContext, TaskBody>();
+
+/** The body of every function task that sets nothing itself, made once per flow (specs are never mutated). */
+function plainBodyOf(ctx: DraftContext): TaskBody {
+  let body = plainBodies.get(ctx);
+  if (!body) {
+    const { pool, retry, timeoutMs } = ctx.defaults;
+    body = { kind: 'function', retry, timeoutMs, pool, with: NONE, config: NONE };
+    plainBodies.set(ctx, body);
+  }
+  return body;
 }
 
 /** The code behind a task key, as the registry holds it. */

@@ -57,6 +57,11 @@ export interface DraftTask {
   readonly description?: string;
   readonly group?: NameRef;
   readonly dependsOn: readonly NameRef[];
+  /**
+   * The names of `dependsOn`, in order, when the front end holds them as a list: a task whose
+   * names are all plain tasks of its level then needs no `NameRef` made for them.
+   */
+  readonly dependsOnNames?: readonly string[];
   /** Where the task's dependencies are (or would be) written. */
   readonly dependsOnPath: KeyPath;
   /** As written; absent means `all_success`. `quorum` comes with `k_of_n`. */

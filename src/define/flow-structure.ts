@@ -17,7 +17,7 @@
  * Problems carry the key path of what was written, so that the YAML loader can point at a
  * line and column and the builder can name the option.
  */
-import { findGraphProblems } from '../core/graph.js';
+import { analyzeGraph, rememberGraph, type FlowGraph } from '../core/graph.js';
 import type { TaskSpec } from '../core/model.js';
 import type { TriggerRule } from '../core/states.js';
 import {
@@ -74,17 +74,31 @@ interface LevelScope {
   readonly top: ReadScope['top'] | null;
 }
 
+/** A task of a level, and what it depends on; also the node the graph check reads. */
 interface Entry {
+  readonly id: string;
   readonly draft: DraftTask;
   /** Set on a failure handler: the task it handles. */
-  readonly handles?: string;
-  readonly catchOf?: DraftCatch;
+  readonly handles: string | undefined;
+  readonly catchOf: DraftCatch | undefined;
+  /** Its dependencies, with where each was written (resolveDependsOn, then races and choices). */
+  deps: Dep[];
+  /** Set instead of `deps` while they are the draft's plain names, as written (see depList). */
+  names: readonly string[] | undefined;
+  /** The ids of `deps`, once every dependency is known (the graph check and the spec share them). */
+  dependsOn: readonly string[];
 }
 
-interface Dep {
-  readonly id: string;
-  readonly origin: KeyPath;
+function newEntry(draft: DraftTask, handles?: string, catchOf?: DraftCatch): Entry {
+  return { id: draft.id, draft, handles, catchOf, deps: NO_DEPS, names: undefined, dependsOn: NO_IDS };
 }
+
+/**
+ * A dependency: the task id, and where it was written. The shape of a `NameRef`, so that a
+ * name written as a task id (the common case, 300,000 times in a large flow) is its own
+ * dependency, with no object made for it.
+ */
+type Dep = NameRef;
 
 /** Checks the whole structure and, when nothing is wrong, normalizes it. */
 export function resolveFlow(draft: FlowDraft): ResolvedFlow {
@@ -155,7 +169,6 @@ function collectGroups(draft: FlowDraft, add: AddProblem): Map<string, Group> {
 class Level {
   private readonly entries: Entry[] = [];
   private readonly byId = new Map<string, Entry>();
-  private readonly deps = new Map<string, Dep[]>();
   private readonly inner = new Map<string, Level>();
   /** Resolved choice targets and race branches, by task id. */
   private readonly targets = new Map<string, Dep[]>();
@@ -166,7 +179,8 @@ class Level {
   private idList: string[] | undefined;
   /** The ids of this level, once every task has entered it. */
   private localIds: Set<string> | undefined;
-  private depIds: Map<string, readonly string[]> | undefined;
+  /** The level's graph, built by the graph check when it found nothing wrong. */
+  private graph: FlowGraph | undefined;
   /** For messages about unknown names: built once per level, on the first such message. */
   private similar: Suggester | undefined;
   private expressionNames: TaskNames | undefined;
@@ -198,7 +212,7 @@ class Level {
       );
       return;
     }
-    const entry: Entry = { draft };
+    const entry = newEntry(draft);
     this.byId.set(draft.id, entry);
     this.entries.push(entry);
     const c = draft.onFailure;
@@ -217,7 +231,7 @@ class Level {
       );
       return;
     }
-    const handler: Entry = { draft: c.handler, handles: draft.id, catchOf: c };
+    const handler = newEntry(c.handler, draft.id, c);
     this.byId.set(id, handler);
     this.entries.push(handler);
   }
@@ -258,12 +272,13 @@ class Level {
       const c = e.draft.choice;
       if (!c) continue;
       for (const target of this.targets.get(e.draft.id) ?? []) {
-        const list = this.deps.get(target.id) ?? [];
-        pushDep(list, { id: e.draft.id, origin: target.origin });
-        this.deps.set(target.id, list);
+        pushDep(this.depsOf(target.name), { name: e.draft.id, path: target.path });
       }
     }
     this.upstreamIndex = undefined;
+    for (const e of this.entries) {
+      e.dependsOn = e.names ?? (e.deps.length === 0 ? NO_IDS : e.deps.map((d) => d.name));
+    }
     this.checkGraph();
     for (const e of this.entries) this.checkRules(e);
     for (const e of this.entries) this.checkMap(e.draft);
@@ -276,15 +291,28 @@ class Level {
 
   private resolveDependsOn(e: Entry): void {
     const d = e.draft;
-    const list: Dep[] = [];
-    this.deps.set(d.id, list);
     // Handlers and finally tasks start on their own; their depends_on is reported in checkRules.
     if (e.handles !== undefined || d.finally) return;
-    for (const ref of d.dependsOn) {
+    const names = d.dependsOnNames;
+    if (names !== undefined && names.length < 16 && this.allPlainNames(d.id, names)) {
+      e.names = names;
+      return;
+    }
+    const refs = d.dependsOn;
+    if (refs.length === 0) return;
+    // Nearly always every name is a distinct task of this level: the list as written is
+    // then the dependencies (depsOf copies it before anything is added).
+    if (refs.length < 16 && this.allPlain(d.id, refs)) {
+      e.deps = refs as Dep[];
+      return;
+    }
+    const list: Dep[] = [];
+    e.deps = list;
+    for (const ref of refs) {
       // The common case, a task of this level, without the lookup's allocations.
       const task = this.byId.get(ref.name);
       if (task && task.handles === undefined && !task.draft.finally && ref.name !== d.id) {
-        pushDep(list, { id: ref.name, origin: ref.path });
+        pushDep(list, ref);
         continue;
       }
       const found = this.lookup(ref.name);
@@ -320,7 +348,7 @@ class Level {
           );
           continue;
         }
-        pushDep(list, { id, origin: ref.path });
+        pushDep(list, id === ref.name ? ref : { name: id, path: ref.path });
       }
     }
   }
@@ -390,7 +418,7 @@ class Level {
           this.add('DEF_INVALID', ref.path, problem, 'Name other tasks of the flow as branches.');
           continue;
         }
-        if (!taken.has(id)) out.push({ id, origin: ref.path });
+        if (!taken.has(id)) out.push({ name: id, path: ref.path });
         taken.add(id);
       }
     }
@@ -426,11 +454,10 @@ class Level {
     const branches = this.branchTargets(d, 'race', race.branches, false);
     this.branches.set(
       d.id,
-      branches.map((b) => b.id),
+      branches.map((b) => b.name),
     );
-    const list = this.deps.get(d.id) ?? [];
+    const list = this.depsOf(d.id);
     for (const b of branches) pushDep(list, b);
-    this.deps.set(d.id, list);
 
     if (d.triggerRule) {
       this.add(
@@ -538,12 +565,12 @@ class Level {
     for (const ref of choice.otherwise) refs.push(ref);
     const targets = this.branchTargets(d, 'choice', refs, true);
     const kept = targets.filter((t) => {
-      if (!this.isUpstream(d.id, t.id)) return true;
+      if (!this.isUpstream(d.id, t.name)) return true;
       this.add(
         'DEF_CYCLE',
-        t.origin,
-        `choice ${d.id} cannot select ${t.id}: ${t.id} runs before ${d.id} (it is upstream)`,
-        `Branches come after their choice; remove ${t.id} from the branches, or ${d.id} from its upstream.`,
+        t.path,
+        `choice ${d.id} cannot select ${t.name}: ${t.name} runs before ${d.id} (it is upstream)`,
+        `Branches come after their choice; remove ${t.name} from the branches, or ${d.id} from its upstream.`,
       );
       return false;
     });
@@ -552,7 +579,13 @@ class Level {
 
   /** True when `target` is upstream of `id`, over the dependencies known so far. */
   private isUpstream(id: string, target: string): boolean {
-    this.upstreamIndex ??= createUpstreamIndex(this.deps);
+    this.upstreamIndex ??= createUpstreamIndex({
+      keys: () => this.byId.keys(),
+      get: (id) => {
+        const e = this.byId.get(id);
+        return e && (e.names ?? e.deps);
+      },
+    });
     return this.upstreamIndex.isUpstream(id, target);
   }
 
@@ -571,24 +604,55 @@ class Level {
     return (this.localIds ??= new Set(this.byId.keys()));
   }
 
-  /** The ids each task depends on, once every dependency is known (graph check and specs share them). */
-  private dependencyIds(id: string): readonly string[] {
-    this.depIds ??= new Map();
-    let ids = this.depIds.get(id);
-    if (!ids) {
-      const deps = this.deps.get(id) ?? [];
-      ids = deps.length === 0 ? NO_IDS : deps.map((d) => d.id);
-      this.depIds.set(id, ids);
+  /** The dependency list of a task of the level, made when the first one is added. */
+  private depsOf(id: string): Dep[] {
+    const e = this.byId.get(id) as Entry;
+    this.depList(e);
+    if (e.deps === NO_DEPS) e.deps = [];
+    else if (e.deps === e.draft.dependsOn) e.deps = e.deps.slice();
+    return e.deps;
+  }
+
+  /** The dependencies of a task with where each was written, made from its names if need be. */
+  private depList(e: Entry): readonly Dep[] {
+    if (e.names !== undefined) {
+      // The names passed allPlainNames: they are the written list, one for one.
+      e.deps = e.draft.dependsOn as Dep[];
+      e.names = undefined;
     }
-    return ids;
+    return e.deps;
+  }
+
+  /** The check of allPlain, on names as written. */
+  private allPlainNames(id: string, names: readonly string[]): boolean {
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i] as string;
+      const task = this.byId.get(name);
+      if (!task || task.handles !== undefined || task.draft.finally || name === id) return false;
+      for (let k = 0; k < i; k++) if (names[k] === name) return false;
+    }
+    return true;
+  }
+
+  /** Whether each name is a task of this level that may be depended on, other than `id`, and none repeats. */
+  private allPlain(id: string, refs: readonly NameRef[]): boolean {
+    for (let i = 0; i < refs.length; i++) {
+      const name = (refs[i] as NameRef).name;
+      const task = this.byId.get(name);
+      if (!task || task.handles !== undefined || task.draft.finally || name === id) return false;
+      for (let k = 0; k < i; k++) if ((refs[k] as NameRef).name === name) return false;
+    }
+    return true;
   }
 
   private checkGraph(): void {
     const word = this.shared.word;
-    const nodes = this.entries.map((e) => ({ id: e.draft.id, dependsOn: this.dependencyIds(e.draft.id) }));
-    for (const problem of findGraphProblems(nodes)) {
+    const { problems, graph } = analyzeGraph(this.entries);
+    this.graph = graph;
+    for (const problem of problems) {
       if (problem.kind === 'self_dependency') {
-        const origin = this.deps.get(problem.id)?.find((d) => d.id === problem.id)?.origin;
+        const self = this.byId.get(problem.id);
+        const origin = self && this.depList(self).find((d) => d.name === problem.id)?.path;
         this.add(
           'DEF_CYCLE',
           origin ?? (this.byId.get(problem.id) as Entry).draft.dependsOnPath,
@@ -615,7 +679,7 @@ class Level {
     const word = this.shared.word;
     const quorum = d.triggerRule?.quorum;
     if (quorum && !d.race && e.handles === undefined && !d.finally) {
-      const n = this.deps.get(d.id)?.length ?? 0;
+      const n = (e.names ?? e.deps).length;
       if (!Number.isInteger(quorum.k) || quorum.k < 1 || quorum.k > n) {
         this.add(
           'DEF_INVALID',
@@ -759,11 +823,15 @@ class Level {
   /** The normalized tasks of the level; undefined if a front end left a body out. */
   build(): TaskSpec[] | undefined {
     const out: TaskSpec[] = [];
+    // The checked graph is the plan's when every spec kept its task's checked dependencies.
+    let same = this.graph !== undefined;
     for (const e of this.entries) {
       const spec = this.buildTask(e);
       if (!spec) return undefined;
+      if (spec.dependsOn !== e.dependsOn) same = false;
       out.push(spec);
     }
+    if (same) rememberGraph(out, this.graph as FlowGraph);
     return out;
   }
 
@@ -779,7 +847,7 @@ class Level {
       : alone
         ? 'all_success'
         : (d.triggerRule?.rule ?? 'all_success');
-    const dependsOn = alone ? NO_IDS : this.dependencyIds(d.id);
+    const dependsOn = alone ? NO_IDS : e.dependsOn;
     // One object of a fixed shape, optional fields added only when present: flows of
     // 100,000 tasks are built here, and spreads of conditional literals cost a lot there.
     const spec: Mutable<TaskSpec> = d.map
@@ -806,14 +874,14 @@ class Level {
       };
     } else if (d.choice) {
       const targets = this.targets.get(d.id) ?? [];
-      const targetIds = new Set(targets.map((t) => t.id));
+      const targetIds = new Set(targets.map((t) => t.name));
       const expand = (refs: readonly NameRef[]) =>
         unique(refs.flatMap((r) => this.lookup(r.name)?.ids ?? []).filter((id) => targetIds.has(id)));
       spec.choice = {
         rules: d.choice.rules.map((r) => ({ when: r.when.value as string, then: expand(r.then) })),
         otherwise: expand(d.choice.otherwise),
         mode: d.choice.mode,
-        targets: targets.map((t) => t.id),
+        targets: targets.map((t) => t.name),
       };
     } else if (d.race) {
       spec.race = {
@@ -830,20 +898,29 @@ class Level {
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 const NO_IDS: readonly string[] = Object.freeze([]);
+/** The dependencies of a task that has none yet; replaced, never filled. */
+const NO_DEPS = Object.freeze([]) as readonly Dep[] as Dep[];
 
 /** The ids of the longer dependency lists, so that a task joining 50,000 others is built in linear time. */
 const depIndex = new WeakMap<Dep[], Set<string>>();
 
 /** Adds `dep` to `list` unless a dependency on the same task is there already. */
 function pushDep(list: Dep[], dep: Dep): void {
+  const n = list.length;
+  // Short lists, nearly all of them, are scanned: no index to look up per dependency.
+  if (n < 16) {
+    for (let i = 0; i < n; i++) if ((list[i] as Dep).name === dep.name) return;
+    list.push(dep);
+    return;
+  }
   let ids = depIndex.get(list);
-  if (!ids && list.length >= 16) {
-    ids = new Set(list.map((d) => d.id));
+  if (!ids) {
+    ids = new Set(list.map((d) => d.name));
     depIndex.set(list, ids);
   }
-  if (ids ? ids.has(dep.id) : list.some((d) => d.id === dep.id)) return;
+  if (ids.has(dep.name)) return;
   list.push(dep);
-  ids?.add(dep.id);
+  ids.add(dep.name);
 }
 
 /** The tasks the body of a plain map may read among its own: none, it is alone there. */

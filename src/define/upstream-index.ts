@@ -22,7 +22,13 @@ export interface UpstreamIndex {
 
 const NONE = -1;
 
-export function createUpstreamIndex(deps: ReadonlyMap<string, readonly { readonly id: string }[]>): UpstreamIndex {
+/** Each task's dependencies by task id, as a map or a view of one; `keys` lists every task once. */
+export interface DependencyLists {
+  keys(): Iterable<string>;
+  get(id: string): readonly (string | { readonly name: string })[] | undefined;
+}
+
+export function createUpstreamIndex(deps: DependencyLists): UpstreamIndex {
   const ids = [...deps.keys()];
   const indexOf = new Map<string, number>();
   ids.forEach((id, i) => indexOf.set(id, i));
@@ -31,7 +37,7 @@ export function createUpstreamIndex(deps: ReadonlyMap<string, readonly { readonl
   const up: number[][] = ids.map((id) => {
     const out: number[] = [];
     for (const d of deps.get(id) ?? []) {
-      const j = indexOf.get(d.id);
+      const j = indexOf.get(typeof d === 'string' ? d : d.name);
       if (j !== undefined) out.push(j);
     }
     return out;

@@ -42,6 +42,8 @@ import type {
   ResolvedFlow,
 } from './engine-options.js';
 import type { LongTimer, TimerHost } from './long-timer.js';
+import { EngineLifecycle } from './lifecycle.js';
+import type { EnginePhase } from './lifecycle.js';
 import { setLongInterval, setLongTimeout } from './long-timer.js';
 import { DatabaseClock, MAX_HOLD_MS } from './database-clock.js';
 import type { Pending } from './pending-commit.js';
@@ -133,6 +135,8 @@ export class Engine {
   private inlineInFlight = 0;
   /** Runs being claimed and loaded by `execute`. */
   private activating = 0;
+  /** When this engine claims next for a run it parked (claimAt), and the timer that does it. */
+  private wakeClaim: { readonly at: number; readonly timer: LongTimer } | null = null;
   /** Child-run checks in flight: one may hold a child's outcome it has not submitted yet. */
   private checkingChildren = 0;
   private flushScheduled = false;
@@ -142,9 +146,8 @@ export class Engine {
   private poller: NodeJS.Timeout | undefined;
   private claiming = false;
   private claimAgain = false;
-  private workerMode = false;
-  private draining = false;
-  private stopped = false;
+  /** idle, working, draining, stopped: see lifecycle.ts. */
+  private readonly life = new EngineLifecycle();
   private idleWaiters: (() => void)[] = [];
 
   constructor(options: EngineOptions) {
@@ -230,7 +233,7 @@ export class Engine {
         );
       }
       await new Promise((r) => setTimeout(r, this.pollMs));
-      if (this.stopped) throw new BatonError('RUN_OWNED', `run ${runId}: engine stopped while waiting`);
+      if (this.life.stopped) throw new BatonError('RUN_OWNED', `run ${runId}: engine stopped while waiting`);
     }
     let run: ActiveRun;
     try {
@@ -285,7 +288,7 @@ export class Engine {
 
   /** Worker mode: keep claiming queued and orphaned runs until `drain` or `stop`. */
   startWorker(): void {
-    this.workerMode = true;
+    if (!this.life.moveTo('working')) return;
     this.ensureTimers();
     void this.syncClock()
       .catch(() => undefined)
@@ -294,19 +297,19 @@ export class Engine {
 
   /** Stops taking new work, lets running attempts finish and commit, then releases every run. */
   async drain(): Promise<void> {
-    this.draining = true;
-    this.workerMode = false;
+    if (this.life.stopped) return;
+    this.life.moveTo('draining');
     await this.waitIdle();
     await this.stop();
   }
 
   /** Stops at once: aborts running attempts, releases leases. Unfinished runs continue elsewhere. */
   async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.workerMode = false;
+    if (!this.life.moveTo('stopped')) return;
     this.heartbeat?.cancel();
     if (this.poller) clearInterval(this.poller);
+    if (this.wakeClaim) this.clearTimer(this.wakeClaim.timer);
+    this.wakeClaim = null;
     this.unsubscribe?.();
     const owned = [...this.runs.values()];
     for (const run of owned) this.dropRun(run, 'engine stopped', false);
@@ -327,7 +330,7 @@ export class Engine {
   }
 
   private ensureTimers(): void {
-    if (this.stopped) return;
+    if (this.life.stopped) return;
     // The lease is a setting of up to 366 days: a third of it may exceed what setInterval holds.
     this.heartbeat ??= setLongInterval(() => void this.renew(), Math.max(50, Math.floor(this.leaseMs / 3)));
     this.poller ??= setInterval(() => {
@@ -362,7 +365,7 @@ export class Engine {
   }
 
   private async poll(): Promise<void> {
-    if (this.stopped) return;
+    if (this.life.stopped) return;
     try {
       if (this.runs.size > 0) {
         const requests = await this.store.pendingRequests([...this.runs.keys()]);
@@ -388,7 +391,7 @@ export class Engine {
 
   /** Worker mode: claims queued and orphaned runs while there is room. */
   private async claimNew(): Promise<void> {
-    if (!this.workerMode || this.draining || this.stopped || this.runningCount >= this.concurrency) return;
+    if (!this.life.working || this.runningCount >= this.concurrency) return;
     if (this.claiming) {
       this.claimAgain = true;
       return;
@@ -416,7 +419,7 @@ export class Engine {
           this.scheduleFlush();
         }
         if (leases.length === limit) this.claimAgain = true;
-      } while (this.claimAgain && this.workerMode && !this.stopped);
+      } while (this.claimAgain && this.life.working);
     } catch (error) {
       this.diagnostic(`claim failed: ${(error as Error).message}`);
     } finally {
@@ -431,7 +434,7 @@ export class Engine {
    * stays here: parking it would cost more than the wait.
    */
   private maybePark(run: ActiveRun): void {
-    if (!this.parkWaitingRuns || !this.workerMode || this.draining || this.stopped) return;
+    if (!this.parkWaitingRuns || !this.life.working) return;
     if (run.pinned || run.finished || run.parking || this.runs.get(run.lease.runId) !== run) return;
     if (run.state.state !== 'running' || run.running.size > 0 || run.inlineInFlight > 0) return;
     if (hasPending(run.pending) || this.inbox.some((item) => item.run === run)) return;
@@ -451,6 +454,7 @@ export class Engine {
         if (run.runTimer) this.clearTimer(run.runTimer);
         for (const t of run.timers.values()) this.clearTimer(t);
         if (this.runs.get(run.lease.runId) === run) this.runs.delete(run.lease.runId);
+        if (park.wakeAt !== null) this.claimAt(park.wakeAt);
         run.resolveDone(run.state.state);
         this.notifyIdle();
       })
@@ -461,6 +465,23 @@ export class Engine {
         run.parking = false;
         this.dropRun(run, 'parking failed', false);
       });
+  }
+
+  /**
+   * Claims when a run this engine parked comes due, rather than at the next poll after: the
+   * earliest such time is kept (one timer), later ones are found by the poll that follows.
+   */
+  private claimAt(wakeAt: number): void {
+    if (this.wakeClaim && this.wakeClaim.at <= wakeAt) return;
+    if (this.wakeClaim) this.clearTimer(this.wakeClaim.timer);
+    const timer = this.setTimer(
+      () => {
+        this.wakeClaim = null;
+        void this.claimNew();
+      },
+      Math.max(0, wakeAt - this.clock.now()),
+    );
+    this.wakeClaim = { at: wakeAt, timer };
   }
 
   /**
@@ -651,7 +672,7 @@ export class Engine {
 
   /** Collects outcomes of remote attempts for the runs this process owns. */
   private async harvest(): Promise<void> {
-    if (this.mode !== 'dispatch' || this.stopped) return;
+    if (this.mode !== 'dispatch' || this.life.stopped) return;
     if (this.harvestRunning) {
       this.harvestAgain = true;
       return;
@@ -665,7 +686,7 @@ export class Engine {
         const outcomes = await this.store.harvestTasks(ids, 5000);
         for (const o of outcomes) this.acceptOutcome(o);
         if (outcomes.length >= 5000) this.harvestAgain = true;
-      } while (this.harvestAgain && !this.stopped);
+      } while (this.harvestAgain && !this.life.stopped);
     } catch (error) {
       this.diagnostic(`harvest failed: ${(error as Error).message}`);
     } finally {
@@ -784,6 +805,16 @@ export class Engine {
     return out;
   }
 
+  /** Where the engine is in its lifecycle: idle, working, draining or stopped (lifecycle.ts). */
+  get phase(): EnginePhase {
+    return this.life.phase;
+  }
+
+  /** Worker mode: claims queued runs now (a run was just created here), rather than at the next poll. */
+  async claimNow(): Promise<void> {
+    await this.claimNew();
+  }
+
   /** Looks for requests and finished child runs now, rather than at the next poll. */
   async pollNow(): Promise<void> {
     await this.poll();
@@ -807,7 +838,7 @@ export class Engine {
   }
 
   private submit(run: ActiveRun, input: RunInput, requestId?: number, harvestedId?: string): void {
-    if (run.finished || run.parking || this.stopped) return;
+    if (run.finished || run.parking || this.life.stopped) return;
     this.inbox.push({
       run,
       input,
@@ -980,7 +1011,7 @@ export class Engine {
       if (c.type === 'arm_timer') this.armTimer(run, c.task, c.dueAt - now);
       else if (c.type === 'abort') this.abortAttempt(run, c.task, c.attempt, c.reason);
       else if (c.type === 'cancel_child') void this.cancelChild(c.runId, c.reason);
-      else if (c.type === 'finished') void this.finish(run, c.state);
+      else if (c.type === 'finished') this.finish(run, c.state);
     }
   }
 
@@ -1063,7 +1094,7 @@ export class Engine {
 
   /** A worker-mode engine claims a child like any queued run; otherwise this process runs it. */
   private runChild(childId: string): void {
-    if (this.workerMode) {
+    if (this.life.working) {
       void this.claimNew();
       return;
     }
@@ -1100,7 +1131,7 @@ export class Engine {
     }
   }
 
-  private async finish(run: ActiveRun, state: RunStateName): Promise<void> {
+  private finish(run: ActiveRun, state: RunStateName): void {
     run.finished = true;
     if (run.runTimer) this.clearTimer(run.runTimer);
     for (const t of run.timers.values()) this.clearTimer(t);
@@ -1109,12 +1140,10 @@ export class Engine {
     // attempts were cancelled through the queue and free theirs now.
     if (this.mode === 'dispatch') for (const a of [...run.running.values()]) this.releaseSlot(run, a.task);
     if (this.runs.get(run.lease.runId) === run) this.runs.delete(run.lease.runId);
-    try {
-      await this.store.releaseRun(run.lease);
-    } catch (error) {
-      this.diagnostic(`release of run ${run.lease.runId} failed: ${(error as Error).message}`);
-    }
+    // The commit that ended the run also let go of its lease (Store.commit): nothing to release.
     run.resolveDone(state);
+    // The run's place is free: a worker takes the next queued run now, not at its next poll.
+    void this.claimNew();
   }
 
   /** Forgets a run this process may no longer write to; aborts its attempts. */
@@ -1167,7 +1196,7 @@ export class Engine {
 
   /** Starts queued tasks while global and pool slots allow; records their start in the batch. */
   private pump(now: number): void {
-    if (this.draining || this.stopped) return;
+    if (this.life.closing) return;
     for (const [pool, queue] of this.ready) {
       let used = this.poolUse.get(pool) ?? 0;
       const slots = this.poolSlots(pool, queue[0]?.run);

@@ -62,6 +62,7 @@ export function createRowMappers(json: (value: unknown) => unknown): RowMappers 
       parentRunId: text(row.parent_run_id),
       parentTask: text(row.parent_task),
       depth: Number(row.depth ?? 0),
+      labels: (json(row.labels) as Record<string, string> | null) ?? {},
     }),
     toTaskRun: (row) => ({
       runId: row.run_id as string,

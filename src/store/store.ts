@@ -1,21 +1,41 @@
 /**
- * The store port: everything Baton persists goes through this asynchronous interface,
- * and nothing above it writes SQL. SQLite implements it now; PostgreSQL implements the
- * same interface and passes the same conformance suite.
+ * The store: everything Baton persists goes through asynchronous ports, and nothing above
+ * them writes SQL. Each port (run log, task queue, leadership, triggers, backfills, logs,
+ * …) lives in its own file under `ports/` with the invariants it keeps; `Store` is their
+ * composition, and the records they exchange are declared here. SQLite and PostgreSQL
+ * implement every port and pass the same conformance suite, one file per port.
  *
- * Invariants every implementation keeps:
- * - `commit` appends a run's events and updates its derived rows (run, task runs, timers,
- *   logs) in one transaction, and only if the caller's lease epoch is still the run's
- *   epoch (fencing): a process that lost a run can never write to it again. Task runs a
- *   run grows while it runs (map items) are created by the same commits.
- * - `claimRun`/`claimRuns` hand a run to one owner at a time, with a lease measured on
- *   the database clock; each claim increments the epoch.
- * - Driver errors never escape: they become BatonErrors with STORE_* codes.
+ * Across all ports, driver errors never escape: they become BatonErrors with STORE_* codes.
  */
 import type { TaskError } from '../core/model.js';
 import type { RunEvent } from '../core/run-machine.js';
 import type { RunStateName, TaskStateName } from '../core/states.js';
 import type { BackfillState, TriggerSpec } from '../core/trigger-spec.js';
+import type { Backfills } from './ports/backfills.js';
+import type { FlowVersions } from './ports/flow-versions.js';
+import type { Leadership } from './ports/leadership.js';
+import type { StoreLifecycle } from './ports/lifecycle.js';
+import type { Logs } from './ports/logs.js';
+import type { Retention } from './ports/retention.js';
+import type { RunLog } from './ports/run-log.js';
+import type { RunRequests } from './ports/run-requests.js';
+import type { TaskQueue } from './ports/task-queue.js';
+import type { Triggers } from './ports/triggers.js';
+import type { Wakeups } from './ports/wakeups.js';
+
+export type {
+  Backfills,
+  FlowVersions,
+  Leadership,
+  Logs,
+  Retention,
+  RunLog,
+  RunRequests,
+  StoreLifecycle,
+  TaskQueue,
+  Triggers,
+  Wakeups,
+};
 
 /** One version of a flow definition, pinned by its hash. */
 export interface FlowVersionRecord {
@@ -55,6 +75,8 @@ export interface RunRecord {
   readonly parentTask: string | null;
   /** How deep the run is nested: 0 for a top-level run, its parent's depth + 1 for a child run. */
   readonly depth: number;
+  /** `key=value` tags given when the run was started (`{ team: 'growth' }`), fixed from then on; `{}` for none. */
+  readonly labels: Readonly<Record<string, string>>;
 }
 
 export interface TaskRunRecord {
@@ -88,6 +110,8 @@ export interface NewRun {
   readonly triggerId?: string | null;
   /** Claim order among queued runs: higher first. Backfills use -1. Default 0. */
   readonly priority?: number;
+  /** Tags of the run, validated by the caller (see app/runs.ts); none by default. */
+  readonly labels?: Readonly<Record<string, string>>;
   /**
    * The run and task that started this run (a subflow). Give such a run a dedupe key
    * derived from both, so that a parent which crashed before recording the child finds it
@@ -363,6 +387,8 @@ export interface RunFilter {
   readonly state?: RunStateName;
   /** Only the runs started by this run's tasks (its subflows). */
   readonly parentRunId?: string;
+  /** Only the runs that have every one of these labels (each key with exactly this value). */
+  readonly labels?: Readonly<Record<string, string>>;
   readonly limit?: number;
 }
 
@@ -399,139 +425,20 @@ export interface ClaimOptions {
   readonly respectActiveLimit?: boolean;
 }
 
-export interface Store {
-  readonly dialect: 'sqlite' | 'postgres';
-  /** Applies pending migrations; refuses a database newer than this code. */
-  migrate(): Promise<void>;
-  close(): Promise<void>;
-  /** The database clock, in ms since the epoch. */
-  now(): Promise<number>;
-
-  putFlowVersion(record: FlowVersionRecord): Promise<void>;
-  getFlowVersion(flow: string, version: string): Promise<FlowVersionRecord | null>;
-
-  /** Creates a run with all its task runs pending; with a dedupe key, returns the existing run instead. */
-  createRun(input: NewRun): Promise<{ readonly run: RunRecord; readonly created: boolean }>;
-  /**
-   * Creates several runs in one transaction, each as `createRun` would (a dedupe key that
-   * names an existing run, or an earlier input of the same call, returns that run); one per
-   * input, in input order. If any input is refused, none is created.
-   */
-  createRuns(inputs: readonly NewRun[]): Promise<{ readonly run: RunRecord; readonly created: boolean }[]>;
-  getRun(id: string): Promise<RunRecord | null>;
-  listRuns(filter: RunFilter): Promise<RunRecord[]>;
-  /**
-   * Runs whose id starts with `prefix` (compared character by character, whatever the
-   * database collation), in id order, at most `limit`; the lookup behind short run ids.
-   */
-  runsByIdPrefix(prefix: string, limit: number): Promise<RunRecord[]>;
-  getTaskRuns(runId: string): Promise<TaskRunRecord[]>;
-  readEvents(runId: string, afterSeq?: number): Promise<StoredEvent[]>;
-
-  claimRun(runId: string, options: ClaimOptions): Promise<Lease | null>;
-  /**
-   * Claims up to `limit` runs: parked runs that are due first (earliest first), then runs
-   * whose owner's lease lapsed, then queued runs by priority and age.
-   */
-  claimRuns(options: ClaimOptions & { readonly limit: number }): Promise<Lease[]>;
-  /** Extends leases; returns the run ids this owner no longer holds. */
-  renewLeases(leases: readonly Lease[], leaseMs: number): Promise<string[]>;
-  /**
-   * Lets go of a run. An unfinished run is then for any engine to take at once: idle engines
-   * are woken (`wake`, default true), unless the caller could not execute it and other
-   * engines should find it at their own pace.
-   */
-  releaseRun(lease: Lease, options?: { readonly wake?: boolean }): Promise<void>;
-  /**
-   * Releases a run whose open work only waits, and marks it parked: no process holds it
-   * until `wakeAt` (its earliest timer; null for none) has passed, a request for it is
-   * recorded, or one of the child runs in `awaiting` ends — whichever comes first, in the
-   * transaction that records it. If a request is already pending or an awaited child has
-   * already ended, the run is due at once. False (nothing written) if the lease is no
-   * longer the run's.
-   */
-  parkRun(lease: Lease, park: ParkRequest): Promise<boolean>;
-  /**
-   * Calls `listener` with the id of each run that ends (succeeded, failed, cancelled) after
-   * the call: for every run on PostgreSQL (LISTEN/NOTIFY), for the runs committed through
-   * this store object on SQLite. Returns the function that stops it.
-   */
-  onRunEnd?(listener: (runId: string) => void): () => void;
-
-  commit(entries: readonly CommitEntry[]): Promise<CommitResult>;
-
-  addRequest(runId: string, kind: RunRequestKind, payload: Readonly<Record<string, unknown>>): Promise<void>;
-  /** The requests not yet answered for these runs, oldest first. */
-  pendingRequests(runIds: readonly string[]): Promise<RunRequest[]>;
-
-  readLogs(runId: string, options: { task?: string; afterSeq?: number; limit?: number }): Promise<StoredLogLine[]>;
-  /** Appends log lines outside a run commit (from worker processes). */
-  appendLogs(lines: readonly LogLine[]): Promise<void>;
-
-  /** Claims up to `limit` ready attempts whose labels the worker has, oldest first. */
-  claimTasks(options: {
-    readonly worker: string;
-    readonly labels: readonly string[];
-    readonly limit: number;
-    readonly leaseMs: number;
-  }): Promise<ClaimedTask[]>;
-  renewTasks(worker: string, claims: readonly { id: string; token: number }[], leaseMs: number): Promise<TaskRenewal>;
-  /** Records outcomes; a completion whose token no longer matches is refused. */
-  completeTasks(results: readonly TaskCompletion[]): Promise<{ readonly refused: readonly string[] }>;
-  /** Outcomes for these runs: finished attempts, and claims whose lease lapsed (marked lost at once). */
-  harvestTasks(runIds: readonly string[], limit: number): Promise<TaskOutcome[]>;
-
-  /**
-   * Takes or keeps a named leadership; null if another live holder has it. A holder is live
-   * while its lease runs and, where the store can tell (PostgreSQL: its process's session),
-   * while its process is. Taking it from another holder ends the leases that holder still
-   * holds on runs (a holder is a process, owning its runs under the same name).
-   */
-  acquireLeadership(name: string, holder: string, leaseMs: number): Promise<LeaderLease | null>;
-  releaseLeadership(lease: LeaderLease): Promise<void>;
-
-  /** Records the triggers a flow declares now; keeps the cursor and pause of those that remain, drops the rest. */
-  syncTriggers(flow: string, sourcePath: string, specs: readonly TriggerSpec[], now: number): Promise<void>;
-  listTriggers(): Promise<TriggerRecord[]>;
-  getTrigger(id: string): Promise<TriggerRecord | null>;
-  /** Returns false if there is no such trigger. */
-  setTriggerPaused(id: string, paused: boolean): Promise<boolean>;
-  /**
-   * Creates the runs a trigger caused, records every firing, and moves its cursor, in one
-   * transaction; null (and nothing written) if the cursor is no longer `expectedCursor`.
-   */
-  fireTrigger(input: FireTriggerInput): Promise<FiringResult[] | null>;
-  listFirings(triggerId: string, limit: number): Promise<FiringRecord[]>;
-  /** Active (queued or running) runs of a flow, oldest first. */
-  activeRuns(flow: string): Promise<RunRecord[]>;
-  /** Finished runs of a flow that ended after `after` (ms), in order of their end; for flow-to-flow triggers. */
-  finishedRuns(flow: string, after: number, limit: number): Promise<RunRecord[]>;
-
-  /**
-   * Runs whose dedupe key is one of `keys`, or one of them followed by `#` and anything
-   * (`<key>#backfill-…`, reruns of the same interval); in no particular order.
-   */
-  runsByDedupeKeys(keys: readonly string[]): Promise<RunRecord[]>;
-
-  createBackfill(input: NewBackfill): Promise<BackfillRecord>;
-  getBackfill(id: string): Promise<BackfillRecord | null>;
-  /** Newest first. */
-  listBackfills(filter?: {
-    readonly states?: readonly BackfillState[];
-    readonly limit?: number;
-  }): Promise<BackfillRecord[]>;
-  /**
-   * Creates runs, asks runs to cancel and moves the backfill (indexes, state), in one
-   * transaction; null (and nothing written) if its version is no longer `expectedVersion`.
-   */
-  updateBackfill(input: BackfillUpdate): Promise<BackfillUpdateResult | null>;
-
-  /** Deletes finished runs that ended before `before` (ms), with their history and logs. */
-  prune(before: number): Promise<PruneResult>;
-  /**
-   * Wake-ups on a channel (`tasks`, `results`, `runs`) where the store supports them. A
-   * `results` wake-up may carry the outcomes themselves (`TaskOutcome[]`); without them,
-   * the subscriber harvests.
-   */
-  subscribe?(channel: 'tasks' | 'results' | 'runs', onWake: (outcomes?: readonly TaskOutcome[]) => void): () => void;
-}
+/**
+ * Everything Baton persists: the composition of the ports under `ports/`, each of which
+ * states the invariants it keeps. Callers that need one job may take that port alone.
+ */
+export interface Store
+  extends
+    StoreLifecycle,
+    FlowVersions,
+    RunLog,
+    RunRequests,
+    TaskQueue,
+    Leadership,
+    Triggers,
+    Backfills,
+    Logs,
+    Retention,
+    Wakeups {}

@@ -132,6 +132,8 @@ export class TriggerService {
   private ticking = false;
   private ticks = 0;
   private stopped = false;
+  /** The start in flight, if any: `stop` waits for it. */
+  private starting: Promise<void> | undefined;
   /** Backfills (`baton backfill`) advance on the same tick as the schedules. */
   readonly backfills: BackfillProcessor;
 
@@ -153,16 +155,31 @@ export class TriggerService {
   /** Records the project's triggers, starts event sources, and evaluates time triggers until stopped. */
   async start(): Promise<void> {
     this.stopped = false;
+    const starting = this.startOnce();
+    this.starting = starting.catch(() => undefined);
+    await starting;
+  }
+
+  private async startOnce(): Promise<void> {
     await this.sync();
+    if (this.stopped) return;
     await this.startSources();
+    if (this.stopped) return;
     const every = this.o.tickMs ?? 1000;
     this.timer = setInterval(() => void this.tick(), every);
     await this.tick();
   }
 
+  /**
+   * Stops evaluating triggers and stops the event sources. A `start` still in flight (a
+   * process told to stop just as it became leader) ends first: it would otherwise set its
+   * timer, or start a source, after this returned, and keep the process alive.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
+    await this.starting;
     if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
     while (this.ticking) await new Promise((r) => setTimeout(r, 10));
     for (const [id, source] of this.running) {
       await source.stop().catch((error: unknown) => this.diagnostic(`stopping ${id}: ${(error as Error).message}`));

@@ -1,7 +1,14 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import type { GraphNodeInput } from '../../src/core/graph.js';
-import { compileGraph, downstreamClosure, findGraphProblems, upstreamClosure } from '../../src/core/graph.js';
+import {
+  analyzeGraph,
+  compileGraph,
+  downstreamClosure,
+  findGraphProblems,
+  rememberGraph,
+  upstreamClosure,
+} from '../../src/core/graph.js';
 
 const n = (id: string, ...dependsOn: string[]): GraphNodeInput => ({ id, dependsOn });
 
@@ -203,6 +210,65 @@ describe('compileGraph', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+/** The dense graph by brute force: each dependency once, in the order first listed. */
+function bruteGraph(nodes: readonly GraphNodeInput[]) {
+  const ids = nodes.map((node) => node.id);
+  const upstream = nodes.map((node) => [...new Set(node.dependsOn)].map((d) => ids.indexOf(d)));
+  const downstream = ids.map((_, j) => ids.flatMap((_, i) => ((upstream[i] as number[]).includes(j) ? [i] : [])));
+  return { ids, upstream, downstream };
+}
+
+/** A DAG whose tasks list some dependencies again, a few of them many times (past the short-list search). */
+const repeatedArb = fc
+  .tuple(dagArb, fc.array(fc.tuple(fc.nat(), fc.nat(), fc.integer({ min: 1, max: 40 }))))
+  .map(([nodes, repeats]) =>
+    nodes.map((node, i) => {
+      const extra = repeats
+        .filter(([at]) => at % nodes.length === i && node.dependsOn.length > 0)
+        .flatMap(([, pick, times]) =>
+          Array<string>(times).fill(node.dependsOn[pick % node.dependsOn.length] as string),
+        );
+      return n(node.id, ...node.dependsOn, ...extra);
+    }),
+  );
+
+describe('analyzeGraph', () => {
+  it("gives findGraphProblems' problems, and the graph only when there are none", () => {
+    fc.assert(
+      fc.property(graphArb, (nodes) => {
+        const { problems, graph } = analyzeGraph(nodes);
+        expect(problems).toEqual(findGraphProblems(nodes));
+        expect(graph === undefined).toBe(problems.length > 0);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('builds the graph a brute force builds, and compileGraph the same, repeated dependencies once', () => {
+    fc.assert(
+      fc.property(repeatedArb, (nodes) => {
+        const expected = bruteGraph(nodes);
+        for (const g of [analyzeGraph(nodes).graph, compileGraph(nodes)]) {
+          expect(g).toBeDefined();
+          expect({ ids: g?.ids, upstream: g?.upstream, downstream: g?.downstream }).toEqual(expected);
+          expect([...(g?.indexOf ?? [])]).toEqual(expected.ids.map((id, i) => [id, i]));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('lets compileGraph hand back a graph built for that very list of nodes, and only for it', () => {
+    const nodes = [n('a'), n('b', 'a')];
+    const { graph } = analyzeGraph(nodes);
+    rememberGraph(nodes, graph as NonNullable<typeof graph>);
+    expect(compileGraph(nodes)).toBe(graph);
+    const copy = [...nodes];
+    expect(compileGraph(copy)).not.toBe(graph);
+    expect(compileGraph(copy)).toEqual(graph);
   });
 });
 

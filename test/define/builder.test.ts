@@ -1,5 +1,9 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { BatonError } from '../../src/core/errors.js';
+import { compileGraph } from '../../src/core/graph.js';
+import type { MapSpec } from '../../src/core/model.js';
+import { compilePlan } from '../../src/core/run-machine.js';
+import { templateGraph } from '../../src/core/run-topology.js';
 import { defineFlow, isFlowDefinition } from '../../src/define/builder.js';
 
 describe('TypeScript flow builder', () => {
@@ -69,5 +73,70 @@ describe('TypeScript flow builder', () => {
         expect.stringMatching(/^DEF_DUPLICATE_TASK tasks\.a: duplicate task id "a"/),
       ]),
     );
+  });
+});
+
+describe('the plan of a built flow', () => {
+  /** A flow with the cases the builder and the structure check treat apart from plain `after` lists. */
+  function mixedFlow() {
+    const f = defineFlow({ name: 'mixed' });
+    const a = f.task('a', () => [1]);
+    const b = f.task('b', { after: [a, 'a', a] }, () => 2);
+    f.task('c', { after: [b, 'a'], inputs: { x: a } }, () => 3);
+    f.choice('pick', { after: [b], branches: ['big', 'small'] }, () => 'big');
+    // Plain `after` lists that the choice then extends with itself.
+    f.task('big', { after: [a] }, () => 'big');
+    f.task('small', { after: [a, b] }, () => 'small');
+    f.race('best', { branches: ['big', 'small'], mode: 'all' }, (output) => String(output).length);
+    f.mapGroup('each', { over: a }, (g) => {
+      const first = g.task('first', { after: [b] }, () => 0);
+      g.task('second', { after: [first, 'first'] }, () => 0);
+    });
+    const many = Array.from({ length: 20 }, (_, i) => f.task(`m${i}`, { after: [a] }, () => i));
+    f.task('join', { after: [...many, ...many, b] }, () => 0);
+    return f;
+  }
+
+  it('lists each dependency once, with what choices and maps imply, the same at each toSpec', () => {
+    const f = mixedFlow();
+    const spec = f.toSpec('mixed.ts');
+    expect(f.toSpec('mixed.ts')).toEqual(spec);
+    const tasks = new Map(spec.tasks.map((t) => [t.id, t]));
+    expect(tasks.get('b')?.dependsOn).toEqual(['a']);
+    expect(tasks.get('c')?.dependsOn).toEqual(['a', 'b']);
+    expect(tasks.get('big')?.dependsOn).toEqual(['a', 'pick']);
+    expect(tasks.get('small')?.dependsOn).toEqual(['a', 'b', 'pick']);
+    expect(tasks.get('best')?.dependsOn).toEqual(['big', 'small']);
+    expect(tasks.get('each')?.dependsOn).toEqual(['a', 'b']);
+    expect(tasks.get('each')?.map?.template.map((t) => [t.id, t.dependsOn])).toEqual([
+      ['first', []],
+      ['second', ['first']],
+    ]);
+    expect(tasks.get('join')?.dependsOn).toEqual([...Array.from({ length: 20 }, (_, i) => `m${i}`), 'b']);
+  });
+
+  it('compiles to the graph that checking it built, the same as one compiled afresh', () => {
+    const spec = mixedFlow().toSpec('mixed.ts');
+    const plan = compilePlan(spec);
+    expect(plan.graph).toBe(compilePlan(spec).graph);
+    expect(plan.graph).toEqual(compileGraph([...spec.tasks]));
+    const each = spec.tasks.find((t) => t.id === 'each');
+    expect(templateGraph(each?.map as MapSpec)).toEqual(compileGraph([...(each?.map?.template ?? [])]));
+  });
+
+  it('names where a plain dependency was written when it is wrong', () => {
+    const f = defineFlow({ name: 'wrong' });
+    const a = f.task('a', () => 1);
+    f.task('b', { after: [a, 'nope'] }, () => 2);
+    f.task('c', { after: ['c'] }, () => 3);
+    expect(() => f.toSpec('wrong.ts')).toThrow(BatonError);
+    try {
+      f.toSpec('wrong.ts');
+    } catch (error) {
+      expect((error as BatonError).problems.map((p) => [p.code, p.location?.path])).toEqual([
+        ['DEF_UNKNOWN_DEPENDENCY', 'tasks.b.after[1]'],
+        ['DEF_CYCLE', 'tasks.c.after[0]'],
+      ]);
+    }
   });
 });

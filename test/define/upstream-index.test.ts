@@ -7,14 +7,14 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createUpstreamIndex } from '../../src/define/upstream-index.js';
 
-type Deps = Map<string, { id: string }[]>;
+type Deps = Map<string, { name: string }[]>;
 
 function graphOf(n: number, edges: readonly [number, number][]): Deps {
   const deps: Deps = new Map();
   for (let i = 0; i < n; i++) deps.set(`t${i}`, []);
   for (const [from, to] of edges) {
-    const list = deps.get(`t${from}`) as { id: string }[];
-    if (!list.some((d) => d.id === `t${to}`)) list.push({ id: `t${to}` });
+    const list = deps.get(`t${from}`) as { name: string }[];
+    if (!list.some((d) => d.name === `t${to}`)) list.push({ name: `t${to}` });
   }
   return deps;
 }
@@ -22,12 +22,12 @@ function graphOf(n: number, edges: readonly [number, number][]): Deps {
 /** Every task reachable upstream of `from`, by breadth-first search. */
 function upstreamOf(deps: Deps, from: string): Set<string> {
   const seen = new Set<string>();
-  const queue = (deps.get(from) ?? []).map((d) => d.id);
+  const queue = (deps.get(from) ?? []).map((d) => d.name);
   while (queue.length > 0) {
     const id = queue.shift() as string;
     if (seen.has(id)) continue;
     seen.add(id);
-    for (const d of deps.get(id) ?? []) queue.push(d.id);
+    for (const d of deps.get(id) ?? []) queue.push(d.name);
   }
   return seen;
 }
@@ -63,7 +63,7 @@ describe('the upstream index', () => {
   it('answers for a chain of 100,000 tasks from anywhere to anywhere', () => {
     const n = 100_000;
     const deps: Deps = new Map();
-    for (let i = 0; i < n; i++) deps.set(`t${i}`, i === 0 ? [] : [{ id: `t${i - 1}` }]);
+    for (let i = 0; i < n; i++) deps.set(`t${i}`, i === 0 ? [] : [{ name: `t${i - 1}` }]);
     const index = createUpstreamIndex(deps);
     for (let i = 1; i < n; i += 97) {
       expect(index.isUpstream(`t${i}`, 't0')).toBe(true);

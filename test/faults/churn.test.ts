@@ -301,7 +301,8 @@ describe('churn', () => {
         expect(report.problems.slice(0, 30), `${tag} ${report.problems.length} problem(s)`).toEqual([]);
         expect(times.problems.slice(0, 30), `${tag} ${times.problems.length} event time problem(s)`).toEqual([]);
         expect(cluster.unexpectedExits(), tag).toEqual([]);
-        for (const e of exits) expect(e.exit, `${tag} ${e.member} on SIGTERM`).toEqual({ code: 0, signal: null });
+        for (const e of exits)
+          expect(e.exit, `${tag} ${e.member} on SIGTERM${e.detail}`).toEqual({ code: 0, signal: null });
         expect(leaders, `${tag} leadership still held after every scheduler stopped`).toEqual([]);
         expect(report.counts.successes).toBe(RUNS * tasks.length);
         expect(kills.length, tag).toBeGreaterThanOrEqual(MIN_KILLS);
@@ -330,9 +331,11 @@ describe('churn', () => {
       const config = `lease: ${leaseMs / 1000}s\nconcurrency: 8\n`;
       const env = { BATON_DATABASE_URL: db.url };
       // Short bodies end while the worker is stopped (their completion comes late); long
-      // ones are still running when it continues (it must abandon them).
+      // ones are still running when it continues (it must abandon them). The hand-over takes
+      // the lease plus a harvest, and on a busy machine several seconds more: the long bodies
+      // outlast all of that with room to spare.
       const SHORT_MS = 1500;
-      const LONG_MS = 8000;
+      const LONG_MS = 20_000;
       const short = ['s0', 's1', 's2', 's3'];
       const long = ['l0', 'l1', 'l2', 'l3'];
       const flowFile = join(base, 'stop.yaml');
@@ -345,7 +348,11 @@ describe('churn', () => {
       );
       const scheduler = cluster.add('s', 'scheduler', writeProject(base, 's', config));
       const a = cluster.add('w-a', 'worker', writeProject(base, 'w-a', config));
-      await Promise.all([cluster.ready(scheduler), cluster.ready(a)]);
+      // B is up before the run exists, and held (SIGSTOP) while A takes every attempt: a Node
+      // process starting on a busy machine takes seconds, which must not stretch A's stop.
+      const b = cluster.add('w-b', 'worker', writeProject(base, 'w-b', config));
+      await Promise.all([cluster.ready(scheduler), cluster.ready(a), cluster.ready(b)]);
+      b.proc.child.kill('SIGSTOP');
       const [runId] = await enqueueRuns(ws.bin, flowFile, 1, { cwd: writeProject(base, 'client', config), env });
       if (!runId) throw new Error('no run id');
 
@@ -356,11 +363,10 @@ describe('churn', () => {
       });
       const stoppedAt = Date.now();
       a.proc.child.kill('SIGSTOP');
-      const b = cluster.add('w-b', 'worker', writeProject(base, 'w-b', config));
-      await cluster.ready(b);
+      b.proc.child.kill('SIGCONT');
       // The scheduler sees A's claims lapse and hands the attempts on; B starts attempt 2 of each.
       await waitUntil(() => (startedOn(b.proc.pid).length === 8 ? true : undefined), {
-        timeoutMs: 20_000,
+        timeoutMs: 30_000,
         what: 'worker B to start attempt 2 of all 8 tasks',
       });
       const handedOnMs = Date.now() - stoppedAt;
@@ -384,7 +390,8 @@ describe('churn', () => {
       await waitUntil(
         async () => (TERMINAL.has((await runStates(db.url, [runId])).get(runId) ?? '') ? true : undefined),
         {
-          timeoutMs: 30_000,
+          // B's attempts of the long tasks run LONG_MS after the hand-over.
+          timeoutMs: LONG_MS + 30_000,
           intervalMs: 200,
           what: 'the run to end',
         },
@@ -415,7 +422,7 @@ describe('churn', () => {
       expect(report.problems).toEqual([]);
       expect(times.problems).toEqual([]);
       expect(cluster.unexpectedExits()).toEqual([]);
-      for (const e of exits) expect(e.exit, `${e.member} on SIGTERM`).toEqual({ code: 0, signal: null });
+      for (const e of exits) expect(e.exit, `${e.member} on SIGTERM${e.detail}`).toEqual({ code: 0, signal: null });
       // Each task's success recorded once, by B's attempt 2; A's 8 claims were lost.
       expect(successes).toEqual([...long, ...short].sort().map((task) => ({ task, attempt: 2, n: 1 })));
       expect(report.counts.lostAttempts).toBe(8);
@@ -442,7 +449,7 @@ describe('churn', () => {
       await killStray();
       await db.drop();
     }
-  }, 90_000);
+  }, 150_000);
 
   it('a lone scheduler and its worker frozen (SIGSTOP) past their leases, three times: the scheduler takes its own runs again and finishes them', async () => {
     const seed = seedFrom('FAULTS_SEED');
@@ -523,7 +530,8 @@ describe('churn', () => {
       expect(report.problems.slice(0, 30), tag).toEqual([]);
       expect(times.problems.slice(0, 30), tag).toEqual([]);
       expect(cluster.unexpectedExits(), tag).toEqual([]);
-      for (const e of exits) expect(e.exit, `${tag} ${e.member} on SIGTERM`).toEqual({ code: 0, signal: null });
+      for (const e of exits)
+        expect(e.exit, `${tag} ${e.member} on SIGTERM${e.detail}`).toEqual({ code: 0, signal: null });
     } finally {
       await cluster.shutdown(5000).catch(() => undefined);
       await killStray();
@@ -605,7 +613,7 @@ describe('churn', () => {
       expect(report.counts.lostAttempts).toBe(1);
       expect(cluster.unexpectedExits()).toEqual([]);
       for (const e of exits.filter((x) => x.member === 's2' || x.member === 'w2')) {
-        expect(e.exit, `${e.member} on SIGTERM`).toEqual({ code: 0, signal: null });
+        expect(e.exit, `${e.member} on SIGTERM${e.detail}`).toEqual({ code: 0, signal: null });
       }
     } finally {
       await cluster.shutdown(5000).catch(() => undefined);

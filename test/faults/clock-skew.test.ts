@@ -226,7 +226,8 @@ describe('clock skew', () => {
       expect(cluster.unexpectedExits(), tag).toEqual([]);
       expect(handover, `${tag} s-ahead on SIGTERM`).toEqual({ code: 0, signal: null });
       for (const e of exits) {
-        if (e.member !== 's-ahead') expect(e.exit, `${tag} ${e.member} on SIGTERM`).toEqual({ code: 0, signal: null });
+        if (e.member !== 's-ahead')
+          expect(e.exit, `${tag} ${e.member} on SIGTERM${e.detail}`).toEqual({ code: 0, signal: null });
       }
       // No claim stolen, none lost: each started attempt's body ran once and completed once.
       expect(report.counts.lostAttempts, tag).toBe(0);

@@ -201,6 +201,16 @@ export async function waitUntil<T>(
 
 export type Role = 'scheduler' | 'worker';
 
+/** How a member ended at `Cluster.shutdown`. */
+export interface Stopped {
+  readonly member: string;
+  readonly exit: Exit;
+  /** From SIGTERM to its exit (0 if it had already exited). */
+  readonly ms: number;
+  /** Empty for an exit 0; else who it was, how it ended and its last stderr. */
+  readonly detail: string;
+}
+
 /** A named scheduler or worker: one process at a time, restartable; stderr kept across restarts. */
 export interface Member {
   readonly name: string;
@@ -305,16 +315,26 @@ export class Cluster {
   /**
    * SIGTERM to every member (workers drain, schedulers hand over), SIGKILL after a bound.
    * A member restarted moments ago is first let start: before it installs its handlers,
-   * SIGTERM would just end it.
+   * SIGTERM would just end it. Each result says how long the member took to stop and, when
+   * it did not exit 0 by itself, `detail`: what it last wrote, for the failure message.
    */
-  async shutdown(timeoutMs = 20_000): Promise<{ member: string; exit: Exit }[]> {
-    const exits = await Promise.all(
-      this.members.map(async (m) => {
+  async shutdown(timeoutMs = 20_000): Promise<Stopped[]> {
+    return Promise.all(
+      this.members.map(async (m): Promise<Stopped> => {
         if (!m.proc.exit) await this.ready(m).catch(() => undefined);
-        return { member: m.name, exit: m.proc.exit ?? (await this.signal(m, 'SIGTERM', timeoutMs)) };
+        const began = Date.now();
+        const exit = m.proc.exit ?? (await this.signal(m, 'SIGTERM', timeoutMs));
+        const ms = Date.now() - began;
+        const clean = exit.code === 0 && exit.signal === null;
+        // Said it stopped, yet had to be killed: a timer or socket left behind held it.
+        const held =
+          exit.signal === 'SIGKILL' && /: stopped\n?$/.test(m.proc.stderr()) ? ' (it had said it stopped)' : '';
+        const detail = clean
+          ? ''
+          : `\n${m.name} (pid ${m.proc.pid}, started ${Date.now() - m.proc.startedAt} ms ago) ended ${exit.code ?? exit.signal} ${ms} ms after SIGTERM${held}; its stderr:\n${m.proc.stderr().slice(-3000)}`;
+        return { member: m.name, exit, ms, detail };
       }),
     );
-    return exits;
   }
 
   unexpectedExits(): string[] {

@@ -2,12 +2,13 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import type { Store } from '../../src/store/store.js';
-import { storeConformance } from './conformance.js';
+import { PORT_CONFORMANCE } from './conformance/index.js';
+import type { StoreFactory } from './conformance/index.js';
 import { createTestDatabase } from './pg-helpers.js';
 
 const databases = new Map<Store, { url: string; drop: () => Promise<void> }>();
 
-storeConformance({
+const postgres: StoreFactory = {
   name: 'postgres',
   async open() {
     const db = await createTestDatabase();
@@ -18,6 +19,11 @@ storeConformance({
   async destroy(store) {
     await store.close();
     await databases.get(store)?.drop();
+  },
+  // Another store object with its own pool on the same database: its claims race on the
+  // server with those of every other store object.
+  async connect(store) {
+    return PostgresStore.open({ url: databases.get(store)?.url as string, poolSize: 2 });
   },
   async timers(store, runId) {
     const client = new pg.Client({ connectionString: databases.get(store)?.url });
@@ -32,7 +38,9 @@ storeConformance({
       await client.end();
     }
   },
-});
+};
+
+for (const conformance of PORT_CONFORMANCE) conformance(postgres);
 
 describe('postgres store specifics', () => {
   it('migrates once when two processes start at the same time', async () => {

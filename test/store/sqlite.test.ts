@@ -5,11 +5,12 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
-import { storeConformance } from './conformance.js';
+import { PORT_CONFORMANCE } from './conformance/index.js';
+import type { StoreFactory } from './conformance/index.js';
 
 const dirs = new Map<Store, string>();
 
-storeConformance({
+const sqlite: StoreFactory = {
   name: 'sqlite',
   async open() {
     const dir = mkdtempSync(join(tmpdir(), 'baton-store-'));
@@ -21,6 +22,11 @@ storeConformance({
     await store.close();
     rmSync(dirs.get(store) as string, { recursive: true, force: true });
   },
+  // Another store object on the same file, as another process opens it; better-sqlite3
+  // runs each statement to its end, so claimers in one process take turns on the write lock.
+  async connect(store) {
+    return new SqliteStore({ path: join(dirs.get(store) as string, 'baton.db') });
+  },
   async timers(store, runId) {
     const db = new Database(join(dirs.get(store) as string, 'baton.db'), { readonly: true });
     try {
@@ -31,7 +37,9 @@ storeConformance({
       db.close();
     }
   },
-});
+};
+
+for (const conformance of PORT_CONFORMANCE) conformance(sqlite);
 
 describe('sqlite store specifics', () => {
   it('uses WAL and synchronous=FULL', () => {

@@ -60,6 +60,7 @@ function fakeRun(key: string | null, state: RunRecord['state']): RunRecord {
     maxActiveRuns: null,
     priority: 0,
     triggerId: null,
+    labels: {},
   };
 }
 

@@ -301,3 +301,41 @@ describe.each(BACKENDS)('trigger service on $name', (backend) => {
     expect((await p.runs('ny'))[1]?.params.interval_start).toBe('2024-03-09T07:30:00.000Z');
   });
 });
+
+describe('trigger service lifecycle', () => {
+  it('stopped while it starts (a scheduler told to stop as it becomes leader), it does nothing after stop returns', async () => {
+    const p = await openTriggerProject(BACKENDS[0] as (typeof BACKENDS)[number], {});
+    try {
+      let afterStop = 0;
+      let stopped = false;
+      const store = new Proxy(p.rt.store, {
+        get(target, key, receiver) {
+          const value: unknown = Reflect.get(target, key, receiver);
+          if (typeof value !== 'function') return value;
+          return (...args: unknown[]) => {
+            if (stopped) afterStop++;
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        },
+      });
+      // Reading the flows takes a while, as it does on a loaded machine: stop comes in the middle.
+      const flows = {
+        list: async () => {
+          await new Promise((r) => setTimeout(r, 200));
+          return [];
+        },
+        get: async () => null,
+      };
+      const service = p.rt.createTriggerService({ store, flows, tickMs: 10 });
+      const starting = service.start();
+      await new Promise((r) => setTimeout(r, 20));
+      await service.stop();
+      stopped = true;
+      await starting;
+      await new Promise((r) => setTimeout(r, 100));
+      expect(afterStop).toBe(0);
+    } finally {
+      await p.close();
+    }
+  });
+});

@@ -18,7 +18,7 @@ import type { Engine } from '../../engine/engine.js';
 import type { Runtime } from '../../app/runtime.js';
 import type { LogLine } from '../../store/store.js';
 import { createRun, openRuntime } from '../../app/runtime.js';
-import { cancelRun, pruneRuns, retryRun, waitForRun } from '../../app/runs.js';
+import { cancelRun, parseLabelAssignments, pruneRuns, retryRun, waitForRun } from '../../app/runs.js';
 import { startWorker } from '../../app/workers.js';
 import type { CliContext } from '../context.js';
 import { liveLines, progressCounts, renderProgress, renderShow, runJson } from '../render.js';
@@ -31,6 +31,8 @@ export interface RunFlags {
   readonly wait?: boolean;
   readonly enqueue?: boolean;
   readonly dedupeKey?: string;
+  /** `--label key=value`, repeatable. */
+  readonly label?: string[];
   readonly json?: boolean;
   readonly quiet?: boolean;
 }
@@ -224,6 +226,8 @@ async function printRun(
 export async function runCommand(ctx: CliContext, flowRef: string, flags: RunFlags): Promise<number> {
   // A bad params file is refused before the store is opened (or created).
   const fromFile = flags.paramsFile ? readParamsFile(flags.paramsFile, ctx.runtime.cwd) : {};
+  // So are bad labels.
+  const labels = parseLabelAssignments(flags.label ?? []);
   // A flow file named by path runs even outside a project; a bare name needs one.
   const rt = await openRuntime({ ...ctx.runtime, allowNoProject: existsSync(resolve(ctx.runtime.cwd, flowRef)) });
   try {
@@ -233,6 +237,7 @@ export async function runCommand(ctx: CliContext, flowRef: string, flags: RunFla
       params,
       paramsFromText: true,
       ...(flags.dedupeKey ? { dedupeKey: flags.dedupeKey } : {}),
+      labels,
     });
     if (!created) ctx.stderr(`baton: a run with dedupe key ${flags.dedupeKey} exists already: ${run.id}`);
     else if (!flags.json) ctx.stderr(`baton: run ${run.id} of ${flow.spec.name} (version ${flow.version}) created`);

@@ -11,6 +11,7 @@ import type { TaskError } from '../../core/model.js';
 import { isFlowFile, problemsOf } from '../../app/flow-catalog.js';
 import { loadRunState } from '../../app/run-state.js';
 import { resolveRunRef } from '../../app/run-refs.js';
+import { parseLabelAssignments } from '../../app/runs.js';
 import type { Runtime } from '../../app/runtime.js';
 import { openCatalog, openRuntime } from '../../app/runtime.js';
 import type { RunRecord, StoredEvent, StoredLogLine, TaskRunRecord } from '../../store/store.js';
@@ -34,8 +35,9 @@ import { join, resolve } from 'node:path';
 
 export async function runsCommand(
   ctx: CliContext,
-  flags: { flow?: string; state?: string; parent?: string; limit?: number; json?: boolean },
+  flags: { flow?: string; state?: string; parent?: string; label?: string[]; limit?: number; json?: boolean },
 ): Promise<number> {
+  const labels = parseLabelAssignments(flags.label ?? []);
   if (flags.state !== undefined && !(flags.state in RUN_STATES)) {
     throw new BatonError('USAGE', `--state ${flags.state}: not a run state`, {
       hint: `Run states: ${Object.keys(RUN_STATES).join(', ')}.`,
@@ -49,6 +51,7 @@ export async function runsCommand(
       ...(flags.flow ? { flow: flags.flow } : {}),
       ...(flags.state ? { state: flags.state as RunStateName } : {}),
       ...(parent !== undefined ? { parentRunId: parent } : {}),
+      ...(Object.keys(labels).length > 0 ? { labels } : {}),
       limit: flags.limit ?? 50,
     });
     if (flags.json) {

@@ -993,4 +993,154 @@ END
 $f$;
 `,
   },
+  {
+    version: 9,
+    name: 'run labels',
+    // Labels are fixed when a run is created. A GIN index (jsonb_path_ops) serves the
+    // containment filter labels @> '{"team":"growth"}', which needs every pair given.
+    sql: `
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS labels jsonb NOT NULL DEFAULT '{}'::jsonb;
+CREATE INDEX IF NOT EXISTS runs_labels ON runs USING gin (labels jsonb_path_ops);
+
+-- As in migration 6, and the run keeps p.labels (an object of strings; {} without).
+CREATE OR REPLACE FUNCTION baton_create_run(p jsonb) RETURNS TABLE (created boolean, run jsonb) LANGUAGE plpgsql AS $f$
+DECLARE
+  r runs;
+  key text := p->>'dedupeKey';
+  parent_id text := p->'parent'->>'runId';
+  parent_depth integer;
+  parent_children integer;
+  child_depth integer := 0;
+BEGIN
+  IF key IS NOT NULL THEN
+    SELECT * INTO r FROM runs WHERE dedupe_key = key;
+    IF FOUND THEN
+      RETURN QUERY SELECT false, to_jsonb(r);
+      RETURN;
+    END IF;
+  END IF;
+  IF parent_id IS NOT NULL THEN
+    SELECT depth, child_runs INTO parent_depth, parent_children FROM runs WHERE id = parent_id FOR UPDATE;
+    child_depth := coalesce(parent_depth, 0) + 1;
+    IF p->'parent'->'limits' IS NOT NULL AND jsonb_typeof(p->'parent'->'limits') = 'object' THEN
+      IF child_depth > (p->'parent'->'limits'->>'depth')::integer THEN
+        RETURN QUERY SELECT false, jsonb_build_object('refused', 'depth', 'value', child_depth);
+        RETURN;
+      END IF;
+      IF coalesce(parent_children, 0) >= (p->'parent'->'limits'->>'childRuns')::integer THEN
+        RETURN QUERY SELECT false, jsonb_build_object('refused', 'child_runs', 'value', parent_children);
+        RETURN;
+      END IF;
+    END IF;
+  END IF;
+  INSERT INTO flow_versions (flow, version, spec, source_path, created_at)
+    VALUES (p->'flow'->>'flow', p->'flow'->>'version', p->'flow'->>'spec', p->'flow'->>'sourcePath',
+      (p->'flow'->>'createdAt')::bigint)
+    ON CONFLICT DO NOTHING;
+  INSERT INTO runs (id, flow, version, state, params, dedupe_key, created_at, task_count, max_active_runs, last_seq,
+      priority, trigger_id, parent_run_id, parent_task, depth, labels)
+    VALUES (p->>'id', p->'flow'->>'flow', p->'flow'->>'version', 'queued', p->'params', key,
+      (p->>'createdAt')::bigint, jsonb_array_length(p->'taskIds'), (p->>'maxActiveRuns')::integer, 1,
+      coalesce((p->>'priority')::integer, 0), p->>'triggerId', parent_id, p->'parent'->>'task', child_depth,
+      coalesce(p->'labels', '{}'::jsonb))
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING * INTO r;
+  IF NOT FOUND THEN
+    SELECT * INTO r FROM runs WHERE dedupe_key = key;
+    RETURN QUERY SELECT false, to_jsonb(r);
+    RETURN;
+  END IF;
+  IF parent_depth IS NOT NULL THEN
+    UPDATE runs SET child_runs = child_runs + 1 WHERE id = parent_id;
+  END IF;
+  INSERT INTO task_runs (run_id, idx, task_id, state)
+    SELECT r.id, t.ord - 1, t.id, 'pending' FROM jsonb_array_elements_text(p->'taskIds') WITH ORDINALITY AS t(id, ord);
+  INSERT INTO events (run_id, seq, type, at, data) VALUES (r.id, 1, 'run_created', (p->>'createdAt')::bigint, p->'event');
+  PERFORM pg_notify('baton_runs', r.id);
+  RETURN QUERY SELECT true, to_jsonb(r);
+END
+$f$;
+`,
+  },
+  {
+    version: 10,
+    name: 'claims by index, ended runs released',
+    // As in migration 7, with each kind of candidate read from an index of its own in claim
+    // order, stopping at the limit: due parked runs by wake_at; orphaned running runs (their
+    // owner's lease lapsed); queued runs by priority, then age. Migration 7 sorted every due
+    // run, or every active one, at each claim. A run that ends lets go of its lease in the
+    // commit that ends it (it needs none), not in a statement of its own.
+    sql: `
+CREATE INDEX IF NOT EXISTS runs_queued ON runs (priority DESC, created_at) WHERE state = 'queued' AND NOT parked;
+CREATE INDEX IF NOT EXISTS runs_orphans ON runs (lease_until) WHERE state = 'running' AND NOT parked;
+DROP INDEX IF EXISTS runs_claimable;
+
+CREATE OR REPLACE FUNCTION baton_claim_runs(p_owner text, p_lease_ms bigint, p_limit integer)
+RETURNS TABLE (id text, epoch bigint) LANGUAGE plpgsql AS $f$
+DECLARE
+  c record;
+  active integer;
+  claimed integer := 0;
+BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
+  FOR c IN
+    SELECT r.id FROM runs r
+    WHERE r.parked AND r.wake_at <= ${NOW}
+    ORDER BY r.wake_at
+    LIMIT p_limit FOR UPDATE SKIP LOCKED
+  LOOP
+    RETURN QUERY UPDATE runs r SET owner = p_owner, epoch = r.epoch + 1, lease_until = ${NOW} + p_lease_ms,
+        parked = false, wake_at = NULL
+      WHERE r.id = c.id RETURNING r.id, r.epoch;
+    claimed := claimed + 1;
+  END LOOP;
+  IF claimed >= p_limit THEN RETURN; END IF;
+  FOR c IN
+    SELECT r.id FROM runs r
+    WHERE r.state = 'running' AND NOT r.parked
+      AND (r.owner IS NULL OR r.lease_until IS NULL OR r.lease_until < ${NOW})
+    LIMIT p_limit FOR UPDATE SKIP LOCKED
+  LOOP
+    EXIT WHEN claimed >= p_limit;
+    RETURN QUERY UPDATE runs r SET owner = p_owner, epoch = r.epoch + 1, lease_until = ${NOW} + p_lease_ms
+      WHERE r.id = c.id RETURNING r.id, r.epoch;
+    -- Claims the previous owner harvested as lost but never recorded are reported again.
+    UPDATE task_queue q SET lease_until = 0 WHERE q.run_id = c.id AND q.status = 'lost';
+    claimed := claimed + 1;
+  END LOOP;
+  IF claimed >= p_limit THEN RETURN; END IF;
+  FOR c IN
+    SELECT r.id, r.flow, r.max_active_runs FROM runs r
+    WHERE r.state = 'queued' AND NOT r.parked
+      AND (r.owner IS NULL OR r.lease_until IS NULL OR r.lease_until < ${NOW})
+    ORDER BY r.priority DESC, r.created_at
+    LIMIT p_limit * 4 FOR UPDATE SKIP LOCKED
+  LOOP
+    EXIT WHEN claimed >= p_limit;
+    IF c.max_active_runs IS NOT NULL THEN
+      PERFORM pg_advisory_xact_lock(hashtext('baton_flow:' || c.flow));
+      SELECT count(*) INTO active FROM runs x WHERE x.flow = c.flow AND x.id <> c.id
+        AND (x.state = 'running' OR (x.state = 'queued' AND x.owner IS NOT NULL AND x.lease_until >= ${NOW}));
+      CONTINUE WHEN active >= c.max_active_runs;
+    END IF;
+    RETURN QUERY UPDATE runs r SET owner = p_owner, epoch = r.epoch + 1, lease_until = ${NOW} + p_lease_ms
+      WHERE r.id = c.id RETURNING r.id, r.epoch;
+    UPDATE task_queue q SET lease_until = 0 WHERE q.run_id = c.id AND q.status = 'lost';
+    claimed := claimed + 1;
+  END LOOP;
+END
+$f$;
+
+CREATE OR REPLACE FUNCTION baton_release_ended() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  NEW.owner := NULL;
+  NEW.lease_until := NULL;
+  RETURN NEW;
+END
+$f$;
+DROP TRIGGER IF EXISTS runs_release_ended ON runs;
+CREATE TRIGGER runs_release_ended BEFORE UPDATE OF state ON runs
+  FOR EACH ROW WHEN (NEW.state IN ('succeeded', 'failed', 'cancelled')) EXECUTE FUNCTION baton_release_ended();
+`,
+  },
 ];

@@ -55,7 +55,7 @@ import type {
 } from '../store.js';
 import { childRunRefused } from '../child-runs.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
-import { ClaimedRuns } from './claimed-runs.js';
+import { ClaimedRuns } from '../claimed-runs.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://user@host:port/database`. */
@@ -397,6 +397,7 @@ export class PostgresStore implements Store {
       priority: input.priority ?? 0,
       triggerId: input.triggerId ?? null,
       parent: input.parent ?? null,
+      labels: input.labels ?? {},
       event: versionedEvent(event),
     });
   }
@@ -422,6 +423,11 @@ export class PostgresStore implements Store {
     if (filter.parentRunId) {
       args.push(filter.parentRunId);
       where.push(`parent_run_id = $${args.length}`);
+    }
+    if (filter.labels && Object.keys(filter.labels).length > 0) {
+      // Containment, which the GIN index of migration 9 serves: every pair given must be there.
+      args.push(JSON.stringify(filter.labels));
+      where.push(`labels @> $${args.length}::jsonb`);
     }
     args.push(filter.limit ?? 50);
     const rows = await this.q(
@@ -614,7 +620,9 @@ export class PostgresStore implements Store {
     const rows = await this.q('committing run changes', 'SELECT baton_commit($1::jsonb) AS fenced', [
       JSON.stringify(batch),
     ]);
-    return { fenced: (rows[0]?.fenced as string[]) ?? [] };
+    // A run this commit ended let go of its lease in it (trigger runs_release_ended, migration 10).
+    const fenced = (rows[0]?.fenced as string[]) ?? [];
+    return { fenced };
   }
 
   async addRequest(runId: string, kind: RunRequestKind, payload: Readonly<Record<string, unknown>>): Promise<void> {

@@ -253,4 +253,42 @@ BEGIN
 END;
 `,
   },
+  {
+    // Migration 8 changed PostgreSQL's functions only; SQLite has no counterpart.
+    version: 9,
+    name: 'run labels',
+    // Labels are fixed when a run is created. run_labels holds one row per label, kept by
+    // triggers, so that a filter on labels reads an index range per label instead of
+    // decoding the JSON of every run.
+    sql: `
+ALTER TABLE runs ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
+CREATE TABLE IF NOT EXISTS run_labels (
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  PRIMARY KEY (key, value, run_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS run_labels_by_run ON run_labels (run_id);
+CREATE TRIGGER IF NOT EXISTS runs_labels_added AFTER INSERT ON runs WHEN NEW.labels <> '{}'
+BEGIN
+  INSERT OR IGNORE INTO run_labels (key, value, run_id) SELECT key, value, NEW.id FROM json_each(NEW.labels);
+END;
+CREATE TRIGGER IF NOT EXISTS runs_labels_removed AFTER DELETE ON runs WHEN OLD.labels <> '{}'
+BEGIN
+  DELETE FROM run_labels WHERE run_id = OLD.id;
+END;
+`,
+  },
+  {
+    version: 10,
+    name: 'claim indexes',
+    // A claim reads orphaned and queued runs in claim order from indexes of their own,
+    // stopping at its limit; the index of migration 7 mixed both and needed a sort of every
+    // active run, parked ones too, at each claim.
+    sql: `
+CREATE INDEX IF NOT EXISTS runs_queued ON runs (priority DESC, created_at) WHERE state = 'queued' AND parked = 0;
+CREATE INDEX IF NOT EXISTS runs_orphans ON runs (lease_until) WHERE state = 'running' AND parked = 0;
+DROP INDEX IF EXISTS runs_claimable;
+`,
+  },
 ];

@@ -10,6 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { BatonError } from '../../core/errors.js';
+import { ClaimedRuns } from '../claimed-runs.js';
 import type { TaskError } from '../../core/model.js';
 import { versionedEvent } from '../../core/run-history.js';
 import type { RunEvent } from '../../core/run-machine.js';
@@ -110,6 +111,14 @@ export class SqliteStore implements Store {
   private readonly stmt: ReturnType<SqliteStore['prepare']>;
   private readonly runWakers = new Set<() => void>();
   private readonly endListeners = new Set<(runId: string) => void>();
+  /** Rows and events of runs this process just claimed, for the engine's first reads of them. */
+  private readonly claimed = new ClaimedRuns();
+  /** Runs asked for by `createRun` and not yet in a transaction (see createRun). */
+  private pendingCreates: {
+    readonly input: NewRun;
+    readonly resolve: (result: { run: RunRecord; created: boolean }) => void;
+    readonly reject: (error: unknown) => void;
+  }[] = [];
 
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
@@ -179,14 +188,21 @@ export class SqliteStore implements Store {
       getFlow: db.prepare('SELECT * FROM flow_versions WHERE flow = ? AND version = ?'),
       insertRun: db.prepare(
         `INSERT INTO runs (id, flow, version, state, params, dedupe_key, created_at, task_count, max_active_runs, last_seq,
-           priority, trigger_id, parent_run_id, parent_task, depth)
-         VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)`,
+           priority, trigger_id, parent_run_id, parent_task, depth, labels)
+         VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)`,
       ),
       parentOfChild: db.prepare('SELECT depth, child_runs FROM runs WHERE id = ?'),
       countChild: db.prepare('UPDATE runs SET child_runs = child_runs + 1 WHERE id = ?'),
-      insertTask: db.prepare(`INSERT INTO task_runs (run_id, idx, task_id, state) VALUES (?, ?, ?, 'pending')`),
+      // Every task row of a new run in one statement: a run may have 100,000 tasks.
+      insertTasks: db.prepare(
+        `INSERT INTO task_runs (run_id, idx, task_id, state) SELECT ?, key, value, 'pending' FROM json_each(?)`,
+      ),
       runByDedupe: db.prepare('SELECT * FROM runs WHERE dedupe_key = ?'),
       getRun: db.prepare('SELECT * FROM runs WHERE id = ?'),
+      runsOfIds: db.prepare('SELECT * FROM runs WHERE id IN (SELECT value FROM json_each(?))'),
+      eventsOfRuns: db.prepare(
+        'SELECT run_id, seq, data FROM events WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY run_id, seq',
+      ),
       taskRuns: db.prepare('SELECT * FROM task_runs WHERE run_id = ? ORDER BY idx'),
       events: db.prepare('SELECT seq, data FROM events WHERE run_id = ? AND seq > ? ORDER BY seq'),
       insertEvent: db.prepare('INSERT INTO events (run_id, seq, type, at, data) VALUES (?, ?, ?, ?, ?)'),
@@ -217,17 +233,25 @@ export class SqliteStore implements Store {
            AND (owner IS NULL OR lease_until IS NULL OR lease_until < ${NOW_MS} OR owner = @owner OR epoch = @takeOver)
          RETURNING epoch`,
       ),
-      claimable: db.prepare(
-        `SELECT id, flow, state, max_active_runs FROM runs
-         WHERE parked = 0 AND state IN ('queued', 'running')
+      // Each candidate query reads its own partial index (migration 10) in claim order and
+      // stops at its limit: parked runs, however many, are never scanned.
+      orphans: db.prepare(
+        `SELECT id, flow, state, max_active_runs FROM runs INDEXED BY runs_orphans
+         WHERE state = 'running' AND parked = 0
            AND (owner IS NULL OR lease_until IS NULL OR lease_until < ${NOW_MS})
-         ORDER BY state = 'running' DESC, priority DESC, created_at
+         LIMIT ?`,
+      ),
+      queued: db.prepare(
+        `SELECT id, flow, state, max_active_runs FROM runs INDEXED BY runs_queued
+         WHERE state = 'queued' AND parked = 0
+           AND (owner IS NULL OR lease_until IS NULL OR lease_until < ${NOW_MS})
+         ORDER BY priority DESC, created_at
          LIMIT ?`,
       ),
       dueParked: db.prepare(
         `SELECT id, flow, state, max_active_runs FROM runs
          WHERE parked = 1 AND wake_at <= ${NOW_MS}
-         ORDER BY wake_at, id
+         ORDER BY wake_at
          LIMIT ?`,
       ),
       park: db.prepare(
@@ -245,6 +269,8 @@ export class SqliteStore implements Store {
            AND (state = 'running' OR (state = 'queued' AND owner IS NOT NULL AND lease_until >= ${NOW_MS}))`,
       ),
       renew: db.prepare(`UPDATE runs SET lease_until = ${NOW_MS} + ? WHERE id = ? AND owner = ? AND epoch = ?`),
+      syncNormal: db.prepare('PRAGMA synchronous = NORMAL'),
+      syncFull: db.prepare('PRAGMA synchronous = FULL'),
       release: db.prepare(
         'UPDATE runs SET owner = NULL, lease_until = NULL WHERE id = ? AND epoch = ? RETURNING state',
       ),
@@ -346,6 +372,36 @@ export class SqliteStore implements Store {
     };
   }
 
+  /**
+   * Runs a write that need not wait for the disk (claims, lease renewals, worker completions):
+   * it is in the log at once and reaches the disk with the next synced commit, which comes
+   * before anything acts on it. docs/operations.md#durability says why each is safe.
+   */
+  /** Keeps the rows and events of runs just claimed (in the claim's transaction). */
+  private keepClaimed(ids: readonly string[]): void {
+    const list = JSON.stringify(ids);
+    const events = new Map<string, StoredEvent[]>();
+    for (const row of this.stmt.eventsOfRuns.all(list) as Row[]) {
+      const runId = row.run_id as string;
+      let of = events.get(runId);
+      if (!of) events.set(runId, (of = []));
+      of.push({ runId, seq: row.seq as number, event: JSON.parse(row.data as string) as RunEvent });
+    }
+    for (const row of this.stmt.runsOfIds.all(list) as Row[]) {
+      const run = toRun(row);
+      this.claimed.keep(run, events.get(run.id) ?? []);
+    }
+  }
+
+  private unsynced<T>(fn: () => T): T {
+    this.stmt.syncNormal.run();
+    try {
+      return fn();
+    } finally {
+      this.stmt.syncFull.run();
+    }
+  }
+
   private guard<T>(action: string, fn: () => T): T {
     try {
       return fn();
@@ -389,10 +445,53 @@ export class SqliteStore implements Store {
     };
   }
 
+  /**
+   * Group commit: runs created by concurrent callers in the same turn of the event loop share
+   * one transaction, so one synced commit, not one each. Each run is inserted under a
+   * savepoint of its own, so that one refused run (a child over its limits) fails alone; a
+   * caller's promise settles only once the shared commit is on disk.
+   */
   async createRun(input: NewRun): Promise<{ run: RunRecord; created: boolean }> {
-    const result = this.guard('creating a run', () => this.db.transaction(() => this.insertRun(input)).immediate());
-    if (result.created) this.wakeRunClaimers();
-    return result;
+    return new Promise((resolve, reject) => {
+      this.pendingCreates.push({ input, resolve, reject });
+      if (this.pendingCreates.length === 1) setImmediate(() => this.createPending());
+    });
+  }
+
+  private createPending(): void {
+    const batch = this.pendingCreates;
+    this.pendingCreates = [];
+    if (batch.length === 0) return;
+    const insertOne = this.db.transaction((input: NewRun) => this.insertRun(input));
+    let outcomes: ({ ok: { run: RunRecord; created: boolean } } | { error: unknown })[];
+    try {
+      outcomes = this.guard('creating a run', () =>
+        this.db
+          .transaction(() =>
+            batch.map(({ input }) => {
+              try {
+                return { ok: insertOne(input) };
+              } catch (error) {
+                return { error };
+              }
+            }),
+          )
+          .immediate(),
+      );
+    } catch (error) {
+      for (const item of batch) item.reject(error);
+      return;
+    }
+    outcomes.forEach((outcome, i) => {
+      const item = batch[i];
+      if (!item) return;
+      if ('ok' in outcome) item.resolve(outcome.ok);
+      else
+        item.reject(
+          outcome.error instanceof BatonError ? outcome.error : translateSqliteError(outcome.error, 'creating a run'),
+        );
+    });
+    if (outcomes.some((o) => 'ok' in o && o.ok.created)) this.wakeRunClaimers();
   }
 
   async createRuns(inputs: readonly NewRun[]): Promise<{ run: RunRecord; created: boolean }[]> {
@@ -411,6 +510,7 @@ export class SqliteStore implements Store {
       const existing = s.runByDedupe.get(input.dedupeKey) as Row | undefined;
       if (existing) return { run: toRun(existing), created: false };
     }
+    if (input.parent) this.claimed.forget([input.parent.runId]);
     const depth = input.parent ? this.admitChild(input.parent) : 0;
     const f = input.flow;
     s.putFlow.run(f.flow, f.version, f.spec, f.sourcePath, f.createdAt);
@@ -428,8 +528,9 @@ export class SqliteStore implements Store {
       input.parent?.runId ?? null,
       input.parent?.task ?? null,
       depth,
+      JSON.stringify(input.labels ?? {}),
     );
-    input.taskIds.forEach((taskId, idx) => s.insertTask.run(input.id, idx, taskId));
+    s.insertTasks.run(input.id, JSON.stringify(input.taskIds));
     const created: RunEvent = {
       type: 'run_created',
       at: input.createdAt,
@@ -460,6 +561,8 @@ export class SqliteStore implements Store {
   }
 
   async getRun(id: string): Promise<RunRecord | null> {
+    const claimed = this.claimed.takeRun(id);
+    if (claimed) return claimed;
     const row = this.guard('reading a run', () => this.stmt.getRun.get(id) as Row | undefined);
     return row ? toRun(row) : null;
   }
@@ -478,6 +581,11 @@ export class SqliteStore implements Store {
     if (filter.parentRunId) {
       where.push('parent_run_id = ?');
       args.push(filter.parentRunId);
+    }
+    // One index range of run_labels per pair (migration 9); a run must be in all of them.
+    for (const [key, value] of Object.entries(filter.labels ?? {})) {
+      where.push('id IN (SELECT run_id FROM run_labels WHERE key = ? AND value = ?)');
+      args.push(key, value);
     }
     const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ?`;
     args.push(filter.limit ?? 50);
@@ -498,6 +606,8 @@ export class SqliteStore implements Store {
   }
 
   async readEvents(runId: string, afterSeq = 0): Promise<StoredEvent[]> {
+    const claimed = afterSeq === 0 ? this.claimed.takeEvents(runId) : null;
+    if (claimed) return claimed;
     return this.guard('reading events', () =>
       (this.stmt.events.all(runId, afterSeq) as Row[]).map((row) => ({
         runId,
@@ -508,6 +618,7 @@ export class SqliteStore implements Store {
   }
 
   async claimRun(runId: string, o: ClaimOptions): Promise<Lease | null> {
+    this.claimed.forget([runId]);
     return this.guard('claiming a run', () => {
       const tx = this.db.transaction(() => {
         if (o.respectActiveLimit) {
@@ -528,7 +639,7 @@ export class SqliteStore implements Store {
         this.stmt.reopenLost.run(runId);
         return { runId, owner: o.owner, epoch: row.epoch };
       });
-      return tx.immediate();
+      return this.unsynced(() => tx.immediate());
     });
   }
 
@@ -537,7 +648,10 @@ export class SqliteStore implements Store {
       const tx = this.db.transaction(() => {
         const leases: Lease[] = [];
         const due = this.stmt.dueParked.all(o.limit) as { id: string }[];
-        const candidates = [...due, ...(this.stmt.claimable.all(o.limit * 4) as { id: string }[])] as {
+        // Orphaned runs (their owner's lease lapsed) before queued ones, as before any new work.
+        const orphans = this.stmt.orphans.all(o.limit * 4) as { id: string }[];
+        const queued = orphans.length < o.limit ? (this.stmt.queued.all(o.limit * 4) as { id: string }[]) : [];
+        const candidates = [...due, ...orphans, ...queued] as {
           id: string;
           flow: string;
           state: string;
@@ -562,13 +676,17 @@ export class SqliteStore implements Store {
             leases.push({ runId: row.id, owner: o.owner, epoch: claimed.epoch });
           }
         }
+        // The engine resumes each claimed run from its row and events at once: read them
+        // here, two statements for the whole batch rather than two per run.
+        if (leases.length > 0) this.keepClaimed(leases.map((l) => l.runId));
         return leases;
       });
-      return tx.immediate();
+      return this.unsynced(() => tx.immediate());
     });
   }
 
   async renewLeases(leases: readonly Lease[], leaseMs: number): Promise<string[]> {
+    this.claimed.forget(leases.map((l) => l.runId));
     return this.guard('renewing leases', () => {
       const tx = this.db.transaction(() => {
         const lost: string[] = [];
@@ -577,11 +695,12 @@ export class SqliteStore implements Store {
         }
         return lost;
       });
-      return tx.immediate();
+      return this.unsynced(() => tx.immediate());
     });
   }
 
   async releaseRun(lease: Lease, options: { readonly wake?: boolean } = {}): Promise<void> {
+    this.claimed.forget([lease.runId]);
     const released = this.guard('releasing a run', () => this.stmt.release.get(lease.runId, lease.epoch)) as
       { state: string } | undefined;
     // An unfinished run let go is for any engine to take, at once.
@@ -589,6 +708,7 @@ export class SqliteStore implements Store {
   }
 
   async parkRun(lease: Lease, park: ParkRequest): Promise<boolean> {
+    this.claimed.forget([lease.runId]);
     return this.guard(
       'parking a run',
       () =>
@@ -630,6 +750,7 @@ export class SqliteStore implements Store {
   }
 
   async commit(entries: readonly CommitEntry[]): Promise<CommitResult> {
+    this.claimed.forget(entries.map((e) => e.lease.runId));
     const s = this.stmt;
     return this.guard('committing run changes', () => {
       const tx = this.db.transaction(() => {
@@ -690,6 +811,8 @@ export class SqliteStore implements Store {
           // learns at its next renewal that the claim is gone, and stops.
           if (e.run && FINISHED.has(e.run.state)) {
             s.deleteQueueOfRun.run(runId);
+            // A finished run needs no lease: let go of it here rather than in a commit of its own.
+            s.release.get(runId, e.lease.epoch);
             ended.push(runId);
           }
         }
@@ -772,7 +895,7 @@ export class SqliteStore implements Store {
         }
         return out;
       });
-      return tx.immediate();
+      return this.unsynced(() => tx.immediate());
     });
   }
 
@@ -792,7 +915,7 @@ export class SqliteStore implements Store {
         }
         return { lost, cancelled };
       });
-      return tx.immediate();
+      return this.unsynced(() => tx.immediate());
     });
   }
 
@@ -806,7 +929,7 @@ export class SqliteStore implements Store {
         }
         return { refused };
       });
-      return tx.immediate();
+      return this.unsynced(() => tx.immediate());
     });
   }
 
@@ -875,6 +998,7 @@ export class SqliteStore implements Store {
       for (;;) {
         const ids = (this.stmt.prunable.all(before) as { id: string }[]).map((r) => r.id);
         if (ids.length === 0) break;
+        this.claimed.forget(ids);
         tx.immediate(ids);
         runs += ids.length;
       }

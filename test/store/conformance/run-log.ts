@@ -1,63 +1,19 @@
 /**
- * The store conformance suite: every implementation of the Store port must pass it. It is
- * written against the interface only; `sqlite.test.ts` runs it on a real SQLite file, and
- * the PostgreSQL implementation runs the same suite against a real server.
+ * Conformance of the run log port (src/store/ports/run-log.ts): runs, task runs, events,
+ * leases, fencing, parking and child runs.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { RunEvent } from '../../src/core/run-machine.js';
-import type { FlowVersionRecord, Lease, Store, TaskRunPatch } from '../../src/store/store.js';
+import { expect, it } from 'vitest';
+import type { Lease, TaskRunPatch } from '../../../src/store/store.js';
+import type { RunEvent } from '../../../src/core/run-machine.js';
+import { describePort, flow, runId, tasksEntry } from './shared.js';
+import type { StoreFactory } from './shared.js';
 
-export interface StoreFactory {
-  readonly name: string;
-  open(): Promise<Store>;
-  /** Removes whatever `open` created. */
-  destroy(store: Store): Promise<void>;
-  /**
-   * The timers of a run, by task index, read from the database itself: the port only
-   * writes timers (the engine re-arms them from run history), so tests look underneath.
-   */
-  timers(store: Store, runId: string): Promise<{ task: number; dueAt: number }[]>;
-}
-
-const flow: FlowVersionRecord = {
-  flow: 'demo',
-  version: 'v1',
-  spec: '{"name":"demo"}',
-  sourcePath: '/flows/demo.yaml',
-  createdAt: 1_700_000_000_000,
-};
-
-let counter = 0;
-function runId(): string {
-  counter++;
-  return `run-${process.pid}-${counter}`;
-}
-
-export function storeConformance(factory: StoreFactory): void {
-  describe(`store conformance: ${factory.name}`, () => {
-    let store: Store;
-    beforeEach(async () => {
-      store = await factory.open();
-    });
-    afterEach(async () => {
-      await factory.destroy(store);
-    });
-
-    async function newRun(options: { dedupeKey?: string; maxActiveRuns?: number; flowName?: string } = {}) {
-      const id = runId();
-      const { run } = await store.createRun({
-        id,
-        flow: { ...flow, flow: options.flowName ?? flow.flow },
-        params: { day: '2024-01-01' },
-        taskIds: ['a', 'b', 'c'],
-        createdAt: Date.now(),
-        dedupeKey: options.dedupeKey ?? null,
-        maxActiveRuns: options.maxActiveRuns ?? null,
-      });
-      return run;
-    }
+export function runLogConformance(factory: StoreFactory): void {
+  describePort(factory, 'run log', (t) => {
+    const { newRun, startedRun, runWithId } = t;
 
     it('creates a queued run with pending task runs and a run_created event', async () => {
+      const { store } = t;
       const run = await newRun();
       expect(run.state).toBe('queued');
       expect(run.params).toEqual({ day: '2024-01-01' });
@@ -73,6 +29,7 @@ export function storeConformance(factory: StoreFactory): void {
     });
 
     it('returns the existing run for a repeated dedupe key', async () => {
+      const { store } = t;
       const first = await newRun({ dedupeKey: 'k1' });
       const again = await store.createRun({
         id: runId(),
@@ -88,6 +45,7 @@ export function storeConformance(factory: StoreFactory): void {
     });
 
     it('hands a run to one owner at a time and bumps the epoch on each claim', async () => {
+      const { store } = t;
       const run = await newRun();
       const a = await store.claimRun(run.id, { owner: 'A', leaseMs: 10_000 });
       expect(a).not.toBeNull();
@@ -97,6 +55,7 @@ export function storeConformance(factory: StoreFactory): void {
     });
 
     it('lets another owner claim a run whose lease lapsed', async () => {
+      const { store } = t;
       const run = await newRun();
       const a = (await store.claimRun(run.id, { owner: 'A', leaseMs: 30 })) as Lease;
       await new Promise((r) => setTimeout(r, 80));
@@ -106,6 +65,7 @@ export function storeConformance(factory: StoreFactory): void {
     });
 
     it('commits events and derived rows together, and refuses a stale epoch', async () => {
+      const { store } = t;
       const run = await newRun();
       const a = (await store.claimRun(run.id, { owner: 'A', leaseMs: 10_000 })) as Lease;
       const started: RunEvent[] = [
@@ -185,6 +145,7 @@ export function storeConformance(factory: StoreFactory): void {
     });
 
     it('claims queued runs oldest first and respects max active runs per flow', async () => {
+      const { store } = t;
       const r1 = await newRun({ maxActiveRuns: 1, flowName: 'limited' });
       const r2 = await newRun({ maxActiveRuns: 1, flowName: 'limited' });
       const r3 = await newRun();
@@ -196,17 +157,8 @@ export function storeConformance(factory: StoreFactory): void {
       expect(await store.claimRuns({ owner: 'W2', leaseMs: 10_000, limit: 10 })).toEqual([]);
     });
 
-    it('keeps requests until a commit answers them', async () => {
-      const run = await newRun();
-      await store.addRequest(run.id, 'cancel', { reason: 'stop' });
-      const pending = await store.pendingRequests([run.id]);
-      expect(pending).toMatchObject([{ runId: run.id, kind: 'cancel', payload: { reason: 'stop' } }]);
-      const lease = (await store.claimRun(run.id, { owner: 'A', leaseMs: 10_000 })) as Lease;
-      await store.commit([{ lease, events: [], tasks: [], timers: [], logs: [], answered: pending.map((p) => p.id) }]);
-      expect(await store.pendingRequests([run.id])).toEqual([]);
-    });
-
     it('filters runs by flow and state, newest first', async () => {
+      const { store } = t;
       const a = await newRun({ flowName: 'f1' });
       await new Promise((r) => setTimeout(r, 5));
       const b = await newRun({ flowName: 'f1' });
@@ -216,12 +168,8 @@ export function storeConformance(factory: StoreFactory): void {
       expect((await store.listRuns({ limit: 1 })).length).toBe(1);
     });
 
-    async function runWithId(id: string) {
-      return (await store.createRun({ id, flow, params: {}, taskIds: ['a'], createdAt: Date.now(), dedupeKey: null }))
-        .run;
-    }
-
     it('finds runs by id prefix, in id order, at most the limit', async () => {
+      const { store } = t;
       for (const id of ['r0m3xk2a9f4c1d', 'r0m3xk2b00aa11', 'r0m3xk2a9f0000', 'r0m3xl0000aaaa', 'r0m3xk']) {
         await runWithId(id);
       }
@@ -239,6 +187,7 @@ export function storeConformance(factory: StoreFactory): void {
     });
 
     it('takes characters that LIKE or a collation would treat specially literally in an id prefix', async () => {
+      const { store } = t;
       for (const id of ['run_1', 'runa1', 'run%2', 'run-3', 'run-30', 'ru\u00e9', 'ru\u{1f600}x']) await runWithId(id);
       const ids = async (prefix: string) => (await store.runsByIdPrefix(prefix, 10)).map((r) => r.id);
       expect(await ids('run_')).toEqual(['run_1']);
@@ -249,210 +198,8 @@ export function storeConformance(factory: StoreFactory): void {
       expect((await ids('ru')).length).toBe(7);
     });
 
-    async function startedRun(): Promise<{ id: string; lease: Lease }> {
-      const run = await newRun();
-      const lease = (await store.claimRun(run.id, { owner: 'S', leaseMs: 10_000 })) as Lease;
-      return { id: run.id, lease };
-    }
-
-    function dispatchEntry(lease: Lease, dispatches: { task: number; taskId: string; labels: string[] }[]) {
-      return {
-        lease,
-        events: [],
-        tasks: [],
-        timers: [],
-        logs: [],
-        dispatches: dispatches.map((d) => ({ ...d, attempt: 1, payload: { inputs: { n: d.task } } })),
-      };
-    }
-
-    it('hands queued attempts to workers whose labels match, and fences completions by token', async () => {
-      const { id, lease } = await startedRun();
-      await store.commit([
-        dispatchEntry(lease, [
-          { task: 0, taskId: 'a', labels: [] },
-          { task: 1, taskId: 'b', labels: ['gpu'] },
-        ]),
-      ]);
-      const plain = await store.claimTasks({ worker: 'w1', labels: [], limit: 10, leaseMs: 10_000 });
-      expect(plain.map((t) => t.taskId)).toEqual(['a']);
-      expect(plain[0]).toMatchObject({
-        runId: id,
-        flow: 'demo',
-        version: 'v1',
-        attempt: 1,
-        payload: { inputs: { n: 0 } },
-      });
-      const gpu = await store.claimTasks({ worker: 'w2', labels: ['gpu', 'eu'], limit: 10, leaseMs: 10_000 });
-      expect(gpu.map((t) => t.taskId)).toEqual(['b']);
-      expect(await store.claimTasks({ worker: 'w3', labels: ['gpu'], limit: 10, leaseMs: 10_000 })).toEqual([]);
-
-      const a = plain[0] as (typeof plain)[number];
-      expect(await store.renewTasks('w1', [{ id: a.id, token: a.token }], 10_000)).toEqual({ lost: [], cancelled: [] });
-      const wrong = await store.completeTasks([{ id: a.id, token: a.token + 1, status: 'succeeded', output: 1 }]);
-      expect(wrong.refused).toEqual([a.id]);
-      expect(
-        (await store.completeTasks([{ id: a.id, token: a.token, status: 'succeeded', output: { rows: 2 } }])).refused,
-      ).toEqual([]);
-      const outcomes = await store.harvestTasks([id], 100);
-      expect(outcomes).toEqual([
-        { id: a.id, runId: id, task: 0, attempt: 1, status: 'succeeded', output: { rows: 2 } },
-      ]);
-      await store.commit([{ lease, events: [], tasks: [], timers: [], logs: [], harvested: [a.id] }]);
-      expect(await store.harvestTasks([id], 100)).toEqual([]);
-    });
-
-    it('reports an expired claim as lost once, refuses its late completion, and passes cancellation to the worker', async () => {
-      const { id, lease } = await startedRun();
-      await store.commit([
-        dispatchEntry(lease, [
-          { task: 0, taskId: 'a', labels: [] },
-          { task: 1, taskId: 'b', labels: [] },
-        ]),
-      ]);
-      const claimed = await store.claimTasks({ worker: 'w1', labels: [], limit: 10, leaseMs: 40 });
-      expect(claimed).toHaveLength(2);
-      const [a, b] = claimed as [(typeof claimed)[number], (typeof claimed)[number]];
-      await store.commit([{ lease, events: [], tasks: [], timers: [], logs: [], cancels: [{ task: 1, attempt: 1 }] }]);
-      expect(await store.renewTasks('w1', [{ id: b.id, token: b.token }], 40)).toEqual({ lost: [], cancelled: [b.id] });
-      await new Promise((r) => setTimeout(r, 120));
-      const lost = await store.harvestTasks([id], 100);
-      expect(lost.map((o) => [o.task, o.status])).toEqual([
-        [0, 'lost'],
-        [1, 'lost'],
-      ]);
-      expect(await store.harvestTasks([id], 100)).toEqual([]);
-      expect(
-        (await store.completeTasks([{ id: a.id, token: a.token, status: 'succeeded', output: 1 }])).refused,
-      ).toEqual([a.id]);
-      expect((await store.renewTasks('w1', [{ id: a.id, token: a.token }], 1000)).lost).toEqual([a.id]);
-    });
-
-    it('gives leadership to one holder at a time, and to another after the lease lapses', async () => {
-      const a = await store.acquireLeadership('scheduler', 'A', 60);
-      expect(a).toMatchObject({ holder: 'A' });
-      expect(await store.acquireLeadership('scheduler', 'B', 60)).toBeNull();
-      expect((await store.acquireLeadership('scheduler', 'A', 60))?.epoch).toBe(a?.epoch);
-      await new Promise((r) => setTimeout(r, 120));
-      const b = await store.acquireLeadership('scheduler', 'B', 10_000);
-      expect(b?.epoch).toBe((a?.epoch ?? 0) + 1);
-      await store.releaseLeadership(b as NonNullable<typeof b>);
-      expect(await store.acquireLeadership('scheduler', 'C', 10_000)).toMatchObject({ holder: 'C' });
-    });
-
-    it("ends the previous holder's run leases when another takes the leadership, and no one else's", async () => {
-      const mine = await newRun();
-      const other = await newRun();
-      const a = await store.acquireLeadership('scheduler', 'A', 60);
-      expect(await store.claimRun(mine.id, { owner: 'A', leaseMs: 60_000 })).not.toBeNull();
-      expect(await store.claimRun(other.id, { owner: 'X', leaseMs: 60_000 })).not.toBeNull();
-      // Keeping the leadership ends nothing.
-      expect((await store.acquireLeadership('scheduler', 'A', 60))?.epoch).toBe(a?.epoch);
-      expect(await store.claimRuns({ owner: 'B', leaseMs: 60_000, limit: 10 })).toEqual([]);
-      await new Promise((r) => setTimeout(r, 120));
-      expect(await store.acquireLeadership('scheduler', 'B', 60_000)).toMatchObject({ holder: 'B' });
-      // A's run is B's to take at once, a minute before its own lease would have lapsed.
-      const taken = await store.claimRuns({ owner: 'B', leaseMs: 60_000, limit: 10 });
-      expect(taken.map((l) => l.runId)).toEqual([mine.id]);
-      expect((await store.getRun(other.id))?.owner).toBe('X');
-    });
-
-    it('prunes finished runs that ended before the cutoff, with their history', async () => {
-      const old = await startedRun();
-      await store.commit([
-        {
-          lease: old.lease,
-          events: [{ type: 'run_succeeded', at: 1000 }],
-          run: { state: 'succeeded', startedAt: 900, endedAt: 1000, error: null },
-          tasks: [],
-          timers: [],
-          logs: [{ runId: old.id, taskId: 'a', attempt: 1, stream: 'log', at: 950, text: 'x' }],
-        },
-      ]);
-      const live = await newRun();
-      expect(await store.prune(Date.now())).toEqual({ runs: 1 });
-      expect(await store.getRun(old.id)).toBeNull();
-      expect(await store.readEvents(old.id)).toEqual([]);
-      expect(await store.readLogs(old.id, {})).toEqual([]);
-      expect(await store.getRun(live.id)).not.toBeNull();
-    });
-
-    it('appends worker logs outside a run commit', async () => {
-      const run = await newRun();
-      await store.appendLogs([
-        { runId: run.id, taskId: 'a', attempt: 1, stream: 'stdout', at: 1, text: 'one' },
-        { runId: run.id, taskId: 'b', attempt: 1, stream: 'stderr', at: 2, text: 'two' },
-      ]);
-      expect((await store.readLogs(run.id, { task: 'b' })).map((l) => [l.stream, l.text])).toEqual([['stderr', 'two']]);
-    });
-
-    it('records triggers, fires them atomically with their runs, and refuses a stale cursor', async () => {
-      const cron = { name: 'nightly', kind: 'cron', config: { cron: '0 2 * * *' }, params: {} };
-      const hook = { name: 'hook', kind: 'webhook', config: {}, params: {} };
-      await store.syncTriggers('demo', '/flows/demo.yaml', [cron, hook], 1000);
-      expect((await store.listTriggers()).map((t) => [t.id, t.kind, t.paused])).toEqual([
-        ['demo/hook', 'webhook', false],
-        ['demo/nightly', 'cron', false],
-      ]);
-      expect(await store.setTriggerPaused('demo/hook', true)).toBe(true);
-      expect(await store.setTriggerPaused('demo/none', true)).toBe(false);
-      const newRun = (key: string) => ({
-        id: runId(),
-        flow,
-        params: { interval_end: key },
-        taskIds: ['a'],
-        createdAt: Date.now(),
-        dedupeKey: key,
-        triggerId: 'demo/nightly',
-      });
-      const first = await store.fireTrigger({
-        triggerId: 'demo/nightly',
-        expectedCursor: null,
-        cursor: { last: 100 },
-        nextFireAt: 200,
-        firings: [
-          { at: 100, outcome: 'run', reason: 'cron 0 2 * * * at 100', run: newRun('demo/nightly@100') },
-          { at: 100, outcome: 'skipped', reason: 'catch-up policy latest' },
-        ],
-      });
-      expect(first?.map((r) => r.outcome)).toEqual(['run', 'skipped']);
-      const runIdMade = first?.[0]?.runId as string;
-      expect((await store.getRun(runIdMade))?.params).toEqual({ interval_end: 'demo/nightly@100' });
-      // A second scheduler with the old cursor gets nothing done.
-      const stale = await store.fireTrigger({
-        triggerId: 'demo/nightly',
-        expectedCursor: null,
-        cursor: { last: 100 },
-        nextFireAt: 200,
-        firings: [{ at: 100, outcome: 'run', reason: 'again', run: newRun('demo/nightly@100') }],
-      });
-      expect(stale).toBeNull();
-      const again = await store.fireTrigger({
-        triggerId: 'demo/nightly',
-        expectedCursor: { last: 100 },
-        cursor: { last: 100 },
-        nextFireAt: 200,
-        firings: [
-          { at: 150, outcome: 'run', reason: 'redelivered', run: newRun('demo/nightly@100'), cancelRuns: [runIdMade] },
-        ],
-      });
-      expect(again).toEqual([{ outcome: 'deduplicated', runId: runIdMade }]);
-      expect((await store.pendingRequests([runIdMade])).map((r) => r.kind)).toEqual(['cancel']);
-      const trigger = await store.getTrigger('demo/nightly');
-      expect(trigger).toMatchObject({ cursor: { last: 100 }, nextFireAt: 200 });
-      expect((await store.listFirings('demo/nightly', 10)).map((f) => f.outcome)).toEqual([
-        'deduplicated',
-        'skipped',
-        'run',
-      ]);
-      expect((await store.activeRuns('demo')).map((r) => r.id)).toEqual([runIdMade]);
-      // Redeclaring the flow keeps cursors and pauses, and drops triggers no longer declared.
-      await store.syncTriggers('demo', '/flows/demo.yaml', [cron], 2000);
-      expect((await store.listTriggers()).map((t) => t.id)).toEqual(['demo/nightly']);
-      expect((await store.getTrigger('demo/nightly'))?.cursor).toEqual({ last: 100 });
-    });
-
     it('keeps run priority and trigger id, and claims queued runs of higher priority first', async () => {
+      const { store } = t;
       const base = { flow, params: {}, taskIds: ['a'] };
       const low = await store.createRun({
         ...base,
@@ -475,6 +222,7 @@ export function storeConformance(factory: StoreFactory): void {
     });
 
     it('finds runs by dedupe key, with the reruns that extend it after a #', async () => {
+      const { store } = t;
       const make = (key: string) =>
         store.createRun({ id: runId(), flow, params: {}, taskIds: ['a'], createdAt: Date.now(), dedupeKey: key });
       const key = 'demo/nightly@2024-01-02T00:00:00.000Z';
@@ -487,88 +235,6 @@ export function storeConformance(factory: StoreFactory): void {
       const found = await store.runsByDedupeKeys([key, 'demo/nightly@2024-01-03T00:00:00.000Z', 'nope']);
       expect(found.map((r) => r.id).sort()).toEqual([own.run.id, rerun.run.id, other.run.id].sort());
       expect(await store.runsByDedupeKeys([])).toEqual([]);
-    });
-
-    it('records backfills and moves them with their runs in one transaction, refusing a stale version', async () => {
-      const spec = { name: 'nightly', kind: 'cron', config: { cron: '0 2 * * *', timezone: 'UTC' }, params: {} };
-      const made = await store.createBackfill({
-        id: 'b1',
-        flow: 'demo',
-        triggerId: 'demo/nightly',
-        spec,
-        sourcePath: '/flows/demo.yaml',
-        fromAt: 1000,
-        toAt: 5000,
-        maxParallel: 2,
-        rerun: true,
-        state: 'running',
-        total: 4,
-        createdAt: 100,
-      });
-      expect(made).toMatchObject({
-        id: 'b1',
-        spec,
-        rerun: true,
-        state: 'running',
-        total: 4,
-        nextIndex: 0,
-        doneIndex: 0,
-        endedAt: null,
-        reason: null,
-      });
-      await store.createBackfill({ ...made, id: 'b2', rerun: false, state: 'paused', createdAt: 200 });
-      expect((await store.listBackfills()).map((b) => b.id)).toEqual(['b2', 'b1']);
-      expect((await store.listBackfills({ states: ['running'] })).map((b) => b.id)).toEqual(['b1']);
-      expect(await store.getBackfill('none')).toBeNull();
-
-      const existing = await newRun({ dedupeKey: 'demo/nightly@k1' });
-      const run = (key: string) => ({
-        id: runId(),
-        flow,
-        params: {},
-        taskIds: ['a'],
-        createdAt: Date.now(),
-        dedupeKey: key,
-        priority: -1,
-        triggerId: 'demo/nightly#backfill-b1',
-      });
-      const moved = await store.updateBackfill({
-        id: 'b1',
-        expectedVersion: made.version,
-        at: 300,
-        nextIndex: 2,
-        runs: [run('demo/nightly@k1'), run('demo/nightly@k2')],
-        cancelRuns: [{ runId: existing.id, reason: 'test' }],
-      });
-      expect(moved?.runs.map((r) => r.created)).toEqual([false, true]);
-      expect(moved?.runs[0]?.runId).toBe(existing.id);
-      expect(moved?.backfill).toMatchObject({ nextIndex: 2, doneIndex: 0, state: 'running', updatedAt: 300 });
-      expect(moved?.backfill.version).toBe(made.version + 1);
-      expect((await store.pendingRequests([existing.id])).map((r) => [r.kind, r.payload.reason])).toEqual([
-        ['cancel', 'test'],
-      ]);
-      // A second process that read the old version writes nothing.
-      const stale = await store.updateBackfill({
-        id: 'b1',
-        expectedVersion: made.version,
-        at: 400,
-        nextIndex: 3,
-        runs: [run('demo/nightly@k3')],
-      });
-      expect(stale).toBeNull();
-      expect(await store.runsByDedupeKeys(['demo/nightly@k3'])).toEqual([]);
-      expect((await store.getBackfill('b1'))?.nextIndex).toBe(2);
-      const done = await store.updateBackfill({
-        id: 'b1',
-        expectedVersion: made.version + 1,
-        at: 500,
-        doneIndex: 4,
-        nextIndex: 4,
-        state: 'completed',
-        reason: 'finished',
-      });
-      expect(done?.backfill).toMatchObject({ state: 'completed', endedAt: 500, reason: 'finished', doneIndex: 4 });
-      expect(await store.updateBackfill({ id: 'none', expectedVersion: 0, at: 1 })).toBeNull();
     });
 
     /** A patch for task run `index`, named as the engine names map items (`m[<item>]`). */
@@ -587,11 +253,8 @@ export function storeConformance(factory: StoreFactory): void {
       };
     }
 
-    function tasksEntry(lease: Lease, tasks: TaskRunPatch[], timers: { task: number; dueAt: number | null }[] = []) {
-      return { lease, events: [], tasks, timers, logs: [] };
-    }
-
     it('creates the task runs a commit names for the first time, updates them after, and fences both', async () => {
+      const { store } = t;
       const { id, lease } = await startedRun();
       const made = await store.commit([
         tasksEntry(lease, [item(0, 'succeeded', { taskId: 'a', attempts: 1 }), item(3, 'queued'), item(4, 'queued')]),
@@ -633,6 +296,7 @@ export function storeConformance(factory: StoreFactory): void {
     });
 
     it('creates ten thousand task runs in one commit', async () => {
+      const { store } = t;
       const { id, lease } = await startedRun();
       const items = Array.from({ length: 10_000 }, (_, i) => item(3 + i, 'pending'));
       expect((await store.commit([tasksEntry(lease, items)])).fenced).toEqual([]);
@@ -643,6 +307,7 @@ export function storeConformance(factory: StoreFactory): void {
     });
 
     it('keeps timers of task runs created at run time, and clears them, as for the first tasks', async () => {
+      const { store } = t;
       const { id, lease } = await startedRun();
       await store.commit([
         tasksEntry(
@@ -679,6 +344,7 @@ export function storeConformance(factory: StoreFactory): void {
     });
 
     it('keeps waiting task runs, whose run stays active and counts against max active runs', async () => {
+      const { store } = t;
       const parked = await newRun({ maxActiveRuns: 1, flowName: 'limited' });
       const next = await newRun({ maxActiveRuns: 1, flowName: 'limited' });
       const lease = (await store.claimRun(parked.id, { owner: 'S', leaseMs: 10_000 })) as Lease;
@@ -697,6 +363,7 @@ export function storeConformance(factory: StoreFactory): void {
     });
 
     it("links child runs to the run and task that started them, and lists a run's children", async () => {
+      const { store } = t;
       const parent = await newRun();
       const child = (n: number) =>
         store.createRun({
@@ -728,6 +395,7 @@ export function storeConformance(factory: StoreFactory): void {
     });
 
     it('gives a child run its depth and refuses, atomically, one too deep or one child too many', async () => {
+      const { store } = t;
       const limits = { depth: 2, childRuns: 3 };
       const child = (parentId: string, n: number, task = 'sub') =>
         store.createRun({
@@ -774,31 +442,154 @@ export function storeConformance(factory: StoreFactory): void {
       await expect(child(wide.id, 9, 'fan')).rejects.toMatchObject({ code: 'SUBFLOW_CHILD_RUNS' });
     });
 
-    it('keeps signal and approval requests, with their JSON payloads, until a commit answers them', async () => {
+    // Claimers race from separate store objects, as separate processes would: each has its
+    // own connections, so on PostgreSQL their statements meet on the server at once.
+    it('hands one queued run to exactly one of eight claimers racing for it', async () => {
+      const { store } = t;
       const run = await newRun();
-      const signal = { name: 'file_landed', data: { path: '/in/a.csv', sizes: [1, 2] } };
-      const approval = { task: 'publish', approved: true, by: 'ana', comment: null };
-      await store.addRequest(run.id, 'signal', signal);
-      await store.addRequest(run.id, 'approval', approval);
-      await store.addRequest(run.id, 'cancel_task', { task: 'b' });
-      const pending = await store.pendingRequests([run.id]);
-      expect(pending.map((r) => [r.runId, r.kind, r.payload])).toEqual([
-        [run.id, 'signal', signal],
-        [run.id, 'approval', approval],
-        [run.id, 'cancel_task', { task: 'b' }],
-      ]);
-      const lease = (await store.claimRun(run.id, { owner: 'A', leaseMs: 10_000 })) as Lease;
-      const [answered, ...rest] = pending;
-      await store.commit([{ ...tasksEntry(lease, []), answered: [(answered as (typeof pending)[number]).id] }]);
-      expect((await store.pendingRequests([run.id])).map((r) => r.kind)).toEqual(['approval', 'cancel_task']);
-      await store.commit([{ ...tasksEntry(lease, []), answered: rest.map((r) => r.id) }]);
-      expect(await store.pendingRequests([run.id])).toEqual([]);
+      const claimers = await t.connectMany(8);
+      const results = await Promise.all(
+        claimers.map((other, i) => other.claimRun(run.id, { owner: `C${i}`, leaseMs: 10_000 })),
+      );
+      const won = results.filter((lease): lease is Lease => lease !== null);
+      expect(won).toHaveLength(1);
+      const winner = won[0] as Lease;
+      expect(winner.epoch).toBe(run.epoch + 1);
+      expect(await store.getRun(run.id)).toMatchObject({ owner: winner.owner, epoch: winner.epoch });
     });
 
-    it('reads the database clock', async () => {
-      const before = Date.now();
-      const now = await store.now();
-      expect(Math.abs(now - before)).toBeLessThan(5000);
+    it('never hands one run to two claimRuns batches racing each other', async () => {
+      const { store } = t;
+      const made = await store.createRuns(
+        Array.from({ length: 40 }, (_, i) => ({
+          id: runId(),
+          flow,
+          params: { i },
+          taskIds: ['a'],
+          createdAt: Date.now() + i,
+        })),
+      );
+      const claimers = await t.connectMany(8);
+      const batches = await Promise.all(
+        claimers.map((other, i) => other.claimRuns({ owner: `C${i}`, leaseMs: 10_000, limit: 10 })),
+      );
+      const leases = batches.flat();
+      const ids = leases.map((l) => l.runId);
+      expect(new Set(ids).size).toBe(ids.length);
+      // Each lease is the one the run holds: no batch was handed a run another one took after.
+      for (const lease of leases) {
+        expect(await store.getRun(lease.runId)).toMatchObject({ owner: lease.owner, epoch: lease.epoch });
+      }
+      // The runs no batch took are still free, and nothing else is.
+      const rest = await store.claimRuns({ owner: 'late', leaseMs: 10_000, limit: 100 });
+      expect([...ids, ...rest.map((l) => l.runId)].sort()).toEqual(made.map((m) => m.run.id).sort());
+    });
+
+    it('keeps the labels a run was created with, and lists the runs that have every label asked for', async () => {
+      const { store } = t;
+      const make = (labels?: Record<string, string>) =>
+        store.createRun({
+          id: runId(),
+          flow,
+          params: {},
+          taskIds: ['a'],
+          createdAt: Date.now(),
+          ...(labels ? { labels } : {}),
+        });
+      const growthProd = (await make({ team: 'growth', env: 'prod' })).run;
+      const growthDev = (await make({ team: 'growth', env: 'dev', 'example.com/tier': 'gold' })).run;
+      const plain = (await make()).run;
+      const [batched] = await store.createRuns([
+        { id: runId(), flow, params: {}, taskIds: ['a'], createdAt: Date.now(), labels: { team: 'data', env: 'prod' } },
+      ]);
+      expect(growthProd.labels).toEqual({ team: 'growth', env: 'prod' });
+      expect(plain.labels).toEqual({});
+      expect(batched?.run.labels).toEqual({ team: 'data', env: 'prod' });
+      expect((await store.getRun(growthDev.id))?.labels).toEqual({
+        team: 'growth',
+        env: 'dev',
+        'example.com/tier': 'gold',
+      });
+
+      const ids = async (labels: Record<string, string>, extra: { flow?: string; limit?: number } = {}) =>
+        (await store.listRuns({ labels, ...extra })).map((r) => r.id).sort();
+      expect(await ids({ team: 'growth' })).toEqual([growthProd.id, growthDev.id].sort());
+      expect(await ids({ team: 'growth', env: 'prod' })).toEqual([growthProd.id]);
+      expect(await ids({ env: 'prod' })).toEqual([growthProd.id, batched?.run.id].sort());
+      expect(await ids({ 'example.com/tier': 'gold' })).toEqual([growthDev.id]);
+      // A value must match whole, and a key with another key's value matches nothing.
+      expect(await ids({ team: 'grow' })).toEqual([]);
+      expect(await ids({ env: 'growth' })).toEqual([]);
+      expect(await ids({ team: 'growth', env: 'staging' })).toEqual([]);
+      expect(await ids({ team: 'growth' }, { flow: 'other' })).toEqual([]);
+      expect(await ids({ team: 'growth' }, { limit: 1 })).toHaveLength(1);
+      // No labels asked for: every run.
+      expect(await ids({})).toHaveLength(4);
+      // Labels of runs made in one batch are found as those of runs made one by one.
+      expect((await store.listRuns({ labels: { team: 'data' } })).map((r) => r.id)).toEqual([batched?.run.id]);
+    });
+
+    it('lets go of the lease of a run in the commit that ends it', async () => {
+      const { store } = t;
+      const { id, lease } = await startedRun();
+      const at = Date.now();
+      const running = await store.commit([
+        {
+          lease,
+          events: [],
+          run: { state: 'running', startedAt: at, endedAt: null, error: null },
+          tasks: [],
+          timers: [],
+          logs: [],
+        },
+      ]);
+      expect(running.fenced).toEqual([]);
+      expect(await store.getRun(id)).toMatchObject({ state: 'running', owner: 'S' });
+      const ended = await store.commit([
+        {
+          lease,
+          events: [],
+          run: { state: 'succeeded', startedAt: at, endedAt: at + 1, error: null },
+          tasks: [],
+          timers: [],
+          logs: [],
+        },
+      ]);
+      expect(ended.fenced).toEqual([]);
+      expect(await store.getRun(id)).toMatchObject({
+        state: 'succeeded',
+        owner: null,
+        leaseUntil: null,
+        epoch: lease.epoch,
+      });
+    });
+
+    it('creates runs asked for at once, each on its own: a refused child fails alone', async () => {
+      const { store } = t;
+      const root = await newRun();
+      const limits = { depth: 5, childRuns: 1 };
+      const make = (n: number, parent: boolean) =>
+        store.createRun({
+          id: runId(),
+          flow: { ...flow, flow: parent ? 'child' : 'demo' },
+          params: { n },
+          taskIds: ['x'],
+          createdAt: Date.now() + n,
+          ...(parent ? { dedupeKey: `${root.id}/sub[${n}]`, parent: { runId: root.id, task: 'sub', limits } } : {}),
+        });
+      // Eight runs in one turn: two children of a parent that may have one, among six others.
+      const outcomes = await Promise.allSettled([0, 1, 2, 3, 4, 5, 6, 7].map((n) => make(n, n === 2 || n === 5)));
+      const refused = outcomes.filter((o) => o.status === 'rejected');
+      expect(refused).toHaveLength(1);
+      expect((refused[0] as PromiseRejectedResult).reason).toMatchObject({ code: 'SUBFLOW_CHILD_RUNS' });
+      const made = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+      expect(made).toHaveLength(7);
+      for (const m of made) {
+        expect(m.created).toBe(true);
+        expect(await store.getRun(m.run.id)).toMatchObject({ id: m.run.id, state: 'queued' });
+        expect((await store.readEvents(m.run.id)).map((e) => e.event.type)).toEqual(['run_created']);
+      }
+      expect(await store.listRuns({ parentRunId: root.id })).toHaveLength(1);
     });
   });
 }

@@ -6,7 +6,7 @@
  * release, another claim) forgets it. Only the lease holder writes a claimed run's row and
  * events, so until then the copy is what the database holds.
  */
-import type { RunRecord, StoredEvent } from '../store.js';
+import type { RunRecord, StoredEvent } from './store.js';
 
 /** How long a copy is served after its claim; an engine reads it at once. */
 const FRESH_MS = 1000;
