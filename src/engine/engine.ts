@@ -472,6 +472,8 @@ export class Engine {
    * earliest such time is kept (one timer), later ones are found by the poll that follows.
    */
   private claimAt(wakeAt: number): void {
+    // A park that completes after stop or drain arms nothing: the timer would keep the process alive.
+    if (!this.life.working) return;
     if (this.wakeClaim && this.wakeClaim.at <= wakeAt) return;
     if (this.wakeClaim) this.clearTimer(this.wakeClaim.timer);
     const timer = this.setTimer(
