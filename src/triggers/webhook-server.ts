@@ -98,6 +98,38 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
+/** How long, and how many bytes, a refused call's remaining body is read before the answer. */
+const DRAIN_MS = 5_000;
+const DRAIN_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Reads and drops what is left of a request's body, until it ends, the connection closes,
+ * or the drain's time or byte bound is reached (a client that keeps sending past those is
+ * answered anyway, and may miss the answer: it was sending far more than any limit).
+ */
+function drainBody(req: IncomingMessage): Promise<void> {
+  return new Promise((resolve) => {
+    if (req.destroyed) return resolve();
+    let bytes = 0;
+    const done = () => {
+      clearTimeout(timer);
+      req.off('data', count);
+      req.off('end', done);
+      req.off('close', done);
+      resolve();
+    };
+    const count = (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > DRAIN_BYTES) done();
+    };
+    const timer = setTimeout(done, DRAIN_MS);
+    req.on('data', count);
+    req.once('end', done);
+    req.once('close', done);
+    req.resume();
+  });
+}
+
 /**
  * Node's own bounds for these limits. A call gets the header and body timeouts together
  * (`requestTimeout` counts from its first byte, and must not be below `headersTimeout`).
@@ -223,13 +255,14 @@ export class WebhookServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const send = (status: number, body: Record<string, unknown>) => {
+    const send = async (status: number, body: Record<string, unknown>): Promise<void> => {
+      // Refused before its body was read (a wrong method, an unknown route, a body over the
+      // limit): read the rest before answering. Answering first and closing would leave
+      // unread bytes on the socket, and the kernel then resets the connection, which throws
+      // the answer away on the client's side before it reads it (EPIPE, no status).
+      if (!req.complete) await drainBody(req);
       // A connection cut by a timeout (answered 408 by Node) or by the client takes no answer.
       if (req.socket.destroyed || res.writableEnded) return;
-      // Refused before its body was read (a wrong method, an unknown route): drop the rest of
-      // the body as it comes, so that a client still sending reads its answer instead of
-      // having its writes cut off (EPIPE). The request timeout bounds how long.
-      if (!req.complete) req.resume();
       res.writeHead(status, { 'content-type': 'application/json', ...(status === 413 ? { connection: 'close' } : {}) });
       res.end(JSON.stringify(body));
     };
@@ -286,14 +319,14 @@ export class WebhookServer {
         const status = error?.code === 'USAGE' ? 409 : 422;
         throw new HttpError(status, error?.code ?? 'RUN_PARAM_INVALID', error?.message ?? 'refused');
       }
-      send(202, { outcome: result.outcome, run_id: result.runId });
+      await send(202, { outcome: result.outcome, run_id: result.runId });
     } catch (error) {
       if (error instanceof HttpError) {
         const hint = error.hint === undefined ? {} : { hint: error.hint };
-        send(error.status, { error: { code: error.code, message: error.message, ...hint } });
+        await send(error.status, { error: { code: error.code, message: error.message, ...hint } });
       } else if (error instanceof BatonError)
-        send(statusOf(error), { error: { code: error.code, message: error.message } });
-      else send(500, { error: { code: 'INTERNAL', message: (error as Error).message } });
+        await send(statusOf(error), { error: { code: error.code, message: error.message } });
+      else await send(500, { error: { code: 'INTERNAL', message: (error as Error).message } });
     }
   }
 }
