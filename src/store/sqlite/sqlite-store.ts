@@ -210,6 +210,11 @@ export class SqliteStore implements Store {
       updateRun: db.prepare(
         'UPDATE runs SET state = ?, started_at = ?, ended_at = ?, error = ?, last_seq = ? WHERE id = ?',
       ),
+      // A run's end lets go of its lease in the same write (the epoch was checked in the commit).
+      updateRunEnded: db.prepare(
+        `UPDATE runs SET state = ?, started_at = ?, ended_at = ?, error = ?, last_seq = ?, owner = NULL, lease_until = NULL
+         WHERE id = ? RETURNING parent_run_id`,
+      ),
       updateSeq: db.prepare('UPDATE runs SET last_seq = ? WHERE id = ?'),
       // A task run's id is fixed when its row is created; later patches change its state only.
       upsertTask: db.prepare(
@@ -274,7 +279,6 @@ export class SqliteStore implements Store {
       release: db.prepare(
         'UPDATE runs SET owner = NULL, lease_until = NULL WHERE id = ? AND epoch = ? RETURNING state',
       ),
-      parentOf: db.prepare('SELECT parent_run_id FROM runs WHERE id = ?'),
       addRequest: db.prepare(`INSERT INTO requests (run_id, kind, payload, created_at) VALUES (?, ?, ?, ${NOW_MS})`),
       requestsOfRuns: db.prepare('SELECT * FROM requests WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY id'),
       deleteRequest: db.prepare('DELETE FROM requests WHERE id = ?'),
@@ -756,6 +760,7 @@ export class SqliteStore implements Store {
       const tx = this.db.transaction(() => {
         const fenced: string[] = [];
         const ended: string[] = [];
+        let endedChild = false;
         let first = true;
         for (const e of entries) {
           const runId = e.lease.runId;
@@ -772,7 +777,20 @@ export class SqliteStore implements Store {
             this.faults?.crashPoint('mid_commit');
             first = false;
           }
-          if (e.run) {
+          const ends = e.run !== undefined && FINISHED.has(e.run.state);
+          if (e.run && ends) {
+            // A finished run needs no lease: let go of it here rather than in a commit of its own.
+            const row = s.updateRunEnded.get(
+              e.run.state,
+              e.run.startedAt,
+              e.run.endedAt,
+              json(e.run.error),
+              seq,
+              runId,
+            ) as { parent_run_id: string | null };
+            ended.push(runId);
+            if (row.parent_run_id !== null) endedChild = true;
+          } else if (e.run) {
             s.updateRun.run(e.run.state, e.run.startedAt, e.run.endedAt, json(e.run.error), seq, runId);
           } else if (seq !== current.last_seq) {
             s.updateSeq.run(seq, runId);
@@ -809,20 +827,14 @@ export class SqliteStore implements Store {
           for (const c of e.cancels ?? []) s.cancelQueued.run(runId, c.task, c.attempt);
           // A finished run has no more use for its queue rows; a worker still holding one
           // learns at its next renewal that the claim is gone, and stops.
-          if (e.run && FINISHED.has(e.run.state)) {
-            s.deleteQueueOfRun.run(runId);
-            // A finished run needs no lease: let go of it here rather than in a commit of its own.
-            s.release.get(runId, e.lease.epoch);
-            ended.push(runId);
-          }
+          if (ends) s.deleteQueueOfRun.run(runId);
         }
-        return { fenced, ended };
+        return { fenced, ended, endedChild };
       });
-      const { fenced, ended } = tx.immediate();
+      const { fenced, ended, endedChild } = tx.immediate();
       this.announceEnds(ended);
       // The end of a child run may have made its parked parent due.
-      if (ended.some((id) => (s.parentOf.get(id) as { parent_run_id: string | null } | undefined)?.parent_run_id))
-        this.wakeRunClaimers();
+      if (endedChild) this.wakeRunClaimers();
       return { fenced };
     });
   }
