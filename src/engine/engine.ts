@@ -135,6 +135,8 @@ export class Engine {
   private inlineInFlight = 0;
   /** Runs being claimed and loaded by `execute`. */
   private activating = 0;
+  /** Runs claimed ahead of their wake-up and waiting for it: they take no claim room. */
+  private readonly waitingAhead = new Set<ActiveRun>();
   /** When this engine claims next for a run it parked (claimAt), and the timer that does it. */
   private wakeClaim: { readonly at: number; readonly timer: LongTimer } | null = null;
   /** Child-run checks in flight: one may hold a child's outcome it has not submitted yet. */
@@ -386,7 +388,8 @@ export class Engine {
    */
   private claimRoom(): number {
     if (this.mode === 'dispatch') return CLAIM_BATCH;
-    return Math.max(CLAIM_BATCH, 4 * this.concurrency) - this.runs.size;
+    const busy = this.runs.size - this.waitingAhead.size;
+    return Math.min(Math.max(CLAIM_BATCH, 4 * this.concurrency) - busy, HELD_MOST - this.runs.size);
   }
 
   /** Worker mode: claims queued and orphaned runs while there is room. */
@@ -402,12 +405,22 @@ export class Engine {
         this.claimAgain = false;
         const limit = Math.min(CLAIM_BATCH, this.claimRoom());
         if (limit <= 0) break;
-        const leases = await this.store.claimRuns({ owner: this.owner, leaseMs: this.leaseMs, limit });
+        const leases = await this.store.claimRuns({
+          owner: this.owner,
+          leaseMs: this.leaseMs,
+          limit,
+          wakeAheadMs: this.parkWaitingRuns ? WAKE_AHEAD_MS : 0,
+        });
         // Activated one after another so that a full batch of claims cannot starve the others.
         const woken: ActiveRun[] = [];
         for (const lease of leases) {
           const run = await this.activate(lease).catch((error: unknown) => this.failActivation(lease, error));
           if (run) woken.push(run);
+        }
+        const now = this.clock.now();
+        for (const run of woken) {
+          const wakeAt = run.running.size === 0 ? parkingOf(run.state)?.wakeAt : undefined;
+          if (typeof wakeAt === 'number' && wakeAt > now) this.waitingAhead.add(run);
         }
         if (woken.length > 0) {
           // A parked run woken by a request (a signal, a decision) or by the end of a child
@@ -451,6 +464,7 @@ export class Engine {
           return;
         }
         run.finished = true;
+        this.waitingAhead.delete(run);
         if (run.runTimer) this.clearTimer(run.runTimer);
         for (const t of run.timers.values()) this.clearTimer(t);
         if (this.runs.get(run.lease.runId) === run) this.runs.delete(run.lease.runId);
@@ -481,7 +495,7 @@ export class Engine {
         this.wakeClaim = null;
         void this.claimNew();
       },
-      Math.max(0, wakeAt - this.clock.now()),
+      Math.max(0, wakeAt - WAKE_AHEAD_MS - this.clock.now()),
     );
     this.wakeClaim = { at: wakeAt, timer };
   }
@@ -841,6 +855,8 @@ export class Engine {
 
   private submit(run: ActiveRun, input: RunInput, requestId?: number, harvestedId?: string): void {
     if (run.finished || run.parking || this.life.stopped) return;
+    // Its wait is over (or something else came first): from now on it takes room as any run.
+    this.waitingAhead.delete(run);
     this.inbox.push({
       run,
       input,
@@ -1135,6 +1151,7 @@ export class Engine {
 
   private finish(run: ActiveRun, state: RunStateName): void {
     run.finished = true;
+    this.waitingAhead.delete(run);
     if (run.runTimer) this.clearTimer(run.runTimer);
     for (const t of run.timers.values()) this.clearTimer(t);
     this.removeReady(run);
@@ -1152,6 +1169,7 @@ export class Engine {
   private dropRun(run: ActiveRun, reason: string, asError: boolean): void {
     if (run.finished) return;
     run.finished = true;
+    this.waitingAhead.delete(run);
     if (run.runTimer) this.clearTimer(run.runTimer);
     for (const t of run.timers.values()) this.clearTimer(t);
     for (const a of [...run.running.values()]) {
@@ -1333,8 +1351,26 @@ export class Engine {
 /** Runs claimed per claim round trip: woken runs due at the same second are taken in batches. */
 const CLAIM_BATCH = 64;
 
-/** A run whose next wake-up is sooner than this stays in memory rather than parked. */
-const PARK_MIN_MS = 1000;
+/**
+ * How long before its wake-up a parked run is claimed again: it then waits in memory, and
+ * at its due time only the decision and its commit are left to do, so that many timers due
+ * at the same second fire on time.
+ */
+const WAKE_AHEAD_MS = 1000;
+
+/**
+ * A run whose next wake-up is sooner than this stays in memory rather than parked. Twice
+ * WAKE_AHEAD_MS, so that a run claimed ahead of its wake-up is never parked again at once
+ * (the engine's clock and the database's may differ a little).
+ */
+const PARK_MIN_MS = 2 * WAKE_AHEAD_MS;
+
+/**
+ * Runs a worker holds at most, counting those claimed ahead of their wake-up (which take
+ * no room of the 4 × concurrency runs it otherwise holds): the memory for timers that come
+ * due together is bounded, and the rest are claimed as they come due.
+ */
+const HELD_MOST = 10_000;
 
 /**
  * When a run whose open work only waits is due next: the earliest of its timers (retry

@@ -31,7 +31,7 @@ const FLOWS: Record<string, string> = {
   'nap.yaml': `
 name: nap
 tasks:
-  nap: { sleep: 2s }
+  nap: { sleep: 3s }
   after: { depends_on: [nap], kind: shell, command: ["true"] }
 `,
   'paid.yaml': `
@@ -98,7 +98,35 @@ for (const kind of Object.keys(stores)) {
         ['after', 'succeeded'],
       ]);
       const nap = tasks[0];
-      expect((nap?.endedAt ?? 0) - (nap?.startedAt ?? 0)).toBeGreaterThanOrEqual(1900);
+      expect((nap?.endedAt ?? 0) - (nap?.startedAt ?? 0)).toBeGreaterThanOrEqual(2900);
+    });
+
+    it('a parked run is claimed back shortly before its timer is due, and waits for it in memory', async () => {
+      const rt = await projectRuntime(kind);
+      const store = rt.store;
+      const claims: { at: number; ids: string[] }[] = [];
+      const claimRuns = store.claimRuns.bind(store);
+      store.claimRuns = async (options) => {
+        const leases = await claimRuns(options);
+        claims.push({ at: Date.now(), ids: leases.map((l) => l.runId) });
+        return leases;
+      };
+      worker(rt);
+      const { run } = await createRun(rt, await rt.catalog.find('nap'), {});
+      await until('the run to be parked', async () => {
+        const record = await store.getRun(run.id);
+        return record?.state === 'running' && record.owner === null ? true : undefined;
+      });
+      const parkedAt = Date.now();
+      expect(await ended(rt, run.id)).toBe('succeeded');
+      const nap = (await store.getTaskRuns(run.id))[0];
+      const due = (nap?.startedAt ?? 0) + 3000;
+      const taken = claims.filter((c) => c.at >= parkedAt && c.ids.includes(run.id));
+      expect(taken).toHaveLength(1);
+      // Claimed about a second ahead (WAKE_AHEAD_MS): before the timer is due, and the
+      // sleep still lasted its whole 3 s.
+      expect(taken[0]?.at).toBeLessThan(due);
+      expect(nap?.endedAt ?? 0).toBeGreaterThanOrEqual(due);
     });
 
     it("a parked run's timer fires in another engine after its owner stopped", async () => {

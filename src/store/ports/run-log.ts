@@ -63,9 +63,11 @@ export interface RunLog {
   claimRun(runId: string, options: ClaimOptions): Promise<Lease | null>;
   /**
    * Claims up to `limit` runs: parked runs that are due first (earliest first), then runs
-   * whose owner's lease lapsed, then queued runs by priority and age.
+   * whose owner's lease lapsed, then queued runs by priority and age. A parked run counts
+   * as due `wakeAheadMs` (default 0) before its wake-up, on the database clock: an engine
+   * claims it shortly before, so that its timer fires on time however many fire together.
    */
-  claimRuns(options: ClaimOptions & { readonly limit: number }): Promise<Lease[]>;
+  claimRuns(options: ClaimOptions & { readonly limit: number; readonly wakeAheadMs?: number }): Promise<Lease[]>;
   /** Extends leases; returns the run ids this owner no longer holds. */
   renewLeases(leases: readonly Lease[], leaseMs: number): Promise<string[]>;
   /**

@@ -1143,4 +1143,126 @@ CREATE TRIGGER runs_release_ended BEFORE UPDATE OF state ON runs
   FOR EACH ROW WHEN (NEW.state IN ('succeeded', 'failed', 'cancelled')) EXECUTE FUNCTION baton_release_ended();
 `,
   },
+  {
+    version: 11,
+    name: 'claims ahead of wake-ups, parks that see what races them',
+    // As in migration 10, with parked runs due within p_wake_ahead_ms counted as due: an
+    // engine claims them shortly before their wake-up, so that many timers due at once
+    // fire on time. The functions take a fourth argument, so they are made anew.
+    //
+    // Parking a run, and a request for it or the end of a child run it waits for, no longer
+    // race: before, the park read requests and child states in its statement's snapshot,
+    // and a request or child end committed meanwhile found the run not yet parked, so
+    // neither woke it (a lost wake-up: the run slept until its next timer, or forever).
+    // Now the park locks the awaited children (FOR SHARE, so a child's end waits for it or
+    // it waits for the child's end) and then the run, and reads with a fresh snapshot; a
+    // request locks the run before it looks whether it is parked. One of the two then
+    // always sees the other.
+    sql: `
+DROP FUNCTION IF EXISTS baton_claim_runs_loaded(text, bigint, integer);
+DROP FUNCTION IF EXISTS baton_claim_runs(text, bigint, integer);
+
+CREATE FUNCTION baton_claim_runs(p_owner text, p_lease_ms bigint, p_limit integer, p_wake_ahead_ms bigint DEFAULT 0)
+RETURNS TABLE (id text, epoch bigint) LANGUAGE plpgsql AS $f$
+DECLARE
+  c record;
+  active integer;
+  claimed integer := 0;
+BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
+  FOR c IN
+    SELECT r.id FROM runs r
+    WHERE r.parked AND r.wake_at <= ${NOW} + p_wake_ahead_ms
+    ORDER BY r.wake_at
+    LIMIT p_limit FOR UPDATE SKIP LOCKED
+  LOOP
+    RETURN QUERY UPDATE runs r SET owner = p_owner, epoch = r.epoch + 1, lease_until = ${NOW} + p_lease_ms,
+        parked = false, wake_at = NULL
+      WHERE r.id = c.id RETURNING r.id, r.epoch;
+    claimed := claimed + 1;
+  END LOOP;
+  IF claimed >= p_limit THEN RETURN; END IF;
+  FOR c IN
+    SELECT r.id FROM runs r
+    WHERE r.state = 'running' AND NOT r.parked
+      AND (r.owner IS NULL OR r.lease_until IS NULL OR r.lease_until < ${NOW})
+    LIMIT p_limit FOR UPDATE SKIP LOCKED
+  LOOP
+    EXIT WHEN claimed >= p_limit;
+    RETURN QUERY UPDATE runs r SET owner = p_owner, epoch = r.epoch + 1, lease_until = ${NOW} + p_lease_ms
+      WHERE r.id = c.id RETURNING r.id, r.epoch;
+    -- Claims the previous owner harvested as lost but never recorded are reported again.
+    UPDATE task_queue q SET lease_until = 0 WHERE q.run_id = c.id AND q.status = 'lost';
+    claimed := claimed + 1;
+  END LOOP;
+  IF claimed >= p_limit THEN RETURN; END IF;
+  FOR c IN
+    SELECT r.id, r.flow, r.max_active_runs FROM runs r
+    WHERE r.state = 'queued' AND NOT r.parked
+      AND (r.owner IS NULL OR r.lease_until IS NULL OR r.lease_until < ${NOW})
+    ORDER BY r.priority DESC, r.created_at
+    LIMIT p_limit * 4 FOR UPDATE SKIP LOCKED
+  LOOP
+    EXIT WHEN claimed >= p_limit;
+    IF c.max_active_runs IS NOT NULL THEN
+      PERFORM pg_advisory_xact_lock(hashtext('baton_flow:' || c.flow));
+      SELECT count(*) INTO active FROM runs x WHERE x.flow = c.flow AND x.id <> c.id
+        AND (x.state = 'running' OR (x.state = 'queued' AND x.owner IS NOT NULL AND x.lease_until >= ${NOW}));
+      CONTINUE WHEN active >= c.max_active_runs;
+    END IF;
+    RETURN QUERY UPDATE runs r SET owner = p_owner, epoch = r.epoch + 1, lease_until = ${NOW} + p_lease_ms
+      WHERE r.id = c.id RETURNING r.id, r.epoch;
+    UPDATE task_queue q SET lease_until = 0 WHERE q.run_id = c.id AND q.status = 'lost';
+    claimed := claimed + 1;
+  END LOOP;
+END
+$f$;
+
+-- As in migration 8, over the claim above.
+CREATE FUNCTION baton_claim_runs_loaded(p_owner text, p_lease_ms bigint, p_limit integer, p_wake_ahead_ms bigint DEFAULT 0)
+RETURNS TABLE (id text, epoch bigint, run jsonb, events jsonb) LANGUAGE plpgsql AS $f$
+DECLARE
+  ids text[];
+BEGIN
+  SELECT coalesce(array_agg(c.id ORDER BY c.ord), '{}') INTO ids
+    FROM baton_claim_runs(p_owner, p_lease_ms, p_limit, p_wake_ahead_ms) WITH ORDINALITY AS c(id, epoch, ord);
+  RETURN QUERY
+    SELECT r.id, r.epoch, to_jsonb(r),
+      (SELECT coalesce(jsonb_agg(jsonb_build_array(e.seq, e.data) ORDER BY e.seq), '[]'::jsonb)
+        FROM events e WHERE e.run_id = r.id)
+    FROM runs r WHERE r.id = ANY (ids) ORDER BY array_position(ids, r.id);
+END
+$f$;
+
+CREATE OR REPLACE FUNCTION baton_park_run(p_id text, p_owner text, p_epoch bigint, p_awaiting text[], p_wake_at bigint)
+RETURNS boolean LANGUAGE plpgsql AS $f$
+BEGIN
+  -- Children first, then the run, in this order everywhere: no lock cycle with a child's end.
+  PERFORM 1 FROM runs c WHERE c.id = ANY (p_awaiting) ORDER BY c.id FOR SHARE;
+  PERFORM 1 FROM runs r WHERE r.id = p_id AND r.owner = p_owner AND r.epoch = p_epoch FOR NO KEY UPDATE;
+  IF NOT FOUND THEN RETURN false; END IF;
+  -- A statement of its own: its snapshot has every request and child end committed by now.
+  UPDATE runs r SET owner = NULL, lease_until = NULL, parked = true,
+      wake_at = CASE
+        WHEN EXISTS (SELECT 1 FROM requests q WHERE q.run_id = r.id)
+          OR EXISTS (SELECT 1 FROM runs c WHERE c.id = ANY (p_awaiting)
+                     AND c.state IN ('succeeded', 'failed', 'cancelled'))
+        THEN ${NOW} ELSE p_wake_at END
+    WHERE r.id = p_id;
+  RETURN true;
+END
+$f$;
+
+-- As in migration 7, with the run locked first: a park in flight finishes before this looks.
+CREATE OR REPLACE FUNCTION baton_wake_for_request() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  PERFORM 1 FROM runs WHERE id = NEW.run_id FOR NO KEY UPDATE;
+  UPDATE runs SET wake_at = ${NOW}
+    WHERE id = NEW.run_id AND parked AND (wake_at IS NULL OR wake_at > ${NOW});
+  IF FOUND THEN PERFORM pg_notify('baton_runs', NEW.run_id); END IF;
+  RETURN NULL;
+END
+$f$;
+`,
+  },
 ];

@@ -523,12 +523,13 @@ export class PostgresStore implements Store {
     return Number((rows.rows[0] as Row).n);
   }
 
-  async claimRuns(o: ClaimOptions & { limit: number }): Promise<Lease[]> {
+  async claimRuns(o: ClaimOptions & { limit: number; wakeAheadMs?: number }): Promise<Lease[]> {
     // The claimant reads each run and its events next: they come with the claim.
-    const rows = await this.q('claiming runs', 'SELECT * FROM baton_claim_runs_loaded($1, $2, $3)', [
+    const rows = await this.q('claiming runs', 'SELECT * FROM baton_claim_runs_loaded($1, $2, $3, $4)', [
       o.owner,
       o.leaseMs,
       o.limit,
+      o.wakeAheadMs ?? 0,
     ]);
     return rows.map((row) => {
       const runId = row.id as string;
@@ -563,19 +564,16 @@ export class PostgresStore implements Store {
 
   async parkRun(lease: Lease, park: ParkRequest): Promise<boolean> {
     this.claimed.forget([lease.runId]);
-    const rows = await this.q(
-      'parking a run',
-      `UPDATE runs r SET owner = NULL, lease_until = NULL, parked = true,
-         wake_at = CASE
-           WHEN EXISTS (SELECT 1 FROM requests q WHERE q.run_id = r.id)
-             OR EXISTS (SELECT 1 FROM runs c WHERE c.id = ANY($4::text[])
-                        AND c.state IN ('succeeded', 'failed', 'cancelled'))
-           THEN ${NOW} ELSE $5::bigint END
-       WHERE r.id = $1 AND r.owner = $2 AND r.epoch = $3
-       RETURNING r.wake_at`,
-      [lease.runId, lease.owner, lease.epoch, park.awaiting, park.wakeAt],
-    );
-    return rows.length === 1;
+    // A function, so that it locks before it reads (see migration 11): a request or child
+    // end racing the park is seen by it, or sees the run parked.
+    const rows = await this.q('parking a run', 'SELECT baton_park_run($1, $2, $3, $4, $5) AS parked', [
+      lease.runId,
+      lease.owner,
+      lease.epoch,
+      park.awaiting,
+      park.wakeAt,
+    ]);
+    return (rows[0] as Row).parked === true;
   }
 
   onRunEnd(listener: (runId: string) => void): () => void {

@@ -255,7 +255,7 @@ export class SqliteStore implements Store {
       ),
       dueParked: db.prepare(
         `SELECT id, flow, state, max_active_runs FROM runs
-         WHERE parked = 1 AND wake_at <= ${NOW_MS}
+         WHERE parked = 1 AND wake_at <= ${NOW_MS} + ?
          ORDER BY wake_at
          LIMIT ?`,
       ),
@@ -647,11 +647,11 @@ export class SqliteStore implements Store {
     });
   }
 
-  async claimRuns(o: ClaimOptions & { limit: number }): Promise<Lease[]> {
+  async claimRuns(o: ClaimOptions & { limit: number; wakeAheadMs?: number }): Promise<Lease[]> {
     return this.guard('claiming runs', () => {
       const tx = this.db.transaction(() => {
         const leases: Lease[] = [];
-        const due = this.stmt.dueParked.all(o.limit) as { id: string }[];
+        const due = this.stmt.dueParked.all(o.wakeAheadMs ?? 0, o.limit) as { id: string }[];
         // Orphaned runs (their owner's lease lapsed) before queued ones, as before any new work.
         const orphans = this.stmt.orphans.all(o.limit * 4) as { id: string }[];
         const queued = orphans.length < o.limit ? (this.stmt.queued.all(o.limit * 4) as { id: string }[]) : [];

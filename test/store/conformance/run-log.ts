@@ -564,6 +564,26 @@ export function runLogConformance(factory: StoreFactory): void {
       });
     });
 
+    it('claims a parked run when its wake-up is due, or once it is within the wake-ahead asked for', async () => {
+      const { store } = t;
+      const { id, lease } = await startedRun();
+      const wakeAt = (await store.now()) + 60_000;
+      expect(await store.parkRun(lease, { wakeAt, awaiting: [] })).toBe(true);
+      const claim = (wakeAheadMs?: number) =>
+        store.claimRuns({
+          owner: 'W',
+          leaseMs: 10_000,
+          limit: 10,
+          ...(wakeAheadMs === undefined ? {} : { wakeAheadMs }),
+        });
+      expect(await claim()).toEqual([]);
+      expect(await claim(30_000)).toEqual([]);
+      const [taken] = await claim(120_000);
+      expect(taken).toMatchObject({ runId: id, owner: 'W', epoch: lease.epoch + 1 });
+      expect(await store.getRun(id)).toMatchObject({ owner: 'W' });
+      expect(await claim(120_000)).toEqual([]);
+    });
+
     it('creates runs asked for at once, each on its own: a refused child fails alone', async () => {
       const { store } = t;
       const root = await newRun();
