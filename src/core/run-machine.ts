@@ -544,11 +544,22 @@ function targetOf(run: RunState, i: number): number | null | undefined {
   return handles === undefined ? null : siblingIndex(run, i, handles);
 }
 
+interface RuleOf {
+  readonly rule: TriggerRule;
+  readonly k: number;
+  readonly cancelRest: boolean;
+}
+
+/** The plain rules, one object each: a wave of 100,000 tasks asks for them as often. */
+const PLAIN_RULES = new Map<TriggerRule, RuleOf>();
+
 /** The trigger rule a task is evaluated with, and its quorum. */
-function ruleOf(s: TaskSpec): { rule: TriggerRule; k: number; cancelRest: boolean } {
+function ruleOf(s: TaskSpec): RuleOf {
   if (s.race?.mode === 'first') return { rule: 'k_of_n', k: 1, cancelRest: true };
   if (s.triggerRule === 'k_of_n' && s.quorum) return { rule: 'k_of_n', k: s.quorum.k, cancelRest: s.quorum.cancelRest };
-  return { rule: s.triggerRule, k: 1, cancelRest: false };
+  let plain = PLAIN_RULES.get(s.triggerRule);
+  if (!plain) PLAIN_RULES.set(s.triggerRule, (plain = Object.freeze({ rule: s.triggerRule, k: 1, cancelRest: false })));
+  return plain;
 }
 
 /**
@@ -558,7 +569,8 @@ function ruleOf(s: TaskSpec): { rule: TriggerRule; k: number; cancelRest: boolea
  */
 function settle(rec: Recorder, candidates: readonly number[]): void {
   const { run, now } = rec;
-  if (run.cancelRequested || run.timedOut || run.state !== 'running') return;
+  // Most tasks of a wide flow have nothing downstream: no wave to build.
+  if (candidates.length === 0 || run.cancelRequested || run.timedOut || run.state !== 'running') return;
   const queued: number[] = [];
   const skipped: SkippedTask[] = [];
   const quorumReached: number[] = [];
@@ -582,8 +594,8 @@ function settle(rec: Recorder, candidates: readonly number[]): void {
       continue;
     }
     const counts = { total: up.length, succeeded: t.upSucceeded, failed: t.upFailed, skipped: t.upSkipped };
-    let { rule } = ruleOf(s);
-    const { k, cancelRest } = ruleOf(s);
+    const { rule: ownRule, k, cancelRest } = ruleOf(s);
+    let rule = ownRule;
     let outcome = evaluateTriggerRule(rule, counts, k);
     if (s.race && rule !== s.triggerRule && (outcome === 'skip' || outcome === 'upstream_failed')) {
       // A 'first' race nobody won is still decided by its own rule (it fails RACE_NO_WINNER).
@@ -624,7 +636,9 @@ function settle(rec: Recorder, candidates: readonly number[]): void {
   if (skipped.length > 0) rec.events.push({ type: 'tasks_skipped', at: now, tasks: skipped });
   if (queued.length === 0) return;
   for (const i of queued) (run.tasks[i] as TaskRun).state = 'pending';
-  rec.emit({ type: 'tasks_queued', at: now, tasks: queued.map((i) => id(run, i)) }, ...queued);
+  // Not as emit's rest arguments: a wave may queue 100,000 tasks.
+  rec.emit({ type: 'tasks_queued', at: now, tasks: queued.map((i) => id(run, i)) });
+  for (const i of queued) rec.touched.add(i);
   for (const i of quorumReached) {
     const s = spec(run, i);
     const reason = s.race ? `lost the race for ${id(run, i)}` : `not needed: ${id(run, i)} reached its quorum`;

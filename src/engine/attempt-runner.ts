@@ -15,6 +15,8 @@ import type { TaskFunction } from '../core/task-context.js';
 import { renderValue } from '../define/expression.js';
 import type { AttemptContext, ExecutorRegistry } from './executor.js';
 import { AttemptAbort } from './executor.js';
+import type { AttemptController } from './attempt-controller.js';
+import { TaskAttemptContext } from './attempt-context.js';
 import { collectReferences } from '../define/expression.js';
 import type { TaskRunExtras } from './run-scope.js';
 import type { LongTimer } from './long-timer.js';
@@ -37,7 +39,7 @@ export interface AttemptInput {
   readonly scopeTasks?: Readonly<Record<string, TaskScope>>;
   readonly flowDir: string;
   readonly resolveFunction: (taskId: string) => TaskFunction | undefined;
-  readonly controller: AbortController;
+  readonly controller: AttemptController;
   readonly writeLog: (stream: 'stdout' | 'stderr' | 'log', text: string) => void;
   /** The task run's id, map item and handled error, when it is a map instance or a handler. */
   readonly extras?: TaskRunExtras;
@@ -59,6 +61,7 @@ export interface TaskScope {
 }
 
 const referencedCache = new WeakMap<TaskSpec, readonly string[]>();
+const NO_TASKS: readonly string[] = Object.freeze([]);
 
 /** Ids of the tasks a task's templates read (`tasks.<id>...`), computed once per spec. */
 export function referencedTasks(task: TaskSpec): readonly string[] {
@@ -67,7 +70,10 @@ export function referencedTasks(task: TaskSpec): readonly string[] {
     // Settings the engine evaluates itself (a map's list, a choice's rules) read tasks too.
     const evaluated = [task.map?.over ?? null, ...(task.choice?.rules.map((r) => r.when) ?? [])];
     const refs = collectReferences([task.with, task.config, evaluated]).references;
-    ids = [...new Set(refs.filter((r) => r.ref.root === 'tasks').map((r) => String(r.ref.path[0])))];
+    ids =
+      refs.length === 0
+        ? NO_TASKS
+        : [...new Set(refs.filter((r) => r.ref.root === 'tasks').map((r) => String(r.ref.path[0])))];
     referencedCache.set(task, ids);
   }
   return ids;
@@ -267,7 +273,8 @@ export function checkOutput(
   limitBytes: number,
   errorLimitBytes: number = LIMITS.error_bytes.default,
 ): AttemptResult {
-  if (output === undefined) return { status: 'succeeded', output: null };
+  // The output of most tasks that return nothing: its JSON is "null" without a walk.
+  if (output === undefined || (output === null && limitBytes >= 4)) return { status: 'succeeded', output: null };
   const json = boundedJson(output, limitBytes, { strict: true, root: 'output' });
   if (json.ok) return { status: 'succeeded', output: JSON.parse(json.text) as unknown };
   if (json.reason === 'too_large') {
@@ -320,20 +327,22 @@ export async function runAttempt(
     };
     const extras = input.extras;
     const taskRunId = extras?.taskRunId ?? task.id;
-    const context: AttemptContext = {
-      runId: input.runId,
-      flow: input.flow,
-      taskId: taskRunId,
-      attempt: input.attempt,
-      idempotencyKey: extras?.map ? `${input.runId}/${taskRunId}` : `${input.runId}/${task.id}/0`,
-      params: input.params,
-      inputs,
-      upstream: input.upstream,
-      signal: controller.signal,
-      log,
-      ...(extras?.map ? { item: extras.map.item, mapIndex: extras.map.index } : {}),
-      ...(extras?.error ? { error: extras.error } : {}),
-    };
+    const context: AttemptContext = new TaskAttemptContext(
+      {
+        runId: input.runId,
+        flow: input.flow,
+        taskId: taskRunId,
+        attempt: input.attempt,
+        idempotencyKey: extras?.map ? `${input.runId}/${taskRunId}` : `${input.runId}/${task.id}/0`,
+        params: input.params,
+        inputs,
+        upstream: input.upstream,
+        log,
+      },
+      controller,
+      extras?.map ?? null,
+      extras?.error ?? null,
+    );
     if (task.timeoutMs !== null) {
       // Real running time, for any timeout up to the limit duration_ms (beyond setTimeout's 24.8 days).
       timeout = setLongTimeout(
@@ -356,13 +365,14 @@ export async function runAttempt(
         templateScope: scope,
         outputLimitBytes: limits.outputLimitBytes,
         logLineLimitBytes: limits.logLineLimitBytes ?? LIMITS.log_line_bytes.default,
+        controller,
       });
     } finally {
       onBodyReturned();
     }
     return checkOutput(task.id, output, limits.outputLimitBytes, limits.errorLimitBytes);
   } catch (error) {
-    const reason = controller.signal.aborted ? controller.signal.reason : error;
+    const reason = controller.aborted ? controller.reason : error;
     return { status: 'failed', error: toTaskError(reason, limits.errorLimitBytes) };
   } finally {
     timeout?.cancel();

@@ -46,6 +46,7 @@ import { EngineLifecycle } from './lifecycle.js';
 import type { EnginePhase } from './lifecycle.js';
 import { setLongInterval, setLongTimeout } from './long-timer.js';
 import { DatabaseClock, MAX_HOLD_MS } from './database-clock.js';
+import { AttemptController } from './attempt-controller.js';
 import type { Pending } from './pending-commit.js';
 import { emptyPending, hasPending, mergePending, requestInput, runPatch, taskPatch } from './pending-commit.js';
 
@@ -54,7 +55,7 @@ export type * from './engine-options.js';
 interface RunningAttempt {
   readonly task: number;
   readonly attempt: number;
-  readonly controller: AbortController;
+  readonly controller: AttemptController;
   logBytes: number;
   logTruncated: boolean;
   /** False until the batch recording its start is committed and the body launched. */
@@ -740,7 +741,7 @@ export class Engine {
     run.running.set(task, {
       task,
       attempt,
-      controller: new AbortController(),
+      controller: new AttemptController(),
       logBytes: 0,
       logTruncated: false,
       bodyStarted: true,
@@ -897,8 +898,12 @@ export class Engine {
     }
   }
 
-  private async flushInbox(touched: Set<ActiveRun>): Promise<void> {
-    const now = this.clock.now();
+  /**
+   * Hands every queued input to its run's machine and starts what slots allow. Kept out of
+   * the async flushInbox, so that this loop, run once per task outcome, is optimized as a
+   * plain function of its own.
+   */
+  private decideInbox(touched: Set<ActiveRun>, now: number): void {
     const items = this.inbox.splice(0, this.inbox.length);
     for (const { run, input, requestId, harvestedId } of items) {
       if (run.finished || this.runs.get(run.lease.runId) !== run) {
@@ -920,6 +925,10 @@ export class Engine {
       }
     }
     this.pump(now);
+  }
+
+  private async flushInbox(touched: Set<ActiveRun>): Promise<void> {
+    this.decideInbox(touched, this.clock.now());
     const dirty = [...this.runs.values()].filter((r) => hasPending(r.pending));
     for (const run of this.activated.splice(0)) touched.add(run);
     // A batch whose commit failed comes back here without inputs: its runs are still candidates.
@@ -1235,7 +1244,7 @@ export class Engine {
         run.running.set(task, {
           task,
           attempt,
-          controller: new AbortController(),
+          controller: new AttemptController(),
           logBytes: 0,
           logTruncated: false,
           bodyStarted: false,
@@ -1289,7 +1298,7 @@ export class Engine {
     const settle = (result: AttemptResult) => {
       if (!run.running.has(task) || run.running.get(task) !== running) return;
       this.releaseSlot(run, task);
-      if (controller.signal.reason instanceof AttemptAbort && controller.signal.reason.kind === 'lease_lost') {
+      if (controller.reason instanceof AttemptAbort && controller.reason.kind === 'lease_lost') {
         this.scheduleFlush();
         return;
       }

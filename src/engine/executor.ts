@@ -4,6 +4,7 @@
  */
 import type { TaskSpec } from '../core/model.js';
 import type { AttemptContext, TaskFunction } from '../core/task-context.js';
+import type { AttemptController } from './attempt-controller.js';
 
 export type { AttemptContext, TaskFunction, TaskLogger } from '../core/task-context.js';
 
@@ -24,6 +25,11 @@ export interface AttemptRequest {
   readonly outputLimitBytes?: number;
   /** Longest line of a process's output the log keeps, in bytes (limits.log_line_bytes). */
   readonly logLineLimitBytes?: number;
+  /**
+   * The attempt's abort switch, behind `context.signal`: a kind that only needs to know of
+   * an abort listens here, and the signal is never made for a body that does not read it.
+   */
+  readonly controller?: AttemptController;
 }
 
 export interface TaskExecutor {

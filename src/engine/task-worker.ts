@@ -28,6 +28,7 @@ import type { AttemptResult, TaskScope } from './attempt-runner.js';
 import type { EngineClock, EngineFaults, FlowResolver, ResolvedFlow } from './engine.js';
 import type { ExecutorRegistry } from './executor.js';
 import { AttemptAbort } from './executor.js';
+import { AttemptController } from './attempt-controller.js';
 import type { LongTimer } from './long-timer.js';
 import { setLongInterval } from './long-timer.js';
 
@@ -59,7 +60,7 @@ export interface TaskWorkerOptions {
 
 interface Running {
   readonly claim: ClaimedTask;
-  readonly controller: AbortController;
+  readonly controller: AttemptController;
   logBytes: number;
   logTruncated: boolean;
 }
@@ -184,7 +185,7 @@ export class TaskWorker {
   }
 
   private begin(claim: ClaimedTask): void {
-    const running: Running = { claim, controller: new AbortController(), logBytes: 0, logTruncated: false };
+    const running: Running = { claim, controller: new AttemptController(), logBytes: 0, logTruncated: false };
     // The same row claimed again carries a newer token: the older claim is no longer ours.
     this.running
       .get(claim.id)
@@ -262,7 +263,7 @@ export class TaskWorker {
 
   private finish(r: Running, result: AttemptResult): void {
     if (this.running.get(r.claim.id) === r) this.running.delete(r.claim.id);
-    const reason = r.controller.signal.reason;
+    const reason = r.controller.reason;
     if (reason instanceof AttemptAbort && reason.kind === 'lease_lost') {
       // The claim is gone: whatever the body did, its outcome is not ours to report.
       this.wakeIdle();

@@ -44,25 +44,35 @@ export const functionExecutor: TaskExecutor = {
         hint: 'Give the task a `module` (YAML) or define it with a function in the TypeScript builder.',
       });
     }
-    const signal = context.signal;
-    if (signal.aborted) throw signal.reason;
+    // Through the attempt's controller when there is one: reading `context.signal` would make one.
+    const controller = request.controller;
+    const reasonNow = () => (controller ? controller.reason : context.signal.reason);
+    if (controller ? controller.aborted : context.signal.aborted) throw reasonNow();
     // A function that ignores its signal cannot be stopped; the attempt still ends at once.
     return await new Promise<unknown>((resolvePromise, reject) => {
-      const onAbort = () =>
-        reject(signal.reason instanceof AttemptAbort ? signal.reason : new AttemptAbort('cancelled', 'cancelled'));
-      signal.addEventListener('abort', onAbort, { once: true });
+      const onAbort = () => reject(abortReason(reasonNow()));
+      const stopListening = controller ? controller.onAbort(onAbort) : listen(context.signal, onAbort);
       Promise.resolve()
         .then(() => fn(context))
         .then(
           (value) => {
-            signal.removeEventListener('abort', onAbort);
+            stopListening();
             resolvePromise(value);
           },
           (error: unknown) => {
-            signal.removeEventListener('abort', onAbort);
+            stopListening();
             reject(error);
           },
         );
     });
   },
 };
+
+function abortReason(reason: unknown): AttemptAbort {
+  return reason instanceof AttemptAbort ? reason : new AttemptAbort('cancelled', 'cancelled');
+}
+
+function listen(signal: AbortSignal, onAbort: () => void): () => void {
+  signal.addEventListener('abort', onAbort, { once: true });
+  return () => signal.removeEventListener('abort', onAbort);
+}

@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { BatonError } from '../../core/errors.js';
 import { ClaimedRuns } from '../claimed-runs.js';
 import type { TaskError } from '../../core/model.js';
-import { versionedEvent } from '../../core/run-history.js';
+import { versionedEvent, versionedEventJson } from '../../core/run-history.js';
 import type { RunEvent } from '../../core/run-machine.js';
 import type { BackfillState, TriggerSpec } from '../../core/trigger-spec.js';
 import { triggerId } from '../../core/trigger-spec.js';
@@ -52,6 +52,7 @@ import type {
   TaskRunRecord,
 } from '../store.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
+import { MultiRowInsert } from './multi-row-insert.js';
 
 /** Named points where a test may crash the process (see engine/crash-points.ts). */
 export interface StoreFaults {
@@ -109,6 +110,9 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly faults: StoreFaults | undefined;
   private readonly stmt: ReturnType<SqliteStore['prepare']>;
+  /** A commit's events and task rows, written many to a statement. */
+  private readonly eventRows: MultiRowInsert;
+  private readonly taskRows: MultiRowInsert;
   private readonly runWakers = new Set<() => void>();
   private readonly endListeners = new Set<(runId: string) => void>();
   /** Rows and events of runs this process just claimed, for the engine's first reads of them. */
@@ -140,6 +144,22 @@ export class SqliteStore implements Store {
     }
     this.db.pragma(`busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
     this.stmt = this.prepare();
+    this.eventRows = new MultiRowInsert(
+      this.db,
+      5,
+      (values) => `INSERT INTO events (run_id, seq, type, at, data) VALUES ${values}`,
+    );
+    // A task run's id is fixed when its row is created; later patches change its state only.
+    this.taskRows = new MultiRowInsert(
+      this.db,
+      10,
+      (values) =>
+        `INSERT INTO task_runs (run_id, idx, task_id, state, attempts, started_at, ended_at, skip_reason, output, error)
+         VALUES ${values}
+         ON CONFLICT (run_id, idx) DO UPDATE SET state = excluded.state, attempts = excluded.attempts,
+           started_at = excluded.started_at, ended_at = excluded.ended_at, skip_reason = excluded.skip_reason,
+           output = excluded.output, error = excluded.error`,
+    );
   }
 
   private migrateSync(): void {
@@ -216,14 +236,6 @@ export class SqliteStore implements Store {
          WHERE id = ? RETURNING parent_run_id`,
       ),
       updateSeq: db.prepare('UPDATE runs SET last_seq = ? WHERE id = ?'),
-      // A task run's id is fixed when its row is created; later patches change its state only.
-      upsertTask: db.prepare(
-        `INSERT INTO task_runs (run_id, idx, task_id, state, attempts, started_at, ended_at, skip_reason, output, error)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (run_id, idx) DO UPDATE SET state = excluded.state, attempts = excluded.attempts,
-           started_at = excluded.started_at, ended_at = excluded.ended_at, skip_reason = excluded.skip_reason,
-           output = excluded.output, error = excluded.error`,
-      ),
       recountTasks: db.prepare(
         'UPDATE runs SET task_count = (SELECT count(*) FROM task_runs WHERE run_id = ?) WHERE id = ?',
       ),
@@ -757,7 +769,11 @@ export class SqliteStore implements Store {
     this.claimed.forget(entries.map((e) => e.lease.runId));
     const s = this.stmt;
     return this.guard('committing run changes', () => {
+      const events = this.eventRows;
+      const tasks = this.taskRows;
       const tx = this.db.transaction(() => {
+        events.clear();
+        tasks.clear();
         const fenced: string[] = [];
         const ended: string[] = [];
         let endedChild = false;
@@ -771,8 +787,13 @@ export class SqliteStore implements Store {
           }
           let seq = current.last_seq;
           for (const ev of e.events) {
-            s.insertEvent.run(runId, ++seq, ev.type, ev.at, JSON.stringify(versionedEvent(ev)));
+            events.put(runId);
+            events.put(++seq);
+            events.put(ev.type);
+            events.put(ev.at);
+            events.put(versionedEventJson(ev));
           }
+          events.flush();
           if (first) {
             this.faults?.crashPoint('mid_commit');
             first = false;
@@ -797,20 +818,19 @@ export class SqliteStore implements Store {
           }
           let highest = -1;
           for (const t of e.tasks) {
-            s.upsertTask.run(
-              runId,
-              t.index,
-              t.taskId,
-              t.state,
-              t.attempts,
-              t.startedAt,
-              t.endedAt,
-              t.skipReason,
-              json(t.output),
-              json(t.error),
-            );
+            tasks.put(runId);
+            tasks.put(t.index);
+            tasks.put(t.taskId);
+            tasks.put(t.state);
+            tasks.put(t.attempts);
+            tasks.put(t.startedAt);
+            tasks.put(t.endedAt);
+            tasks.put(t.skipReason);
+            tasks.put(json(t.output));
+            tasks.put(json(t.error));
             if (t.index > highest) highest = t.index;
           }
+          tasks.flush();
           // Rows past the last known index may be new (the engine appends task runs at the
           // end): keep task_count the number of task runs.
           if (highest >= current.task_count) s.recountTasks.run(runId, runId);

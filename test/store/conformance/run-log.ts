@@ -5,6 +5,7 @@
 import { expect, it } from 'vitest';
 import type { Lease, TaskRunPatch } from '../../../src/store/store.js';
 import type { RunEvent } from '../../../src/core/run-machine.js';
+import type { TaskStateName } from '../../../src/core/states.js';
 import { describePort, flow, runId, tasksEntry } from './shared.js';
 import type { StoreFactory } from './shared.js';
 
@@ -142,6 +143,52 @@ export function runLogConformance(factory: StoreFactory): void {
       ]);
       expect(fresh.fenced).toEqual([]);
       expect((await store.getTaskRuns(run.id))[0]).toMatchObject({ state: 'succeeded', output: { rows: 3 } });
+    });
+
+    it('commits hundreds of events and task rows of several runs in order, each run its own', async () => {
+      const { store } = t;
+      const ids = Array.from({ length: 130 }, (_, i) => `t${i}`);
+      const made = await Promise.all(
+        [0, 1].map(() => store.createRun({ id: runId(), flow, params: {}, taskIds: ids, createdAt: Date.now() })),
+      );
+      const leases = await Promise.all(
+        made.map(({ run }) => store.claimRun(run.id, { owner: 'A', leaseMs: 10_000 }) as Promise<Lease>),
+      );
+      const patch = (i: number, state: TaskStateName): TaskRunPatch => ({
+        index: i,
+        taskId: `t${i}`,
+        state,
+        attempts: 1,
+        startedAt: i,
+        endedAt: null,
+        skipReason: null,
+        output: { i },
+        error: null,
+      });
+      const result = await store.commit(
+        leases.map((lease, k) => ({
+          lease,
+          events: ids.map((id, i): RunEvent => ({ type: 'task_started', at: i, task: id, attempt: 1 + k })),
+          // One row more than the run had: a task run appended at the end, as a map adds them.
+          tasks: [...ids.map((_, i) => patch(i, k === 0 ? 'running' : 'queued')), patch(130, 'queued')],
+          timers: [],
+          logs: [],
+        })),
+      );
+      expect(result.fenced).toEqual([]);
+      for (const [k, { run }] of made.entries()) {
+        const events = await store.readEvents(run.id);
+        expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 131 }, (_, i) => i + 1));
+        expect(events.slice(1).map((e) => e.event)).toEqual(
+          ids.map((id, i) => ({ v: 1, type: 'task_started', at: i, task: id, attempt: 1 + k })),
+        );
+        const rows = await store.getTaskRuns(run.id);
+        expect(rows).toHaveLength(131);
+        expect(rows.map((r) => [r.taskId, r.state, r.output])).toEqual(
+          Array.from({ length: 131 }, (_, i) => [`t${i}`, k === 0 && i < 130 ? 'running' : 'queued', { i }]),
+        );
+        expect((await store.getRun(run.id))?.taskCount).toBe(131);
+      }
     });
 
     it('claims queued runs oldest first and respects max active runs per flow', async () => {
