@@ -7,7 +7,7 @@
  * The catalog is also the engine's FlowResolver: it rebuilds a pinned version from the
  * store and refuses to execute code that changed since.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { Problem } from '../core/errors.js';
@@ -75,9 +75,50 @@ function moduleSources(spec: FlowSpec, flowFile: string): string[] {
 /** Version = short sha256 of the normalized spec and the sources it runs. */
 export function flowVersion(spec: FlowSpec, sources: readonly string[]): string {
   const h = createHash('sha256');
-  h.update(JSON.stringify(spec));
+  updateWithJson(h, spec);
   for (const s of sources) h.update('\u0000').update(s);
   return h.digest('hex').slice(0, 12);
+}
+
+/** Tasks serialized per piece fed to the hash: a few tens of kilobytes of text. */
+const TASKS_PER_PIECE = 64;
+
+/**
+ * Feeds the hash the text of `JSON.stringify(spec)`, byte for byte, in pieces: the text of
+ * a flow of 50,000 tasks is tens of megabytes, and made whole it is one more copy of that
+ * size to allocate, collect and encode. The spec is plain data (no `toJSON`); anything else
+ * is hashed as one text.
+ */
+function updateWithJson(h: Hash, spec: FlowSpec): void {
+  const tasks = spec.tasks as unknown;
+  if ('toJSON' in spec || !Array.isArray(tasks) || 'toJSON' in tasks) {
+    h.update(JSON.stringify(spec));
+    return;
+  }
+  let pending = '{';
+  let first = true;
+  for (const key of Object.keys(spec)) {
+    const value = (spec as unknown as Record<string, unknown>)[key];
+    if (value === tasks) {
+      h.update(`${pending}${first ? '' : ','}${JSON.stringify(key)}:[`);
+      first = false;
+      pending = ']';
+      for (let i = 0; i < tasks.length; i += TASKS_PER_PIECE) {
+        let piece = '';
+        const end = Math.min(tasks.length, i + TASKS_PER_PIECE);
+        // As in JSON.stringify: an entry with no JSON text is written as null.
+        for (let k = i; k < end; k++) piece += `${k > 0 ? ',' : ''}${JSON.stringify(tasks[k]) ?? 'null'}`;
+        h.update(piece);
+      }
+      continue;
+    }
+    const json = JSON.stringify(value);
+    // As in JSON.stringify: a key whose value has no JSON text is left out.
+    if (json === undefined) continue;
+    pending += `${first ? '' : ','}${JSON.stringify(key)}:${json}`;
+    first = false;
+  }
+  h.update(`${pending}}`);
 }
 
 /** The source path recorded for a flow registered in code: `code:<flow name>`, no file. */

@@ -165,10 +165,39 @@ function collectGroups(draft: FlowDraft, add: AddProblem): Map<string, Group> {
   return groups;
 }
 
+/**
+ * The entries of a level by id, held as their positions in the level's list: the graph
+ * check then takes this very map as its index of the ids, rather than build another one.
+ */
+class EntryIndex {
+  readonly positions = new Map<string, number>();
+
+  constructor(private readonly entries: Entry[]) {}
+
+  has(id: string): boolean {
+    return this.positions.has(id);
+  }
+
+  get(id: string): Entry | undefined {
+    const at = this.positions.get(id);
+    return at === undefined ? undefined : this.entries[at];
+  }
+
+  keys(): IterableIterator<string> {
+    return this.positions.keys();
+  }
+
+  /** Appends an entry whose id is not in the index yet. */
+  add(entry: Entry): void {
+    this.positions.set(entry.id, this.entries.length);
+    this.entries.push(entry);
+  }
+}
+
 /** The tasks of one level (the flow, or one map template) and what they imply. */
 class Level {
   private readonly entries: Entry[] = [];
-  private readonly byId = new Map<string, Entry>();
+  private readonly byId = new EntryIndex(this.entries);
   private readonly inner = new Map<string, Level>();
   /** Resolved choice targets and race branches, by task id. */
   private readonly targets = new Map<string, Dep[]>();
@@ -192,7 +221,7 @@ class Level {
     private readonly scope: LevelScope,
     private readonly shared: Shared,
   ) {
-    for (const draft of drafts) this.enter(draft);
+    for (let i = 0; i < drafts.length; i++) this.enter(drafts[i] as DraftTask);
   }
 
   private get add(): AddProblem {
@@ -212,9 +241,7 @@ class Level {
       );
       return;
     }
-    const entry = newEntry(draft);
-    this.byId.set(draft.id, entry);
-    this.entries.push(entry);
+    this.byId.add(newEntry(draft));
     const c = draft.onFailure;
     if (!c) return;
     const id = c.handler.id;
@@ -231,9 +258,7 @@ class Level {
       );
       return;
     }
-    const handler = newEntry(c.handler, draft.id, c);
-    this.byId.set(id, handler);
-    this.entries.push(handler);
+    this.byId.add(newEntry(c.handler, draft.id, c));
   }
 
   /** The ids of the level's tasks (handlers aside), in order; complete once the constructor ran. */
@@ -263,12 +288,24 @@ class Level {
   }
 
   check(): void {
-    for (const e of this.entries) this.resolveDependsOn(e);
-    for (const e of this.entries) if (e.draft.race) this.resolveRace(e.draft, e.draft.race);
-    for (const e of this.entries) if (e.draft.choice) this.resolveChoice(e.draft, e.draft.choice);
+    // Indexed loops over the entries: this runs once per level, before the optimizing
+    // compiler steps in, and each step of a for-of would allocate an iterator result, a
+    // hundred thousand per loop in a large flow.
+    const entries = this.entries;
+    const n = entries.length;
+    for (let i = 0; i < n; i++) this.resolveDependsOn(entries[i] as Entry);
+    for (let i = 0; i < n; i++) {
+      const d = (entries[i] as Entry).draft;
+      if (d.race) this.resolveRace(d, d.race);
+    }
+    for (let i = 0; i < n; i++) {
+      const d = (entries[i] as Entry).draft;
+      if (d.choice) this.resolveChoice(d, d.choice);
+    }
     // Choice branches wait for their choice unless that would close a cycle (reported above).
     this.upstreamIndex = undefined;
-    for (const e of this.entries) {
+    for (let i = 0; i < n; i++) {
+      const e = entries[i] as Entry;
       const c = e.draft.choice;
       if (!c) continue;
       for (const target of this.targets.get(e.draft.id) ?? []) {
@@ -276,15 +313,16 @@ class Level {
       }
     }
     this.upstreamIndex = undefined;
-    for (const e of this.entries) {
+    for (let i = 0; i < n; i++) {
+      const e = entries[i] as Entry;
       e.dependsOn = e.names ?? (e.deps.length === 0 ? NO_IDS : e.deps.map((d) => d.name));
     }
     this.checkGraph();
-    for (const e of this.entries) this.checkRules(e);
-    for (const e of this.entries) this.checkMap(e.draft);
-    for (const e of this.entries) this.checkExpressions(e);
-    for (const e of this.entries) {
-      const scripts = e.draft.shellScripts;
+    for (let i = 0; i < n; i++) this.checkRules(entries[i] as Entry);
+    for (let i = 0; i < n; i++) this.checkMap((entries[i] as Entry).draft);
+    for (let i = 0; i < n; i++) this.checkExpressions(entries[i] as Entry);
+    for (let i = 0; i < n; i++) {
+      const scripts = (entries[i] as Entry).draft.shellScripts;
       if (scripts) for (const p of checkShellScripts(scripts)) this.add(p.code, p.path, p.message, p.hint, p.at);
     }
   }
@@ -647,7 +685,7 @@ class Level {
 
   private checkGraph(): void {
     const word = this.shared.word;
-    const { problems, graph } = analyzeGraph(this.entries);
+    const { problems, graph } = analyzeGraph(this.entries, this.byId.positions);
     this.graph = graph;
     for (const problem of problems) {
       if (problem.kind === 'self_dependency') {
@@ -791,7 +829,7 @@ class Level {
   private checkExpressions(e: Entry): void {
     const d = e.draft;
     // Most tasks of a large flow template nothing: they need no scope at all.
-    if (!d.map && !d.choice && !d.templated.some((t) => hasTemplate(t.value))) return;
+    if (!d.map && !d.choice && !templatesAny(d.templated)) return;
     const scope = this.readScope(e);
     // Problems are appended one by one: a spread of 200,000 would overflow the stack.
     const found: ReferenceProblem[] = [];
@@ -825,7 +863,9 @@ class Level {
     const out: TaskSpec[] = [];
     // The checked graph is the plan's when every spec kept its task's checked dependencies.
     let same = this.graph !== undefined;
-    for (const e of this.entries) {
+    const entries = this.entries;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i] as Entry;
       const spec = this.buildTask(e);
       if (!spec) return undefined;
       if (spec.dependsOn !== e.dependsOn) same = false;
@@ -921,6 +961,12 @@ function pushDep(list: Dep[], dep: Dep): void {
   if (ids.has(dep.name)) return;
   list.push(dep);
   ids.add(dep.name);
+}
+
+/** Whether any of the values holds a `${{ }}` template; a loop, as it runs once per task. */
+function templatesAny(values: readonly TemplatedValue[]): boolean {
+  for (let i = 0; i < values.length; i++) if (hasTemplate((values[i] as TemplatedValue).value)) return true;
+  return false;
 }
 
 /** The tasks the body of a plain map may read among its own: none, it is alone there. */

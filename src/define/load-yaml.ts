@@ -370,8 +370,10 @@ function checkPools(
   };
   check(valueAt(raw, ['defaults', 'pool']), ['defaults', 'pool']);
   // A task without a worker slot does not take pool, which is reported as such.
+  // Paths are made only for the tasks that set the key: a flow may have 50,000 tasks.
   for (const task of tasks) {
-    if (!isParkingKind(task.kind ?? '') && !runsNothing(task)) check(task.raw.pool, [...task.path, 'pool']);
+    if (task.raw.pool !== undefined && !isParkingKind(task.kind ?? '') && !runsNothing(task))
+      check(task.raw.pool, [...task.path, 'pool']);
   }
 }
 
@@ -407,7 +409,9 @@ function checkRetryBounds(raw: Record<string, unknown>, tasks: readonly CheckedT
   };
   const builtIn = { backoff: DEFAULT_RETRY.backoffMs, max: DEFAULT_RETRY.maxBackoffMs };
   const flowLevel = check(valueAt(raw, ['defaults', 'retry']), ['defaults', 'retry'], builtIn);
-  for (const task of tasks) if (!runsNothing(task)) check(task.raw.retry, [...task.path, 'retry'], flowLevel);
+  // A task without retry inherits what was checked above; no path is made for it.
+  for (const task of tasks)
+    if (task.raw.retry !== undefined && !runsNothing(task)) check(task.raw.retry, [...task.path, 'retry'], flowLevel);
 }
 
 /** Retry lists name error codes or kinds; a misspelt kind would never match, so it is reported. */
@@ -423,7 +427,7 @@ function checkErrorSelectors(raw: Record<string, unknown>, tasks: readonly Check
     }
   };
   check(valueAt(raw, ['defaults', 'retry']), ['defaults', 'retry']);
-  for (const task of tasks) check(task.raw.retry, [...task.path, 'retry']);
+  for (const task of tasks) if (isRecord(task.raw.retry)) check(task.raw.retry, [...task.path, 'retry']);
 }
 
 // --- normalization -----------------------------------------------------------------

@@ -85,6 +85,8 @@ const SLOT_KEYS = ['pool', 'labels'];
 const HANDLER_KEYS = Object.keys(HandlerKeysSchema.shape);
 /** Keys that make up a task's body, one per task. */
 const BODY_KEYS = [...BODY_FORMS.keys(), 'choice', 'race', 'tasks'];
+/** The common keys parsed for a choice, a race and a map over a group: none of a running task. */
+const STRUCTURAL_BASE_KEYS = BASE_KEYS.filter((k) => !RUN_KEYS.includes(k));
 
 /**
  * Checks the top-level tasks (a map or a list under `tasks:`) and everything nested in them.
@@ -188,6 +190,43 @@ function entriesOf(value: unknown, path: KeyPath, problems: SchemaProblem[]): Wr
   return out;
 }
 
+/** What acceptedKeys found, by what decides it: a kind's schema, a body form, or a form type. */
+const ACCEPTED: readonly Map<unknown, readonly string[]>[] = [new Map(), new Map(), new Map(), new Map()];
+const NO_KIND = {};
+
+/**
+ * The keys a task of this form takes. The same few lists serve every task of a flow:
+ * each is made once, rather than once per task of a file that may hold 50,000.
+ */
+function acceptedKeys(
+  form: Form,
+  kindEntry: { readonly keys: { readonly shape: object } } | undefined,
+  listed: boolean,
+  role: Role,
+): readonly string[] {
+  const owner = form.type === 'kind' ? (kindEntry ?? NO_KIND) : form.type === 'body' ? form.body : form.type;
+  const cache = ACCEPTED[(listed ? 2 : 0) + (role === 'handler' ? 1 : 0)] as Map<unknown, readonly string[]>;
+  let keys = cache.get(owner);
+  if (keys) return keys;
+  const ownKeys =
+    form.type === 'kind'
+      ? Object.keys(kindEntry?.keys.shape ?? {})
+      : form.type === 'body'
+        ? form.body.keys
+        : form.type === 'group'
+          ? ['tasks']
+          : [form.type];
+  keys = [
+    ...BASE_KEYS,
+    ...SHAPE_KEYS,
+    ...ownKeys,
+    ...(listed ? ['id'] : []),
+    ...(role === 'handler' ? HANDLER_KEYS : []),
+  ].filter((k, i, all) => all.indexOf(k) === i);
+  cache.set(owner, keys);
+  return keys;
+}
+
 type Form =
   | { readonly type: 'kind'; readonly kind: string | undefined }
   | { readonly type: 'body'; readonly kind: string; readonly body: BodyForm }
@@ -210,32 +249,16 @@ function checkTask(
   const { id, path } = entry;
   const form = formOf(task, path, kinds, problems);
   const kindEntry = form.type === 'kind' && form.kind !== undefined ? TASK_KIND_SCHEMAS.get(form.kind) : undefined;
-  const ownKeys =
-    form.type === 'kind'
-      ? Object.keys(kindEntry?.keys.shape ?? {})
-      : form.type === 'body'
-        ? form.body.keys
-        : form.type === 'group'
-          ? ['tasks']
-          : [form.type];
-  const accepted = [
-    ...BASE_KEYS,
-    ...SHAPE_KEYS,
-    ...ownKeys,
-    ...(entry.listed ? ['id'] : []),
-    ...(role === 'handler' ? HANDLER_KEYS : []),
-  ].filter((k, i, all) => all.indexOf(k) === i);
-  checkKeys(task, path, form, accepted, problems);
+  checkKeys(task, path, form, acceptedKeys(form, kindEntry, entry.listed, role), problems);
 
-  const pick = (keys: readonly string[]) => Object.fromEntries(Object.entries(task).filter(([k]) => keys.includes(k)));
+  const pick = (keys: readonly string[]) => {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(task)) if (keys.includes(k)) setOwn(out, k, task[k]);
+    return out;
+  };
   // A choice, a race and a map over a group get their running keys reported, not parsed.
   const structural = form.type !== 'kind' && form.type !== 'body';
-  const base = parseWith(
-    TaskCommonSchema,
-    pick(BASE_KEYS.filter((k) => !structural || !RUN_KEYS.includes(k))),
-    path,
-    'a task',
-  );
+  const base = parseWith(TaskCommonSchema, pick(structural ? STRUCTURAL_BASE_KEYS : BASE_KEYS), path, 'a task');
   if (!base.ok) problems.push(...base.problems);
   const triggerRule = parseTriggerRule(task.trigger_rule, [...path, 'trigger_rule'], problems);
   if (task.group !== undefined && typeof task.group !== 'string')
@@ -382,8 +405,9 @@ function checkKeys(
   problems: SchemaProblem[],
 ): void {
   const what = STRUCTURAL[form.type];
+  const firstBody = BODY_KEYS.find((k) => k in task);
   for (const key of Object.keys(task)) {
-    if (BODY_KEYS.includes(key) && key !== BODY_KEYS.find((k) => k in task)) continue; // a second body, reported
+    if (BODY_KEYS.includes(key) && key !== firstBody) continue; // a second body, reported
     if (what !== undefined && RUN_KEYS.includes(key)) {
       const hint = form.type === 'group' ? `Set ${key} on the tasks of the map.` : `Remove ${key}.`;
       problems.push(problem([...path, key], `not a key of ${what}, which runs nothing itself`, hint, 'key'));
@@ -473,7 +497,27 @@ function parseTriggerRule(
   return { rule: parsed.data as TriggerRule };
 }
 
-const camel = (key: string): string => key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+/** Sets an own property whatever its name, as Object.fromEntries does (`__proto__` included). */
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__')
+    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
+}
+
+/** camelCase keys by snake_case key: the keys of bodies are few, and every task has some. */
+const CAMEL = new Map<string, string>();
+const camel = (key: string): string => {
+  let out = CAMEL.get(key);
+  if (out === undefined) {
+    out = key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+    // Keys come from the schemas' shapes, but a bound keeps this safe whatever they are.
+    if (CAMEL.size < 1000) CAMEL.set(key, out);
+  }
+  return out;
+};
+
+/** The templated paths of a task of a registered kind: one list per kind, shared by its tasks. */
+const KIND_TEMPLATED = new Map<unknown, KeyPath[]>();
 
 /** The body's config (and a subflow's params), with the body's templated paths. */
 function parseBody(
@@ -487,7 +531,11 @@ function parseBody(
   switch (form.type) {
     case 'kind': {
       const entry = form.kind === undefined ? undefined : TASK_KIND_SCHEMAS.get(form.kind);
-      const templated = bodyTemplated((entry?.templated ?? []).map((k) => [k]));
+      let templated = KIND_TEMPLATED.get(entry);
+      if (!templated) {
+        templated = bodyTemplated((entry?.templated ?? []).map((k) => [k]));
+        KIND_TEMPLATED.set(entry, templated);
+      }
       // A known kind without a registered schema has no keys of its own.
       if (form.kind === undefined) return { templated };
       if (!entry) return { config: {}, templated };
@@ -496,11 +544,13 @@ function parseBody(
         problems.push(...own.problems);
         return { templated };
       }
-      const config = Object.fromEntries(
-        Object.entries(own.data as Record<string, unknown>).flatMap(([key, value]) =>
-          value === undefined ? [] : [[camel(key), value]],
-        ),
-      );
+      const data = own.data as Record<string, unknown>;
+      const config: Record<string, unknown> = {};
+      for (const key of Object.keys(data)) {
+        const value = data[key];
+        if (value === undefined) continue;
+        setOwn(config, camel(key), value);
+      }
       return { config, templated };
     }
     case 'body': {

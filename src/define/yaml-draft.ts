@@ -14,6 +14,7 @@ import {
   type NameRef,
   type TaskBody,
 } from './flow-draft.js';
+import type { TemplatedValue } from './reference-check.js';
 import { shellScriptsOf } from './shell-scripts.js';
 import type { CheckedTask } from './task-check.js';
 
@@ -61,68 +62,121 @@ function bodyOf(task: CheckedTask, defaults: TaskDefaults | undefined): TaskBody
       config: task.config,
     };
   }
-  return {
+  // Set field by field, in the same order: a spread of a conditional literal costs a lot per task.
+  const body: { -readonly [K in keyof TaskBody]: TaskBody[K] } = {
     kind: task.kind,
     retry: mergeRetry(defaults.retry, base.retry),
     timeoutMs: base.timeout ?? defaults.timeoutMs,
     pool: base.pool ?? defaults.pool,
-    ...(base.labels?.length ? { labels: base.labels } : {}),
-    with: task.params ?? base.with ?? {},
-    config: task.config,
-  };
+  } as TaskBody;
+  if (base.labels?.length) body.labels = base.labels;
+  body.with = task.params ?? base.with ?? {};
+  body.config = task.config;
+  return body;
 }
 
-/** The draft of one checked task (and of what is nested in it). Paths are relative to the document. */
+/**
+ * A name written in a list of the document, at `[...at, ...keys, index]`. Its key path is
+ * made only when a problem names it: a flow may list tens of thousands of dependencies.
+ */
+class WrittenName implements NameRef {
+  constructor(
+    readonly name: string,
+    private readonly at: KeyPath,
+    private readonly keys: readonly string[],
+    private readonly index: number,
+  ) {}
+
+  get path(): KeyPath {
+    return [...this.at, ...this.keys, this.index];
+  }
+}
+
+/** A templated value of a task at `[...at, ...keys]`, its key path made when read. */
+class WrittenValue implements TemplatedValue {
+  constructor(
+    readonly value: unknown,
+    private readonly at: KeyPath,
+    private readonly keys: KeyPath,
+  ) {}
+
+  get path(): KeyPath {
+    return [...this.at, ...this.keys];
+  }
+}
+
+const DEPENDS_ON = ['depends_on'];
+const HANDLER_ON = ['on_failure', 'on'];
+
+/** The string entries of the list at `keys` in `raw`, as names written under the task at `at`. */
+function writtenNames(raw: unknown, at: KeyPath, keys: readonly string[]): WrittenName[] {
+  const list = valueAt(raw, keys);
+  if (!Array.isArray(list)) return [];
+  const out: WrittenName[] = [];
+  for (let i = 0; i < list.length; i++) {
+    const name: unknown = list[i];
+    // Other entries are schema problems already.
+    if (typeof name === 'string') out.push(new WrittenName(name, at, keys, i));
+  }
+  return out;
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/**
+ * The draft of one checked task (and of what is nested in it). Paths are relative to the
+ * document. One object of a fixed shape, optional fields set only when present: a flow
+ * file may hold 50,000 tasks, and spreads of conditional literals cost a lot there.
+ */
 export function draftOf(task: CheckedTask, defaults: TaskDefaults | undefined): DraftTask {
   const { raw, path } = task;
   const rel = (...keys: (string | number)[]): KeyPath => [...path, ...keys];
   const description = task.base?.description;
   const handler = task.handler;
-  return {
+  const dependsOn = writtenNames(raw, path, DEPENDS_ON);
+  const templated = task.templated.map((keys) => new WrittenValue(valueAt(raw, keys), path, keys));
+  const draft: Mutable<DraftTask> = {
     id: task.id,
     path,
     body: bodyOf(task, defaults),
-    ...(description !== undefined ? { description } : {}),
-    ...(typeof raw.group === 'string' ? { group: { name: raw.group, path: rel('group') } } : {}),
-    dependsOn: namesAt(raw, ['depends_on']).map((r) => ({ name: r.name, path: [...path, ...r.path] })),
+    dependsOn,
+    // Every entry is a name, one for one: the resolver then needs no path for any of them.
+    dependsOnNames: dependsOn.map((r) => r.name),
     dependsOnPath: rel('depends_on'),
-    ...(task.triggerRule ? { triggerRule: { ...task.triggerRule, path: rel('trigger_rule') } } : {}),
-    templated: task.templated.map((keys) => ({ value: valueAt(raw, keys), path: [...path, ...keys] })),
-    ...(task.kind === 'shell'
-      ? {
-          shellScripts:
-            'run' in raw ? shellScriptsOf(raw.run, rel('run')) : shellScriptsOf(raw.command, rel('command')),
-        }
-      : {}),
-    ...(raw.map !== undefined
-      ? {
-          map: {
-            path: rel('map'),
-            over: { value: valueAt(raw, ['map', 'over']), path: rel('map', 'over') },
-            maxParallel: task.map?.max_parallel ?? null,
-            batch: task.map?.batch ?? null,
-            onItemFailure: task.map?.on_item_failure ?? 'fail',
-            ...(task.inner ? { tasks: task.inner.map((t) => draftOf(t, defaults)) } : {}),
-            tasksPath: rel('tasks'),
-          },
-        }
-      : {}),
-    // A choice or race that is not a map is a schema problem already; it has no structure to check.
-    ...(task.kind === 'choice' && isRecord(raw.choice) ? { choice: choiceOf(task) } : {}),
-    ...(task.kind === 'race' && isRecord(raw.race) ? { race: raceOf(task) } : {}),
-    ...(handler
-      ? {
-          onFailure: {
-            path: rel('on_failure'),
-            handler: draftOf(handler.task, defaults),
-            idGiven: typeof valueAt(raw, ['on_failure', 'id']) === 'string',
-            recover: handler.keys.recover ?? false,
-            on: namesAt(raw, ['on_failure', 'on']).map((r) => ({ name: r.name, path: [...path, ...r.path] })),
-          },
-        }
-      : {}),
-    ...(raw.finally === true ? { finally: rel('finally') } : {}),
+    templated,
   };
+  if (description !== undefined) draft.description = description;
+  if (typeof raw.group === 'string') draft.group = { name: raw.group, path: rel('group') };
+  if (task.triggerRule) draft.triggerRule = { ...task.triggerRule, path: rel('trigger_rule') };
+  if (task.kind === 'shell') {
+    draft.shellScripts =
+      'run' in raw ? shellScriptsOf(raw.run, rel('run')) : shellScriptsOf(raw.command, rel('command'));
+  }
+  if (raw.map !== undefined) {
+    draft.map = {
+      path: rel('map'),
+      over: { value: valueAt(raw, ['map', 'over']), path: rel('map', 'over') },
+      maxParallel: task.map?.max_parallel ?? null,
+      batch: task.map?.batch ?? null,
+      onItemFailure: task.map?.on_item_failure ?? 'fail',
+      ...(task.inner ? { tasks: task.inner.map((t) => draftOf(t, defaults)) } : {}),
+      tasksPath: rel('tasks'),
+    };
+  }
+  // A choice or race that is not a map is a schema problem already; it has no structure to check.
+  if (task.kind === 'choice' && isRecord(raw.choice)) draft.choice = choiceOf(task);
+  if (task.kind === 'race' && isRecord(raw.race)) draft.race = raceOf(task);
+  if (handler) {
+    draft.onFailure = {
+      path: rel('on_failure'),
+      handler: draftOf(handler.task, defaults),
+      idGiven: typeof valueAt(raw, ['on_failure', 'id']) === 'string',
+      recover: handler.keys.recover ?? false,
+      on: writtenNames(raw, path, HANDLER_ON),
+    };
+  }
+  if (raw.finally === true) draft.finally = rel('finally');
+  return draft;
 }
 
 function choiceOf(task: CheckedTask): DraftChoice {

@@ -433,40 +433,45 @@ class Reader {
     const end = this.ends[line] as number;
     const isList = this.text[at] === '[';
     const close = isList ? ']' : '}';
-    const list: unknown[] = [];
-    const map: Record<string, unknown> = {};
+    // Only the collection written is made: a flow file may hold 100,000 of them.
+    const list: unknown[] | undefined = isList ? [] : undefined;
+    const map: Record<string, unknown> | undefined = isList ? undefined : {};
+    const names: string[] | undefined = isList ? undefined : [];
     const entries: number[] = [];
-    const names: string[] = [];
-    const done = (after: number): unknown => {
-      this.valueRecord = isList ? this.places.record(entries) : this.places.record(entries, map, names);
-      this.valueEnd = after;
-      return isList ? list : map;
-    };
     let p = this.skipSpaces(at + 1, end);
-    if (this.text[p] === close) return done(p + 1);
-    for (;;) {
-      if (isList) {
-        list.push(this.flowItem(line, p, depth + 1));
-        entries.push(p, this.valueRecord);
-      } else {
-        const keyAt = p;
-        while (p < end && KEY_CHAR.test(this.text[p] as string)) p++;
-        const key = this.text.slice(keyAt, p);
-        if (!KEY.test(key) || this.text[p] !== ':' || this.text.charCodeAt(p + 1) !== SPACE) throw NOT_SIMPLE;
-        const name = keyName(key);
-        const start = this.skipSpaces(p + 1, end);
-        setKey(map, name, this.flowItem(line, start, depth + 1));
-        names.push(name);
-        entries.push(keyAt, start, this.valueRecord);
+    let after = p + 1;
+    if (this.text[p] !== close)
+      for (;;) {
+        if (list) {
+          list.push(this.flowItem(line, p, depth + 1));
+          entries.push(p, this.valueRecord);
+        } else {
+          const keyAt = p;
+          while (p < end && KEY_CHAR.test(this.text[p] as string)) p++;
+          const key = this.text.slice(keyAt, p);
+          if (!KEY.test(key) || this.text[p] !== ':' || this.text.charCodeAt(p + 1) !== SPACE) throw NOT_SIMPLE;
+          const name = keyName(key);
+          const start = this.skipSpaces(p + 1, end);
+          setKey(map as Record<string, unknown>, name, this.flowItem(line, start, depth + 1));
+          (names as string[]).push(name);
+          entries.push(keyAt, start, this.valueRecord);
+        }
+        p = this.skipSpaces(this.valueEnd, end);
+        const ch = this.text[p];
+        if (p < end && ch === close) {
+          after = p + 1;
+          break;
+        }
+        if (p >= end || ch !== ',') throw NOT_SIMPLE;
+        p = this.skipSpaces(p + 1, end);
+        // A trailing comma, or an empty entry, is left to the full parser.
+        if (p >= end || this.text[p] === close || this.text[p] === ',') throw NOT_SIMPLE;
       }
-      p = this.skipSpaces(this.valueEnd, end);
-      const ch = this.text[p];
-      if (p < end && ch === close) return done(p + 1);
-      if (p >= end || ch !== ',') throw NOT_SIMPLE;
-      p = this.skipSpaces(p + 1, end);
-      // A trailing comma, or an empty entry, is left to the full parser.
-      if (p >= end || this.text[p] === close || this.text[p] === ',') throw NOT_SIMPLE;
-    }
+    this.valueRecord = list
+      ? this.places.record(entries)
+      : this.places.record(entries, map as Record<string, unknown>, names as string[]);
+    this.valueEnd = after;
+    return list ?? map;
   }
 
   /** The first `code` in [at, end), or -1: searches stay within their line, so that reading stays linear. */
