@@ -1,7 +1,9 @@
 /**
  * The engine drives runs: it owns a run through a lease, feeds what happens to the pure
  * run machine, group-commits the resulting events, and only then carries out the
- * commands (start attempt bodies, arm timers, abort attempts, report the end).
+ * commands (start attempt bodies, arm timers, abort attempts, report the end). Where
+ * attempt bodies run, in this process or in workers, is its attempt mode's business
+ * (attempt-mode.ts).
  *
  * Invariants
  * - Nothing external happens before the events it depends on are committed: an attempt
@@ -19,20 +21,20 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { BatonError } from '../core/errors.js';
 import { LIMITS } from '../core/limits.js';
-import { boundTaskError } from '../core/truncation.js';
 import type { TaskSpec } from '../core/model.js';
 import type { Decision, RunEvent, RunInput, RunState, Wait } from '../core/run-machine.js';
 import { decide, foldRun } from '../core/run-machine.js';
-import { specPathOf, taskIdOf, taskSpecOf } from '../core/run-topology.js';
+import { taskIdOf, taskSpecOf } from '../core/run-topology.js';
 import type { RunStateName } from '../core/states.js';
 import { isTerminalRun } from '../core/states.js';
-import type { CommitEntry, Lease, LogLine, RunRequest, Store, TaskOutcome, TaskRunPatch } from '../store/store.js';
-import type { ExecutorRegistry } from './executor.js';
-import { AttemptAbort } from './executor.js';
-import type { AttemptResult } from './attempt-runner.js';
-import { renderInputs, runAttempt, templateScope, toTaskError } from './attempt-runner.js';
+import type { CommitEntry, Lease, LogLine, RunRequest, Store, TaskRunPatch } from '../store/store.js';
+import { renderInputs, templateScope, toTaskError } from './attempt-runner.js';
 import { choiceSelection, isInlineKind, mapItems, parkingWait } from './inline-actions.js';
-import { extrasOf, scopeTasksOf, upstreamOutputsOf } from './run-scope.js';
+import { extrasOf, scopeTasksOf } from './run-scope.js';
+import type { ActiveRun } from './active-run.js';
+import type { AttemptHost, AttemptMode } from './attempt-mode.js';
+import { InProcessAttempts } from './in-process-attempts.js';
+import { QueuedAttempts } from './queued-attempts.js';
 import type {
   ChildRunLauncher,
   EngineClock,
@@ -52,42 +54,6 @@ import { emptyPending, hasPending, mergePending, requestInput, runPatch, taskPat
 
 export type * from './engine-options.js';
 
-interface RunningAttempt {
-  readonly task: number;
-  readonly attempt: number;
-  readonly controller: AttemptController;
-  logBytes: number;
-  logTruncated: boolean;
-  /** False until the batch recording its start is committed and the body launched. */
-  bodyStarted: boolean;
-}
-
-interface ActiveRun {
-  readonly lease: Lease;
-  readonly state: RunState;
-  readonly flow: ResolvedFlow;
-  readonly params: Readonly<Record<string, unknown>>;
-  readonly running: Map<number, RunningAttempt>;
-  readonly timers: Map<number, LongTimer>;
-  readonly withTimer: Set<number>;
-  /** Subflow tasks waiting for their child run: task index → child run id. */
-  readonly children: Map<number, string>;
-  pending: Pending;
-  runTimer?: LongTimer;
-  finished: boolean;
-  readonly done: Promise<RunStateName>;
-  resolveDone: (state: RunStateName) => void;
-  rejectDone: (error: Error) => void;
-  /** The time of the run's latest event: its next events are stamped no earlier (`stampTime`). */
-  lastAt: number;
-  /** Taken by `execute`, whose caller awaits the end here: never parked. */
-  readonly pinned: boolean;
-  /** Engine actions (map lists, waits, child launches) of this run in flight. */
-  inlineInFlight: number;
-  /** Being released as parked: inputs are no longer taken (they are durable and wake it again). */
-  parking: boolean;
-}
-
 interface ReadyItem {
   readonly run: ActiveRun;
   readonly task: number;
@@ -96,15 +62,11 @@ interface ReadyItem {
 export class Engine {
   readonly owner: string;
   private readonly store: Store;
-  private readonly executors: ExecutorRegistry;
   private readonly flows: FlowResolver;
   private readonly concurrency: number;
   private readonly pools: Readonly<Record<string, number>>;
   private readonly leaseMs: number;
   private readonly pollMs: number;
-  private readonly outputLimit: number;
-  private readonly logLimit: number;
-  private readonly logLineLimit: number;
   private readonly errorLimit: number;
   private readonly killGraceMs: number;
   private readonly clock: EngineClock;
@@ -121,13 +83,10 @@ export class Engine {
   private readonly activated: ActiveRun[] = [];
   private readonly resolvedFlows = new Map<string, Promise<ResolvedFlow>>();
   private readonly inbox: { run: ActiveRun; input: RunInput; requestId?: number; harvestedId?: string }[] = [];
-  private readonly mode: 'local' | 'dispatch';
+  /** Where attempt bodies run (`mode`): in this process, or in workers through the task queue. */
+  private readonly attempts: AttemptMode;
   private readonly parkWaitingRuns: boolean;
   private readonly childLauncher: ChildRunLauncher | undefined;
-  /** Queue rows handed to the run machine and not yet deleted by a commit. */
-  private readonly harvesting = new Set<string>();
-  private harvestRunning = false;
-  private harvestAgain = false;
   private unsubscribe: (() => void) | undefined;
   private readonly ready = new Map<string, ReadyItem[]>();
   private readonly poolUse = new Map<string, number>();
@@ -155,19 +114,18 @@ export class Engine {
 
   constructor(options: EngineOptions) {
     this.store = options.store;
-    this.executors = options.executors;
     this.flows = options.flows;
     this.concurrency = options.concurrency ?? 32;
     this.pools = options.pools ?? {};
     this.leaseMs = options.leaseMs ?? 15_000;
     this.pollMs = options.pollMs ?? 200;
-    this.outputLimit = options.outputLimitBytes ?? 256 * 1024;
-    this.logLimit = options.logLimitBytes ?? 1024 * 1024;
-    this.logLineLimit = options.logLineLimitBytes ?? LIMITS.log_line_bytes.default;
     this.errorLimit = options.errorLimitBytes ?? LIMITS.error_bytes.default;
     this.killGraceMs = options.killGraceMs ?? 2000;
+    this.faults = options.faults;
+    // Before the clock: which clock the engine follows by default depends on the mode.
+    this.attempts = this.attemptMode(options);
     const local = options.clock ?? { now: () => Date.now() };
-    const followDatabase = options.useDatabaseClock ?? options.mode === 'dispatch';
+    const followDatabase = options.useDatabaseClock ?? this.attempts.followsDatabaseClock;
     // Between readings the database clock is interpolated on a monotonic clock, which a
     // change of this machine's wall clock does not move (an injected clock stays in charge).
     const databaseClock = followDatabase
@@ -176,13 +134,45 @@ export class Engine {
     this.databaseClock = databaseClock;
     this.clock = databaseClock ? { now: () => databaseClock.now() } : local;
     this.random = options.random ?? Math.random;
-    this.faults = options.faults;
     this.owner = options.owner ?? `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
     this.diagnostic = options.onDiagnostic ?? (() => undefined);
     this.onCommitted = options.onCommitted;
-    this.mode = options.mode ?? 'local';
     this.childLauncher = options.children;
     this.parkWaitingRuns = options.parkWaitingRuns ?? options.clock === undefined;
+  }
+
+  /**
+   * The attempt mode of `options.mode`, chosen once: the engine asks it, never the mode,
+   * whatever depends on where attempt bodies run.
+   */
+  private attemptMode(options: EngineOptions): AttemptMode {
+    const host: AttemptHost = {
+      run: (runId) => this.runs.get(runId),
+      runIds: () => [...this.runs.keys()],
+      stopped: () => this.life.stopped,
+      now: () => this.clock.now(),
+      submit: (run, input, outcomeId) => this.submit(run, input, undefined, outcomeId),
+      scheduleFlush: () => this.scheduleFlush(),
+      occupySlot: (run, task, attempt) => this.occupySlot(run, task, attempt),
+      releaseSlot: (run, task) => this.releaseSlot(run, task),
+      diagnostic: (message) => this.diagnostic(message),
+    };
+    const modes: Record<NonNullable<EngineOptions['mode']>, () => AttemptMode> = {
+      local: () =>
+        new InProcessAttempts(host, {
+          executors: options.executors,
+          concurrency: this.concurrency,
+          claimBatch: CLAIM_BATCH,
+          outputLimitBytes: options.outputLimitBytes ?? 256 * 1024,
+          logLimitBytes: options.logLimitBytes ?? 1024 * 1024,
+          logLineLimitBytes: options.logLineLimitBytes ?? LIMITS.log_line_bytes.default,
+          errorLimitBytes: this.errorLimit,
+          killGraceMs: this.killGraceMs,
+          faults: this.faults,
+        }),
+      dispatch: () => new QueuedAttempts(host, { store: this.store, errorLimitBytes: this.errorLimit }),
+    };
+    return modes[options.mode ?? 'local']();
   }
 
   /** Runs this process currently owns. */
@@ -338,18 +328,10 @@ export class Engine {
     this.heartbeat ??= setLongInterval(() => void this.renew(), Math.max(50, Math.floor(this.leaseMs / 3)));
     this.poller ??= setInterval(() => {
       void this.poll();
-      void this.harvest();
+      void this.attempts.harvest();
     }, this.pollMs);
     if (!this.unsubscribe && this.store.subscribe) {
-      const offs = [this.store.subscribe('runs', () => void this.claimNew())];
-      if (this.mode === 'dispatch') {
-        offs.push(
-          this.store.subscribe('results', (outcomes) => {
-            if (outcomes) for (const o of outcomes) this.acceptOutcome(o);
-            else void this.harvest();
-          }),
-        );
-      }
+      const offs = [this.store.subscribe('runs', () => void this.claimNew()), ...this.attempts.subscribe()];
       this.unsubscribe = () => offs.forEach((off) => off());
     }
   }
@@ -381,18 +363,6 @@ export class Engine {
     }
   }
 
-  /**
-   * How many more runs a local engine takes: claimed runs wait in memory for slots, so a
-   * worker holds at most four times its concurrency (and never fewer than a claim batch)
-   * and leaves the rest to other workers. A dispatcher's runs wait on remote workers and
-   * are bounded by its concurrency of attempts alone.
-   */
-  private claimRoom(): number {
-    if (this.mode === 'dispatch') return CLAIM_BATCH;
-    const busy = this.runs.size - this.waitingAhead.size;
-    return Math.min(Math.max(CLAIM_BATCH, 4 * this.concurrency) - busy, HELD_MOST - this.runs.size);
-  }
-
   /** Worker mode: claims queued and orphaned runs while there is room. */
   private async claimNew(): Promise<void> {
     if (!this.life.working || this.runningCount >= this.concurrency) return;
@@ -404,7 +374,7 @@ export class Engine {
     try {
       do {
         this.claimAgain = false;
-        const limit = Math.min(CLAIM_BATCH, this.claimRoom());
+        const limit = Math.min(CLAIM_BATCH, this.attempts.claimRoom(this.runs.size, this.waitingAhead.size));
         if (limit <= 0) break;
         const leases = await this.store.claimRuns({
           owner: this.owner,
@@ -649,10 +619,7 @@ export class Engine {
         // An attempt the engine carries out itself is simply carried out again: it is
         // idempotent (a subflow finds the child its attempt already made).
         if (t.state === 'running' && inline) run.pending.inline.push({ task: i, attempt: t.attempt });
-        // A remote attempt may still be alive in a worker: its outcome (or its lapsed claim)
-        // comes back through the queue. A local one died with the process that ran it.
-        else if (t.state === 'running' && this.mode === 'dispatch') this.occupySlot(run, i, t.attempt);
-        else if (t.state === 'running') this.submit(run, { type: 'attempt_lost', task: i, attempt: t.attempt });
+        else if (t.state === 'running') this.attempts.resumeRunning(run, i, t.attempt);
         else if (t.state === 'queued') this.dispatchTask(run, i, now);
         else if ((t.state === 'retrying' || t.state === 'waiting') && t.retryAt !== null) {
           run.withTimer.add(i);
@@ -667,8 +634,7 @@ export class Engine {
       this.scheduleFlush();
     }
     this.armRunTimeout(run);
-    // Attempts of a previous owner may have finished while nobody was listening.
-    if (this.mode === 'dispatch' && run.running.size > 0) void this.harvest();
+    this.attempts.activated(run);
     return run;
   }
 
@@ -685,55 +651,6 @@ export class Engine {
       resolved.catch(() => this.resolvedFlows.delete(key));
     }
     return resolved;
-  }
-
-  /** Collects outcomes of remote attempts for the runs this process owns. */
-  private async harvest(): Promise<void> {
-    if (this.mode !== 'dispatch' || this.life.stopped) return;
-    if (this.harvestRunning) {
-      this.harvestAgain = true;
-      return;
-    }
-    this.harvestRunning = true;
-    try {
-      do {
-        this.harvestAgain = false;
-        const ids = [...this.runs.keys()];
-        if (ids.length === 0) break;
-        const outcomes = await this.store.harvestTasks(ids, 5000);
-        for (const o of outcomes) this.acceptOutcome(o);
-        if (outcomes.length >= 5000) this.harvestAgain = true;
-      } while (this.harvestAgain && !this.life.stopped);
-    } catch (error) {
-      this.diagnostic(`harvest failed: ${(error as Error).message}`);
-    } finally {
-      this.harvestRunning = false;
-    }
-  }
-
-  private acceptOutcome(o: TaskOutcome): void {
-    if (this.harvesting.has(o.id)) return;
-    const run = this.runs.get(o.runId);
-    if (!run || run.finished) return;
-    this.harvesting.add(o.id);
-    const running = run.running.get(o.task);
-    if (running && running.attempt === o.attempt) this.releaseSlot(run, o.task);
-    const input: RunInput =
-      o.status === 'succeeded'
-        ? { type: 'attempt_succeeded', task: o.task, attempt: o.attempt, output: o.output }
-        : o.status === 'failed'
-          ? {
-              type: 'attempt_failed',
-              task: o.task,
-              attempt: o.attempt,
-              // A worker bounds what it reports; one with other settings (or an older Baton) may not.
-              error: boundTaskError(
-                o.error ?? { code: 'TASK_FAILED', message: 'the worker reported a failure', source: 'user' },
-                this.errorLimit,
-              ),
-            }
-          : { type: 'attempt_lost', task: o.task, attempt: o.attempt };
-    this.submit(run, input, undefined, o.id);
   }
 
   /** Counts an attempt already in flight (found on takeover) against the slots. */
@@ -870,10 +787,7 @@ export class Engine {
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    // Locally, waiting for the next turn lets bodies that finish together share a commit.
-    // Outcomes from workers already arrive in batches, so the dispatcher flushes at once.
-    const defer = this.mode === 'dispatch' ? queueMicrotask : setImmediate;
-    defer(() => {
+    this.attempts.deferFlush(() => {
       this.flushScheduled = false;
       if (this.flushing) {
         // A commit is in flight; pick the inbox up right after it.
@@ -908,7 +822,7 @@ export class Engine {
     for (const { run, input, requestId, harvestedId } of items) {
       if (run.finished || this.runs.get(run.lease.runId) !== run) {
         // Dropped: its queue row was not consumed, and is harvested again by the run's owner.
-        if (harvestedId !== undefined) this.harvesting.delete(harvestedId);
+        if (harvestedId !== undefined) this.attempts.forgetOutcome(harvestedId);
         continue;
       }
       if (harvestedId !== undefined) run.pending.harvested.push(harvestedId);
@@ -959,7 +873,7 @@ export class Engine {
         else run.withTimer.add(t.task);
       }
     });
-    for (const { pending } of batches) for (const id of pending.harvested) this.harvesting.delete(id);
+    for (const { pending } of batches) for (const id of pending.harvested) this.attempts.forgetOutcome(id);
     for (const { run, pending } of batches) {
       if (fencedSet.has(run.lease.runId)) {
         this.dropRun(run, 'fenced: another process owns this run now', true);
@@ -1031,7 +945,7 @@ export class Engine {
 
   /** Carries out what a committed batch asked for. */
   private act(run: ActiveRun, pending: Pending): void {
-    if (this.mode === 'local') for (const s of pending.starts) this.startAttempt(run, s.task, s.attempt);
+    for (const s of pending.starts) this.attempts.start(run, s.task, s.attempt);
     for (const a of pending.inline) void this.performInline(run, a.task, a.attempt);
     const now = this.clock.now();
     for (const c of pending.commands) {
@@ -1146,16 +1060,7 @@ export class Engine {
   private abortAttempt(run: ActiveRun, task: number, attempt: number, reason: string): void {
     const running = run.running.get(task);
     if (!running || running.attempt !== attempt) return;
-    if (this.mode === 'local') {
-      running.controller.abort(new AttemptAbort('cancelled', reason));
-      return;
-    }
-    // The body runs in a worker: flag the queue row; the worker stops it at its next renewal.
-    this.releaseSlot(run, task);
-    if (!run.finished) {
-      run.pending.cancels.push({ task, attempt });
-      this.scheduleFlush();
-    }
+    this.attempts.abort(run, running, reason);
   }
 
   private finish(run: ActiveRun, state: RunStateName): void {
@@ -1164,9 +1069,7 @@ export class Engine {
     if (run.runTimer) this.clearTimer(run.runTimer);
     for (const t of run.timers.values()) this.clearTimer(t);
     this.removeReady(run);
-    // Local bodies still running (being killed) keep their slots until they exit; remote
-    // attempts were cancelled through the queue and free theirs now.
-    if (this.mode === 'dispatch') for (const a of [...run.running.values()]) this.releaseSlot(run, a.task);
+    this.attempts.finished(run);
     if (this.runs.get(run.lease.runId) === run) this.runs.delete(run.lease.runId);
     // The commit that ended the run also let go of its lease (Store.commit): nothing to release.
     run.resolveDone(state);
@@ -1181,14 +1084,11 @@ export class Engine {
     this.waitingAhead.delete(run);
     if (run.runTimer) this.clearTimer(run.runTimer);
     for (const t of run.timers.values()) this.clearTimer(t);
-    for (const a of [...run.running.values()]) {
-      if (a.bodyStarted && this.mode === 'local') a.controller.abort(new AttemptAbort('lease_lost', reason));
-      else this.releaseSlot(run, a.task);
-    }
+    this.attempts.dropped(run, reason);
     this.removeReady(run);
     // Only this run's entry: a newer lease of the same run may have replaced it.
     if (this.runs.get(run.lease.runId) === run) this.runs.delete(run.lease.runId);
-    for (const id of run.pending.harvested) this.harvesting.delete(id);
+    for (const id of run.pending.harvested) this.attempts.forgetOutcome(id);
     if (asError) run.rejectDone(new BatonError('STORE_FENCED', `run ${run.lease.runId}: ${reason}`));
     else run.rejectDone(new BatonError('RUN_OWNED', `run ${run.lease.runId}: ${reason}`));
     run.done.catch(() => undefined);
@@ -1240,7 +1140,7 @@ export class Engine {
         for (const e of decision.events) run.pending.events.push(e);
         run.pending.touched.add(task);
         run.pending.starts.push({ task, attempt });
-        if (this.mode === 'dispatch') this.prepareDispatch(run, task, attempt);
+        this.attempts.prepare(run, task, attempt);
         run.running.set(task, {
           task,
           attempt,
@@ -1263,98 +1163,6 @@ export class Engine {
     const pool = this.poolOf(run, task);
     this.poolUse.set(pool, (this.poolUse.get(pool) ?? 1) - 1);
   }
-
-  /** Puts an attempt on the task queue with everything a worker needs but the code. */
-  private prepareDispatch(run: ActiveRun, task: number, attempt: number): void {
-    const spec = taskSpecOf(run.state, task);
-    const upstream = upstreamOutputsOf(run.state, task);
-    const tasks = scopeTasksOf(run.state, task);
-    const extras = extrasOf(run.state, task);
-    let inputs: Record<string, unknown>;
-    try {
-      inputs = renderInputs(spec, templateScope(run.lease.runId, run.state.plan.spec.name, run.params, tasks, extras));
-    } catch (error) {
-      // Nothing to hand out: the attempt fails here, right after its start is committed.
-      const failure = toTaskError(error, this.errorLimit);
-      queueMicrotask(() => this.submit(run, { type: 'attempt_failed', task, attempt, error: failure }));
-      return;
-    }
-    run.pending.dispatches.push({
-      task,
-      taskId: extras.taskRunId,
-      attempt,
-      labels: spec.labels ?? [],
-      payload: { params: run.params, inputs, upstream, tasks, extras, specPath: specPathOf(run.state, task) },
-    });
-  }
-
-  private startAttempt(run: ActiveRun, task: number, attempt: number): void {
-    const running = run.running.get(task);
-    if (!running || running.attempt !== attempt) return;
-    running.bodyStarted = true;
-    const spec = taskSpecOf(run.state, task);
-    const extras = extrasOf(run.state, task);
-    const controller = running.controller;
-    const settle = (result: AttemptResult) => {
-      if (!run.running.has(task) || run.running.get(task) !== running) return;
-      this.releaseSlot(run, task);
-      if (controller.reason instanceof AttemptAbort && controller.reason.kind === 'lease_lost') {
-        this.scheduleFlush();
-        return;
-      }
-      this.submit(
-        run,
-        result.status === 'succeeded'
-          ? { type: 'attempt_succeeded', task, attempt, output: result.output }
-          : { type: 'attempt_failed', task, attempt, error: result.error },
-      );
-      if (run.finished) this.scheduleFlush();
-    };
-    void runAttempt(
-      this.executors,
-      {
-        runId: run.lease.runId,
-        flow: run.state.plan.spec.name,
-        task: spec,
-        attempt,
-        params: run.params,
-        upstream: upstreamOutputsOf(run.state, task),
-        scopeTasks: scopeTasksOf(run.state, task),
-        extras,
-        flowDir: run.flow.flowDir,
-        resolveFunction: run.flow.resolveFunction,
-        controller,
-        writeLog: (stream, text) => this.writeLog(run, running, extras.taskRunId, stream, text),
-      },
-      // Attempt timeouts stay on the real clock, even under a virtual one: they measure how
-      // long a body really runs.
-      {
-        outputLimitBytes: this.outputLimit,
-        killGraceMs: this.killGraceMs,
-        errorLimitBytes: this.errorLimit,
-        logLineLimitBytes: this.logLineLimit,
-      },
-      () => this.faults?.crashPoint('after_body'),
-    ).then(settle);
-  }
-
-  private writeLog(
-    run: ActiveRun,
-    attempt: RunningAttempt,
-    taskId: string,
-    stream: LogLine['stream'],
-    text: string,
-  ): void {
-    if (attempt.logTruncated || run.finished) return;
-    attempt.logBytes += Buffer.byteLength(text) + 1;
-    const at = this.clock.now();
-    if (attempt.logBytes > this.logLimit) {
-      attempt.logTruncated = true;
-      text = `[log truncated at ${this.logLimit} bytes]`;
-    }
-    run.pending.logs.push({ runId: run.lease.runId, taskId, attempt: attempt.attempt, stream, at, text });
-    this.scheduleFlush();
-  }
 }
 
 /** Runs claimed per claim round trip: woken runs due at the same second are taken in batches. */
@@ -1373,13 +1181,6 @@ const WAKE_AHEAD_MS = 1000;
  * (the engine's clock and the database's may differ a little).
  */
 const PARK_MIN_MS = 2 * WAKE_AHEAD_MS;
-
-/**
- * Runs a worker holds at most, counting those claimed ahead of their wake-up (which take
- * no room of the 4 × concurrency runs it otherwise holds): the memory for timers that come
- * due together is bounded, and the rest are claimed as they come due.
- */
-const HELD_MOST = 10_000;
 
 /**
  * When a run whose open work only waits is due next: the earliest of its timers (retry

@@ -45,10 +45,17 @@ name: busy
 tasks:
   work: { kind: shell, command: ["sleep", "30"] }
 `,
+  // Long enough that both runs are seen parked together on a busy machine: a run is taken
+  // back a second before its timer is due.
+  'long_nap.yaml': `
+name: long_nap
+tasks:
+  nap: { sleep: 8s }
+`,
   'parent.yaml': `
 name: parent
 tasks:
-  child: { subflow: { flow: nap } }
+  child: { subflow: { flow: long_nap } }
 `,
 };
 
