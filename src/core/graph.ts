@@ -145,6 +145,25 @@ function scan(
     if (indexOf.has(id)) problems.push({ kind: 'duplicate', id, index });
     else indexOf.set(id, index);
   }
+  const { first, edges } = flatEdges(nodes, (node, dep) => {
+    const j = indexOf.get(dep);
+    if (dep === node.id) problems.push({ kind: 'self_dependency', id: node.id });
+    else if (j === undefined) problems.push({ kind: 'unknown_dependency', id: node.id, dependency: dep });
+    return dep === node.id || j === undefined ? -1 : j;
+  });
+  for (const path of findCycles(nodes, first, edges)) problems.push({ kind: 'cycle', path });
+  return { problems, indexOf, first, edges };
+}
+
+/**
+ * The nodes' dependencies as positions in one flat array: node i's are edges[first[i]] to
+ * edges[first[i+1]]. `position` gives a dependency's position, or -1 for no edge.
+ */
+function flatEdges(
+  nodes: readonly GraphNodeInput[],
+  position: (node: GraphNodeInput, dep: string) => number,
+): { first: Int32Array; edges: Int32Array } {
+  const n = nodes.length;
   const first = new Int32Array(n + 1);
   let count = 0;
   for (let i = 0; i < n; i++) {
@@ -157,16 +176,9 @@ function scan(
   for (let i = 0; i < n; i++) {
     const node = nodes[i] as GraphNodeInput;
     const deps = node.dependsOn;
-    for (let k = 0; k < deps.length; k++) {
-      const dep = deps[k] as string;
-      const j = indexOf.get(dep);
-      if (dep === node.id) problems.push({ kind: 'self_dependency', id: node.id });
-      else if (j === undefined) problems.push({ kind: 'unknown_dependency', id: node.id, dependency: dep });
-      edges[e++] = dep === node.id || j === undefined ? -1 : j;
-    }
+    for (let k = 0; k < deps.length; k++) edges[e++] = position(node, deps[k] as string);
   }
-  for (const path of findCycles(nodes, first, edges)) problems.push({ kind: 'cycle', path });
-  return { problems, indexOf, first, edges };
+  return { first, edges };
 }
 
 /**
@@ -235,28 +247,16 @@ export function compileGraph(nodes: readonly GraphNodeInput[]): FlowGraph {
   const n = nodes.length;
   const ids: string[] = new Array<string>(n);
   const indexOf = new Map<string, number>();
-  const first = new Int32Array(n + 1);
-  let count = 0;
   for (let i = 0; i < n; i++) {
-    const node = nodes[i] as GraphNodeInput;
-    ids[i] = node.id;
-    indexOf.set(node.id, i);
-    first[i] = count;
-    count += node.dependsOn.length;
+    const id = (nodes[i] as GraphNodeInput).id;
+    ids[i] = id;
+    indexOf.set(id, i);
   }
-  first[n] = count;
-  const edges = new Int32Array(count);
-  let e = 0;
-  for (let i = 0; i < n; i++) {
-    const node = nodes[i] as GraphNodeInput;
-    const deps = node.dependsOn;
-    for (let k = 0; k < deps.length; k++) {
-      const dep = deps[k] as string;
-      const j = indexOf.get(dep);
-      if (j === undefined) throw new Error(`compileGraph: unknown dependency ${dep} of ${node.id}`);
-      edges[e++] = j;
-    }
-  }
+  const { first, edges } = flatEdges(nodes, (node, dep) => {
+    const j = indexOf.get(dep);
+    if (j === undefined) throw new Error(`compileGraph: unknown dependency ${dep} of ${node.id}`);
+    return j;
+  });
   return denseGraph(ids, indexOf, first, edges);
 }
 

@@ -8,17 +8,8 @@ import type { TaskError } from '../core/model.js';
 import type { AttemptContext, TaskLogger } from '../core/task-context.js';
 import type { AttemptController } from './attempt-controller.js';
 
-export interface AttemptContextFields {
-  readonly runId: string;
-  readonly flow: string;
-  readonly taskId: string;
-  readonly attempt: number;
-  readonly idempotencyKey: string;
-  readonly params: Readonly<Record<string, unknown>>;
-  readonly inputs: Readonly<Record<string, unknown>>;
-  readonly upstream: Readonly<Record<string, unknown>>;
-  readonly log: TaskLogger;
-}
+/** What a context is made from: the public context less what the class derives itself. */
+export type AttemptContextFields = Omit<AttemptContext, 'signal' | 'item' | 'mapIndex' | 'error'>;
 
 export class TaskAttemptContext implements AttemptContext {
   readonly runId: string;
