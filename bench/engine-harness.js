@@ -28,6 +28,22 @@ export function openHarness(options = {}) {
     concurrency: options.concurrency ?? 256,
     leaseMs: 30_000,
   });
+  const newRun = (spec) => {
+    const now = Date.now();
+    return {
+      id: newRunId(now),
+      flow: {
+        flow: spec.name,
+        version: 'bench',
+        spec: JSON.stringify(spec),
+        sourcePath: join(dir, 'bench.ts'),
+        createdAt: now,
+      },
+      params: {},
+      taskIds: spec.tasks.map((t) => t.id),
+      createdAt: now,
+    };
+  };
   return {
     dir,
     store,
@@ -39,21 +55,13 @@ export function openHarness(options = {}) {
       return spec;
     },
     async createRun(spec) {
-      const now = Date.now();
-      const { run } = await store.createRun({
-        id: newRunId(now),
-        flow: {
-          flow: spec.name,
-          version: 'bench',
-          spec: JSON.stringify(spec),
-          sourcePath: join(dir, 'bench.ts'),
-          createdAt: now,
-        },
-        params: {},
-        taskIds: spec.tasks.map((t) => t.id),
-        createdAt: now,
-      });
+      const { run } = await store.createRun(newRun(spec));
       return run.id;
+    },
+    /** Creates and starts a run in one commit, as `baton run` does; resolves with its end. */
+    async startRun(spec) {
+      const { done } = await engine.startNew(newRun(spec));
+      return done;
     },
     async close() {
       await engine.stop();

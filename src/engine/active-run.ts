@@ -3,7 +3,7 @@
  * it that hold a slot. Shared by the engine and its attempt modes (attempt-mode.ts).
  */
 import type { RunState } from '../core/run-machine.js';
-import type { Lease } from '../store/store.js';
+import type { Lease, NewRun } from '../store/store.js';
 import type { AttemptController } from './attempt-controller.js';
 import type { ResolvedFlow } from './engine-options.js';
 import type { LongTimer } from './long-timer.js';
@@ -44,4 +44,9 @@ export interface ActiveRun {
   inlineInFlight: number;
   /** Being released as parked: inputs are no longer taken (they are durable and wake it again). */
   parking: boolean;
+  /**
+   * Set while the run is not yet in the store (Engine.startNew): every commit entry of it
+   * creates it, until one is committed; then `settle` is called and this is null.
+   */
+  creating: { readonly input: NewRun; readonly settle: (error?: Error) => void } | null;
 }

@@ -27,7 +27,7 @@ import { decide, foldRun } from '../core/run-machine.js';
 import { taskIdOf, taskSpecOf } from '../core/run-topology.js';
 import type { RunStateName } from '../core/states.js';
 import { isTerminalRun } from '../core/states.js';
-import type { CommitEntry, Lease, LogLine, RunRequest, Store, TaskRunPatch } from '../store/store.js';
+import type { CommitEntry, Lease, LogLine, NewRun, RunRequest, Store, TaskRunPatch } from '../store/store.js';
 import { renderInputs, templateScope, toTaskError } from './attempt-runner.js';
 import { choiceSelection, isInlineKind, mapItems, parkingWait } from './inline-actions.js';
 import { extrasOf, scopeTasksOf } from './run-scope.js';
@@ -555,7 +555,9 @@ export class Engine {
     await this.syncClock().catch(() => undefined);
     if (this.runs.size === 0) return;
     try {
-      const owned = new Map([...this.runs.values()].map((r) => [r.lease.runId, r]));
+      // A run still to be created has no row to renew: its creating commit sets its lease.
+      const owned = new Map([...this.runs.values()].filter((r) => !r.creating).map((r) => [r.lease.runId, r]));
+      if (owned.size === 0) return;
       const lost = await this.store.renewLeases(
         [...owned.values()].map((r) => r.lease),
         this.leaseMs,
@@ -580,10 +582,63 @@ export class Engine {
     if (!record) throw new BatonError('RUN_NOT_FOUND', `no run with id ${lease.runId}`);
     const flow = await this.resolveFlow(record.flow, record.version);
     const events = (await this.store.readEvents(lease.runId)).map((e) => e.event);
-    const state = foldRun(lease.runId, flow.plan, events);
     // The first times this engine stamps come from the database clock, not from a guess.
     if (this.databaseClock && !this.databaseClock.synced) await this.syncClock().catch(() => undefined);
     this.faults?.crashPoint('after_claim');
+    return this.adopt(lease, flow, record.params, events, pinned, null);
+  }
+
+  /**
+   * Creates a run owned by this engine and starts it in one commit: the run row, its lease
+   * and its `run_created`, `run_started` and first `task_started` events are written in one
+   * synced transaction, not three (create, claim, start). Resolves once that commit is
+   * durable (the run's first bodies are started by then); `done` settles when the run
+   * ends. A run with a dedupe key, of a flow capped by max_active_runs, or with a parent
+   * is created first and then executed, as `execute` does: each needs what the store holds
+   * before anything can be decided.
+   */
+  async startNew(
+    input: NewRun,
+  ): Promise<{ readonly runId: string; readonly created: boolean; readonly done: Promise<RunStateName> }> {
+    if (input.dedupeKey || (input.maxActiveRuns ?? null) !== null || input.parent) {
+      const { run, created } = await this.store.createRun(input);
+      const done = this.execute(run.id);
+      done.catch(() => undefined);
+      return { runId: run.id, created, done };
+    }
+    const f = input.flow;
+    // Resolving reads the pinned version from the store: record it first (a no-op when present).
+    if (!this.resolvedFlows.has(flowKey(f.flow, f.version))) await this.store.putFlowVersion(f);
+    const flow = await this.resolveFlow(f.flow, f.version);
+    if (this.databaseClock && !this.databaseClock.synced) await this.syncClock().catch(() => undefined);
+    const created: RunEvent = {
+      type: 'run_created',
+      at: input.createdAt,
+      flow: f.flow,
+      version: f.version,
+      params: input.params,
+    };
+    // The epoch of a run's first claim: the commit creating the run sets it (Store.commit).
+    const lease: Lease = { runId: input.id, owner: this.owner, epoch: 1 };
+    return new Promise((resolve, reject) => {
+      const run = this.adopt(lease, flow, input.params, [created], true, {
+        input,
+        settle: (error) => (error ? reject(error) : resolve({ runId: input.id, created: true, done: run.done })),
+      });
+      this.ensureTimers();
+    });
+  }
+
+  /** Holds a run this engine owns, folded from its events, and takes up whatever it had in flight. */
+  private adopt(
+    lease: Lease,
+    flow: ResolvedFlow,
+    params: Readonly<Record<string, unknown>>,
+    events: readonly RunEvent[],
+    pinned: boolean,
+    creating: ActiveRun['creating'],
+  ): ActiveRun {
+    const state = foldRun(lease.runId, flow.plan, events);
     let resolveDone!: (s: RunStateName) => void;
     let rejectDone!: (e: Error) => void;
     const done = new Promise<RunStateName>((res, rej) => {
@@ -594,7 +649,7 @@ export class Engine {
       lease,
       state,
       flow,
-      params: record.params,
+      params,
       running: new Map(),
       timers: new Map(),
       withTimer: new Set(),
@@ -608,6 +663,7 @@ export class Engine {
       pinned,
       inlineInFlight: 0,
       parking: false,
+      creating,
     };
     this.runs.set(lease.runId, run);
     if (state.state === 'queued') {
@@ -643,7 +699,7 @@ export class Engine {
    * was checked when first resolved.
    */
   private resolveFlow(flow: string, version: string): Promise<ResolvedFlow> {
-    const key = `${flow}\u0000${version}`;
+    const key = flowKey(flow, version);
     let resolved = this.resolvedFlows.get(key);
     if (!resolved) {
       resolved = this.flows.resolve(flow, version);
@@ -876,9 +932,15 @@ export class Engine {
     for (const { pending } of batches) for (const id of pending.harvested) this.attempts.forgetOutcome(id);
     for (const { run, pending } of batches) {
       if (fencedSet.has(run.lease.runId)) {
+        if (run.creating) {
+          this.dropRun(run, 'a run with this id or dedupe key exists already', true);
+          continue;
+        }
         this.dropRun(run, 'fenced: another process owns this run now', true);
         continue;
       }
+      const creating = run.creating;
+      run.creating = null;
       if (this.onCommitted && (pending.events.length > 0 || pending.logs.length > 0))
         this.onCommitted(run.lease.runId, pending.events, pending.logs);
       for (const i of pending.touched) {
@@ -887,6 +949,7 @@ export class Engine {
         else run.children.delete(i);
       }
       this.act(run, pending);
+      creating?.settle();
     }
   }
 
@@ -931,6 +994,7 @@ export class Engine {
     }
     return {
       lease: run.lease,
+      ...(run.creating ? { create: { run: run.creating.input, leaseMs: this.leaseMs } } : {}),
       events: pending.events,
       run: runPatch(state),
       tasks,
@@ -1089,9 +1153,15 @@ export class Engine {
     // Only this run's entry: a newer lease of the same run may have replaced it.
     if (this.runs.get(run.lease.runId) === run) this.runs.delete(run.lease.runId);
     for (const id of run.pending.harvested) this.attempts.forgetOutcome(id);
-    if (asError) run.rejectDone(new BatonError('STORE_FENCED', `run ${run.lease.runId}: ${reason}`));
-    else run.rejectDone(new BatonError('RUN_OWNED', `run ${run.lease.runId}: ${reason}`));
+    const error = asError
+      ? new BatonError('STORE_FENCED', `run ${run.lease.runId}: ${reason}`)
+      : new BatonError('RUN_OWNED', `run ${run.lease.runId}: ${reason}`);
+    run.rejectDone(error);
     run.done.catch(() => undefined);
+    // A run never created: whoever asked for it learns so instead of waiting for its end.
+    const creating = run.creating;
+    run.creating = null;
+    creating?.settle(error);
   }
 
   private poolOf(run: ActiveRun, task: number): string {
@@ -1227,6 +1297,10 @@ function latestAt(events: readonly RunEvent[]): number {
 }
 
 /** True if `owner` names a process on this host that no longer exists. */
+function flowKey(flow: string, version: string): string {
+  return `${flow}\u0000${version}`;
+}
+
 export function isDeadLocalOwner(owner: string): boolean {
   const [host, pidText] = owner.split('/');
   if (host !== hostname()) return false;

@@ -312,6 +312,13 @@ export interface CommitEntry {
   readonly harvested?: readonly string[];
   /** Attempts whose worker must stop (cancellation, run timeout). */
   readonly cancels?: readonly { readonly task: number; readonly attempt: number }[];
+  /**
+   * Creates the run in this same transaction, already owned by the lease's owner at the
+   * lease's epoch for `leaseMs`, before the entry's events are appended after its
+   * `run_created` (the engine's create-and-start: one synced commit, not two). A run with
+   * this id (or this entry's dedupe key) that exists already is fenced: nothing is written.
+   */
+  readonly create?: { readonly run: NewRun; readonly leaseMs: number };
 }
 
 /** One attempt put on the task queue for a worker. */

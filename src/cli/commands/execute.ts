@@ -7,7 +7,8 @@ import { LIMITS } from '../../core/limits.js';
 import { parseYaml as parseBoundedYaml, toPlain, yamlLimitMessage } from '../../define/yaml-document.js';
 import { BatonError } from '../../core/errors.js';
 import type { RunEvent, RunState } from '../../core/run-machine.js';
-import { createRunState, evolve } from '../../core/run-machine.js';
+import { compilePlan, createRunState, evolve } from '../../core/run-machine.js';
+import type { FlowPlan } from '../../core/run-machine.js';
 import { loadRunState } from '../../app/run-state.js';
 import { resolveRunRef } from '../../app/run-refs.js';
 import type { RunStateName } from '../../core/states.js';
@@ -18,7 +19,7 @@ import type { Engine } from '../../engine/engine.js';
 import type { Runtime } from '../../app/runtime.js';
 import type { LogLine } from '../../store/store.js';
 import { createRun, openRuntime } from '../../app/runtime.js';
-import { cancelRun, parseLabelAssignments, pruneRuns, retryRun, waitForRun } from '../../app/runs.js';
+import { buildRun, cancelRun, parseLabelAssignments, pruneRuns, retryRun, waitForRun } from '../../app/runs.js';
 import { startWorker } from '../../app/workers.js';
 import type { CliContext } from '../context.js';
 import { liveLines, progressCounts, renderProgress, renderShow, runJson } from '../render.js';
@@ -118,17 +119,23 @@ function liveOutputFor(ctx: CliContext, flags: { json?: boolean; quiet?: boolean
   return flags.json || flags.quiet ? null : createLiveOutput(ctx, stderrTerminal(ctx.runtime.env));
 }
 
-/** Drives one run in this process, printing its log lines and progress unless quiet or JSON. */
+/**
+ * Drives one run in this process, printing its log lines and progress unless quiet or JSON.
+ * By default the run is in the store and is executed as it stands; `fresh` instead hands
+ * the engine a run still to be created (`begin`), of the flow whose plan it gives.
+ */
 async function drive(
   ctx: CliContext,
   rt: Runtime,
   runId: string,
   flags: { json?: boolean; quiet?: boolean },
+  fresh?: { readonly plan: () => FlowPlan; readonly begin: (engine: Engine) => Promise<RunStateName> },
 ): Promise<number> {
   const out = liveOutputFor(ctx, flags);
   // The counts of the status line need the run's state; off a terminal nothing shows them.
   let initial: RunState | null = null;
-  if (out?.interactive) initial = (await orNull(loadRunState(rt, runId)))?.state ?? null;
+  if (out?.interactive && fresh) initial = createRunState(runId, fresh.plan());
+  else if (out?.interactive) initial = (await orNull(loadRunState(rt, runId)))?.state ?? null;
   const watch = out ? createRunWatch(out, runId, initial) : null;
   const say = (m: string) => (watch ? watch.out.line(m) : ctx.stderr(m));
   const engine: Engine = rt.createEngine({
@@ -147,7 +154,7 @@ async function drive(
   try {
     let state: RunStateName;
     try {
-      state = await engine.execute(runId);
+      state = await (fresh ? fresh.begin(engine) : engine.execute(runId));
     } catch (error) {
       // Stopping on a signal ends the wait; the exit happens once the engine has stopped.
       if (interrupted) return await new Promise<number>(() => undefined);
@@ -233,16 +240,32 @@ export async function runCommand(ctx: CliContext, flowRef: string, flags: RunFla
   try {
     const flow = await rt.catalog.find(flowRef);
     const params = { ...fromFile, ...parseParamAssignments(flags.param ?? []) };
-    const { run, created } = await createRun(rt, flow, {
+    const options = {
       params,
       paramsFromText: true,
       ...(flags.dedupeKey ? { dedupeKey: flags.dedupeKey } : {}),
       labels,
-    });
-    if (!created) ctx.stderr(`baton: a run with dedupe key ${flags.dedupeKey} exists already: ${run.id}`);
-    else if (!flags.json) ctx.stderr(`baton: run ${run.id} of ${flow.spec.name} (version ${flow.version}) created`);
+    };
+    const announce = (runId: string, created: boolean) => {
+      if (!created) ctx.stderr(`baton: a run with dedupe key ${flags.dedupeKey} exists already: ${runId}`);
+      else if (!flags.json) ctx.stderr(`baton: run ${runId} of ${flow.spec.name} (version ${flow.version}) created`);
+    };
     // With PostgreSQL, schedulers and workers execute runs; this process only queues it.
     const enqueue = flags.enqueue ?? rt.store.dialect === 'postgres';
+    if (!enqueue && !flags.dedupeKey) {
+      // Created and started in one commit by the engine that executes it.
+      const next = buildRun(rt.config, flow, options);
+      return await drive(ctx, rt, next.id, flags, {
+        plan: () => compilePlan(flow.spec),
+        begin: async (engine) => {
+          const { runId, created, done } = await engine.startNew(next);
+          announce(runId, created);
+          return done;
+        },
+      });
+    }
+    const { run, created } = await createRun(rt, flow, options);
+    announce(run.id, created);
     if (enqueue) {
       if (!flags.wait) {
         if (flags.json) ctx.stdout(JSON.stringify(runJson(run), null, 2));

@@ -15,6 +15,10 @@
  *   write to it again. Task runs a run grows while it runs (map items) are created by the
  *   same commits. A commit that ends a run (succeeded, failed, cancelled) also lets go of
  *   its lease: a finished run has no owner, and the engine releases it no further.
+ * - A commit entry may create its run (`CommitEntry.create`): the run, its lease at the
+ *   entry's epoch and the entry's events are written in that one transaction, after its
+ *   `run_created`; if the run or its dedupe key exists already the entry is fenced and
+ *   writes nothing.
  * - Events of a run are numbered 1, 2, 3, … without gaps, in commit order.
  * - A parked run is held by no process and costs no lease until its wake-up is due, a
  *   request for it is recorded, or a child run it waits for ends.

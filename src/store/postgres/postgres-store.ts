@@ -615,12 +615,51 @@ export class PostgresStore implements Store {
       ...(e.cancels?.length ? { cancels: e.cancels } : {}),
       ...(e.dispatches?.length ? { dispatches: e.dispatches } : {}),
     }));
-    const rows = await this.q('committing run changes', 'SELECT baton_commit($1::jsonb) AS fenced', [
-      JSON.stringify(batch),
+    if (!entries.some((e) => e.create)) {
+      const rows = await this.q('committing run changes', 'SELECT baton_commit($1::jsonb) AS fenced', [
+        JSON.stringify(batch),
+      ]);
+      // A run this commit ended let go of its lease in it (trigger runs_release_ended, migration 10).
+      return { fenced: (rows[0]?.fenced as string[]) ?? [] };
+    }
+    return this.tx('committing run changes', async (c) => {
+      const refused = new Set<string>();
+      for (const e of entries) {
+        if (e.create && !(await PostgresStore.createOwned(c, e.lease, e.create))) refused.add(e.lease.runId);
+      }
+      const rows = await c.query('SELECT baton_commit($1::jsonb) AS fenced', [
+        JSON.stringify(batch.filter((b) => !refused.has(b.runId))),
+      ]);
+      return { fenced: [...refused, ...(((rows.rows[0] as Row | undefined)?.fenced as string[]) ?? [])] };
+    });
+  }
+
+  /**
+   * Inserts a run a commit creates (CommitEntry.create) and gives it to the lease's owner,
+   * in the commit's transaction; false, writing nothing, when the run (or its dedupe key)
+   * exists already.
+   */
+  private static async createOwned(
+    c: pg.PoolClient,
+    lease: Lease,
+    create: NonNullable<CommitEntry['create']>,
+  ): Promise<boolean> {
+    const input = create.run;
+    if (input.id !== lease.runId) {
+      throw new BatonError('INTERNAL', `a commit creating run ${input.id} holds the lease of ${lease.runId}`);
+    }
+    if ((await c.query('SELECT 1 FROM runs WHERE id = $1', [input.id])).rows.length > 0) return false;
+    const made = (
+      await c.query('SELECT created FROM baton_create_run($1::jsonb)', [PostgresStore.createRunPayload(input)])
+    ).rows[0] as Row | undefined;
+    if (made?.created !== true) return false;
+    await c.query(`UPDATE runs SET owner = $2, epoch = $3, lease_until = ${NOW} + $4 WHERE id = $1`, [
+      input.id,
+      lease.owner,
+      lease.epoch,
+      create.leaseMs,
     ]);
-    // A run this commit ended let go of its lease in it (trigger runs_release_ended, migration 10).
-    const fenced = (rows[0]?.fenced as string[]) ?? [];
-    return { fenced };
+    return true;
   }
 
   async addRequest(runId: string, kind: RunRequestKind, payload: Readonly<Record<string, unknown>>): Promise<void> {

@@ -227,6 +227,9 @@ export class SqliteStore implements Store {
       events: db.prepare('SELECT seq, data FROM events WHERE run_id = ? AND seq > ? ORDER BY seq'),
       insertEvent: db.prepare('INSERT INTO events (run_id, seq, type, at, data) VALUES (?, ?, ?, ?, ?)'),
       runEpoch: db.prepare('SELECT epoch, last_seq, task_count FROM runs WHERE id = ?'),
+      leaseCreated: db.prepare(
+        `UPDATE runs SET owner = @owner, epoch = @epoch, lease_until = ${NOW_MS} + @leaseMs WHERE id = @id`,
+      ),
       updateRun: db.prepare(
         'UPDATE runs SET state = ?, started_at = ?, ended_at = ?, error = ?, last_seq = ? WHERE id = ?',
       ),
@@ -780,6 +783,10 @@ export class SqliteStore implements Store {
         let first = true;
         for (const e of entries) {
           const runId = e.lease.runId;
+          if (e.create && !this.createOwned(e.lease, e.create)) {
+            fenced.push(runId);
+            continue;
+          }
           const current = s.runEpoch.get(runId) as { epoch: number; last_seq: number; task_count: number } | undefined;
           if (!current || current.epoch !== e.lease.epoch) {
             fenced.push(runId);
@@ -857,6 +864,21 @@ export class SqliteStore implements Store {
       if (endedChild) this.wakeRunClaimers();
       return { fenced };
     });
+  }
+
+  /**
+   * Inserts a run a commit creates (CommitEntry.create) and gives it to the lease's owner;
+   * false, writing nothing, when the run (or its dedupe key) exists already.
+   */
+  private createOwned(lease: Lease, create: NonNullable<CommitEntry['create']>): boolean {
+    const input = create.run;
+    if (input.id !== lease.runId)
+      throw new BatonError('INTERNAL', `a commit creating run ${input.id} holds the lease of ${lease.runId}`);
+    if (this.stmt.runEpoch.get(input.id) !== undefined) return false;
+    if (input.dedupeKey && this.stmt.runByDedupe.get(input.dedupeKey) !== undefined) return false;
+    this.insertRun(input);
+    this.stmt.leaseCreated.run({ id: input.id, owner: lease.owner, epoch: lease.epoch, leaseMs: create.leaseMs });
+    return true;
   }
 
   async addRequest(runId: string, kind: RunRequestKind, payload: Readonly<Record<string, unknown>>): Promise<void> {

@@ -45,6 +45,83 @@ export function runLogConformance(factory: StoreFactory): void {
       expect((await store.listRuns({})).filter((r) => r.dedupeKey === 'k1')).toHaveLength(1);
     });
 
+    it('creates a run owned by the lease in the commit that records its start', async () => {
+      const { store } = t;
+      const id = runId();
+      const lease: Lease = { runId: id, owner: 'A', epoch: 1 };
+      const result = await store.commit([
+        {
+          lease,
+          create: {
+            run: { id, flow, params: { day: 'x' }, taskIds: ['a'], createdAt: Date.now(), labels: { team: 'ops' } },
+            leaseMs: 10_000,
+          },
+          events: [
+            { type: 'run_started', at: 1 },
+            { type: 'task_started', at: 2, task: 'a', attempt: 1 },
+          ],
+          run: { state: 'running', startedAt: 1, endedAt: null, error: null },
+          tasks: [
+            {
+              index: 0,
+              taskId: 'a',
+              state: 'running',
+              attempts: 1,
+              startedAt: 2,
+              endedAt: null,
+              skipReason: null,
+              output: null,
+              error: null,
+            } satisfies TaskRunPatch,
+          ],
+          timers: [],
+          logs: [],
+        },
+      ]);
+      expect(result.fenced).toEqual([]);
+      const run = await store.getRun(id);
+      expect(run).toMatchObject({
+        state: 'running',
+        owner: 'A',
+        epoch: 1,
+        params: { day: 'x' },
+        labels: { team: 'ops' },
+      });
+      expect(run?.leaseUntil).toBeGreaterThan(Date.now());
+      const events = await store.readEvents(id);
+      expect(events.map((e) => [e.seq, e.event.type])).toEqual([
+        [1, 'run_created'],
+        [2, 'run_started'],
+        [3, 'task_started'],
+      ]);
+      expect((await store.getTaskRuns(id)).map((r) => [r.taskId, r.state, r.attempts])).toEqual([['a', 'running', 1]]);
+      // Owned from its first commit: nobody else may claim it while the lease holds.
+      expect(await store.claimRun(id, { owner: 'B', leaseMs: 10_000 })).toBeNull();
+      expect(await store.claimRuns({ owner: 'B', leaseMs: 10_000, limit: 10 })).toEqual([]);
+      expect(await store.renewLeases([lease], 10_000)).toEqual([]);
+    });
+
+    it('fences a creating commit whose run exists already, writing nothing of it', async () => {
+      const { store } = t;
+      const existing = await newRun();
+      const other = runId();
+      const entry = (id: string) => ({
+        lease: { runId: id, owner: 'A', epoch: 1 },
+        create: { run: { id, flow, params: {}, taskIds: ['a'], createdAt: Date.now() }, leaseMs: 10_000 },
+        events: [{ type: 'run_started', at: 1 } as RunEvent],
+        run: { state: 'running' as const, startedAt: 1, endedAt: null, error: null },
+        tasks: [],
+        timers: [],
+        logs: [],
+      });
+      const result = await store.commit([entry(existing.id), entry(other)]);
+      expect(result.fenced).toEqual([existing.id]);
+      expect(await store.getRun(existing.id)).toMatchObject({ state: 'queued', owner: null });
+      expect((await store.readEvents(existing.id)).map((e) => e.event.type)).toEqual(['run_created']);
+      // The other entry of the same commit is written.
+      expect((await store.readEvents(other)).map((e) => e.event.type)).toEqual(['run_created', 'run_started']);
+    });
+
     it('hands a run to one owner at a time and bumps the epoch on each claim', async () => {
       const { store } = t;
       const run = await newRun();
