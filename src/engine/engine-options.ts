@@ -80,6 +80,13 @@ export interface EngineOptions {
   readonly leaseMs?: number;
   /** How often to look for requests (cancel) and, in worker mode, claimable runs. Default 200 ms. */
   readonly pollMs?: number;
+  /**
+   * Worker mode: how long before its wake-up a parked run is claimed again, to wait for it
+   * in memory; a run whose next wake-up is less than twice this away is not parked at all.
+   * Default 3000 ms: time for one worker to claim ten thousand runs due at the same second
+   * on PostgreSQL.
+   */
+  readonly wakeAheadMs?: number;
   /** Largest task output accepted, in bytes of JSON. Default 256 KiB. */
   readonly outputLimitBytes?: number;
   /** Largest log kept per attempt, in bytes. Default 1 MiB. */

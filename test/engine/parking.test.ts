@@ -69,8 +69,9 @@ async function projectRuntime(kind: string): Promise<Runtime> {
   return rt;
 }
 
+/** A worker that parks what waits 2 s or more, and claims a parked run 1 s before it is due. */
 function worker(rt: Runtime): Engine {
-  const engine = rt.createEngine({ pollMs: 50 });
+  const engine = rt.createEngine({ pollMs: 50, wakeAheadMs: 1000 });
   engines.push(engine);
   engine.startWorker();
   return engine;
@@ -130,7 +131,7 @@ for (const kind of Object.keys(stores)) {
       const due = (nap?.startedAt ?? 0) + 3000;
       const taken = claims.filter((c) => c.at >= parkedAt && c.ids.includes(run.id));
       expect(taken).toHaveLength(1);
-      // Claimed about a second ahead (WAKE_AHEAD_MS): before the timer is due, and the
+      // Claimed about a second ahead (the worker's wakeAheadMs): before the timer is due, and the
       // sleep still lasted its whole 3 s.
       expect(taken[0]?.at).toBeLessThan(due);
       expect(nap?.endedAt ?? 0).toBeGreaterThanOrEqual(due);
