@@ -1,9 +1,11 @@
 /**
- * The engine drives runs: it owns a run through a lease, feeds what happens to the pure
- * run machine, group-commits the resulting events, and only then carries out the
- * commands (start attempt bodies, arm timers, abort attempts, report the end). Where
- * attempt bodies run, in this process or in workers, is its attempt mode's business
- * (attempt-mode.ts).
+ * The engine drives runs: it owns a run through a lease, feeds what happens to the run's
+ * driver (run-driver.ts: decide, commit entry, effects after the commit), group-commits
+ * the entries of every run that changed, and only then carries out the effects (start
+ * attempt bodies, arm timers, abort attempts, report the end). It keeps what concerns
+ * many runs: slots and pools, ready queues, claiming and parking, timers, when to flush.
+ * Where attempt bodies run, in this process or in workers, is its attempt mode's
+ * business (attempt-mode.ts); its own phases are lifecycle.ts.
  *
  * Invariants
  * - Nothing external happens before the events it depends on are committed: an attempt
@@ -22,16 +24,16 @@ import { randomUUID } from 'node:crypto';
 import { BatonError } from '../core/errors.js';
 import { LIMITS } from '../core/limits.js';
 import type { TaskSpec } from '../core/model.js';
-import type { Decision, RunEvent, RunInput, RunState, Wait } from '../core/run-machine.js';
+import type { RunEvent, RunInput, Wait } from '../core/run-machine.js';
 import { decide, foldRun } from '../core/run-machine.js';
 import { taskIdOf, taskSpecOf } from '../core/run-topology.js';
 import type { RunStateName } from '../core/states.js';
 import { isTerminalRun } from '../core/states.js';
-import type { CommitEntry, Lease, LogLine, NewRun, RunRequest, Store, TaskRunPatch } from '../store/store.js';
+import type { CommitEntry, Lease, LogLine, NewRun, RunRequest, Store } from '../store/store.js';
 import { renderInputs, templateScope, toTaskError } from './attempt-runner.js';
 import { choiceSelection, isInlineKind, mapItems, parkingWait } from './inline-actions.js';
 import { extrasOf, scopeTasksOf } from './run-scope.js';
-import type { ActiveRun } from './active-run.js';
+import { ActiveRun } from './active-run.js';
 import type { AttemptHost, AttemptMode } from './attempt-mode.js';
 import { InProcessAttempts } from './in-process-attempts.js';
 import { QueuedAttempts } from './queued-attempts.js';
@@ -47,10 +49,11 @@ import type { LongTimer, TimerHost } from './long-timer.js';
 import { EngineLifecycle } from './lifecycle.js';
 import type { EnginePhase } from './lifecycle.js';
 import { setLongInterval, setLongTimeout } from './long-timer.js';
-import { DatabaseClock, MAX_HOLD_MS } from './database-clock.js';
+import { DatabaseClock } from './database-clock.js';
 import { AttemptController } from './attempt-controller.js';
-import type { Pending } from './pending-commit.js';
-import { emptyPending, hasPending, mergePending, requestInput, runPatch, taskPatch } from './pending-commit.js';
+import { requestInput, runPatch, taskPatch } from './pending-commit.js';
+import type { AfterCommit, RunCreation, RunDriverSettings } from './run-driver.js';
+import { latestAt, stampTime } from './run-driver.js';
 
 export type * from './engine-options.js';
 
@@ -75,6 +78,8 @@ export class Engine {
   /** Set when following the database clock: `clock` reads it, `syncClock` measures it. */
   private readonly databaseClock: DatabaseClock | null;
   private readonly random: () => number;
+  /** What every run's driver is given: shared, the engine's. */
+  private readonly driverSettings: RunDriverSettings;
   private readonly faults: EngineFaults | undefined;
   private readonly diagnostic: (message: string) => void;
   private readonly onCommitted:
@@ -139,6 +144,7 @@ export class Engine {
     this.random = options.random ?? Math.random;
     this.owner = options.owner ?? `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
     this.diagnostic = options.onDiagnostic ?? (() => undefined);
+    this.driverSettings = { random: this.random, diagnostic: this.diagnostic };
     this.onCommitted = options.onCommitted;
     this.childLauncher = options.children;
     this.parkWaitingRuns = options.parkWaitingRuns ?? options.clock === undefined;
@@ -316,8 +322,8 @@ export class Engine {
     // Hand the runs back so that another process takes them at once, not after the lease;
     // those that only wait are parked, to be taken when they are due.
     for (const run of owned) {
-      const parkable = this.parkWaitingRuns && run.running.size === 0 && !hasPending(run.pending);
-      const park = parkable ? parkingOf(run.state) : null;
+      const parkable = this.parkWaitingRuns && run.running.size === 0 && !run.hasPending();
+      const park = parkable ? run.onlyWaits() : null;
       const handBack = park
         ? this.store.parkRun(run.lease, { wakeAt: park.wakeAt, awaiting: [...run.children.values()] })
         : this.store.releaseRun(run.lease);
@@ -393,7 +399,7 @@ export class Engine {
         }
         const now = this.clock.now();
         for (const run of woken) {
-          const wakeAt = run.running.size === 0 ? parkingOf(run.state)?.wakeAt : undefined;
+          const wakeAt = run.running.size === 0 ? run.onlyWaits()?.wakeAt : undefined;
           if (typeof wakeAt === 'number' && wakeAt > now) this.waitingAhead.add(run);
         }
         if (woken.length > 0) {
@@ -425,8 +431,8 @@ export class Engine {
     if (!this.parkWaitingRuns || !this.life.working) return;
     if (run.pinned || run.finished || run.parking || this.runs.get(run.lease.runId) !== run) return;
     if (run.state.state !== 'running' || run.running.size > 0 || run.inlineInFlight > 0) return;
-    if (hasPending(run.pending) || this.inbox.some((item) => item.run === run)) return;
-    const park = parkingOf(run.state);
+    if (run.hasPending() || this.inbox.some((item) => item.run === run)) return;
+    const park = run.onlyWaits();
     if (!park) return;
     if (park.wakeAt !== null && park.wakeAt - this.clock.now() < 2 * this.wakeAheadMs) return;
     run.parking = true;
@@ -438,11 +444,8 @@ export class Engine {
           this.dropRun(run, 'fenced: another process owns this run now', true);
           return;
         }
-        run.finished = true;
-        this.waitingAhead.delete(run);
-        if (run.runTimer) this.clearTimer(run.runTimer);
-        for (const t of run.timers.values()) this.clearTimer(t);
-        if (this.runs.get(run.lease.runId) === run) this.runs.delete(run.lease.runId);
+        // Nothing of it is ready: it only waits.
+        this.forget(run);
         if (park.wakeAt !== null) this.claimAt(park.wakeAt);
         run.resolveDone(run.state.state);
         this.notifyIdle();
@@ -589,7 +592,7 @@ export class Engine {
     // The first times this engine stamps come from the database clock, not from a guess.
     if (this.databaseClock && !this.databaseClock.synced) await this.syncClock().catch(() => undefined);
     this.faults?.crashPoint('after_claim');
-    return this.adopt(lease, flow, record.params, events, pinned, null);
+    return this.adopt(lease, flow, record.params, events, pinned);
   }
 
   /**
@@ -627,6 +630,7 @@ export class Engine {
     return new Promise((resolve, reject) => {
       const run = this.adopt(lease, flow, input.params, [created], true, {
         input,
+        leaseMs: this.leaseMs,
         settle: (error) => (error ? reject(error) : resolve({ runId: input.id, created: true, done: run.done })),
       });
       this.ensureTimers();
@@ -640,57 +644,30 @@ export class Engine {
     params: Readonly<Record<string, unknown>>,
     events: readonly RunEvent[],
     pinned: boolean,
-    creating: ActiveRun['creating'],
+    creating?: RunCreation,
   ): ActiveRun {
     const state = foldRun(lease.runId, flow.plan, events);
-    let resolveDone!: (s: RunStateName) => void;
-    let rejectDone!: (e: Error) => void;
-    const done = new Promise<RunStateName>((res, rej) => {
-      resolveDone = res;
-      rejectDone = rej;
-    });
-    const run: ActiveRun = {
+    const init = {
       lease,
       state,
+      lastAt: latestAt(events),
       flow,
       params,
-      running: new Map(),
-      timers: new Map(),
-      withTimer: new Set(),
-      children: new Map(),
-      pending: emptyPending(),
-      finished: false,
-      done,
-      resolveDone,
-      rejectDone,
-      lastAt: latestAt(events),
       pinned,
-      inlineInFlight: 0,
-      parking: false,
-      creating,
+      ...(creating ? { creating } : {}),
     };
+    const run = new ActiveRun(init, this.driverSettings);
     this.runs.set(lease.runId, run);
     if (state.state === 'queued') {
       this.submit(run, { type: 'start' });
     } else {
       const now = this.clock.now();
-      state.tasks.forEach((t, i) => {
-        const inline = isInlineKind(taskSpecOf(state, i));
-        // An attempt the engine carries out itself is simply carried out again: it is
-        // idempotent (a subflow finds the child its attempt already made).
-        if (t.state === 'running' && inline) run.pending.inline.push({ task: i, attempt: t.attempt });
-        else if (t.state === 'running') this.attempts.resumeRunning(run, i, t.attempt);
-        else if (t.state === 'queued') this.dispatchTask(run, i, now);
-        else if ((t.state === 'retrying' || t.state === 'waiting') && t.retryAt !== null) {
-          run.withTimer.add(i);
-          this.armTimer(run, i, t.retryAt - now);
-        }
-        if (t.state === 'waiting' && t.wait?.kind === 'run') {
-          run.children.set(i, t.wait.runId);
-          // The process that ran the child may have died with this run's previous owner.
-          this.runChild(t.wait.runId);
-        }
-      });
+      const resumed = run.resume();
+      for (const a of resumed.running) this.attempts.resumeRunning(run, a.task, a.attempt);
+      for (const task of resumed.queued) this.dispatchTask(run, task, now);
+      for (const t of resumed.timers) this.armTimer(run, t.task, t.dueAt - now);
+      // The process that ran a child may have died with this run's previous owner.
+      for (const childId of resumed.children) this.runChild(childId);
       this.scheduleFlush();
     }
     this.armRunTimeout(run);
@@ -873,7 +850,7 @@ export class Engine {
   }
 
   /**
-   * Hands every queued input to its run's machine and starts what slots allow. Kept out of
+   * Hands every queued input to its run's driver and starts what slots allow. Kept out of
    * the async flushInbox, so that this loop, run once per task outcome, is optimized as a
    * plain function of its own.
    */
@@ -885,138 +862,75 @@ export class Engine {
         if (harvestedId !== undefined) this.attempts.forgetOutcome(harvestedId);
         continue;
       }
-      if (harvestedId !== undefined) run.pending.harvested.push(harvestedId);
       touched.add(run);
-      const decision = this.decideFor(run, input, now);
-      if (!decision) continue;
-      const p = run.pending;
-      for (const e of decision.events) p.events.push(e);
-      for (const t of decision.touched) p.touched.add(t);
-      if (requestId !== undefined) p.answered.push(requestId);
-      for (const c of decision.commands) {
-        if (c.type === 'dispatch') this.dispatchTask(run, c.task, now);
-        else p.commands.push(c);
-      }
+      const dispatch = run.take(input, now, requestId, harvestedId);
+      if (!dispatch) this.dropIfFenced(run);
+      else for (const task of dispatch) this.dispatchTask(run, task, now);
     }
     this.pump(now);
   }
 
   private async flushInbox(touched: Set<ActiveRun>): Promise<void> {
     this.decideInbox(touched, this.clock.now());
-    const dirty = [...this.runs.values()].filter((r) => hasPending(r.pending));
     for (const run of this.activated.splice(0)) touched.add(run);
-    // A batch whose commit failed comes back here without inputs: its runs are still candidates.
-    for (const run of dirty) touched.add(run);
-    if (dirty.length === 0) return;
-    const batches = dirty.map((run) => ({ run, pending: run.pending }));
-    for (const run of dirty) run.pending = emptyPending();
-    const entries: CommitEntry[] = batches.map(({ run, pending }) => this.entryFor(run, pending));
-    let fenced: readonly string[];
+    const batch: ActiveRun[] = [];
+    const entries: CommitEntry[] = [];
+    for (const run of this.runs.values()) {
+      const entry = run.takeEntry();
+      if (!entry) continue;
+      batch.push(run);
+      entries.push(entry);
+      // A batch whose commit failed comes back here without inputs: its runs are still candidates.
+      touched.add(run);
+    }
+    if (entries.length === 0) return;
+    let fenced: ReadonlySet<string>;
     try {
-      fenced = (await this.store.commit(entries)).fenced;
+      fenced = new Set((await this.store.commit(entries)).fenced);
       this.commitBackoffMs = 0;
     } catch (error) {
       // Nothing was written; keep every change pending and try again shortly.
-      for (const { run, pending } of batches) run.pending = mergePending(pending, run.pending);
+      for (const run of batch) run.commitFailed();
       this.commitBackoffMs = Math.min(Math.max(this.commitBackoffMs * 2, 20), 2000);
       this.diagnostic(`commit failed, retrying in ${this.commitBackoffMs} ms: ${(error as Error).message}`);
       await new Promise((r) => setTimeout(r, this.commitBackoffMs));
       this.scheduleFlush();
       return;
     }
-    const fencedSet = new Set(fenced);
-    entries.forEach((entry, k) => {
-      const run = batches[k]?.run;
-      if (!run) return;
-      for (const t of entry.timers) {
-        if (t.dueAt === null) run.withTimer.delete(t.task);
-        else run.withTimer.add(t.task);
-      }
+    // Every driver hears the answer before any effect is carried out.
+    const effects = batch.map((run) => {
+      if (!fenced.has(run.lease.runId)) return run.committed();
+      run.commitFenced();
+      return null;
     });
-    for (const { pending } of batches) for (const id of pending.harvested) this.attempts.forgetOutcome(id);
-    for (const { run, pending } of batches) {
-      if (fencedSet.has(run.lease.runId)) {
-        if (run.creating) {
-          this.dropRun(run, 'a run with this id or dedupe key exists already', true);
-          continue;
-        }
-        this.dropRun(run, 'fenced: another process owns this run now', true);
-        continue;
+    for (const entry of entries) for (const id of entry.harvested ?? []) this.attempts.forgetOutcome(id);
+    batch.forEach((run, k) => {
+      const after = effects[k];
+      if (!after) {
+        this.dropIfFenced(run);
+        return;
       }
       const creating = run.creating;
       run.creating = null;
-      if (this.onCommitted && (pending.events.length > 0 || pending.logs.length > 0))
-        this.onCommitted(run.lease.runId, pending.events, pending.logs);
-      for (const i of pending.touched) {
-        const wait = run.state.tasks[i]?.wait;
-        if (run.state.tasks[i]?.state === 'waiting' && wait?.kind === 'run') run.children.set(i, wait.runId);
-        else run.children.delete(i);
-      }
-      this.act(run, pending);
+      this.act(run, after);
+      // Once the run's first bodies have started: its creator learns it exists.
       creating?.settle();
-    }
+    });
   }
 
-  /**
-   * `decide` for a run at `now`, stamped by `stampTime`; keeps the run's latest event time.
-   * A decision the machine refuses (RUN_INVALID_TRANSITION: an input illegal in the run's
-   * state) may have left the state half-applied: the engine fences itself off the run —
-   * drops it uncommitted, with everything pending — rather than go on from that state, and
-   * returns null. The run's history is untouched; its lease lapses and the run is folded
-   * afresh by whoever claims it.
-   */
-  private decideFor(run: ActiveRun, input: RunInput, now: number): Decision | null {
-    let decision: Decision;
-    try {
-      decision = decide(run.state, input, stampTime(run.lastAt, now), this.random);
-    } catch (error) {
-      const code = error instanceof BatonError ? error.code : 'INTERNAL';
-      if (code !== 'RUN_INVALID_TRANSITION' && code !== 'INTERNAL') {
-        // A request the machine refuses before changing anything (a retry of a running run).
-        this.diagnostic(`run ${run.lease.runId}: ${(error as Error).message}`);
-        return null;
-      }
-      this.diagnostic(`run ${run.lease.runId}: ${code}: ${(error as Error).message}; this engine lets the run go`);
-      this.dropRun(run, `${code} on ${input.type}`, true);
-      return null;
-    }
-    for (const e of decision.events) if (e.at > run.lastAt) run.lastAt = e.at;
-    return decision;
+  /** Drops a run whose driver fenced itself off it (run-driver.ts); a refused input left it as it was. */
+  private dropIfFenced(run: ActiveRun): void {
+    if (run.fault !== null) this.dropRun(run, run.fault, true);
   }
 
-  private entryFor(run: ActiveRun, pending: Pending): CommitEntry {
-    const state = run.state;
-    const tasks: TaskRunPatch[] = [];
-    const timers: { task: number; dueAt: number | null }[] = [];
-    for (const i of pending.touched) {
-      tasks.push(taskPatch(state, i));
-      const retryAt = state.tasks[i]?.retryAt ?? null;
-      // `withTimer` changes only once the commit succeeded (see flush): a failed commit is
-      // retried, and must still delete the timer row then.
-      if (retryAt !== null) timers.push({ task: i, dueAt: retryAt });
-      else if (run.withTimer.has(i)) timers.push({ task: i, dueAt: null });
-    }
-    return {
-      lease: run.lease,
-      ...(run.creating ? { create: { run: run.creating.input, leaseMs: this.leaseMs } } : {}),
-      events: pending.events,
-      run: runPatch(state),
-      tasks,
-      timers,
-      logs: pending.logs,
-      answered: pending.answered,
-      dispatches: pending.dispatches,
-      harvested: pending.harvested,
-      cancels: pending.cancels,
-    };
-  }
-
-  /** Carries out what a committed batch asked for. */
-  private act(run: ActiveRun, pending: Pending): void {
-    for (const s of pending.starts) this.attempts.start(run, s.task, s.attempt);
-    for (const a of pending.inline) void this.performInline(run, a.task, a.attempt);
+  /** Reports a committed batch and carries out what it asked for. */
+  private act(run: ActiveRun, after: AfterCommit): void {
+    if (this.onCommitted && (after.events.length > 0 || after.logs.length > 0))
+      this.onCommitted(run.lease.runId, after.events, after.logs);
+    for (const s of after.starts) this.attempts.start(run, s.task, s.attempt);
+    for (const a of after.inline) void this.performInline(run, a.task, a.attempt);
     const now = this.clock.now();
-    for (const c of pending.commands) {
+    for (const c of after.commands) {
       if (c.type === 'arm_timer') this.armTimer(run, c.task, c.dueAt - now);
       else if (c.type === 'abort') this.abortAttempt(run, c.task, c.attempt, c.reason);
       else if (c.type === 'cancel_child') void this.cancelChild(c.runId, c.reason);
@@ -1030,12 +944,8 @@ export class Engine {
       this.enqueueReady(run, task);
       return;
     }
-    const decision = this.decideFor(run, { type: 'attempt_started', task }, now);
-    if (!decision || decision.events.length === 0) return;
-    for (const e of decision.events) run.pending.events.push(e);
-    run.pending.touched.add(task);
-    run.pending.inline.push({ task, attempt: run.state.tasks[task]?.attempt ?? 1 });
-    this.scheduleFlush();
+    if (run.startInline(task, now) === null) this.dropIfFenced(run);
+    else this.scheduleFlush();
   }
 
   /** Carries out a map, a choice by rules, or a parking task: one input for the machine. */
@@ -1132,13 +1042,9 @@ export class Engine {
   }
 
   private finish(run: ActiveRun, state: RunStateName): void {
-    run.finished = true;
-    this.waitingAhead.delete(run);
-    if (run.runTimer) this.clearTimer(run.runTimer);
-    for (const t of run.timers.values()) this.clearTimer(t);
+    this.forget(run);
     this.removeReady(run);
     this.attempts.finished(run);
-    if (this.runs.get(run.lease.runId) === run) this.runs.delete(run.lease.runId);
     // The commit that ended the run also let go of its lease (Store.commit): nothing to release.
     run.resolveDone(state);
     // The run's place is free: a worker takes the next queued run now, not at its next poll.
@@ -1148,14 +1054,9 @@ export class Engine {
   /** Forgets a run this process may no longer write to; aborts its attempts. */
   private dropRun(run: ActiveRun, reason: string, asError: boolean): void {
     if (run.finished) return;
-    run.finished = true;
-    this.waitingAhead.delete(run);
-    if (run.runTimer) this.clearTimer(run.runTimer);
-    for (const t of run.timers.values()) this.clearTimer(t);
+    this.forget(run);
     this.attempts.dropped(run, reason);
     this.removeReady(run);
-    // Only this run's entry: a newer lease of the same run may have replaced it.
-    if (this.runs.get(run.lease.runId) === run) this.runs.delete(run.lease.runId);
     for (const id of run.pending.harvested) this.attempts.forgetOutcome(id);
     const error = asError
       ? new BatonError('STORE_FENCED', `run ${run.lease.runId}: ${reason}`)
@@ -1166,6 +1067,16 @@ export class Engine {
     const creating = run.creating;
     run.creating = null;
     creating?.settle(error);
+  }
+
+  /** The engine no longer drives the run (ended, dropped, parked): its timers stop, its place is free. */
+  private forget(run: ActiveRun): void {
+    run.finished = true;
+    this.waitingAhead.delete(run);
+    if (run.runTimer) this.clearTimer(run.runTimer);
+    for (const t of run.timers.values()) this.clearTimer(t);
+    // Only this run's entry: a newer lease of the same run may have replaced it.
+    if (this.runs.get(run.lease.runId) === run) this.runs.delete(run.lease.runId);
   }
 
   private poolOf(run: ActiveRun, task: number): string {
@@ -1208,12 +1119,11 @@ export class Engine {
         const item = queue[taken++] as ReadyItem;
         const { run, task } = item;
         if (run.finished || run.running.has(task)) continue;
-        const decision = this.decideFor(run, { type: 'attempt_started', task }, now);
-        if (!decision || decision.events.length === 0) continue;
-        const attempt = (run.state.tasks[task] as { attempt: number }).attempt;
-        for (const e of decision.events) run.pending.events.push(e);
-        run.pending.touched.add(task);
-        run.pending.starts.push({ task, attempt });
+        const attempt = run.startAttempt(task, now);
+        if (attempt === null) {
+          this.dropIfFenced(run);
+          continue;
+        }
         this.attempts.prepare(run, task, attempt);
         run.running.set(task, {
           task,
@@ -1249,50 +1159,6 @@ const CLAIM_BATCH = 64;
  * on time. One worker on PostgreSQL claims ten thousand runs in about two seconds here.
  */
 const WAKE_AHEAD_MS = 3000;
-
-/**
- * When a run whose open work only waits is due next: the earliest of its timers (retry
- * backoffs, sleeps, wait timeouts) and its own deadline. Null when some task is queued or
- * running (the run is busy) or nothing waits.
- */
-export function parkingOf(state: RunState): { wakeAt: number | null } | null {
-  let waits = false;
-  let wakeAt: number | null = null;
-  for (const t of state.tasks) {
-    if (t.state === 'queued' || t.state === 'running') return null;
-    if (t.state === 'waiting' || t.state === 'retrying') {
-      waits = true;
-      if (t.retryAt !== null && (wakeAt === null || t.retryAt < wakeAt)) wakeAt = t.retryAt;
-    }
-  }
-  if (!waits) return null;
-  const timeoutMs = state.plan.spec.timeoutMs;
-  if (timeoutMs !== null && state.startedAt !== null) {
-    const deadline = state.startedAt + timeoutMs;
-    if (wakeAt === null || deadline < wakeAt) wakeAt = deadline;
-  }
-  return { wakeAt };
-}
-
-/**
- * The time to stamp a run's next events with: `now`, or the time of the run's latest event
- * if the clock is behind it (an estimate of the database clock corrected, another
- * process's clock a little behind, a wall clock set back), so that a run's history never
- * runs backwards and no task ends before it started. A clock behind by more than
- * MAX_HOLD_MS jumped, or the earlier time came from a clock that is off (a run's creation
- * is stamped by the machine that created it): then the clock is followed, since retry and
- * timeout due times are counted from these stamps and would otherwise wait out the gap.
- */
-function stampTime(lastAt: number, now: number): number {
-  return lastAt > now && lastAt - now <= MAX_HOLD_MS ? lastAt : now;
-}
-
-/** The latest time among a run's events (-Infinity for none). */
-function latestAt(events: readonly RunEvent[]): number {
-  let latest = Number.NEGATIVE_INFINITY;
-  for (const e of events) if (e.at > latest) latest = e.at;
-  return latest;
-}
 
 /** True if `owner` names a process on this host that no longer exists. */
 function flowKey(flow: string, version: string): string {

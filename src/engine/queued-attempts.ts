@@ -94,12 +94,12 @@ export class QueuedAttempts implements AttemptMode {
 
   /** Attempts still out were cancelled through the queue: their slots are free now. */
   finished(run: ActiveRun): void {
-    for (const a of [...run.running.values()]) this.host.releaseSlot(run, a.task);
+    this.releaseSlots(run);
   }
 
-  /** Whoever owns the run next harvests what its workers report. */
+  /** Whoever owns the run next harvests what its workers report: the slots are free now. */
   dropped(run: ActiveRun): void {
-    for (const a of [...run.running.values()]) this.host.releaseSlot(run, a.task);
+    this.releaseSlots(run);
   }
 
   /**
@@ -140,6 +140,11 @@ export class QueuedAttempts implements AttemptMode {
 
   forgetOutcome(id: string): void {
     this.harvesting.delete(id);
+  }
+
+  /** Attempts out in workers hold no slot here once their run ended or went elsewhere. */
+  private releaseSlots(run: ActiveRun): void {
+    for (const a of [...run.running.values()]) this.host.releaseSlot(run, a.task);
   }
 
   private acceptOutcome(o: TaskOutcome): void {
