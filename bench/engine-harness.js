@@ -1,9 +1,11 @@
 // Builds an engine on a fresh SQLite file for benchmarks: flows are defined in code and
-// resolved directly, so a figure measures orchestration, not flow loading.
+// resolved directly, so a figure measures orchestration, not flow loading. A run's flow is
+// pinned as the runtime pins it (pinSpec), so that creating a run writes what Baton writes.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compilePlan } from '../dist/core/run-machine.js';
+import { pinSpec } from '../dist/core/run-history.js';
 import { Engine } from '../dist/engine/engine.js';
 import { createExecutors, newRunId } from '../dist/app/runtime.js';
 import { SqliteStore } from '../dist/store/sqlite/sqlite-store.js';
@@ -35,7 +37,7 @@ export function openHarness(options = {}) {
       flow: {
         flow: spec.name,
         version: 'bench',
-        spec: JSON.stringify(spec),
+        spec: pinSpec(spec),
         sourcePath: join(dir, 'bench.ts'),
         createdAt: now,
       },

@@ -5,8 +5,9 @@
 // state the engine recorded in its derived rows (the run's state, each task's state,
 // attempts, output and error code). test/core/history-corpus.test.ts folds every file and
 // compares. Files already there are kept: the corpus is the record of what every earlier
-// format wrote, so record a new name (or pass --force to replace one) whenever the history
-// format changes. Without names, records every scenario whose file is missing.
+// format wrote. From format 2 on, a file's name ends in its format (`chain-v2.json`), so
+// that raising the format records every scenario again beside the files of the formats
+// before it. Without names, records every scenario whose file is missing.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -333,11 +334,13 @@ const names = args.filter((a) => a !== '--force');
 for (const n of names)
   if (!SCENARIOS[n]) throw new Error(`no scenario ${n}; known: ${Object.keys(SCENARIOS).join(', ')}`);
 mkdirSync(target, { recursive: true });
+// Format 1 was recorded before names carried the format.
+const formatSuffix = HISTORY_FORMAT === 1 ? '' : `-v${HISTORY_FORMAT}`;
 const fileOf = (name) => join(target, `${name}.json`);
 let written = 0;
 for (const [name, scenario] of Object.entries(SCENARIOS)) {
   if (names.length > 0 && !names.includes(name)) continue;
-  if (existsSync(fileOf(name)) && !force) {
+  if (existsSync(fileOf(`${name}${formatSuffix}`)) && !force) {
     console.log(`${name}: kept (pass --force to record it again)`);
     continue;
   }
@@ -345,7 +348,7 @@ for (const [name, scenario] of Object.entries(SCENARIOS)) {
   try {
     const runs = await scenario.run(kit);
     for (const [suffix, runId] of Object.entries(runs)) {
-      const file = suffix ? `${name}-${suffix}` : name;
+      const file = `${suffix ? `${name}-${suffix}` : name}${formatSuffix}`;
       const body = await record(kit, file, scenario.description, runId);
       // Formatted as the repository formats JSON, so that the format check leaves it alone.
       const options = { ...(await prettier.resolveConfig(fileOf(file))), filepath: fileOf(file) };

@@ -9,13 +9,20 @@
  * Raise HISTORY_FORMAT when the meaning of a stored event or of the pinned spec changes,
  * teach the fold to read the older formats, and record new histories under
  * test/fixtures/histories (every recorded history must still fold to its final state).
+ *
+ * Formats: 1, the events and the pinned definition as they are; 2, the same events, and
+ * the pinned definition's tasks stored compactly (compact-tasks.ts) when they can be.
  */
+import { compactTasks, restoreTasks, type CompactTasks } from './compact-tasks.js';
 import { BatonError } from './errors.js';
-import type { FlowSpec } from './model.js';
+import type { FlowSpec, TaskSpec } from './model.js';
 import type { RunEvent } from './run-types.js';
 
 /** The format this Baton writes, and the newest it reads. */
-export const HISTORY_FORMAT = 1;
+export const HISTORY_FORMAT = 2;
+
+/** The first format whose pinned definitions may hold their tasks in the compact form. */
+const COMPACT_TASKS_FORMAT = 2;
 
 /** The format of a history written before events carried one. */
 const UNNUMBERED_FORMAT = 1;
@@ -67,21 +74,28 @@ function checkFormat(v: unknown, what: string, runId: string | null): number {
   return v;
 }
 
-/** The JSON of a flow definition as it is pinned in the store, stamped with its format. */
+/**
+ * The JSON of a flow definition as it is pinned in the store, stamped with its format:
+ * `tasks` is the compact form (an object, `{ defaults, list }`) when the tasks have one,
+ * else the array of tasks as they are.
+ */
 export function pinSpec(spec: FlowSpec): string {
-  return JSON.stringify({ v: HISTORY_FORMAT, ...spec });
+  const compact = compactTasks(spec.tasks);
+  return JSON.stringify(compact ? { v: HISTORY_FORMAT, ...spec, tasks: compact } : { v: HISTORY_FORMAT, ...spec });
 }
 
 /**
  * Reads a pinned flow definition (`what` names it in errors: `flow x version y`). The
- * stamp is taken off, so that the definition hashes to the version it was pinned under.
+ * stamp is taken off and compact tasks are restored, so that the definition is the one
+ * pinned, to the byte, and hashes to the version it was pinned under.
  */
 export function readPinnedSpec(json: string, what: string): FlowSpec {
-  const parsed = JSON.parse(json) as FlowSpec & { v?: unknown };
-  if (parsed.v === undefined) return parsed;
-  checkFormat(parsed.v, `the pinned definition of ${what}`, null);
+  const parsed = JSON.parse(json) as Omit<FlowSpec, 'tasks'> & { v?: unknown; tasks: TaskSpec[] | CompactTasks };
+  if (parsed.v === undefined) return parsed as FlowSpec;
+  const format = checkFormat(parsed.v, `the pinned definition of ${what}`, null);
   const { v: _format, ...spec } = parsed;
-  return spec;
+  if (format >= COMPACT_TASKS_FORMAT && !Array.isArray(spec.tasks)) spec.tasks = restoreTasks(spec.tasks);
+  return spec as FlowSpec;
 }
 
 /** The error for an event that the state of its run or task does not allow. */

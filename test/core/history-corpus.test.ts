@@ -140,7 +140,16 @@ describe('the corpus of recorded histories', () => {
 });
 
 describe('history formats', () => {
-  const h = history('chain');
+  const h = history(`chain-v${HISTORY_FORMAT}`);
+
+  it('has every scenario recorded in the current format, and in format 1', () => {
+    const scenarios = (format: number) =>
+      corpus
+        .filter((c) => c.format === format)
+        .map((c) => c.name.replace(/-v\d+$/, ''))
+        .sort();
+    expect(scenarios(HISTORY_FORMAT)).toEqual(scenarios(1));
+  });
 
   it('stamps the format on events as they are stored and on pinned definitions', () => {
     expect(h.events.every((e) => e.v === HISTORY_FORMAT)).toBe(true);
@@ -148,6 +157,14 @@ describe('history formats', () => {
     const spec = readPinnedSpec(JSON.stringify(h.flow), 'flow chain');
     expect('v' in spec).toBe(false);
     expect(JSON.parse(pinSpec(spec))).toEqual(h.flow);
+  });
+
+  it('pins tasks compactly from format 2 on, and reads back the text it pinned', () => {
+    for (const recorded of corpus.filter((c) => c.format >= 2)) {
+      expect(Array.isArray(recorded.flow.tasks), recorded.name).toBe(false);
+      const spec = readPinnedSpec(JSON.stringify(recorded.flow), `flow ${recorded.name}`);
+      expect(pinSpec(spec), recorded.name).toBe(JSON.stringify(recorded.flow));
+    }
   });
 
   it('refuses an event in a newer format with HISTORY_TOO_NEW, naming the run and the format', () => {

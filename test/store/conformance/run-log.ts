@@ -4,6 +4,7 @@
  */
 import { expect, it } from 'vitest';
 import type { Lease, TaskRunPatch } from '../../../src/store/store.js';
+import { HISTORY_FORMAT } from '../../../src/core/run-history.js';
 import type { RunEvent } from '../../../src/core/run-machine.js';
 import type { TaskStateName } from '../../../src/core/states.js';
 import { describePort, flow, runId, tasksEntry } from './shared.js';
@@ -257,7 +258,7 @@ export function runLogConformance(factory: StoreFactory): void {
         const events = await store.readEvents(run.id);
         expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 131 }, (_, i) => i + 1));
         expect(events.slice(1).map((e) => e.event)).toEqual(
-          ids.map((id, i) => ({ v: 1, type: 'task_started', at: i, task: id, attempt: 1 + k })),
+          ids.map((id, i) => ({ v: HISTORY_FORMAT, type: 'task_started', at: i, task: id, attempt: 1 + k })),
         );
         const rows = await store.getTaskRuns(run.id);
         expect(rows).toHaveLength(131);
