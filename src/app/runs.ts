@@ -15,6 +15,7 @@ import type { FlowDefinition } from '../define/builder.js';
 import { isFlowDefinitionLike } from '../define/flow-mark.js';
 import { resolveParams } from '../define/params.js';
 import type { NewRun, RunFilter, RunRecord, StoredEvent, Store, TaskRunRecord } from '../store/store.js';
+import type { Engine } from '../engine/engine.js';
 import type { BatonConfig } from './config.js';
 import type { LoadedFlow } from './flow-catalog.js';
 import { loadRunState } from './run-state.js';
@@ -188,6 +189,30 @@ export async function findFlow(rt: Runtime, flow: FlowRef): Promise<LoadedFlow> 
 /** Finds the flow, validates params and records a queued run; nothing runs yet. */
 export async function startRun(rt: Runtime, flow: FlowRef, options: StartRunOptions = {}): Promise<StartedRun> {
   return createRun(rt, await findFlow(rt, flow), options);
+}
+
+/** A run started on an engine of this process: its id and flow, and whether this call created it. */
+export interface EagerRun {
+  readonly id: string;
+  readonly flow: string;
+  readonly created: boolean;
+}
+
+/**
+ * Finds the flow, validates params and hands the run to `engine`, a worker of this process:
+ * started in the commit that creates it when the worker has room, queued otherwise
+ * (Engine.startEagerly). Resolves once the run is created.
+ */
+export async function startRunEagerly(
+  rt: Runtime,
+  engine: Pick<Engine, 'startEagerly'>,
+  flow: FlowRef,
+  options: StartRunOptions = {},
+): Promise<EagerRun> {
+  const loaded = await findFlow(rt, flow);
+  const input = buildRun(rt.config, loaded, options);
+  const { runId, created } = await engine.startEagerly(input);
+  return { id: runId, flow: input.flow.flow, created };
 }
 
 /** One run of `startRuns`. */

@@ -10,7 +10,7 @@ import type { ParamDef } from '../define/builder-types.js';
 import { resolveConfig } from '../app/config.js';
 import { decideApproval, defaultActor, sendSignal } from '../app/run-requests.js';
 import type { FlowRef } from '../app/runs.js';
-import { cancelRun, getRun, listRuns, retryRun, startRun, startRuns, watchRun } from '../app/runs.js';
+import { cancelRun, getRun, listRuns, retryRun, startRun, startRunEagerly, startRuns, watchRun } from '../app/runs.js';
 import type { Runtime } from '../app/runtime.js';
 import { createRuntime, openRuntime } from '../app/runtime.js';
 import { setTriggerPaused } from '../app/triggers.js';
@@ -110,7 +110,11 @@ export class BatonClient {
   }
 
   /**
-   * Creates a queued run of a flow and returns a handle on it; a worker executes it. The
+   * Creates a run of a flow and returns a handle on it; a worker executes it. When this
+   * client has started a worker of whole runs (`startWorker`) with room for another run,
+   * that worker starts the run in the very commit that creates it (an eager start: no
+   * claim, one synced commit before the first task body); otherwise the run is queued for
+   * the first worker to claim. The
    * params are checked against the flow's declaration and `limits.params_bytes`, and the
    * labels against their rules, first (RUN_PARAM_INVALID, PAYLOAD_TOO_LARGE,
    * RUN_LABEL_INVALID); nothing is created when they fail.
@@ -131,13 +135,20 @@ export class BatonClient {
     options: StartOptions<O> = {},
   ): Promise<RunHandle<O>> {
     this.open();
-    const { run, created } = await startRun(this.rt, flow as FlowRef, {
+    const startOptions = {
       params,
       ...(options.dedupeKey !== undefined ? { dedupeKey: options.dedupeKey } : {}),
       ...(options.labels !== undefined ? { labels: options.labels } : {}),
-    });
-    this.nudge('claim');
+    };
     const output = typeof options.output === 'string' ? options.output : options.output?.id;
+    // A worker of whole runs in this process starts the run itself, in the commit that creates it.
+    const engine = [...this.workers].find((w) => w.engine?.phase === 'working')?.engine;
+    if (engine) {
+      const run = await startRunEagerly(this.rt, engine, flow as FlowRef, startOptions);
+      return new RunHandle<O>(this.host, run.id, run.flow, run.created, output);
+    }
+    const { run, created } = await startRun(this.rt, flow as FlowRef, startOptions);
+    this.nudge('claim');
     return new RunHandle<O>(this.host, run.id, run.flow, created, output);
   }
 

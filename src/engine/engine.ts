@@ -607,12 +607,39 @@ export class Engine {
   async startNew(
     input: NewRun,
   ): Promise<{ readonly runId: string; readonly created: boolean; readonly done: Promise<RunStateName> }> {
-    if (input.dedupeKey || (input.maxActiveRuns ?? null) !== null || input.parent) {
+    if (!startsHere(input)) {
       const { run, created } = await this.store.createRun(input);
       const done = this.execute(run.id);
       done.catch(() => undefined);
       return { runId: run.id, created, done };
     }
+    return this.createHere(input, true);
+  }
+
+  /**
+   * Worker mode: creates a run and, when this worker has room for another run, starts it
+   * here in the commit that creates it, as `startNew` does (an eager start: no claim, and
+   * one commit before its first body instead of three); the run is then this worker's as if
+   * it had claimed it, and may be parked. Without room (or with a dedupe key, a flow capped
+   * by max_active_runs, a parent) the run is created queued, for the first worker to claim.
+   * Resolves once the run is created.
+   */
+  async startEagerly(input: NewRun): Promise<{ readonly runId: string; readonly created: boolean }> {
+    const room = this.life.working && this.attempts.claimRoom(this.runs.size, this.waitingAhead.size) > 0;
+    if (!room || !startsHere(input)) {
+      const { run, created } = await this.store.createRun(input);
+      if (created) void this.claimNew();
+      return { runId: run.id, created };
+    }
+    const { runId, created } = await this.createHere(input, false);
+    return { runId, created };
+  }
+
+  /** Holds a run not yet in the store, whose first commit creates it (`CommitEntry.create`). */
+  private async createHere(
+    input: NewRun,
+    pinned: boolean,
+  ): Promise<{ readonly runId: string; readonly created: true; readonly done: Promise<RunStateName> }> {
     const f = input.flow;
     // Resolving reads the pinned version from the store: record it first (a no-op when present).
     if (!this.resolvedFlows.has(flowKey(f.flow, f.version))) await this.store.putFlowVersion(f);
@@ -628,7 +655,7 @@ export class Engine {
     // The epoch of a run's first claim: the commit creating the run sets it (Store.commit).
     const lease: Lease = { runId: input.id, owner: this.owner, epoch: 1 };
     return new Promise((resolve, reject) => {
-      const run = this.adopt(lease, flow, input.params, [created], true, {
+      const run = this.adopt(lease, flow, input.params, [created], pinned, {
         input,
         leaseMs: this.leaseMs,
         settle: (error) => (error ? reject(error) : resolve({ runId: input.id, created: true, done: run.done })),
@@ -1161,6 +1188,15 @@ const CLAIM_BATCH = 64;
 const WAKE_AHEAD_MS = 3000;
 
 /** True if `owner` names a process on this host that no longer exists. */
+/**
+ * Whether a run can be created by the engine that starts it: not with a dedupe key (the run
+ * may exist), a flow capped by max_active_runs (the cap is counted in the store) or a parent
+ * (the parent's limits are).
+ */
+function startsHere(input: NewRun): boolean {
+  return !input.dedupeKey && (input.maxActiveRuns ?? null) === null && !input.parent;
+}
+
 function flowKey(flow: string, version: string): string {
   return `${flow}\u0000${version}`;
 }
