@@ -208,6 +208,9 @@ export async function createRuntime(
     errorLimitBytes: config.errorLimitBytes,
     killGraceMs: config.killGraceMs,
     children,
+    // On PostgreSQL a creating commit costs more round trips than a creation and a claim,
+    // and holds up the worker's other commits meanwhile: there runs are created queued.
+    eagerStarts: store.dialect === 'sqlite',
     ...(faults ? { faults } : {}),
     ...(clock ? { clock } : {}),
   });

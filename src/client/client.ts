@@ -142,7 +142,7 @@ export class BatonClient {
     };
     const output = typeof options.output === 'string' ? options.output : options.output?.id;
     // A worker of whole runs in this process starts the run itself, in the commit that creates it.
-    const engine = [...this.workers].find((w) => w.engine?.phase === 'working')?.engine;
+    const engine = [...this.workers].find((w) => w.engine?.hasRoomForRun())?.engine;
     if (engine) {
       const run = await startRunEagerly(this.rt, engine, flow as FlowRef, startOptions);
       return new RunHandle<O>(this.host, run.id, run.flow, run.created, output);

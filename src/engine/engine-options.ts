@@ -87,6 +87,11 @@ export interface EngineOptions {
    * on PostgreSQL.
    */
   readonly wakeAheadMs?: number;
+  /**
+   * Worker mode: take runs handed to `startEagerly` at once, creating and starting each in
+   * one commit, when there is room; otherwise such runs are created queued. Default false.
+   */
+  readonly eagerStarts?: boolean;
   /** Largest task output accepted, in bytes of JSON. Default 256 KiB. */
   readonly outputLimitBytes?: number;
   /** Largest log kept per attempt, in bytes. Default 1 MiB. */

@@ -72,6 +72,7 @@ export class Engine {
   private readonly pollMs: number;
   /** EngineOptions.wakeAheadMs; parked runs due sooner than twice this stay in memory. */
   private readonly wakeAheadMs: number;
+  private readonly eagerStarts: boolean;
   private readonly errorLimit: number;
   private readonly killGraceMs: number;
   private readonly clock: EngineClock;
@@ -127,6 +128,7 @@ export class Engine {
     this.leaseMs = options.leaseMs ?? 15_000;
     this.pollMs = options.pollMs ?? 200;
     this.wakeAheadMs = options.wakeAheadMs ?? WAKE_AHEAD_MS;
+    this.eagerStarts = options.eagerStarts ?? false;
     this.errorLimit = options.errorLimitBytes ?? LIMITS.error_bytes.default;
     this.killGraceMs = options.killGraceMs ?? 2000;
     this.faults = options.faults;
@@ -625,14 +627,18 @@ export class Engine {
    * Resolves once the run is created.
    */
   async startEagerly(input: NewRun): Promise<{ readonly runId: string; readonly created: boolean }> {
-    const room = this.life.working && this.attempts.claimRoom(this.runs.size, this.waitingAhead.size) > 0;
-    if (!room || !startsHere(input)) {
+    if (!this.hasRoomForRun() || !startsHere(input)) {
       const { run, created } = await this.store.createRun(input);
       if (created) void this.claimNew();
       return { runId: run.id, created };
     }
     const { runId, created } = await this.createHere(input, false);
     return { runId, created };
+  }
+
+  /** Worker mode: whether `startEagerly` would start a run here now (EngineOptions.eagerStarts, and room). */
+  hasRoomForRun(): boolean {
+    return this.eagerStarts && this.life.working && this.attempts.claimRoom(this.runs.size, this.waitingAhead.size) > 0;
   }
 
   /** Holds a run not yet in the store, whose first commit creates it (`CommitEntry.create`). */

@@ -1,8 +1,9 @@
 /**
- * Eager starts through the public client, on both stores: with a worker of whole runs in
- * the process, `start` hands the run to that worker, which creates it and records its start
- * in one commit (no separate creation, no claim); a worker without room leaves the run
- * queued, and claims it once it has room again.
+ * Eager starts through the public client: on the embedded store, with a worker of whole
+ * runs in the process, `start` hands the run to that worker, which creates it and records
+ * its start in one commit (no separate creation, no claim); a worker without room leaves
+ * the run queued, and claims it once it has room again. On PostgreSQL runs are created
+ * queued.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -60,7 +61,15 @@ for (const [storeName, makeStore] of Object.entries(stores)) {
       await setup.cleanup();
     });
 
-    it('a worker of this client creates and starts the run in one commit', async () => {
+    it.runIf(storeName === 'postgres')('a worker of this client leaves the run queued, and claims it', async () => {
+      baton.startWorker();
+      const creates = vi.spyOn(setup.store.prototype, 'createRun');
+      const run = await baton.start(quick);
+      expect(await run.result(WAIT)).toEqual({ only: 42 });
+      expect(creates).toHaveBeenCalledTimes(1);
+    });
+
+    it.runIf(storeName === 'sqlite')('a worker of this client creates and starts the run in one commit', async () => {
       baton.startWorker();
       const proto = setup.store.prototype;
       const creates = vi.spyOn(proto, 'createRun');
@@ -82,18 +91,22 @@ for (const [storeName, makeStore] of Object.entries(stores)) {
       expect(events.at(-1)).toBe('run_succeeded');
     });
 
-    it('a worker without room leaves the run queued, and claims it once it has room', async () => {
-      gate = new Promise<void>((resolve) => (release = resolve));
-      // Room for max(64, 4 × concurrency) runs: the 65th and later are queued.
-      baton.startWorker({ concurrency: 1 });
-      const creates = vi.spyOn(setup.store.prototype, 'createRun');
-      const runs = [];
-      for (let i = 0; i < 66; i++) runs.push(await baton.start(held));
-      expect(creates).toHaveBeenCalledTimes(2);
-      expect(new Set(runs.map((r) => r.id)).size).toBe(66);
-      release();
-      const results = await Promise.all(runs.map((r) => r.result(WAIT)));
-      expect(results.every((r) => r.wait_for_gate === 'passed')).toBe(true);
-    }, 60_000);
+    it.runIf(storeName === 'sqlite')(
+      'a worker without room leaves the run queued, and claims it once it has room',
+      async () => {
+        gate = new Promise<void>((resolve) => (release = resolve));
+        // Room for max(64, 4 × concurrency) runs: the 65th and later are queued.
+        baton.startWorker({ concurrency: 1 });
+        const creates = vi.spyOn(setup.store.prototype, 'createRun');
+        const runs = [];
+        for (let i = 0; i < 66; i++) runs.push(await baton.start(held));
+        expect(creates).toHaveBeenCalledTimes(2);
+        expect(new Set(runs.map((r) => r.id)).size).toBe(66);
+        release();
+        const results = await Promise.all(runs.map((r) => r.result(WAIT)));
+        expect(results.every((r) => r.wait_for_gate === 'passed')).toBe(true);
+      },
+      60_000,
+    );
   });
 }
