@@ -666,6 +666,8 @@ export class Engine {
         leaseMs: this.leaseMs,
         settle: (error) => (error ? reject(error) : resolve({ runId: input.id, created: true, done: run.done })),
       });
+      // `startNew`'s caller waits for this one commit: nothing else is worth waiting for.
+      if (pinned) this.scheduleFlush(true);
       this.ensureTimers();
     });
   }
@@ -854,10 +856,14 @@ export class Engine {
     this.scheduleFlush();
   }
 
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return;
+  /**
+   * Flushes once the attempt mode lets outcomes gather (group commit), or with `soon` right
+   * after the current task: for a run whose creator waits alone for its first commit.
+   */
+  private scheduleFlush(soon = false): void {
+    if (this.flushScheduled && !soon) return;
     this.flushScheduled = true;
-    this.attempts.deferFlush(() => {
+    const flushIt = () => {
       this.flushScheduled = false;
       if (this.flushing) {
         // A commit is in flight; pick the inbox up right after it.
@@ -869,7 +875,9 @@ export class Engine {
         if (this.inbox.length > 0) this.scheduleFlush();
         this.notifyIdle();
       });
-    });
+    };
+    if (soon) queueMicrotask(flushIt);
+    else this.attempts.deferFlush(flushIt);
   }
 
   /** Decides every queued input, starts what slots allow, commits once, then acts; parks what only waits. */

@@ -523,7 +523,9 @@ export class SqliteStore implements Store {
   }
 
   /** Creates a run inside the caller's transaction (or returns the one with its dedupe key). */
-  private insertRun(input: NewRun): { run: RunRecord; created: boolean } {
+  private insertRun(input: NewRun): { run: RunRecord; created: boolean };
+  private insertRun(input: NewRun, readBack: false): { created: boolean };
+  private insertRun(input: NewRun, readBack = true): { run?: RunRecord; created: boolean } {
     const s = this.stmt;
     if (input.dedupeKey) {
       const existing = s.runByDedupe.get(input.dedupeKey) as Row | undefined;
@@ -558,7 +560,8 @@ export class SqliteStore implements Store {
       params: input.params,
     };
     s.insertEvent.run(input.id, 1, created.type, created.at, JSON.stringify(versionedEvent(created)));
-    return { run: toRun(s.getRun.get(input.id) as Row), created: true };
+    // A run created by a commit (createOwned) is not read back: nobody asked for its record.
+    return readBack ? { run: toRun(s.getRun.get(input.id) as Row), created: true } : { created: true };
   }
 
   /**
@@ -876,7 +879,7 @@ export class SqliteStore implements Store {
       throw new BatonError('INTERNAL', `a commit creating run ${input.id} holds the lease of ${lease.runId}`);
     if (this.stmt.runEpoch.get(input.id) !== undefined) return false;
     if (input.dedupeKey && this.stmt.runByDedupe.get(input.dedupeKey) !== undefined) return false;
-    this.insertRun(input);
+    this.insertRun(input, false);
     this.stmt.leaseCreated.run({ id: input.id, owner: lease.owner, epoch: lease.epoch, leaseMs: create.leaseMs });
     return true;
   }
