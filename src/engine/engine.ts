@@ -651,6 +651,12 @@ export class Engine {
     if (!this.resolvedFlows.has(flowKey(f.flow, f.version))) await this.store.putFlowVersion(f);
     const flow = await this.resolveFlow(f.flow, f.version);
     if (this.databaseClock && !this.databaseClock.synced) await this.syncClock().catch(() => undefined);
+    // A stopped engine takes no input: the run would never be committed, nor its creator answered.
+    if (this.life.stopped) {
+      throw new BatonError('ENGINE_STOPPED', `the engine is stopped and cannot start run ${input.id}`, {
+        hint: 'Create a new engine (or client worker) to take work again.',
+      });
+    }
     const created: RunEvent = {
       type: 'run_created',
       at: input.createdAt,

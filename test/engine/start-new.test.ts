@@ -118,6 +118,15 @@ describe('Engine.startNew', () => {
     expect((await p.events(input.id)).map((e) => e.type)).toEqual(['run_created']);
   });
 
+  it('refuses a run on a stopped engine, creating nothing', async () => {
+    const { p, next } = await setUp();
+    const engine = p.rt.createEngine();
+    await engine.stop();
+    const input = await next();
+    await expect(engine.startNew(input)).rejects.toMatchObject({ code: 'ENGINE_STOPPED' });
+    expect(await p.rt.store.getRun(input.id)).toBeNull();
+  });
+
   it('finds the run of a dedupe key rather than creating a second', async () => {
     const { p, next } = await setUp();
     const engine = p.rt.createEngine();
