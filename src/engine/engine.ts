@@ -30,6 +30,7 @@ import { taskIdOf, taskSpecOf } from '../core/run-topology.js';
 import type { RunStateName } from '../core/states.js';
 import { isTerminalRun } from '../core/states.js';
 import type { CommitEntry, Lease, LogLine, NewRun, RunRequest, Store } from '../store/store.js';
+import { runCreatedEvent } from '../store/run-created.js';
 import { renderInputs, templateScope, toTaskError } from './attempt-runner.js';
 import { choiceSelection, isInlineKind, mapItems, parkingWait } from './inline-actions.js';
 import { extrasOf, scopeTasksOf } from './run-scope.js';
@@ -657,13 +658,7 @@ export class Engine {
         hint: 'Create a new engine (or client worker) to take work again.',
       });
     }
-    const created: RunEvent = {
-      type: 'run_created',
-      at: input.createdAt,
-      flow: f.flow,
-      version: f.version,
-      params: input.params,
-    };
+    const created = runCreatedEvent(input);
     // The epoch of a run's first claim: the commit creating the run sets it (Store.commit).
     const lease: Lease = { runId: input.id, owner: this.owner, epoch: 1 };
     return new Promise((resolve, reject) => {

@@ -55,6 +55,7 @@ import type {
 } from '../store.js';
 import { childRunRefused } from '../child-runs.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
+import { runCreatedEvent } from '../run-created.js';
 import { ClaimedRuns } from '../claimed-runs.js';
 
 export interface PostgresStoreOptions {
@@ -379,13 +380,7 @@ export class PostgresStore implements Store {
 
   private static createRunPayload(input: NewRun): string {
     const f = input.flow;
-    const event: RunEvent = {
-      type: 'run_created',
-      at: input.createdAt,
-      flow: f.flow,
-      version: f.version,
-      params: input.params,
-    };
+    const event = runCreatedEvent(input);
     return JSON.stringify({
       id: input.id,
       flow: f,

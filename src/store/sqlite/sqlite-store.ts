@@ -53,6 +53,7 @@ import type {
 } from '../store.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { MultiRowInsert } from './multi-row-insert.js';
+import { runCreatedEvent } from '../run-created.js';
 
 /** Named points where a test may crash the process (see engine/crash-points.ts). */
 export interface StoreFaults {
@@ -552,13 +553,7 @@ export class SqliteStore implements Store {
       JSON.stringify(input.labels ?? {}),
     );
     s.insertTasks.run(input.id, JSON.stringify(input.taskIds));
-    const created: RunEvent = {
-      type: 'run_created',
-      at: input.createdAt,
-      flow: f.flow,
-      version: f.version,
-      params: input.params,
-    };
+    const created = runCreatedEvent(input);
     s.insertEvent.run(input.id, 1, created.type, created.at, JSON.stringify(versionedEvent(created)));
     // A run created by a commit (createOwned) is not read back: nobody asked for its record.
     return readBack ? { run: toRun(s.getRun.get(input.id) as Row), created: true } : { created: true };
