@@ -65,6 +65,7 @@ interface S3Cursor {
 
 interface ListedObject {
   readonly key: string;
+  /** Empty while the object is being overwritten (listed without its ETag). */
   readonly etag: string;
   readonly modified: number;
   readonly size: number;
@@ -232,6 +233,8 @@ class S3Source implements TriggerSource {
     const fresh: ListedObject[] = [];
     for (const o of objects) {
       present.add(o.key);
+      // Being overwritten: still known as it was, so that its next version is an overwrite.
+      if (o.etag === '') continue;
       if (this.known.get(o.key) === o.etag) continue;
       if (this.restoring && this.handledBeforeRestart(o)) {
         this.known.set(o.key, o.etag);
@@ -311,9 +314,8 @@ class S3Source implements TriggerSource {
 function toListed(o: _Object): ListedObject | null {
   if (o.Key === undefined || o.Key.endsWith('/')) return null;
   const etag = (o.ETag ?? '').replace(/^"|"$/g, '');
-  // A listing taken while the object is being overwritten may show it without its ETag:
-  // it is not a version yet; the next poll sees the one that was written.
-  if (etag === '') return null;
+  // A listing taken while the object is being overwritten may show it without its ETag: it
+  // is not a version yet (the next poll sees the one that was written), but it is there.
   return {
     key: o.Key,
     etag,
