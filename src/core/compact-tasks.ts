@@ -118,17 +118,8 @@ function restoreList(list: readonly unknown[], d: TaskDefaults): TaskSpec[] {
 
 function restoreTask(c: Loose, d: TaskDefaults): TaskSpec {
   // The fields in the order compactTask required them to be in; stored text holds no undefined.
-  const task: Loose = {
-    id: c.id,
-    kind: c.kind !== undefined ? c.kind : d.kind,
-    dependsOn: c.dependsOn !== undefined ? c.dependsOn : d.dependsOn,
-    triggerRule: c.triggerRule !== undefined ? c.triggerRule : d.triggerRule,
-    retry: c.retry !== undefined ? c.retry : d.retry,
-    timeoutMs: c.timeoutMs !== undefined ? c.timeoutMs : d.timeoutMs,
-    pool: c.pool !== undefined ? c.pool : d.pool,
-    with: c.with !== undefined ? c.with : d.with,
-    config: c.config !== undefined ? c.config : d.config,
-  };
+  const task: Loose = { id: c.id };
+  for (const key of TASK_HEAD) task[key] = c[key] !== undefined ? c[key] : d[key];
   for (const key in c) {
     if (key === 'id' || HEAD_KEYS.has(key)) continue;
     task[key] = key === 'map' ? restoreMap(c.map as Loose, d) : c[key];

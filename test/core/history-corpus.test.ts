@@ -8,12 +8,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BatonError } from '../../src/core/errors.js';
 import { HISTORY_FORMAT, pinSpec, readPinnedSpec } from '../../src/core/run-history.js';
 import type { RunEvent, RunEventType, RunState } from '../../src/core/run-machine.js';
 import { compilePlan, decide, foldRun } from '../../src/core/run-machine.js';
 import { taskIdOf, taskIndexOf } from '../../src/core/run-topology.js';
 import { plan } from './fixtures.js';
+import { thrown } from '../helpers/thrown.js';
 
 interface RecordedTask {
   readonly id: string;
@@ -57,17 +57,6 @@ function finalOf(run: RunState): RecordedHistory['final'] {
       error: t.error?.code ?? null,
     })),
   };
-}
-
-/** Runs `fn`, which must throw a BatonError, and returns it. */
-function thrown(fn: () => unknown): BatonError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof BatonError) return error;
-    throw new Error(`expected a BatonError, got ${String(error)}`);
-  }
-  throw new Error('expected an error, but nothing was thrown');
 }
 
 function history(name: string): RecordedHistory {

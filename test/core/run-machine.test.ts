@@ -1,19 +1,8 @@
 import { describe, it, expect } from 'vitest';
-import { BatonError } from '../../src/core/errors.js';
 import type { RunInput } from '../../src/core/run-machine.js';
 import { createRunState, decide } from '../../src/core/run-machine.js';
 import { boom, plan, RunHarness, seededRandom } from './fixtures.js';
-
-/** Runs `fn`, which must throw a BatonError, and returns it. */
-function thrown(fn: () => unknown): BatonError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof BatonError) return error;
-    throw new Error(`expected a BatonError, got ${String(error)}`);
-  }
-  throw new Error('expected an error, but nothing was thrown');
-}
+import { thrown } from '../helpers/thrown.js';
 
 const NOW = 1_000;
 

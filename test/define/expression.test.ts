@@ -1,5 +1,4 @@
 import { describe, it, expect } from 'vitest';
-import { BatonError } from '../../src/core/errors.js';
 import {
   collectReferences,
   evaluateExpression,
@@ -8,6 +7,7 @@ import {
   renderTemplate,
   renderValue,
 } from '../../src/define/expression.js';
+import { thrown } from '../helpers/thrown.js';
 
 const scope = {
   params: {
@@ -27,17 +27,6 @@ const scope = {
   },
   run: { id: 'run_1', attempt: 1 },
 };
-
-/** Runs `fn`, which must throw a BatonError, and returns it. */
-function thrown(fn: () => unknown): BatonError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof BatonError) return error;
-    throw new Error(`expected a BatonError, got ${String(error)}`);
-  }
-  throw new Error('expected an error, but nothing was thrown');
-}
 
 const evaluate = (expr: string): unknown => evaluateExpression(expr, scope);
 

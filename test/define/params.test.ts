@@ -1,19 +1,8 @@
 import { describe, it, expect } from 'vitest';
-import { BatonError } from '../../src/core/errors.js';
 import type { ParamSpec } from '../../src/core/model.js';
 import { checkParamSpec, parseParamAssignments, resolveParams } from '../../src/define/params.js';
 import { suggest } from '../../src/define/suggest.js';
-
-/** Runs `fn`, which must throw a BatonError, and returns it. */
-function thrown(fn: () => unknown): BatonError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof BatonError) return error;
-    throw new Error(`expected a BatonError, got ${String(error)}`);
-  }
-  throw new Error('expected an error, but nothing was thrown');
-}
+import { thrown } from '../helpers/thrown.js';
 
 const specs: Record<string, ParamSpec> = {
   day: { type: 'string', default: '2024-01-01' },

@@ -5,7 +5,6 @@
  * and a run taken over from its history gets its timers and in-flight work back.
  */
 import { describe, expect, it } from 'vitest';
-import { BatonError } from '../../src/core/errors.js';
 import type { RunEvent, RunInput } from '../../src/core/run-machine.js';
 import { createRunState, decide, foldRun } from '../../src/core/run-machine.js';
 import { MAX_HOLD_MS } from '../../src/engine/database-clock.js';
@@ -13,6 +12,7 @@ import type { RunDriverInit } from '../../src/engine/run-driver.js';
 import { RunDriver } from '../../src/engine/run-driver.js';
 import { boom, plan, seededRandom } from '../core/fixtures.js';
 import type { TaskDef } from '../core/fixtures.js';
+import { thrown } from '../helpers/thrown.js';
 
 const LEASE = { runId: 'run-1', owner: 'host/1/test', epoch: 3 };
 
@@ -30,16 +30,6 @@ function drive(tasks: readonly TaskDef[], history: readonly RunEvent[] = []): Dr
   const init: RunDriverInit = { lease: LEASE, state, lastAt };
   const driver = new RunDriver(init, { random: seededRandom(7), diagnostic: (m) => diagnostics.push(m) });
   return { driver, diagnostics };
-}
-
-function thrown(fn: () => unknown): BatonError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof BatonError) return error;
-    throw new Error(`expected a BatonError, got ${String(error)}`);
-  }
-  throw new Error('expected an error, but nothing was thrown');
 }
 
 /** Starts a fresh run and the attempt of every task it dispatches; returns the tasks. */

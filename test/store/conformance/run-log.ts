@@ -7,7 +7,7 @@ import type { Lease, TaskRunPatch } from '../../../src/store/store.js';
 import { HISTORY_FORMAT } from '../../../src/core/run-history.js';
 import type { RunEvent } from '../../../src/core/run-machine.js';
 import type { TaskStateName } from '../../../src/core/states.js';
-import { describePort, flow, runId, tasksEntry } from './shared.js';
+import { describePort, flow, runId, runningTaskA, tasksEntry } from './shared.js';
 import type { StoreFactory } from './shared.js';
 
 export function runLogConformance(factory: StoreFactory): void {
@@ -62,19 +62,7 @@ export function runLogConformance(factory: StoreFactory): void {
             { type: 'task_started', at: 2, task: 'a', attempt: 1 },
           ],
           run: { state: 'running', startedAt: 1, endedAt: null, error: null },
-          tasks: [
-            {
-              index: 0,
-              taskId: 'a',
-              state: 'running',
-              attempts: 1,
-              startedAt: 2,
-              endedAt: null,
-              skipReason: null,
-              output: null,
-              error: null,
-            } satisfies TaskRunPatch,
-          ],
+          tasks: [runningTaskA()],
           timers: [],
           logs: [],
         },
@@ -157,19 +145,7 @@ export function runLogConformance(factory: StoreFactory): void {
           lease: a,
           events: started,
           run: { state: 'running', startedAt: 1, endedAt: null, error: null },
-          tasks: [
-            {
-              index: 0,
-              taskId: 'a',
-              state: 'running',
-              attempts: 1,
-              startedAt: 2,
-              endedAt: null,
-              skipReason: null,
-              output: undefined,
-              error: null,
-            },
-          ],
+          tasks: [{ ...runningTaskA(), output: undefined }],
           timers: [{ task: 1, dueAt: 5000 }],
           logs: [{ runId: run.id, taskId: 'a', attempt: 1, stream: 'stdout', at: 3, text: 'hello' }],
         },

@@ -6,7 +6,7 @@
  * a real PostgreSQL server.
  */
 import { afterEach, beforeEach, describe } from 'vitest';
-import type { FlowVersionRecord, Lease, RunRecord, Store } from '../../../src/store/store.js';
+import type { FlowVersionRecord, Lease, RunRecord, Store, TaskRunPatch } from '../../../src/store/store.js';
 
 export interface StoreFactory {
   readonly name: string;
@@ -150,4 +150,19 @@ export function tasksEntry(
   timers: { task: number; dueAt: number | null }[] = [],
 ) {
   return { lease, events: [], tasks, timers, logs: [] };
+}
+
+/** The task run row of task `a` (index 0) at its first attempt, running since 2. */
+export function runningTaskA(): TaskRunPatch {
+  return {
+    index: 0,
+    taskId: 'a',
+    state: 'running',
+    attempts: 1,
+    startedAt: 2,
+    endedAt: null,
+    skipReason: null,
+    output: null,
+    error: null,
+  };
 }
