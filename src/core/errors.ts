@@ -340,6 +340,46 @@ export const ERROR_CODES = {
     exitCode: 2,
     source: 'user',
   },
+  DATA_PATH_INVALID: {
+    summary:
+      'A data path is malformed: not `data://<mount>/<key>`, an empty segment, a backslash or a control character.',
+    hint: 'Write the path as `data://<mount>/<folder>/<file>`, with the mount named under `data.mounts` in baton.yaml.',
+    exitCode: 2,
+    source: 'user',
+  },
+  DATA_PATH_ESCAPE: {
+    summary:
+      'A data path would reach outside its mount: a `..` or `.` segment, an encoded dot or slash, an absolute key, or a symbolic link.',
+    hint: 'Name the object by its key inside the mount; links and relative segments are refused on purpose.',
+    exitCode: 2,
+    source: 'user',
+  },
+  DATA_MOUNT_UNKNOWN: {
+    summary: 'A data path names a mount that baton.yaml does not configure.',
+    hint: 'Add the mount under `data.mounts` in baton.yaml (docs/data.md#mounts), or fix its name; `baton data mounts` lists them.',
+    exitCode: 4,
+    source: 'user',
+  },
+  DATA_NOT_FOUND: {
+    summary: 'The object a data path names does not exist in its mount.',
+    hint: 'Check the key with `baton data ls <folder>`.',
+    exitCode: 4,
+    source: 'user',
+  },
+  DATA_UNSUPPORTED: {
+    summary:
+      'The mount cannot do what was asked: a write to a read-only mount (HTTP), or a listing where the mount has none.',
+    hint: 'Write to a mount of kind local, s3 or postgres; read HTTP objects by their full key.',
+    exitCode: 2,
+    source: 'user',
+  },
+  DATA_IO: {
+    summary:
+      'The storage behind a mount failed or refused the operation (network, permissions, a full disk, a server error).',
+    hint: 'The message names the mount, the key and what the storage answered; fix that, then retry. Retrying a task is safe: writes are atomic.',
+    exitCode: 6,
+    source: 'user',
+  },
   NO_PROJECT: {
     summary: 'The command needs a Baton project and the current folder is none.',
     hint: 'Run `baton init` to create a project, or cd into a folder that holds baton.yaml or flows/.',
