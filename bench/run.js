@@ -307,6 +307,7 @@ export const GROUP_MODULES = {
       },
     },
   ],
+  data: [{ path: './data.js', benches: { dataCache: 'dataCacheBench' } }],
   yaml: [{ path: './fuzz.js', benches: { fuzz: 'fuzzBench' } }],
 };
 

@@ -13,6 +13,7 @@ const code = await main(process.argv.slice(2), {
     notice: (text) => process.stderr.write(`${text}\n`),
   },
   stdout: (text) => process.stdout.write(`${text}\n`),
+  stdoutStream: process.stdout,
   stderr: (text) => process.stderr.write(`${text}\n`),
   exit: (c) => process.exit(c),
 });

@@ -11,12 +11,74 @@ import { parseYaml, toPlain, yamlLimitMessage } from '../define/yaml-document.js
 import { durationSchema, intRange, parseWith } from '../define/flow-schema.js';
 import { positiveDurationSchema, positiveInt } from '../define/flow-schema-parts.js';
 import { Reporter } from '../define/load-yaml.js';
+import { BYTE_SIZE_FORMS, parseByteSize } from '../core/byte-size.js';
+import { MOUNT_NAME } from '../core/data-path.js';
+import { INTERNAL_MOUNT } from '../data/mount.js';
 
 /** A duration (`10s`, or whole ms) from 1 ms to `max` ms: a zero timeout would mean none. */
 function durationUpTo(max: number) {
   const error = `must be a duration from 1ms to ${max / 1000}s, like 10s or 1500`;
   return durationSchema.refine((ms) => ms >= 1 && ms <= max, { error });
 }
+
+/** A size in bytes: a number, or a string with a unit (core/byte-size.ts). */
+const byteSizeSchema = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const bytes = parseByteSize(value);
+  if (bytes === undefined) {
+    ctx.addIssue({ code: 'custom', message: `must be ${BYTE_SIZE_FORMS}` });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+/** The name of an environment variable (credentials and URLs are read from the environment, never from baton.yaml). */
+const envNameSchema = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'must be the name of an environment variable, like WAREHOUSE_URL' });
+
+const httpUrlSchema = z.string().refine(
+  (text) => {
+    try {
+      const url = new URL(text);
+      return url.protocol === 'http:' || url.protocol === 'https:';
+    } catch {
+      return false;
+    }
+  },
+  { error: 'must be an http:// or https:// URL' },
+);
+
+const mountSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('local'), path: z.string().min(1, { error: 'must name a folder' }) }),
+  z.strictObject({
+    kind: z.literal('s3'),
+    bucket: z.string().min(3, { error: 'must be a bucket name (3 to 63 characters)' }).max(63),
+    prefix: z
+      .string()
+      .refine((p) => !p.startsWith('/') && !p.endsWith('/') && !p.split('/').some((s) => s === '..' || s === '.'), {
+        error: 'must be a key prefix without a leading or trailing / and without . or .. segments',
+      })
+      .optional(),
+    endpoint: httpUrlSchema.optional(),
+    region: z.string().min(1).optional(),
+    path_style: z.boolean().optional(),
+    access_key_id_env: envNameSchema.optional(),
+    secret_access_key_env: envNameSchema.optional(),
+    ttl: durationSchema.optional(),
+  }),
+  z.strictObject({
+    kind: z.literal('http'),
+    url: httpUrlSchema,
+    headers_env: z.record(z.string().min(1), envNameSchema).optional(),
+    ttl: durationSchema.optional(),
+  }),
+  z.strictObject({
+    kind: z.literal('postgres'),
+    url_env: envNameSchema,
+    schema: z.string().min(1).optional(),
+    queries: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/), z.string().min(1)).optional(),
+  }),
+]);
 
 export const ConfigFileSchema = z.strictObject({
   database: z.string().optional(),
@@ -28,6 +90,7 @@ export const ConfigFileSchema = z.strictObject({
   limits: z
     .strictObject({
       output_bytes: intRange(1, LIMITS.output_bytes.max).optional(),
+      payload_bytes: intRange(1, LIMITS.payload_bytes.max).optional(),
       params_bytes: intRange(1, LIMITS.params_bytes.max).optional(),
       log_bytes: intRange(1, LIMITS.log_bytes.max).optional(),
       // Below 1 KiB a truncation marker would not fit beside what it marks.
@@ -40,6 +103,26 @@ export const ConfigFileSchema = z.strictObject({
       http_body_timeout_ms: durationUpTo(LIMITS.http_body_timeout_ms.max).optional(),
       http_idle_timeout_ms: durationUpTo(LIMITS.http_idle_timeout_ms.max).optional(),
       http_connections: intRange(1, LIMITS.http_connections.max).optional(),
+    })
+    .optional(),
+  data: z
+    .strictObject({
+      mounts: z
+        .record(
+          z
+            .string()
+            .regex(MOUNT_NAME, { error: 'a mount name starts with a letter and has only letters, digits, _ and -' })
+            .refine((name) => name !== INTERNAL_MOUNT, {
+              error: `the mount name ${INTERNAL_MOUNT} is Baton's own (its folder .baton/data); choose another`,
+            }),
+          mountSchema,
+        )
+        .optional(),
+      payloads: z
+        .string()
+        .refine((text) => text.startsWith('data://'), { error: 'must be a data:// folder, like data://lake/_payloads' })
+        .optional(),
+      cache: z.strictObject({ dir: z.string().min(1).optional(), max_size: byteSizeSchema.optional() }).optional(),
     })
     .optional(),
 });

@@ -23,6 +23,14 @@
  *   many one run starts (docs/operations.md#limits).
  * - `limits.http_*`: what a webhook listener accepts: body size, header, body and idle
  *   timeouts, connections (docs/triggers.md#webhooks).
+ * - `data.mounts.<name>`: a mount of the data namespace (`data://<name>/...`): kind `local`
+ *   (a folder), `s3` (a bucket or prefix), `http` (read-only, under a URL) or `postgres`
+ *   (tables and named queries); see data/mount.ts for each kind's keys.
+ * - `data.cache.dir`: the cache of remote reads. Default `.baton/cache`.
+ * - `data.cache.max_size`: most bytes it keeps (`10GiB`, `500MB`). Default 10 GiB.
+ * - `data.payloads`: the folder (a data path) where outputs over `limits.output_bytes` are
+ *   stored by reference. Default `data://baton/payloads`, in `.baton/data`.
+ * - `limits.payload_bytes`: largest output stored by reference. Default 256 MiB.
  */
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -34,6 +42,8 @@ import { readInputFile } from '../define/input-file.js';
 import { suggest } from '../define/suggest.js';
 import type { ConfigFile } from './config-schema.js';
 import type { HttpLimits } from '../triggers/webhook-server.js';
+import { INTERNAL_MOUNT, INTERNAL_MOUNT_FOLDER, type MountConfig } from '../data/mount.js';
+import { parseDataPath, type DataPath } from '../core/data-path.js';
 
 export interface BatonConfig {
   readonly projectDir: string;
@@ -52,7 +62,10 @@ export interface BatonConfig {
   readonly pools: Readonly<Record<string, number>>;
   readonly leaseMs: number;
   readonly killGraceMs: number;
+  /** Largest output kept in a run's history; larger ones are stored by reference. */
   readonly outputLimitBytes: number;
+  /** Largest output stored by reference. */
+  readonly payloadLimitBytes: number;
   readonly paramsLimitBytes: number;
   readonly logLimitBytes: number;
   /** Largest line of a shell task's stdout or stderr kept in its log, in bytes. */
@@ -65,6 +78,20 @@ export interface BatonConfig {
   readonly childRunsPerRun: number;
   /** What every webhook listener accepts. */
   readonly http: HttpLimits;
+  /** The data namespace: its mounts and the cache of remote reads (docs/data.md). */
+  readonly data: DataConfig;
+}
+
+/** `data:` of baton.yaml, resolved. */
+export interface DataConfig {
+  /** Mount name → its configuration. */
+  readonly mounts: Readonly<Record<string, MountConfig>>;
+  /** The cache's folder, absolute. Default `.baton/cache` under the project root. */
+  readonly cacheDir: string;
+  /** Most bytes the cache keeps. Default 10 GiB. */
+  readonly cacheMaxBytes: number;
+  /** The folder outputs over `outputLimitBytes` are stored in. Default `data://baton/payloads`. */
+  readonly payloads: DataPath;
 }
 
 export interface ConfigOverrides {
@@ -285,6 +312,7 @@ export function resolveConfig(
     leaseMs: file.lease ?? 15_000,
     killGraceMs: file.kill_grace ?? 2000,
     outputLimitBytes: file.limits?.output_bytes ?? 256 * 1024,
+    payloadLimitBytes: file.limits?.payload_bytes ?? LIMITS.payload_bytes.default,
     paramsLimitBytes: file.limits?.params_bytes ?? 64 * 1024,
     logLimitBytes: file.limits?.log_bytes ?? 1024 * 1024,
     logLineLimitBytes: file.limits?.log_line_bytes ?? LIMITS.log_line_bytes.default,
@@ -298,8 +326,36 @@ export function resolveConfig(
       idleTimeoutMs: file.limits?.http_idle_timeout_ms ?? LIMITS.http_idle_timeout_ms.default,
       connections: file.limits?.http_connections ?? LIMITS.http_connections.default,
     },
+    data: {
+      // The internal mount first; the schema keeps its name out of baton.yaml. Zod's optional
+      // keys read `T | undefined` where MountConfig's are absent-or-T: the parser gives the latter.
+      mounts: {
+        [INTERNAL_MOUNT]: { kind: 'local', path: INTERNAL_MOUNT_FOLDER },
+        ...((file.data?.mounts ?? {}) as Readonly<Record<string, MountConfig>>),
+      },
+      payloads: payloadsFolder(file.data?.payloads, configFile),
+      cacheDir: resolve(dir, file.data?.cache?.dir ?? join('.baton', 'cache')),
+      cacheMaxBytes: file.data?.cache?.max_size ?? DEFAULT_CACHE_BYTES,
+    },
   };
 }
+
+/** `data.payloads`, parsed (its mount is checked when the first payload is written). */
+function payloadsFolder(text: string | undefined, configFile: string | null): DataPath {
+  if (text === undefined) return { mount: INTERNAL_MOUNT, key: 'payloads' };
+  try {
+    return parseDataPath(text, 'data.payloads');
+  } catch (error) {
+    if (!(error instanceof BatonError) || !configFile) throw error;
+    throw new BatonError(error.code, error.message, {
+      hint: error.hint,
+      location: { file: configFile, path: 'data.payloads' },
+    });
+  }
+}
+
+/** The cache's size when baton.yaml does not set one. */
+const DEFAULT_CACHE_BYTES = 10 * 1024 ** 3;
 
 /** Runs `parse`, pointing a refusal of baton.yaml's own setting at the file. */
 function withLocation(

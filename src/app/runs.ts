@@ -20,6 +20,8 @@ import type { BatonConfig } from './config.js';
 import type { LoadedFlow } from './flow-catalog.js';
 import { loadRunState } from './run-state.js';
 import type { Runtime } from './runtime.js';
+import { prunePayloads } from '../data/payloads.js';
+import { isPayloadRef } from '../core/payload-ref.js';
 
 /** A new run id: time-ordered, 16 characters, e.g. `r0m3xk2a9f4c1d2e`. */
 export function newRunId(now = Date.now()): string {
@@ -268,7 +270,10 @@ export async function showRun(rt: Runtime, runId: string): Promise<{ run: RunRec
 /** The outputs of a run's task runs that succeeded, by task run id (`load`, `process[2]`). */
 export async function runOutputs(rt: Runtime, runId: string): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
-  for (const t of await rt.store.getTaskRuns(runId)) if (t.state === 'succeeded') out[t.taskId] = t.output;
+  for (const t of await rt.store.getTaskRuns(runId)) {
+    // An output stored by reference is read back: callers get the value the task returned.
+    if (t.state === 'succeeded') out[t.taskId] = isPayloadRef(t.output) ? await rt.payloads.load(t.output) : t.output;
+  }
   return out;
 }
 
@@ -509,8 +514,17 @@ export async function resumeRun(
  * Deletes finished runs that ended more than `olderThanMs` ago by the database clock, with
  * their history and logs; returns the cut-off and how many runs went.
  */
-export async function pruneRuns(rt: Runtime, olderThanMs: number): Promise<{ before: number; runs: number }> {
+export async function pruneRuns(
+  rt: Runtime,
+  olderThanMs: number,
+): Promise<{ before: number; runs: number; payloads: number }> {
   const before = (await rt.store.now()) - olderThanMs;
   const result = await rt.store.prune(before);
-  return { before, runs: result.runs };
+  // Outputs stored by reference go with their runs: every run folder whose run is gone.
+  const payloads = await prunePayloads(
+    rt.data.namespace,
+    rt.config.data.payloads,
+    async (runId) => (await rt.store.getRun(runId)) !== null,
+  );
+  return { before, runs: result.runs, payloads };
 }

@@ -28,12 +28,20 @@ import { loadConfig } from './config.js';
 import { crashPointsFromEnv } from '../engine/crash-points.js';
 import type { LoadedFlow } from './flow-catalog.js';
 import { FlowCatalog } from './flow-catalog.js';
+import { ProjectData } from './data.js';
+import { taskDataProvider } from '../data/task-data.js';
+import { namespacePayloads } from '../data/payloads.js';
+import type { PayloadStore } from '../core/payload-ref.js';
 
 export interface Runtime {
   readonly config: BatonConfig;
   readonly store: Store;
   readonly catalog: FlowCatalog;
   readonly executors: ExecutorRegistry;
+  /** The data namespace: mounts, cache and metadata (docs/data.md). */
+  readonly data: ProjectData;
+  /** Outputs stored by reference (over limits.output_bytes). */
+  readonly payloads: PayloadStore;
   createEngine(overrides?: Partial<EngineOptions>): Engine;
   /** A worker process's task loop (PostgreSQL deployments). */
   createWorker(overrides?: Partial<TaskWorkerOptions>): TaskWorker;
@@ -143,6 +151,9 @@ export async function createRuntime(
     store,
     launchChecks: true,
   });
+  const data = new ProjectData(config, store, options.env);
+  const dataProvider = taskDataProvider(data.namespace);
+  const payloads = namespacePayloads(data.namespace, config.data.payloads);
   const children: ChildRunLauncher = {
     async launch(request) {
       let loaded: LoadedFlow;
@@ -208,6 +219,9 @@ export async function createRuntime(
     errorLimitBytes: config.errorLimitBytes,
     killGraceMs: config.killGraceMs,
     children,
+    data: dataProvider,
+    payloads,
+    payloadLimitBytes: config.payloadLimitBytes,
     // On PostgreSQL a creating commit costs more round trips than a creation and a claim,
     // and holds up the worker's other commits meanwhile: there runs are created queued.
     eagerStarts: store.dialect === 'sqlite',
@@ -220,6 +234,8 @@ export async function createRuntime(
     store,
     catalog,
     executors,
+    data,
+    payloads,
     createEngine(overrides = {}) {
       return tracked(engines, new Engine({ ...engineDefaults(), ...overrides }));
     },
@@ -235,6 +251,9 @@ export async function createRuntime(
         logLineLimitBytes: config.logLineLimitBytes,
         errorLimitBytes: config.errorLimitBytes,
         killGraceMs: config.killGraceMs,
+        data: dataProvider,
+        payloads,
+        payloadLimitBytes: config.payloadLimitBytes,
         ...(faults ? { faults } : {}),
         ...(clock ? { clock } : {}),
         ...overrides,
@@ -307,6 +326,7 @@ export async function createRuntime(
       for (const s of schedulers) await s.stop();
       for (const w of [...workers]) await w.stop();
       for (const e of [...engines]) await e.stop();
+      await data.close();
       await store.close();
     },
   };

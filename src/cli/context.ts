@@ -8,6 +8,8 @@ import type { RuntimeOptions } from '../app/runtime.js';
 export interface CliContext {
   readonly runtime: RuntimeOptions;
   stdout(text: string): void;
+  /** Standard output as a byte stream, for commands that print bytes as they are (`baton data cat`). */
+  readonly stdoutStream?: NodeJS.WritableStream;
   stderr(text: string): void;
   exit(code: number): void;
 }

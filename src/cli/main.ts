@@ -316,6 +316,80 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
       );
   }
 
+  const data = program
+    .command('data')
+    .description('the data namespace: list, read, copy, inspect and remove data:// paths; the cache of remote reads');
+  const dataCommand = async () => import('./commands/data.js');
+  data
+    .command('mounts')
+    .description('list the mounts of baton.yaml and where each points')
+    .option('--json', 'print JSON')
+    .action((o: { json?: boolean }) => run(async () => (await dataCommand()).mountsCommand(withDb(), o))());
+  data
+    .command('ls <path>')
+    .description('list the objects and folders under a data:// folder')
+    .option('-r, --recursive', 'every object below the folder, not only its direct children')
+    .addOption(cliOption('--limit <n>', 'most entries (default 1000)'))
+    .option('--json', 'print JSON')
+    .action((path: string, o: { json?: boolean; recursive?: boolean; limit?: number }) =>
+      run(async () => (await dataCommand()).lsCommand(withDb(), path, o))(),
+    );
+  data
+    .command('cat <path>')
+    .description('print an object (remote objects are read through the cache)')
+    .action((path: string) => run(async () => (await dataCommand()).catCommand(withDb(), path))());
+  data
+    .command('cp <from> <to>')
+    .description('copy an object: between data:// paths, or between a file of this machine and a data:// path')
+    .option('--json', 'print JSON')
+    .action((from: string, to: string, o: { json?: boolean }) =>
+      run(async () => (await dataCommand()).cpCommand(withDb(), from, to, o))(),
+    );
+  data
+    .command('stat <path>')
+    .description("an object's size, ETag and time, with the run and task that wrote it")
+    .option('--json', 'print JSON')
+    .action((path: string, o: { json?: boolean }) =>
+      run(async () => (await dataCommand()).statCommand(withDb(), path, o))(),
+    );
+  data
+    .command('rm <path>')
+    .description('remove an object')
+    .option('--json', 'print JSON')
+    .action((path: string, o: { json?: boolean }) =>
+      run(async () => (await dataCommand()).rmCommand(withDb(), path, o))(),
+    );
+  const cache = data.command('cache').description('the local cache of remote reads (s3 and http mounts)');
+  cache
+    .command('stats')
+    .description('entries, size, limit and pinned entries of the cache')
+    .option('--json', 'print JSON')
+    .action((o: { json?: boolean }) => run(async () => (await dataCommand()).cacheStatsCommand(withDb(), o))());
+  for (const [verb, what] of [
+    ['pin', 'fetch a remote object into the cache and keep it there: eviction passes it by'],
+    ['unpin', 'let eviction drop a pinned object again'],
+    ['evict', 'drop the cached copies of an object, of the objects under a folder, or of a whole mount'],
+  ] as const) {
+    cache
+      .command(`${verb} <path>`)
+      .description(what)
+      .option('--json', 'print JSON')
+      .action((path: string, o: { json?: boolean }) =>
+        run(async () => {
+          const commands = await dataCommand();
+          const handler = { pin: commands.pinCommand, unpin: commands.unpinCommand, evict: commands.evictCommand }[
+            verb
+          ];
+          return handler(withDb(), path, o);
+        })(),
+      );
+  }
+  cache
+    .command('clear')
+    .description('drop every cached object, pinned ones included')
+    .option('--json', 'print JSON')
+    .action((o: { json?: boolean }) => run(async () => (await dataCommand()).clearCommand(withDb(), o))());
+
   const db = program.command('db').description('database maintenance');
   db.command('migrate')
     .description('apply pending migrations (also done on every start)')

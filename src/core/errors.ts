@@ -380,6 +380,13 @@ export const ERROR_CODES = {
     exitCode: 6,
     source: 'user',
   },
+  DATA_FORMAT: {
+    summary:
+      'A body written to a mount does not parse in the format its key names (JSON Lines, CSV, UTF-8), or does not fit the table it replaces.',
+    hint: 'The message names the line; fix the data there and write again. Nothing was written: the table keeps its old contents.',
+    exitCode: 2,
+    source: 'user',
+  },
   NO_PROJECT: {
     summary: 'The command needs a Baton project and the current folder is none.',
     hint: 'Run `baton init` to create a project, or cd into a folder that holds baton.yaml or flows/.',

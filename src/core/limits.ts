@@ -30,11 +30,20 @@ const DAY = 24 * 60 * MINUTE;
 
 export const LIMITS = {
   output_bytes: {
-    what: "a task's output, as JSON",
+    what: "a task's output kept in the run's history, as JSON; a larger one is stored by reference (payload_bytes); a shell task's last stdout line, which has no other way out",
     unit: 'bytes',
     default: 256 * KIB,
     max: 64 * MIB,
     setting: 'output_bytes',
+    when: 'run time: a larger output goes to the data namespace; a larger last stdout line fails with TASK_OUTPUT_TOO_LARGE',
+  },
+  payload_bytes: {
+    what: "a task's output stored by reference in the data namespace, as JSON",
+    unit: 'bytes',
+    default: 256 * MIB,
+    // V8 cannot hold a string much longer than 512 MiB: JSON beyond it cannot be made.
+    max: 512 * MIB,
+    setting: 'payload_bytes',
     when: 'run time: the attempt fails with TASK_OUTPUT_TOO_LARGE',
   },
   params_bytes: {

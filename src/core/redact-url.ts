@@ -67,3 +67,21 @@ function passwordsOf(url: string): string[] {
   }
   return [...found].sort((a, b) => b.length - a.length);
 }
+
+/**
+ * A driver error whose text may hold `url` or its password, as a message and a `cause` to
+ * keep, both redacted: the error itself when it holds neither, else a copy with the same
+ * name and `code` whose message and stack are redacted.
+ */
+export function redactErrorUrl(error: unknown, url: string): { message: string; cause: unknown } {
+  const message = error instanceof Error ? error.message : String(error);
+  const redacted = redactUrlIn(message, url);
+  const stack = error instanceof Error ? (error.stack ?? '') : '';
+  if (redacted === message && redactUrlIn(stack, url) === stack) return { message, cause: error };
+  const copy = new Error(redacted);
+  copy.name = error instanceof Error ? error.name : 'Error';
+  copy.stack = redactUrlIn(stack, url);
+  const code = (error as { code?: unknown }).code;
+  if (code !== undefined) Object.assign(copy, { code });
+  return { message: redacted, cause: copy };
+}

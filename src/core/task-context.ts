@@ -12,6 +12,53 @@ export interface TaskLogger {
   error(message: string): void;
 }
 
+/** What the data namespace knows of an object (or, in a listing, of a folder). */
+export interface DataObjectInfo {
+  /** The key inside its mount, without a leading or trailing `/`. */
+  readonly key: string;
+  readonly size: number;
+  /** Changes whenever the content does (S3/HTTP ETag; size and time for a local file). */
+  readonly etag?: string;
+  /** Last change, ms since the epoch. */
+  readonly modifiedAt?: number;
+  readonly contentType?: string;
+  /** True for a folder in a listing. */
+  readonly folder?: boolean;
+}
+
+/**
+ * The data namespace as a task sees it (`ctx.data`): paths are `data://<mount>/<key>`, with
+ * the mounts of baton.yaml. Every read and write is recorded with the run, task and attempt
+ * (`baton data stat` shows the producer); writes are atomic; remote reads go through the
+ * cache.
+ */
+export interface TaskData {
+  /** The whole object. */
+  read(path: string): Promise<Uint8Array>;
+  /** The whole object as UTF-8 text. */
+  readText(path: string): Promise<string>;
+  /** The whole object parsed as JSON. */
+  readJson<T = unknown>(path: string): Promise<T>;
+  /** The object's bytes as a stream, for objects too large to hold in memory. */
+  stream(path: string): Promise<AsyncIterable<Uint8Array>>;
+  /** Writes the whole object atomically; a stream (async iterable of bytes) is written as it comes. */
+  write(
+    path: string,
+    body: Uint8Array | string | AsyncIterable<Uint8Array>,
+    options?: { readonly contentType?: string },
+  ): Promise<DataObjectInfo & { readonly sha256: string }>;
+  /** Writes a value as JSON. */
+  writeJson(path: string, value: unknown): Promise<DataObjectInfo & { readonly sha256: string }>;
+  /** Objects and folders under a folder path (every object below it with `recursive`). */
+  list(path: string, options?: { readonly recursive?: boolean; readonly limit?: number }): Promise<DataObjectInfo[]>;
+  /** The object's info, or null when it does not exist. */
+  stat(path: string): Promise<DataObjectInfo | null>;
+  /** Removes the object; false when there was none. */
+  remove(path: string): Promise<boolean>;
+  /** A local file with the object's bytes (the cached copy of a remote object), for tools that read files. */
+  localFile(path: string): Promise<string>;
+}
+
 /** Everything an attempt may read. Passed to function tasks as their context. */
 export interface AttemptContext {
   readonly runId: string;
@@ -35,7 +82,19 @@ export interface AttemptContext {
   readonly mapIndex?: number;
   /** In an on_failure handler: the failure of the task it handles. */
   readonly error?: TaskError | null;
+  /** The data namespace: read and write `data://` paths (docs/data.md). */
+  readonly data: TaskData;
 }
+
+/** Who touches data: the attempt a `TaskData` is made for. */
+export interface DataActorRef {
+  readonly runId: string;
+  readonly taskId: string;
+  readonly attempt: number;
+}
+
+/** Makes the `ctx.data` of an attempt. */
+export type TaskDataProvider = (actor: DataActorRef) => TaskData;
 
 /** The signature of a function task. */
 export type TaskFunction = (context: AttemptContext) => unknown;

@@ -16,6 +16,16 @@ import type { Readable } from 'node:stream';
 
 export type MountKind = 'local' | 's3' | 'http' | 'postgres';
 
+/**
+ * The mount Baton keeps for itself, a folder of the project (`.baton/data`): it holds
+ * outputs stored by reference unless `data.payloads` names another place. No mount of
+ * baton.yaml may take its name.
+ */
+export const INTERNAL_MOUNT = 'baton';
+
+/** The folder of the internal mount, relative to the project's root. */
+export const INTERNAL_MOUNT_FOLDER = '.baton/data';
+
 /** What a mount knows of one object (or, in a listing, of one folder). */
 export interface ObjectInfo {
   /** The key inside the mount, without a leading or trailing `/`. */

@@ -5,11 +5,12 @@
  * when a body reads it (see AttemptController).
  */
 import type { TaskError } from '../core/model.js';
-import type { AttemptContext, TaskLogger } from '../core/task-context.js';
+import { BatonError } from '../core/errors.js';
+import type { AttemptContext, TaskData, TaskDataProvider, TaskLogger } from '../core/task-context.js';
 import type { AttemptController } from './attempt-controller.js';
 
 /** What a context is made from: the public context less what the class derives itself. */
-export type AttemptContextFields = Omit<AttemptContext, 'signal' | 'item' | 'mapIndex' | 'error'>;
+export type AttemptContextFields = Omit<AttemptContext, 'signal' | 'item' | 'mapIndex' | 'error' | 'data'>;
 
 export class TaskAttemptContext implements AttemptContext {
   readonly runId: string;
@@ -26,12 +27,15 @@ export class TaskAttemptContext implements AttemptContext {
   declare readonly mapIndex?: number;
   declare readonly error?: TaskError | null;
   readonly #controller: AttemptController;
+  readonly #dataProvider: TaskDataProvider | undefined;
+  #data: TaskData | undefined;
 
   constructor(
     fields: AttemptContextFields,
     controller: AttemptController,
     map: { readonly item: unknown; readonly index: number } | null,
     error: TaskError | null,
+    data?: TaskDataProvider,
   ) {
     this.runId = fields.runId;
     this.flow = fields.flow;
@@ -43,6 +47,7 @@ export class TaskAttemptContext implements AttemptContext {
     this.upstream = fields.upstream;
     this.log = fields.log;
     this.#controller = controller;
+    this.#dataProvider = data;
     const self = this as { item?: unknown; mapIndex?: number; error?: TaskError | null };
     if (map) {
       self.item = map.item;
@@ -54,5 +59,18 @@ export class TaskAttemptContext implements AttemptContext {
   /** Aborted on cancellation or timeout; made on first read. */
   get signal(): AbortSignal {
     return this.#controller.signal;
+  }
+
+  /** The data namespace for this attempt; made on first read. */
+  get data(): TaskData {
+    if (!this.#data) {
+      if (!this.#dataProvider) {
+        throw new BatonError('USAGE', `task ${this.taskId}: this engine was started without a data namespace`, {
+          hint: 'Start runs through the runtime (`baton run`, the client), which gives tasks the mounts of baton.yaml.',
+        });
+      }
+      this.#data = this.#dataProvider({ runId: this.runId, taskId: this.taskId, attempt: this.attempt });
+    }
+    return this.#data;
   }
 }

@@ -11,7 +11,8 @@ import type { TaskError, TaskSpec } from '../core/model.js';
 import { errorKind } from '../core/model.js';
 import { LIMITS, limitExceeded } from '../core/limits.js';
 import { boundTaskError, boundedJson, cutMarker, cutText } from '../core/truncation.js';
-import type { TaskFunction } from '../core/task-context.js';
+import type { TaskDataProvider, TaskFunction } from '../core/task-context.js';
+import { isPayloadRef, type PayloadOwner, type PayloadStore } from '../core/payload-ref.js';
 import { renderValue } from '../define/expression.js';
 import type { AttemptContext, ExecutorRegistry } from './executor.js';
 import { AttemptAbort } from './executor.js';
@@ -41,6 +42,13 @@ export interface AttemptInput {
   readonly resolveFunction: (taskId: string) => TaskFunction | undefined;
   readonly controller: AttemptController;
   readonly writeLog: (stream: 'stdout' | 'stderr' | 'log', text: string) => void;
+  /** Makes the attempt's `ctx.data`; without it, reading `ctx.data` throws. */
+  readonly data?: TaskDataProvider;
+  /**
+   * Where outputs over `outputLimitBytes` are stored by reference, and upstream outputs
+   * stored so are read back from; without it, such an output fails the attempt.
+   */
+  readonly payloads?: PayloadStore;
   /** The task run's id, map item and handled error, when it is a map instance or a handler. */
   readonly extras?: TaskRunExtras;
 }
@@ -52,6 +60,8 @@ export interface AttemptLimits {
   readonly errorLimitBytes?: number;
   /** A line of the task log (a command's output, a function's `log` calls); default limits.log_line_bytes. */
   readonly logLineLimitBytes?: number;
+  /** Largest output stored by reference (limits.payload_bytes). */
+  readonly payloadLimitBytes?: number;
 }
 
 /** What a template reads as `tasks.<id>`: its state, and its output once it succeeded. */
@@ -292,6 +302,61 @@ export function checkOutput(
   return { status: 'failed', error: toTaskError(new BatonError('TASK_OUTPUT_INVALID', message), errorLimitBytes) };
 }
 
+/** Upstream outputs with those stored by reference read back. */
+async function loadUpstream(
+  upstream: Readonly<Record<string, unknown>>,
+  payloads: PayloadStore,
+): Promise<Readonly<Record<string, unknown>>> {
+  if (!Object.values(upstream).some(isPayloadRef)) return upstream;
+  const loaded: Record<string, unknown> = {};
+  for (const [id, output] of Object.entries(upstream))
+    loaded[id] = isPayloadRef(output) ? await payloads.load(output) : output;
+  return loaded;
+}
+
+/** The template scope's task outputs with those stored by reference read back. */
+async function loadScope(
+  tasks: Readonly<Record<string, TaskScope>>,
+  payloads: PayloadStore,
+): Promise<Readonly<Record<string, TaskScope>>> {
+  if (!Object.values(tasks).some((t) => isPayloadRef(t.output))) return tasks;
+  const loaded: Record<string, TaskScope> = {};
+  for (const [id, t] of Object.entries(tasks)) {
+    loaded[id] = isPayloadRef(t.output) ? { ...t, output: await payloads.load(t.output) } : t;
+  }
+  return loaded;
+}
+
+/**
+ * An output over limits.output_bytes, written to the namespace whole (up to
+ * limits.payload_bytes) and returned as its marker, which the run's history keeps.
+ */
+async function storeByReference(
+  taskId: string,
+  output: unknown,
+  payloads: PayloadStore,
+  owner: PayloadOwner,
+  limits: AttemptLimits,
+): Promise<AttemptResult> {
+  const limit = limits.payloadLimitBytes ?? LIMITS.payload_bytes.default;
+  const json = boundedJson(output, limit, { strict: true, root: 'output' });
+  if (!json.ok) {
+    if (json.reason === 'too_large') {
+      const error = limitExceeded('payload_bytes', `its output (more than ${limit} bytes of JSON)`, `task ${taskId}`, {
+        code: 'TASK_OUTPUT_TOO_LARGE',
+        limit,
+      });
+      return { status: 'failed', error: toTaskError(error, limits.errorLimitBytes) };
+    }
+    const error = new BatonError(
+      'TASK_OUTPUT_INVALID',
+      `task ${taskId} returned a value that is not JSON: ${json.message}`,
+    );
+    return { status: 'failed', error: toTaskError(error, limits.errorLimitBytes) };
+  }
+  return { status: 'succeeded', output: await payloads.store(owner, json.text) };
+}
+
 /** Runs the attempt to its end; never rejects. `onBodyReturned` marks the instant the body settled. */
 export async function runAttempt(
   executors: ExecutorRegistry,
@@ -308,11 +373,15 @@ export async function runAttempt(
         hint: `Known kinds: ${executors.kinds().join(', ')}.`,
       });
     }
+    // Outputs stored by reference are read back: bodies and templates see the values.
+    const upstream = input.payloads ? await loadUpstream(input.upstream, input.payloads) : input.upstream;
+    const scopeTasks =
+      input.scopeTasks && input.payloads ? await loadScope(input.scopeTasks, input.payloads) : input.scopeTasks;
     const scope = templateScope(
       input.runId,
       input.flow,
       input.params,
-      input.scopeTasks ?? scopeFromUpstream(input.upstream),
+      scopeTasks ?? scopeFromUpstream(upstream),
       input.extras,
     );
     const inputs = input.inputs ?? renderInputs(task, scope);
@@ -336,12 +405,13 @@ export async function runAttempt(
         idempotencyKey: extras?.map ? `${input.runId}/${taskRunId}` : `${input.runId}/${task.id}/0`,
         params: input.params,
         inputs,
-        upstream: input.upstream,
+        upstream,
         log,
       },
       controller,
       extras?.map ?? null,
       extras?.error ?? null,
+      input.data,
     );
     if (task.timeoutMs !== null) {
       // Real running time, for any timeout up to the limit duration_ms (beyond setTimeout's 24.8 days).
@@ -370,7 +440,17 @@ export async function runAttempt(
     } finally {
       onBodyReturned();
     }
-    return checkOutput(task.id, output, limits.outputLimitBytes, limits.errorLimitBytes);
+    const checked = checkOutput(task.id, output, limits.outputLimitBytes, limits.errorLimitBytes);
+    if (checked.status === 'failed' && checked.error.code === 'TASK_OUTPUT_TOO_LARGE' && input.payloads) {
+      return await storeByReference(
+        task.id,
+        output,
+        input.payloads,
+        { runId: input.runId, taskId: taskRunId, attempt: input.attempt },
+        limits,
+      );
+    }
+    return checked;
   } catch (error) {
     const reason = controller.aborted ? controller.reason : error;
     return { status: 'failed', error: toTaskError(reason, limits.errorLimitBytes) };

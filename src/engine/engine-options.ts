@@ -2,6 +2,8 @@
  * The engine's ports and settings: where it finds a flow's code, how it tells time, how it
  * starts child runs, and the options of an engine.
  */
+import type { TaskDataProvider } from '../core/task-context.js';
+import type { PayloadStore } from '../core/payload-ref.js';
 import type { FlowPlan, RunEvent } from '../core/run-machine.js';
 import type { LogLine, Store } from '../store/store.js';
 import type { ExecutorRegistry, TaskFunction } from './executor.js';
@@ -135,4 +137,10 @@ export interface EngineOptions {
   readonly mode?: 'local' | 'dispatch';
   /** Creates the child runs of subflow tasks; without it, a subflow task fails. */
   readonly children?: ChildRunLauncher;
+  /** Makes each attempt's `ctx.data` (the runtime's data namespace); without it, `ctx.data` throws. */
+  readonly data?: TaskDataProvider;
+  /** Where outputs over `outputLimitBytes` are stored by reference; without it they fail the attempt. */
+  readonly payloads?: PayloadStore;
+  /** Largest output stored by reference (limits.payload_bytes). */
+  readonly payloadLimitBytes?: number;
 }

@@ -181,6 +181,9 @@ export class Engine {
           errorLimitBytes: this.errorLimit,
           killGraceMs: this.killGraceMs,
           faults: this.faults,
+          data: options.data,
+          payloads: options.payloads,
+          payloadLimitBytes: options.payloadLimitBytes,
         }),
       dispatch: () => new QueuedAttempts(host, { store: this.store, errorLimitBytes: this.errorLimit }),
     };

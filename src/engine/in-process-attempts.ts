@@ -5,6 +5,8 @@
  * was dropped: a cancelled shell command holds its slot until it is dead.
  */
 import type { LogLine } from '../store/store.js';
+import type { TaskDataProvider } from '../core/task-context.js';
+import type { PayloadStore } from '../core/payload-ref.js';
 import { taskSpecOf } from '../core/run-topology.js';
 import type { ActiveRun, RunningAttempt } from './active-run.js';
 import type { AttemptHost, AttemptMode } from './attempt-mode.js';
@@ -26,6 +28,11 @@ export interface InProcessSettings {
   readonly errorLimitBytes: number;
   readonly killGraceMs: number;
   readonly faults: EngineFaults | undefined;
+  /** Makes each attempt's `ctx.data`. */
+  readonly data: TaskDataProvider | undefined;
+  /** Where outputs too large for the history go (see AttemptInput.payloads). */
+  readonly payloads: PayloadStore | undefined;
+  readonly payloadLimitBytes: number | undefined;
 }
 
 /**
@@ -101,6 +108,8 @@ export class InProcessAttempts implements AttemptMode {
         resolveFunction: run.flow.resolveFunction,
         controller,
         writeLog: (stream, text) => this.writeLog(run, running, extras.taskRunId, stream, text),
+        ...(settings.data ? { data: settings.data } : {}),
+        ...(settings.payloads ? { payloads: settings.payloads } : {}),
       },
       // Attempt timeouts stay on the real clock, even under a virtual one: they measure how
       // long a body really runs.
@@ -109,6 +118,7 @@ export class InProcessAttempts implements AttemptMode {
         killGraceMs: settings.killGraceMs,
         errorLimitBytes: settings.errorLimitBytes,
         logLineLimitBytes: settings.logLineLimitBytes,
+        ...(settings.payloadLimitBytes !== undefined ? { payloadLimitBytes: settings.payloadLimitBytes } : {}),
       },
       () => settings.faults?.crashPoint('after_body'),
     ).then(settle);

@@ -9,6 +9,7 @@ import { readDuration } from '../core/duration.js';
 import { BatonError } from '../core/errors.js';
 import type { TaskSpec } from '../core/model.js';
 import { isParkingKind } from '../core/model.js';
+import { isPayloadRef, PAYLOAD_KEY } from '../core/payload-ref.js';
 import type { Wait } from '../core/run-machine.js';
 import { evaluateExpression, renderValue } from '../define/expression.js';
 
@@ -36,6 +37,16 @@ export function mapItems(spec: TaskSpec, scope: Scope): unknown[] {
   const map = spec.map;
   if (!map) throw new BatonError('DEF_INVALID', `task ${spec.id} is not a map`);
   const list = render(spec, map.over, scope, 'map.over');
+  if (isPayloadRef(list)) {
+    const { path, bytes } = list[PAYLOAD_KEY];
+    throw new BatonError(
+      'MAP_OVER_INVALID',
+      `task ${spec.id}: map.over names an output stored by reference (${bytes} bytes of JSON at ${path}, over limits.output_bytes)`,
+      {
+        hint: `The engine reads a map's list inline: raise limits.output_bytes above ${bytes}, or map over a shorter list (keys or data paths) and read each item's data in its task.`,
+      },
+    );
+  }
   if (!Array.isArray(list)) {
     throw new BatonError(
       'MAP_OVER_INVALID',

@@ -10,6 +10,7 @@
 import type { RunInput } from '../core/run-machine.js';
 import { specPathOf, taskSpecOf } from '../core/run-topology.js';
 import { boundTaskError } from '../core/truncation.js';
+import { isPayloadRef } from '../core/payload-ref.js';
 import type { Store, TaskOutcome } from '../store/store.js';
 import type { ActiveRun, RunningAttempt } from './active-run.js';
 import type { AttemptHost, AttemptMode } from './attempt-mode.js';
@@ -61,9 +62,14 @@ export class QueuedAttempts implements AttemptMode {
     const upstream = upstreamOutputsOf(run.state, task);
     const tasks = scopeTasksOf(run.state, task);
     const extras = extrasOf(run.state, task);
-    let inputs: Record<string, unknown>;
+    // An output stored by reference is read back by the worker, which then renders the inputs.
+    const byReference =
+      Object.values(upstream).some(isPayloadRef) || Object.values(tasks).some((t) => isPayloadRef(t.output));
+    let inputs: Record<string, unknown> | undefined;
     try {
-      inputs = renderInputs(spec, templateScope(run.lease.runId, run.state.plan.spec.name, run.params, tasks, extras));
+      inputs = byReference
+        ? undefined
+        : renderInputs(spec, templateScope(run.lease.runId, run.state.plan.spec.name, run.params, tasks, extras));
     } catch (error) {
       // Nothing to hand out: the attempt fails here, right after its start is committed.
       const failure = toTaskError(error, this.settings.errorLimitBytes);
@@ -75,7 +81,14 @@ export class QueuedAttempts implements AttemptMode {
       taskId: extras.taskRunId,
       attempt,
       labels: spec.labels ?? [],
-      payload: { params: run.params, inputs, upstream, tasks, extras, specPath: specPathOf(run.state, task) },
+      payload: {
+        params: run.params,
+        ...(inputs ? { inputs } : {}),
+        upstream,
+        tasks,
+        extras,
+        specPath: specPathOf(run.state, task),
+      },
     });
   }
 

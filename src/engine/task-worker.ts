@@ -18,6 +18,8 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { TaskSpec } from '../core/model.js';
+import type { TaskDataProvider } from '../core/task-context.js';
+import type { PayloadStore } from '../core/payload-ref.js';
 import { specAtPath } from '../core/run-topology.js';
 import type { TaskRunExtras } from './run-scope.js';
 import type { ClaimedTask, LogLine, Store, TaskCompletion } from '../store/store.js';
@@ -56,6 +58,12 @@ export interface TaskWorkerOptions {
   readonly clock?: EngineClock;
   readonly faults?: EngineFaults;
   readonly onDiagnostic?: (message: string) => void;
+  /** Makes each attempt's `ctx.data` (the runtime's data namespace). */
+  readonly data?: TaskDataProvider;
+  /** Where outputs over `outputLimitBytes` are stored by reference, and read back from. */
+  readonly payloads?: PayloadStore;
+  /** Largest output stored by reference (limits.payload_bytes). */
+  readonly payloadLimitBytes?: number;
 }
 
 interface Running {
@@ -67,7 +75,9 @@ interface Running {
 
 export class TaskWorker {
   readonly owner: string;
-  private readonly o: Required<Omit<TaskWorkerOptions, 'faults' | 'onDiagnostic' | 'owner' | 'clock'>>;
+  private readonly o: Required<
+    Omit<TaskWorkerOptions, 'faults' | 'onDiagnostic' | 'owner' | 'clock' | 'data' | 'payloads' | 'payloadLimitBytes'>
+  >;
   private readonly running = new Map<string, Running>();
   private readonly flowCache = new Map<string, Promise<ResolvedFlow>>();
   private completions: TaskCompletion[] = [];
@@ -243,19 +253,23 @@ export class TaskWorker {
         attempt: claim.attempt,
         params: payload.params ?? {},
         upstream: payload.upstream ?? {},
-        inputs: payload.inputs ?? {},
+        // Absent when an upstream output is stored by reference: rendered here, once it is read back.
+        ...(payload.inputs ? { inputs: payload.inputs } : {}),
         ...(payload.tasks ? { scopeTasks: payload.tasks } : {}),
         ...(payload.extras ? { extras: payload.extras } : {}),
         flowDir: flow.flowDir,
         resolveFunction: flow.resolveFunction,
         controller,
         writeLog: (stream, text) => this.writeLog(r, stream, text),
+        ...(this.options.data ? { data: this.options.data } : {}),
+        ...(this.options.payloads ? { payloads: this.options.payloads } : {}),
       },
       {
         outputLimitBytes: this.o.outputLimitBytes,
         killGraceMs: this.o.killGraceMs,
         errorLimitBytes: this.o.errorLimitBytes,
         logLineLimitBytes: this.o.logLineLimitBytes,
+        ...(this.options.payloadLimitBytes !== undefined ? { payloadLimitBytes: this.options.payloadLimitBytes } : {}),
       },
       () => this.options.faults?.crashPoint('after_body'),
     );

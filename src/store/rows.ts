@@ -7,7 +7,16 @@
 import type { TaskError } from '../core/model.js';
 import type { RunStateName, TaskStateName } from '../core/states.js';
 import type { BackfillState, TriggerSpec } from '../core/trigger-spec.js';
-import type { BackfillRecord, FiringRecord, RunRecord, StoredLogLine, TaskRunRecord, TriggerRecord } from './store.js';
+import type {
+  BackfillRecord,
+  DataAccessRecord,
+  DataObjectRecord,
+  FiringRecord,
+  RunRecord,
+  StoredLogLine,
+  TaskRunRecord,
+  TriggerRecord,
+} from './store.js';
 
 export type Row = Record<string, unknown>;
 
@@ -24,7 +33,7 @@ function text(value: unknown): string | null {
   return (value as string | null | undefined) ?? null;
 }
 
-/** A JSON document kept in a text column on both dialects (trigger specs, cursors). */
+/** A JSON document kept in a text column on both dialects (trigger specs, cursors, data schemas). */
 function jsonText<T>(value: unknown): T | null {
   return typeof value === 'string' ? (JSON.parse(value) as T) : null;
 }
@@ -36,6 +45,8 @@ export interface RowMappers {
   toBackfill(row: Row): BackfillRecord;
   toFiring(row: Row): FiringRecord;
   toLogLine(row: Row): StoredLogLine;
+  toDataObject(row: Row): DataObjectRecord;
+  toDataAccess(row: Row): DataAccessRecord;
 }
 
 /** Mappers for a dialect whose JSON columns decode with `json` (NULL gives null). */
@@ -130,6 +141,31 @@ export function createRowMappers(json: (value: unknown) => unknown): RowMappers 
       stream: row.stream as StoredLogLine['stream'],
       at: Number(row.at),
       text: row.text as string,
+    }),
+    toDataObject: (row) => ({
+      path: row.path as string,
+      mount: row.mount as string,
+      key: row.key as string,
+      size: Number(row.size),
+      etag: text(row.etag),
+      sha256: text(row.sha256),
+      schema: jsonText<unknown>(row.schema),
+      contentType: text(row.content_type),
+      producerRunId: text(row.producer_run_id),
+      producerTaskId: text(row.producer_task_id),
+      writtenAt: num(row.written_at),
+      lastReadAt: num(row.last_read_at),
+    }),
+    toDataAccess: (row) => ({
+      seq: Number(row.id),
+      runId: text(row.run_id),
+      taskId: text(row.task_id),
+      attempt: num(row.attempt),
+      path: row.path as string,
+      op: row.op as DataAccessRecord['op'],
+      size: Number(row.size),
+      etag: text(row.etag),
+      at: Number(row.at),
     }),
   };
 }

@@ -1,7 +1,7 @@
 /**
  * The store: everything Baton persists goes through asynchronous ports, and nothing above
  * them writes SQL. Each port (run log, task queue, leadership, triggers, backfills, logs,
- * …) lives in its own file under `ports/` with the invariants it keeps; `Store` is their
+ * data objects, …) lives in its own file under `ports/` with the invariants it keeps; `Store` is their
  * composition, and the records they exchange are declared here. SQLite and PostgreSQL
  * implement every port and pass the same conformance suite, one file per port.
  *
@@ -12,6 +12,7 @@ import type { RunEvent } from '../core/run-machine.js';
 import type { RunStateName, TaskStateName } from '../core/states.js';
 import type { BackfillState, TriggerSpec } from '../core/trigger-spec.js';
 import type { Backfills } from './ports/backfills.js';
+import type { DataObjects } from './ports/data-objects.js';
 import type { FlowVersions } from './ports/flow-versions.js';
 import type { Leadership } from './ports/leadership.js';
 import type { StoreLifecycle } from './ports/lifecycle.js';
@@ -25,6 +26,7 @@ import type { Wakeups } from './ports/wakeups.js';
 
 export type {
   Backfills,
+  DataObjects,
   FlowVersions,
   Leadership,
   Logs,
@@ -288,6 +290,111 @@ export interface StoredLogLine extends LogLine {
   readonly seq: number;
 }
 
+export type DataAccessOp = 'read' | 'write';
+
+/**
+ * Most bytes of an object's schema, as JSON (UTF-8): a larger schema is stored as null,
+ * so that a row stays small whatever a task declares.
+ */
+export const DATA_SCHEMA_BYTES_MOST = 64 * 1024;
+
+/** Most characters of an ETag, a SHA-256 or a content type: a longer one is stored as null. */
+export const DATA_TAG_CHARS_MOST = 1024;
+
+/**
+ * One read or write of an object through a mount, as `recordDataAccesses` takes it. `run`,
+ * `task` and `attempt` are absent (or null) for accesses outside a task, such as the CLI's.
+ */
+export interface DataAccessBase {
+  /** The object's canonical path: `data://raw/orders/2024.csv`. */
+  readonly path: string;
+  readonly runId?: string | null;
+  readonly taskId?: string | null;
+  readonly attempt?: number | null;
+  /** Bytes read or written. */
+  readonly size: number;
+  /** The ETag the mount gave (see `ObjectInfo.etag` in data/mount.ts); null for none. */
+  readonly etag: string | null;
+  /** When the access happened, ms since the epoch, on the caller's clock. */
+  readonly at: number;
+}
+
+export interface DataRead extends DataAccessBase {
+  readonly op: 'read';
+}
+
+export interface DataWrite extends DataAccessBase {
+  readonly op: 'write';
+  /** SHA-256 of the bytes written, hex. */
+  readonly sha256?: string | null;
+  /** What the producer declared of the content's shape (JSON); see DATA_SCHEMA_BYTES_MOST. */
+  readonly schema?: unknown;
+  readonly contentType?: string | null;
+}
+
+export type DataAccess = DataRead | DataWrite;
+
+/** What the store knows of one object read or written through a mount. */
+export interface DataObjectRecord {
+  /** `data://<mount>/<key>`; the primary key. */
+  readonly path: string;
+  readonly mount: string;
+  readonly key: string;
+  /** Bytes, as of the last read or write. */
+  readonly size: number;
+  /** As of the last read or write; null when the mount gave none. */
+  readonly etag: string | null;
+  /**
+   * SHA-256 of the bytes Baton last wrote; null if it never wrote them, or if a read since
+   * saw another size or ETag (the object changed outside Baton).
+   */
+  readonly sha256: string | null;
+  /** The schema its last write declared; null for none, or one over DATA_SCHEMA_BYTES_MOST. */
+  readonly schema: unknown;
+  readonly contentType: string | null;
+  /** The run and task of the last write; null for an object only read, or written outside a run. */
+  readonly producerRunId: string | null;
+  readonly producerTaskId: string | null;
+  /** When Baton last wrote it (ms); null if it only read it. */
+  readonly writtenAt: number | null;
+  /** When Baton last read it (ms); null if it never did. */
+  readonly lastReadAt: number | null;
+}
+
+/** One recorded read or write, as history keeps it. */
+export interface DataAccessRecord {
+  /** Order of recording, increasing across all accesses. */
+  readonly seq: number;
+  readonly runId: string | null;
+  readonly taskId: string | null;
+  readonly attempt: number | null;
+  readonly path: string;
+  readonly op: DataAccessOp;
+  readonly size: number;
+  readonly etag: string | null;
+  readonly at: number;
+}
+
+/** Which object rows `listDataObjects` returns; see ports/data-objects.ts. */
+export interface DataObjectListOptions {
+  /** Only the objects of this mount. */
+  readonly mount?: string;
+  /** Only the paths that start with this text (a plain string prefix: `data://raw/a` matches `data://raw/ab`). */
+  readonly prefix?: string;
+  readonly limit: number;
+  /** Only the paths after this one, bytewise: the last path of the previous page. */
+  readonly afterPath?: string;
+}
+
+/** Which accesses `dataAccesses` returns; see ports/data-objects.ts. */
+export interface DataAccessFilter {
+  readonly runId?: string;
+  readonly path?: string;
+  readonly limit: number;
+  /** Only the accesses recorded after this one: the last `seq` of the previous page. */
+  readonly afterSeq?: number;
+}
+
 /** Durable timers (retry backoff today; sleeps and schedules later). */
 export interface TimerChange {
   /** The task run's index, including one a commit creates (in the same commit or before). */
@@ -448,4 +555,5 @@ export interface Store
     Backfills,
     Logs,
     Retention,
-    Wakeups {}
+    Wakeups,
+    DataObjects {}

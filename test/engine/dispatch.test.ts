@@ -104,6 +104,48 @@ for (const kind of Object.keys(stores)) {
       await gpu.drain();
     });
 
+    it('hands a worker an upstream output stored by reference as its value, inputs rendered from it', async () => {
+      const s = await project(kind, 'lease: 1s\nlimits:\n  output_bytes: 2000\n');
+      writeFileSync(
+        join(s.dir, 'flows', 'refs.mjs'),
+        [
+          "export function rows() { return Array.from({ length: 500 }, (_, i) => ({ i, name: 'row-' + i })); }",
+          'export function count(ctx) { return { count: ctx.upstream.rows.length, first: ctx.inputs.first }; }',
+          '',
+        ].join('\n'),
+      );
+      writeFileSync(
+        join(s.dir, 'flows', 'refs.yaml'),
+        [
+          'name: refs',
+          'tasks:',
+          '  rows: { kind: function, module: ./refs.mjs, export: rows }',
+          '  count:',
+          '    kind: function',
+          '    module: ./refs.mjs',
+          '    export: count',
+          '    depends_on: [rows]',
+          '    with: { first: "${{ tasks.rows.output[0].name }}" }',
+        ].join('\n'),
+      );
+      const scheduling = await runtime(s);
+      const scheduler = scheduling.createScheduler({ leaseMs: 1000, engine: { pollMs: 50 } });
+      scheduler.start();
+      const workerRt = await runtime(s);
+      const worker = workerRt.createWorker({ pollMs: 50, owner: 'refs' });
+      worker.start();
+      const flow = await scheduling.catalog.find(join(s.dir, 'flows', 'refs.yaml'));
+      const { run } = await createRun(scheduling, flow);
+      expect(await waitForRun(scheduling, run.id)).toBe('succeeded');
+      const tasks = await scheduling.store.getTaskRuns(run.id);
+      expect(tasks.find((t) => t.taskId === 'rows')?.output).toMatchObject({
+        $baton_payload: { path: `data://baton/payloads/${run.id}/rows.1.json` },
+      });
+      expect(tasks.find((t) => t.taskId === 'count')?.output).toEqual({ count: 500, first: 'row-0' });
+      await scheduler.stop();
+      await worker.drain();
+    });
+
     it('retries the attempts of a worker that died, without using up a retry', async () => {
       const s = await project(kind);
       writeFileSync(

@@ -160,8 +160,8 @@ describe('engine', () => {
     await until(() => !pidAlive(pid), 'the shell task to die');
   });
 
-  it('refuses an output over the limit without retrying it', async () => {
-    const p = await open('limits:\n  output_bytes: 1000\n');
+  it('refuses an output over limits.payload_bytes without retrying it', async () => {
+    const p = await open('limits:\n  output_bytes: 1000\n  payload_bytes: 2000\n');
     p.write(
       'flows/big.yaml',
       `name: big\ntasks:\n  big:\n    kind: function\n    module: ./tasks.mjs\n    export: big\n    with: { bytes: 5000, dir: "${p.dir}" }\n    retry: { max_attempts: 3, backoff: 10ms }\n`,
@@ -170,7 +170,7 @@ describe('engine', () => {
     const task = (await p.rt.store.getTaskRuns(id))[0];
     expect(task).toMatchObject({ state: 'failed', attempts: 1 });
     expect(task?.error?.code).toBe('TASK_OUTPUT_TOO_LARGE');
-    expect(task?.error?.message).toMatch(/is over the limit output_bytes \(1000 bytes\)$/);
+    expect(task?.error?.message).toMatch(/is over the limit payload_bytes \(2000 bytes\)$/);
   });
 
   it('fences a process that lost its run: its late completion is refused', async () => {

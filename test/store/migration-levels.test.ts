@@ -344,6 +344,23 @@ async function checkUpgraded(store: Store, db: OldDatabase, level: number): Prom
     },
   ]);
   expect((await fold(store, plan, fresh.id)).state.state).toBe('queued');
+
+  // Data metadata (migration 12), which no earlier level had: its accesses are recorded.
+  await store.recordDataAccesses([
+    {
+      op: 'write',
+      path: 'data://raw/after-upgrade.csv',
+      runId: fresh.id,
+      taskId: 'extract',
+      size: 3,
+      etag: null,
+      at: createdAt,
+    },
+  ]);
+  expect(await store.listDataObjects({ limit: 10 })).toMatchObject([
+    { path: 'data://raw/after-upgrade.csv', mount: 'raw', key: 'after-upgrade.csv', producerRunId: fresh.id },
+  ]);
+  expect((await store.dataAccesses({ runId: fresh.id, limit: 10 })).map((a) => a.op)).toEqual(['write']);
 }
 
 describe('schema levels', () => {

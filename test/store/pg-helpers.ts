@@ -11,12 +11,16 @@ export const PG_ADMIN_URL = process.env.BATON_TEST_PG_URL ?? 'postgres://postgre
 
 let counter = 0;
 
-export async function createTestDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+/**
+ * `options` is SQL after `CREATE DATABASE <name>`, for a database unlike the server's
+ * default: `TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'`.
+ */
+export async function createTestDatabase(options = ''): Promise<{ url: string; drop: () => Promise<void> }> {
   const name = `baton_test_${process.pid}_${Date.now().toString(36)}_${counter++}`;
   const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
   await admin.connect();
   try {
-    await admin.query(`CREATE DATABASE ${name}`);
+    await admin.query(`CREATE DATABASE ${name} ${options}`);
   } finally {
     await admin.end();
   }

@@ -55,6 +55,46 @@ describe('postgres store specifics', () => {
     }
   });
 
+  it('lists data objects bytewise in a database whose collation sorts otherwise', async () => {
+    const db = await createTestDatabase(`TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'`);
+    const store = await PostgresStore.open({ url: db.url, poolSize: 2 });
+    try {
+      const paths = [
+        'data://raw/a-x',
+        'data://raw/B',
+        'data://raw/a/1',
+        'data://raw/ab',
+        'data://raw/A/1',
+        'data://raw/a/2',
+      ];
+      await store.recordDataAccesses(paths.map((path, i) => ({ op: 'write', path, size: 1, etag: null, at: i })));
+      const bytewise = [...paths].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      // The database's own order differs, so the store's order is its own doing.
+      const client = new pg.Client({ connectionString: db.url });
+      await client.connect();
+      try {
+        const { rows } = await client.query<{ p: string }>('SELECT unnest($1::text[]) AS p ORDER BY p', [paths]);
+        expect(rows.map((r) => r.p)).not.toEqual(bytewise);
+      } finally {
+        await client.end();
+      }
+      expect((await store.listDataObjects({ limit: 10 })).map((o) => o.path)).toEqual(bytewise);
+      const firstPage = await store.listDataObjects({ limit: 3 });
+      const rest = await store.listDataObjects({ limit: 10, afterPath: firstPage.at(-1)?.path as string });
+      expect([...firstPage, ...rest].map((o) => o.path)).toEqual(bytewise);
+      expect((await store.listDataObjects({ limit: 10, prefix: 'data://raw/a/' })).map((o) => o.path)).toEqual([
+        'data://raw/a/1',
+        'data://raw/a/2',
+      ]);
+      expect((await store.listDataObjects({ limit: 10, prefix: 'data://raw/A' })).map((o) => o.path)).toEqual([
+        'data://raw/A/1',
+      ]);
+    } finally {
+      await store.close();
+      await db.drop();
+    }
+  });
+
   it('turns an unreachable server into STORE_UNAVAILABLE', async () => {
     await expect(PostgresStore.open({ url: 'postgres://postgres@127.0.0.1:1/none' })).rejects.toMatchObject({
       code: 'STORE_UNAVAILABLE',

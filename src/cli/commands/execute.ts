@@ -467,10 +467,17 @@ export async function schedulerCommand(
 export async function pruneCommand(ctx: CliContext, flags: { olderThan: number; json?: boolean }): Promise<number> {
   const rt = await openRuntime(ctx.runtime);
   try {
-    const { before, runs } = await pruneRuns(rt, flags.olderThan);
-    const result = { runs };
-    if (flags.json) ctx.stdout(JSON.stringify({ pruned_runs: result.runs, before: new Date(before).toISOString() }));
-    else ctx.stdout(`pruned ${result.runs} finished run(s) that ended before ${new Date(before).toISOString()}`);
+    const { before, runs, payloads } = await pruneRuns(rt, flags.olderThan);
+    if (flags.json) {
+      ctx.stdout(
+        JSON.stringify({ pruned_runs: runs, pruned_payloads: payloads, before: new Date(before).toISOString() }),
+      );
+    } else {
+      ctx.stdout(
+        `pruned ${runs} finished run(s) that ended before ${new Date(before).toISOString()}` +
+          (payloads > 0 ? `, and ${payloads} output(s) they stored by reference` : ''),
+      );
+    }
     return 0;
   } finally {
     await rt.close();

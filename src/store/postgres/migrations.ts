@@ -1265,4 +1265,43 @@ END
 $f$;
 `,
   },
+  {
+    version: 12,
+    name: 'data objects and their accesses',
+    // As in SQLite. Paths collate "C" (bytewise, as SQLite's BINARY), whatever the
+    // database's collation, so that listings and their pages are in the same order on both
+    // stores and a prefix is one range of the primary key. The schema is JSON kept as text,
+    // as trigger specs are: jsonb would refuse a \u0000 that SQLite keeps.
+    sql: `
+CREATE TABLE IF NOT EXISTS data_objects (
+  path text COLLATE "C" PRIMARY KEY,
+  mount text NOT NULL,
+  key text NOT NULL,
+  size bigint NOT NULL CHECK (size >= 0),
+  etag text,
+  sha256 text,
+  schema text,
+  content_type text,
+  producer_run_id text,
+  producer_task_id text,
+  written_at bigint,
+  last_read_at bigint,
+  CHECK (path = 'data://' || mount || '/' || key)
+);
+
+CREATE TABLE IF NOT EXISTS data_accesses (
+  id bigserial PRIMARY KEY,
+  run_id text,
+  task_id text,
+  attempt integer,
+  path text NOT NULL,
+  op text NOT NULL CHECK (op IN ('read', 'write')),
+  size bigint NOT NULL CHECK (size >= 0),
+  etag text,
+  at bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS data_accesses_by_run ON data_accesses (run_id, id);
+CREATE INDEX IF NOT EXISTS data_accesses_by_path ON data_accesses (path, id);
+`,
+  },
 ];

@@ -24,6 +24,11 @@ import type {
   BackfillRecord,
   BackfillUpdate,
   BackfillUpdateResult,
+  DataAccess,
+  DataAccessFilter,
+  DataAccessRecord,
+  DataObjectListOptions,
+  DataObjectRecord,
   NewBackfill,
   FireTriggerInput,
   FiringRecord,
@@ -55,6 +60,7 @@ import type {
 } from '../store.js';
 import { childRunRefused } from '../child-runs.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
+import { PostgresDataObjects } from './postgres-data-objects.js';
 import { runCreatedEvent } from '../run-created.js';
 import { ClaimedRuns } from '../claimed-runs.js';
 
@@ -196,6 +202,10 @@ export class PostgresStore implements Store {
   private closed = false;
   /** Runs just claimed, read in the claim's round trip, until the claimant reads them. */
   private readonly claimed = new ClaimedRuns();
+  private readonly dataObjects = new PostgresDataObjects({
+    q: (action, text, values) => this.q(action, text, values),
+    tx: (action, fn) => this.tx(action, fn),
+  });
 
   private constructor(private readonly options: PostgresStoreOptions) {
     this.pool = new pg.Pool({
@@ -1128,6 +1138,26 @@ export class PostgresStore implements Store {
       if (key === wanted || key.startsWith(`${wanted}#`)) out.set(row.id as string, toRun(row));
     }
     return [...out.values()];
+  }
+
+  async recordDataAccesses(accesses: readonly DataAccess[]): Promise<void> {
+    return this.dataObjects.recordDataAccesses(accesses);
+  }
+
+  async getDataObject(path: string): Promise<DataObjectRecord | null> {
+    return this.dataObjects.getDataObject(path);
+  }
+
+  async listDataObjects(options: DataObjectListOptions): Promise<DataObjectRecord[]> {
+    return this.dataObjects.listDataObjects(options);
+  }
+
+  async forgetDataObject(path: string): Promise<boolean> {
+    return this.dataObjects.forgetDataObject(path);
+  }
+
+  async dataAccesses(filter: DataAccessFilter): Promise<DataAccessRecord[]> {
+    return this.dataObjects.dataAccesses(filter);
   }
 
   async createBackfill(input: NewBackfill): Promise<BackfillRecord> {

@@ -291,4 +291,44 @@ CREATE INDEX IF NOT EXISTS runs_orphans ON runs (lease_until) WHERE state = 'run
 DROP INDEX IF EXISTS runs_claimable;
 `,
   },
+  {
+    // Migration 11 changed PostgreSQL's functions only; SQLite has no counterpart.
+    version: 12,
+    name: 'data objects and their accesses',
+    // One row per object read or written through a mount, by its path (keys compare
+    // bytewise: listings page in code point order), and one row per read or write, kept
+    // when the object's row goes: they are its lineage. The CHECKs refuse a row whose
+    // path, mount and key disagree, and an access that is neither a read nor a write.
+    sql: `
+CREATE TABLE IF NOT EXISTS data_objects (
+  path TEXT PRIMARY KEY,
+  mount TEXT NOT NULL,
+  key TEXT NOT NULL,
+  size INTEGER NOT NULL CHECK (size >= 0),
+  etag TEXT,
+  sha256 TEXT,
+  schema TEXT,
+  content_type TEXT,
+  producer_run_id TEXT,
+  producer_task_id TEXT,
+  written_at INTEGER,
+  last_read_at INTEGER,
+  CHECK (path = 'data://' || mount || '/' || key)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS data_accesses (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id TEXT,
+  task_id TEXT,
+  attempt INTEGER,
+  path TEXT NOT NULL,
+  op TEXT NOT NULL CHECK (op IN ('read', 'write')),
+  size INTEGER NOT NULL CHECK (size >= 0),
+  etag TEXT,
+  at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS data_accesses_by_run ON data_accesses (run_id, id);
+CREATE INDEX IF NOT EXISTS data_accesses_by_path ON data_accesses (path, id);
+`,
+  },
 ];

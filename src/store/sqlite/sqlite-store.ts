@@ -23,6 +23,11 @@ import type {
   BackfillRecord,
   BackfillUpdate,
   BackfillUpdateResult,
+  DataAccess,
+  DataAccessFilter,
+  DataAccessRecord,
+  DataObjectListOptions,
+  DataObjectRecord,
   NewBackfill,
   FireTriggerInput,
   FiringRecord,
@@ -52,6 +57,7 @@ import type {
   TaskRunRecord,
 } from '../store.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
+import { SqliteDataObjects } from './sqlite-data-objects.js';
 import { MultiRowInsert } from './multi-row-insert.js';
 import { runCreatedEvent } from '../run-created.js';
 
@@ -114,6 +120,7 @@ export class SqliteStore implements Store {
   /** A commit's events and task rows, written many to a statement. */
   private readonly eventRows: MultiRowInsert;
   private readonly taskRows: MultiRowInsert;
+  private readonly dataObjects: SqliteDataObjects;
   private readonly runWakers = new Set<() => void>();
   private readonly endListeners = new Set<(runId: string) => void>();
   /** Rows and events of runs this process just claimed, for the engine's first reads of them. */
@@ -161,6 +168,7 @@ export class SqliteStore implements Store {
            started_at = excluded.started_at, ended_at = excluded.ended_at, skip_reason = excluded.skip_reason,
            output = excluded.output, error = excluded.error`,
     );
+    this.dataObjects = new SqliteDataObjects(this.db, (action, fn) => this.guard(action, fn));
   }
 
   private migrateSync(): void {
@@ -1166,6 +1174,26 @@ export class SqliteStore implements Store {
       }
       return [...out.values()];
     });
+  }
+
+  async recordDataAccesses(accesses: readonly DataAccess[]): Promise<void> {
+    return this.dataObjects.recordDataAccesses(accesses);
+  }
+
+  async getDataObject(path: string): Promise<DataObjectRecord | null> {
+    return this.dataObjects.getDataObject(path);
+  }
+
+  async listDataObjects(options: DataObjectListOptions): Promise<DataObjectRecord[]> {
+    return this.dataObjects.listDataObjects(options);
+  }
+
+  async forgetDataObject(path: string): Promise<boolean> {
+    return this.dataObjects.forgetDataObject(path);
+  }
+
+  async dataAccesses(filter: DataAccessFilter): Promise<DataAccessRecord[]> {
+    return this.dataObjects.dataAccesses(filter);
   }
 
   async createBackfill(input: NewBackfill): Promise<BackfillRecord> {

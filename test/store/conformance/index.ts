@@ -3,6 +3,7 @@
  * function listed here passes on it.
  */
 import { backfillsConformance } from './backfills.js';
+import { dataObjectsConformance } from './data-objects.js';
 import { leadershipConformance } from './leadership.js';
 import { lifecycleConformance } from './lifecycle.js';
 import { logsConformance } from './logs.js';
@@ -16,6 +17,7 @@ import { triggersConformance } from './triggers.js';
 export type { StoreFactory } from './shared.js';
 export {
   backfillsConformance,
+  dataObjectsConformance,
   leadershipConformance,
   lifecycleConformance,
   logsConformance,
@@ -37,4 +39,5 @@ export const PORT_CONFORMANCE: readonly ((factory: StoreFactory) => void)[] = [
   backfillsConformance,
   logsConformance,
   retentionConformance,
+  dataObjectsConformance,
 ];
