@@ -307,7 +307,10 @@ export const GROUP_MODULES = {
       },
     },
   ],
-  data: [{ path: './data.js', benches: { dataCache: 'dataCacheBench' } }],
+  data: [
+    { path: './data.js', benches: { dataCache: 'dataCacheBench' } },
+    { path: './sql.js', benches: { sqlTask: 'sqlTaskBench' } },
+  ],
   yaml: [{ path: './fuzz.js', benches: { fuzz: 'fuzzBench' } }],
 };
 

@@ -34,6 +34,8 @@ export type {
   ShellBody,
   ShellTaskOptions,
   SleepOptions,
+  SqlInputOption,
+  SqlTaskOptions,
   SubflowOptions,
   TaskBuilder,
   TaskContext,

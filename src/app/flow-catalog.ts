@@ -11,7 +11,8 @@ import { createHash, type Hash } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { Problem } from '../core/errors.js';
-import { missingClientProblems } from '../triggers/source-clients.js';
+import { missingClientProblems, type PackageProbe } from '../triggers/source-clients.js';
+import { missingSqlEngineProblems } from '../data/duckdb.js';
 import { BatonError } from '../core/errors.js';
 import type { FlowSpec } from '../core/model.js';
 import type { FlowPlan } from '../core/run-machine.js';
@@ -158,6 +159,8 @@ export class FlowCatalog implements FlowResolver {
        * at alone (the testing kit, which is given its subflows' flows another way).
        */
       readonly launchChecks?: boolean;
+      /** Whether an optional package is installed (tests stand one in); Node's resolution by default. */
+      readonly probe?: PackageProbe;
     } = {},
   ) {}
 
@@ -189,7 +192,10 @@ export class FlowCatalog implements FlowResolver {
     let loading = this.byPath.get(key);
     if (!loading) {
       loading = this.loadUncached(abs).then((flow) => {
-        const missing = missingClientProblems(flow.spec, abs);
+        const missing = [
+          ...missingClientProblems(flow.spec, abs, this.options.probe),
+          ...missingSqlEngineProblems(flow.spec, abs, this.options.probe),
+        ];
         if (missing.length > 0) throw problemsError(abs, missing);
         return flow;
       });

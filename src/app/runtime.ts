@@ -13,6 +13,7 @@ import { Engine } from '../engine/engine.js';
 import { ExecutorRegistry } from '../engine/executor.js';
 import { functionExecutor } from '../engine/executors/function.js';
 import { shellExecutor } from '../engine/executors/shell.js';
+import { sqlExecutor } from '../engine/executors/sql.js';
 import { choiceExecutor, raceExecutor } from '../engine/executors/control.js';
 import { SchedulerProcess } from '../engine/scheduler.js';
 import type { TaskWorkerOptions } from '../engine/task-worker.js';
@@ -102,7 +103,7 @@ function relativeOrAbsolute(cwd: string, path: string): string {
 }
 
 export function createExecutors(): ExecutorRegistry {
-  return new ExecutorRegistry([functionExecutor, shellExecutor, choiceExecutor, raceExecutor]);
+  return new ExecutorRegistry([functionExecutor, shellExecutor, sqlExecutor, choiceExecutor, raceExecutor]);
 }
 
 /** A catalog for validation only: no store needed. */

@@ -393,9 +393,16 @@ export const ERROR_CODES = {
     exitCode: 2,
     source: 'user',
   },
+  SQL_FAILED: {
+    summary:
+      'The SQL of a `sql` task failed: a syntax error, an unknown table or column, a type error, or a constraint the output broke.',
+    hint: "The message names the task and gives the database's own message with the line; fix the SQL (or the data), then retry.",
+    exitCode: 1,
+    source: 'user',
+  },
   DEP_MISSING: {
     summary:
-      'An optional npm package is not installed: a trigger client (S3, Redis, NATS, RabbitMQ) or TypeScript for `validate --types`.',
+      'An optional npm package is not installed: a trigger client (S3, Redis, NATS, RabbitMQ), DuckDB for `sql` tasks, or TypeScript for `validate --types`.',
     hint: 'Run the `npm install` line the message gives, in the project, then validate again.',
     exitCode: 3,
     source: 'user',

@@ -57,6 +57,37 @@ export interface TaskData {
   remove(path: string): Promise<boolean>;
   /** A local file with the object's bytes (the cached copy of a remote object), for tools that read files. */
   localFile(path: string): Promise<string>;
+  /**
+   * A connection to the database of a postgres mount, from the mount's pool, for SQL the
+   * table paths cannot say (`sql` tasks run on it). Release it when done. DATA_UNSUPPORTED
+   * for mounts of other kinds.
+   */
+  connect(mount: string): Promise<DatabaseConnection>;
+}
+
+/** One column of a query result: its name and the database's type id (a PostgreSQL OID) and modifier. */
+export interface DatabaseField {
+  readonly name: string;
+  readonly typeId: number;
+  readonly typeModifier: number;
+}
+
+/**
+ * A connection handed out by a database mount. Values are bound parameters (`$1`, `$2`);
+ * rows come back as arrays in the order of `fields`, with the mount's conversions
+ * (docs/data.md). Errors are DATA_IO naming the mount, with the server's message.
+ */
+export interface DatabaseConnection {
+  /** The schema of the mount: its table keys name tables of this schema. */
+  readonly schema: string;
+  query(
+    text: string,
+    values?: readonly unknown[],
+  ): Promise<{ readonly fields: readonly DatabaseField[]; readonly rows: unknown[][]; readonly rowCount: number }>;
+  /** Cancels the statement running on the connection, if any (the query then fails). */
+  cancel(): Promise<void>;
+  /** Gives the connection back to the pool; `broken` closes it instead (after an error mid-transaction). */
+  release(broken?: boolean): void;
 }
 
 /** Everything an attempt may read. Passed to function tasks as their context. */

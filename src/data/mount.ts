@@ -13,6 +13,7 @@
  *   naming the mount, the key and what the storage answered, never a credential.
  */
 import type { Readable } from 'node:stream';
+import type { DatabaseConnection } from '../core/task-context.js';
 
 export type MountKind = 'local' | 's3' | 'http' | 'postgres';
 
@@ -87,6 +88,8 @@ export interface DataMount {
   remove(key: string, options?: MountOperationOptions): Promise<boolean>;
   /** Lets go of connections and clients. */
   close(): Promise<void>;
+  /** A connection to the database behind the mount, for database mounts (postgres) only. */
+  connect?(options?: MountOperationOptions): Promise<DatabaseConnection>;
 }
 
 /** `data.mounts.<name>` of kind `local`: a folder, relative to the project's root or absolute. */

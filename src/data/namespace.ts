@@ -15,6 +15,7 @@ import type { Readable } from 'node:stream';
 import { BatonError } from '../core/errors.js';
 import { formatDataPath, parseDataPath, type DataPath } from '../core/data-path.js';
 import { redactUrl } from '../core/redact-url.js';
+import type { DatabaseConnection } from '../core/task-context.js';
 import { suggest } from '../define/suggest.js';
 import type {
   DataMount,
@@ -219,6 +220,17 @@ export class DataNamespace {
       throw new BatonError('DATA_UNSUPPORTED', `${path}: mount ${parsed.mount} (${mount.kind}) is read-only`);
     }
     return mount.remove(parsed.key);
+  }
+
+  /** A connection to the database of a postgres mount (see `TaskData.connect`). */
+  async connect(name: string, options: MountOperationOptions = {}): Promise<DatabaseConnection> {
+    const mount = await this.mount(name);
+    if (!mount.connect) {
+      throw new BatonError('DATA_UNSUPPORTED', `mount ${name} (${mount.kind}) is no database to connect to`, {
+        hint: 'Name a mount of kind postgres.',
+      });
+    }
+    return mount.connect(options);
   }
 
   /** Closes every mount opened. */

@@ -18,6 +18,7 @@
 import { Readable } from 'node:stream';
 import pg from 'pg';
 import { BatonError } from '../core/errors.js';
+import type { DatabaseConnection } from '../core/task-context.js';
 import { redactErrorUrl } from '../core/redact-url.js';
 import { formatCsvRecord } from './csv.js';
 import type {
@@ -167,7 +168,7 @@ class PostgresMount implements DataMount {
       dataset.kind === 'query'
         ? (this.queries.get(dataset.name) as string)
         : `SELECT * FROM ${quoteIdent(this.schema)}.${quoteIdent(dataset.name)}`;
-    const client = await this.connect('reading', key);
+    const client = await this.acquire('reading', key);
     try {
       await client.query('BEGIN READ ONLY');
       // Timestamps come out as ISO 8601 in UTC whatever the server's or the role's settings.
@@ -222,6 +223,44 @@ class PostgresMount implements DataMount {
     await this.pool.end();
   }
 
+  /** A pooled connection for SQL of the caller's own (sql tasks); driver errors come out as DATA_IO. */
+  async connect(options?: MountOperationOptions): Promise<DatabaseConnection> {
+    options?.signal?.throwIfAborted();
+    const client = await this.acquire('connecting to', '');
+    let held = true;
+    return {
+      schema: this.schema,
+      query: async (text, values = []) => {
+        try {
+          const result = await client.query<unknown[]>({ text, values: [...values], rowMode: 'array' });
+          return {
+            fields: result.fields.map((f) => ({
+              name: f.name,
+              typeId: f.dataTypeID,
+              typeModifier: f.dataTypeModifier,
+            })),
+            rows: result.rows,
+            rowCount: result.rowCount ?? result.rows.length,
+          };
+        } catch (error) {
+          throw this.failed(error, 'running a query on', '');
+        }
+      },
+      cancel: async () => {
+        // The server stops a statement only when asked from another connection.
+        // `processID` is set once connected, but @types/pg does not declare it.
+        const pid = (client as unknown as { processID?: number }).processID;
+        if (held && pid !== undefined)
+          await this.pool.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => undefined);
+      },
+      release: (broken = false) => {
+        if (!held) return;
+        held = false;
+        client.release(broken);
+      },
+    };
+  }
+
   /** The table's size on disk in bytes, or null when the schema has no such table. */
   private async tableSize(table: string, key: string): Promise<number | null> {
     const rows = await this.query<{ size: number }>(
@@ -247,7 +286,7 @@ class PostgresMount implements DataMount {
     }
   }
 
-  private async connect(action: string, key: string): Promise<pg.PoolClient> {
+  private async acquire(action: string, key: string): Promise<pg.PoolClient> {
     try {
       const client = await this.pool.connect();
       // A connection lost between two statements emits an error; the next statement fails anyway.
@@ -279,7 +318,7 @@ class PostgresMount implements DataMount {
     dataset: DatasetKey,
     fn: (client: pg.PoolClient) => Promise<T>,
   ): Promise<T> {
-    const client = await this.connect(action, key);
+    const client = await this.acquire(action, key);
     try {
       await client.query('BEGIN');
       const result = await fn(client);

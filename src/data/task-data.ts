@@ -4,7 +4,7 @@
  * recorded with its run, task and attempt (the lineage assets build on).
  */
 import { BatonError } from '../core/errors.js';
-import type { DataActorRef, TaskData, TaskDataProvider } from '../core/task-context.js';
+import type { DataActorRef, DatabaseConnection, TaskData, TaskDataProvider } from '../core/task-context.js';
 import type { DataNamespace } from './namespace.js';
 
 /** The provider the runtime hands its engines and workers. */
@@ -67,5 +67,9 @@ class AttemptData implements TaskData {
 
   localFile(path: string): Promise<string> {
     return this.namespace.localFile(path, { actor: this.actor });
+  }
+
+  connect(mount: string): Promise<DatabaseConnection> {
+    return this.namespace.connect(mount);
   }
 }

@@ -36,6 +36,7 @@ import type {
   ShellBody,
   ShellTaskOptions,
   SleepOptions,
+  SqlTaskOptions,
   SubflowOptions,
   TaskContext,
   TaskRef,
@@ -55,6 +56,8 @@ import {
 } from './flow-draft.js';
 import { BODY_FORMS, NAMED_TRIGGER_RULES, type BodyForm } from './task-schema.js';
 import { shellScriptsOf } from './shell-scripts.js';
+import { SqlTaskSchema } from './sql-schema.js';
+import { BatonError } from '../core/errors.js';
 
 /** What toSpec gives a recorded task to become a draft: the flow's defaults, and checks that report. */
 export interface DraftContext {
@@ -269,6 +272,50 @@ export class TaskBuilder<P extends Record<string, ParamDef>, X extends object> {
   shell(id: string, options: ShellTaskOptions<P, X>): TaskRef<unknown> {
     const path = this.pathOf(id);
     this.recordRunning(id, options, this.upstream(options.after, id), shellRecord(options, path));
+    return this.ref(id);
+  }
+
+  /**
+   * Adds a sql task: the same keys as in YAML (`kind: sql`), camelCased, checked when it is
+   * added (DEF_INVALID listing every problem). An input `{ task: ref }` makes the task depend on it.
+   */
+  sql(id: string, options: SqlTaskOptions<P, X>): TaskRef<unknown> {
+    const path = this.pathOf(id);
+    const inputTasks: Upstream[] = [];
+    const inputs: Record<string, unknown> = {};
+    for (const [name, input] of Object.entries(options.inputs ?? {})) {
+      if (typeof input === 'object' && 'task' in input) {
+        inputTasks.push(input.task);
+        inputs[name] = { task: typeof input.task === 'string' ? input.task : input.task.id };
+      } else inputs[name] = input;
+    }
+    const written = {
+      ...(options.engine !== undefined ? { engine: options.engine } : {}),
+      ...(options.mount !== undefined ? { mount: options.mount } : {}),
+      ...(options.inputs !== undefined ? { inputs } : {}),
+      sql: options.sql,
+      ...(options.params !== undefined ? { params: options.params } : {}),
+      ...(options.output !== undefined ? { output: options.output } : {}),
+    };
+    const parsed = parseWith(SqlTaskSchema, written, path, 'a sql task');
+    if (!parsed.ok) {
+      const problems = parsed.problems.map((p) => ({
+        code: 'DEF_INVALID' as const,
+        message: `${p.path.join('.')}: ${p.message}`,
+        hint: p.hint,
+      }));
+      throw new BatonError('DEF_INVALID', `sql task ${id}: ${problems.map((p) => p.message).join('; ')}`, {
+        problems,
+        hint: problems[0]?.hint,
+      });
+    }
+    const after = [...(options.after ?? []), ...inputTasks];
+    this.recordRunning(id, options, this.upstream(after, id), {
+      kind: 'sql',
+      with: NONE,
+      config: parsed.data as Record<string, unknown>,
+      templated: [{ value: options.params, path: path.concat('params') }],
+    });
     return this.ref(id);
   }
 

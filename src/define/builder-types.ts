@@ -146,6 +146,35 @@ export interface ShellTaskOptions<
 >
   extends CommonTaskOptions<P, X>, ShellBody {}
 
+/** What a sql task's SQL sees under one name: a file of the namespace, a PostgreSQL query or table, or an upstream output. */
+export type SqlInputOption =
+  | string
+  | { readonly query: string; readonly mount: string }
+  | { readonly table: string; readonly mount: string }
+  | { readonly task: TaskRef | string };
+
+/** A sql task (docs/data.md): SQL over its inputs, run by DuckDB or by a postgres mount's database. */
+export interface SqlTaskOptions<
+  P extends Record<string, ParamDef> = Record<string, ParamDef>,
+  X extends object = object,
+> extends CommonTaskOptions<P, X> {
+  /** `duckdb` (default) runs the SQL in the worker; `postgres` on the database of `mount`. */
+  readonly engine?: 'duckdb' | 'postgres';
+  readonly mount?: string;
+  /** Tables by the name the SQL gives them; an upstream task named here becomes a dependency. */
+  readonly inputs?: Readonly<Record<string, SqlInputOption>>;
+  /** One statement; `$name` takes the value of `params.name`, bound. */
+  readonly sql: string;
+  /** Values bound to the SQL's `$name` parameters; strings may hold `${{ }}` templates. */
+  readonly params?: Readonly<Record<string, unknown>>;
+  /** Where the result goes: a file (`.parquet`, `.csv`, `.json`, `.jsonl`) or a table of a postgres mount; none: the rows are the output. */
+  readonly output?: {
+    readonly to: string;
+    readonly mode?: 'append' | 'replace' | 'merge';
+    readonly key?: readonly string[];
+  };
+}
+
 /** How a map takes its items. `over` is a task whose output is a list, or a `${{ }}` expression. */
 export interface MapOverOptions<T, B extends number | undefined = undefined> {
   readonly over: TaskRef<readonly T[]> | string;

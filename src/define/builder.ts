@@ -60,6 +60,8 @@ export type {
   ShellBody,
   ShellTaskOptions,
   SleepOptions,
+  SqlInputOption,
+  SqlTaskOptions,
   SubflowOptions,
   TaskContext,
   TaskRef,

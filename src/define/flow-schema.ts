@@ -23,6 +23,7 @@ import {
   positiveInt,
 } from './flow-schema-parts.js';
 import { TRIGGER_KINDS, TriggerFileSchema } from './trigger-schema.js';
+import { SqlTaskSchema } from './sql-schema.js';
 import { suggest } from './suggest.js';
 
 /** A key path into the raw document, e.g. `['tasks', 'extract', 'depends_on', 0]`. */
@@ -151,6 +152,8 @@ export interface TaskKindSchema {
 export const TASK_KIND_SCHEMAS = new Map<string, TaskKindSchema>([
   ['shell', { keys: ShellTaskSchema, templated: ['command', 'env'] }],
   ['function', { keys: FunctionTaskSchema, templated: [] }],
+  // Only params hold templates: the SQL text never does (its values are bound).
+  ['sql', { keys: SqlTaskSchema, templated: ['params'] }],
 ]);
 
 /** Adds (or replaces) the keys of a task kind; `templated` keys get expression checks. */
