@@ -7,6 +7,8 @@
 export { defineFlow, FlowDefinition } from './define/builder.js';
 export type {
   ApprovalOptions,
+  AssetCheckInput,
+  AssetDeclaration,
   BaseTaskOptions,
   BranchOutput,
   ChoiceFunctionOptions,
@@ -54,6 +56,11 @@ export type { TaskFailureOptions } from './core/task-failure.js';
 export type { ErrorCode } from './core/errors.js';
 export { openClient } from './client/index.js';
 export type {
+  AssetCheckResult,
+  AssetDetail,
+  AssetInfo,
+  AssetLink,
+  AssetMaterializationRecord,
   BatonClient,
   CancelOptions,
   ClientOptions,

@@ -30,6 +30,7 @@ import { crashPointsFromEnv } from '../engine/crash-points.js';
 import type { LoadedFlow } from './flow-catalog.js';
 import { FlowCatalog } from './flow-catalog.js';
 import { ProjectData } from './data.js';
+import { ProjectAssets } from './assets.js';
 import { taskDataProvider } from '../data/task-data.js';
 import { namespacePayloads } from '../data/payloads.js';
 import type { PayloadStore } from '../core/payload-ref.js';
@@ -43,6 +44,8 @@ export interface Runtime {
   readonly data: ProjectData;
   /** Outputs stored by reference (over limits.output_bytes). */
   readonly payloads: PayloadStore;
+  /** Assets: versions, lineage and checks (docs/data.md). */
+  readonly assets: ProjectAssets;
   createEngine(overrides?: Partial<EngineOptions>): Engine;
   /** A worker process's task loop (PostgreSQL deployments). */
   createWorker(overrides?: Partial<TaskWorkerOptions>): TaskWorker;
@@ -155,6 +158,8 @@ export async function createRuntime(
   const data = new ProjectData(config, store, options.env);
   const dataProvider = taskDataProvider(data.namespace);
   const payloads = namespacePayloads(data.namespace, config.data.payloads);
+  const assets = new ProjectAssets(store, data.namespace);
+  const afterBody = assets.afterBody();
   const children: ChildRunLauncher = {
     async launch(request) {
       let loaded: LoadedFlow;
@@ -223,6 +228,7 @@ export async function createRuntime(
     data: dataProvider,
     payloads,
     payloadLimitBytes: config.payloadLimitBytes,
+    afterBody,
     // On PostgreSQL a creating commit costs more round trips than a creation and a claim,
     // and holds up the worker's other commits meanwhile: there runs are created queued.
     eagerStarts: store.dialect === 'sqlite',
@@ -237,6 +243,7 @@ export async function createRuntime(
     executors,
     data,
     payloads,
+    assets,
     createEngine(overrides = {}) {
       return tracked(engines, new Engine({ ...engineDefaults(), ...overrides }));
     },
@@ -255,6 +262,7 @@ export async function createRuntime(
         data: dataProvider,
         payloads,
         payloadLimitBytes: config.payloadLimitBytes,
+        afterBody,
         ...(faults ? { faults } : {}),
         ...(clock ? { clock } : {}),
         ...overrides,

@@ -390,6 +390,26 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     .option('--json', 'print JSON')
     .action((o: { json?: boolean }) => run(async () => (await dataCommand()).clearCommand(withDb(), o))());
 
+  const assetsCommands = async () => import('./commands/assets.js');
+  program
+    .command('assets')
+    .description('list the assets tasks produced: latest version, time, producer, and whether each is stale')
+    .addOption(cliOption('--limit <n>', 'most assets (default 1000)'))
+    .option('--json', 'print JSON')
+    .action((o: { json?: boolean; limit?: number }) =>
+      run(async () => (await assetsCommands()).assetsCommand(withDb(), o))(),
+    );
+  program
+    .command('asset')
+    .description('one asset: its versions, producing runs, lineage and checks')
+    .command('show <key>')
+    .description('show an asset: versions (newest first), upstream and downstream assets, checks of the latest version')
+    .addOption(cliOption('--limit <n>', 'most versions, newest first (default 20)'))
+    .option('--json', 'print JSON')
+    .action((key: string, o: { json?: boolean; limit?: number }) =>
+      run(async () => (await assetsCommands()).assetShowCommand(withDb(), key, o))(),
+    );
+
   const db = program.command('db').description('database maintenance');
   db.command('migrate')
     .description('apply pending migrations (also done on every start)')

@@ -19,6 +19,8 @@ import { startWorker } from '../app/workers.js';
 import type { HandleHost } from './run-handle.js';
 import { RunHandle, runInfo } from './run-handle.js';
 import type {
+  AssetDetail,
+  AssetInfo,
   CancelOptions,
   ClientOptions,
   DecisionOptions,
@@ -285,6 +287,26 @@ export class BatonClient {
     });
     this.nudge();
     return { task: r.task, taskState: r.taskState, runState: r.runState };
+  }
+
+  /**
+   * Assets tasks produced, in key order: each with its latest version (a SHA-256), when and
+   * by which flow, task and run it was made, and `stale` when an asset it was made from has
+   * a newer version since. At most `limit` (default 1000), after `afterKey`.
+   */
+  async assets(options: { readonly limit?: number; readonly afterKey?: string } = {}): Promise<AssetInfo[]> {
+    this.open();
+    return this.rt.assets.list(options);
+  }
+
+  /**
+   * One asset: its versions (newest first, at most `limit`, default 20), the assets its
+   * latest version was made from and those made from it, and the checks of its latest
+   * version. Throws ASSET_NOT_FOUND for a key never materialized.
+   */
+  async asset(key: string, options: { readonly limit?: number } = {}): Promise<AssetDetail> {
+    this.open();
+    return this.rt.assets.show(key, options);
   }
 
   /** Pauses a trigger (`<flow>/<trigger>`, or its name when unique): it creates no runs until resumed. */

@@ -214,3 +214,14 @@ export interface Worker {
 
 /** What `start` accepts as a flow: its name (or file path), or its definition in code. */
 export type FlowInput = string | FlowDefinition;
+
+/** Assets as the client returns them (`assets()`, `asset(key)`). */
+export type { AssetDetail } from '../app/assets.js';
+export type {
+  AssetCheckResult,
+  AssetColumn,
+  AssetInput,
+  AssetLink,
+  AssetMaterializationRecord,
+  AssetSummary as AssetInfo,
+} from '../store/ports/assets.js';

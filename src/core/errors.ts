@@ -387,6 +387,19 @@ export const ERROR_CODES = {
     exitCode: 2,
     source: 'user',
   },
+  ASSET_NOT_FOUND: {
+    summary: 'No task has materialized an asset of that key.',
+    hint: 'List the known assets with `baton assets`; an asset is known once a task that produces it succeeded.',
+    exitCode: 4,
+    source: 'user',
+  },
+  CHECK_FAILED: {
+    summary:
+      'A data quality check of severity error failed on an asset the task produced: the attempt fails, and tasks downstream of it are blocked by their trigger rules.',
+    hint: 'The message names the asset, the check and how many rows failed; `baton asset show <asset>` shows sample rows. Fix the data (or the check), then retry the task.',
+    exitCode: 1,
+    source: 'user',
+  },
   NO_PROJECT: {
     summary: 'The command needs a Baton project and the current folder is none.',
     hint: 'Run `baton init` to create a project, or cd into a folder that holds baton.yaml or flows/.',

@@ -3,6 +3,7 @@
  * loader) produce a `FlowSpec`; everything downstream reads only this. Durations are
  * milliseconds here; names are as users wrote them.
  */
+import type { AssetSpec } from './asset-spec.js';
 import type { TriggerRule } from './states.js';
 import type { OverlapPolicy, TriggerSpec } from './trigger-spec.js';
 
@@ -76,6 +77,10 @@ export interface TaskSpec {
   readonly handles?: string;
   /** A cleanup task: runs once every other task ended, however the run ends. */
   readonly finally?: boolean;
+  /** Assets its body writes, each materialized and checked after the body succeeds. */
+  readonly produces?: readonly AssetSpec[];
+  /** Keys of the assets it reads, for lineage (besides the known assets it reads through `ctx.data`). */
+  readonly consumes?: readonly string[];
 }
 
 /**

@@ -9,6 +9,8 @@
  * enclosing level (in `inputs`, `after` or `over`) cannot depend on it, since template
  * dependencies are local; the map at that level waits for it instead.
  */
+import { readConsumes, readProduces } from './asset-schema.js';
+import type { AssetDeclaration } from './builder-types.js';
 import { isParkingKind, type RetryPolicy } from '../core/model.js';
 import type { TaskFunction } from '../core/task-context.js';
 import type {
@@ -764,12 +766,15 @@ function shapeFields(
  * The body of a function task without inputs that sets nothing itself, shared by every
  * such task of the flow; undefined for any other task.
  */
-function plainBody(
-  ctx: DraftContext,
-  options: { retry?: RetryInput; timeout?: DurationInput; pool?: string; labels?: readonly string[] },
-  body: RecordedBody,
-): TaskBody | undefined {
-  if (body !== PLAIN_FUNCTION || options.retry || options.timeout !== undefined || options.pool !== undefined) {
+function plainBody(ctx: DraftContext, options: BodyOptions, body: RecordedBody): TaskBody | undefined {
+  if (
+    body !== PLAIN_FUNCTION ||
+    options.retry ||
+    options.timeout !== undefined ||
+    options.pool !== undefined ||
+    options.produces !== undefined ||
+    options.consumes !== undefined
+  ) {
     return undefined;
   }
   // An undeclared default pool is reported by bodyOf, once per task that takes it.
@@ -781,7 +786,7 @@ function plainBody(
 function bodyOf(
   ctx: DraftContext,
   path: KeyPath,
-  options: { retry?: RetryInput; timeout?: DurationInput; pool?: string; labels?: readonly string[] },
+  options: BodyOptions,
   body: { kind: string; with: Readonly<Record<string, unknown>>; config: Readonly<Record<string, unknown>> },
 ): TaskBody {
   // Paths are built only for settings that are there: a flow may have 100,000 tasks.
@@ -812,7 +817,27 @@ function bodyOf(
     config: body.config,
   };
   if (options.labels?.length) out.labels = [...options.labels];
+  if (options.produces !== undefined) {
+    const read = readProduces(options.produces);
+    for (const p of read.problems) ctx.problem(path.concat('produces', ...p.path), p.message, p.hint);
+    if (read.specs.length) out.produces = read.specs;
+  }
+  if (options.consumes !== undefined) {
+    const read = readConsumes(options.consumes);
+    for (const p of read.problems) ctx.problem(path.concat('consumes', ...p.path), p.message, p.hint);
+    if (read.keys.length) out.consumes = read.keys;
+  }
   return out;
+}
+
+/** The settings of a task that its normalized body is made from. */
+interface BodyOptions {
+  retry?: RetryInput;
+  timeout?: DurationInput;
+  pool?: string;
+  labels?: readonly string[];
+  produces?: readonly AssetDeclaration[];
+  consumes?: readonly string[];
 }
 
 /** The body of a function task with no inputs and no settings of its own, per flow. */

@@ -116,6 +116,29 @@ export interface BaseTaskOptions {
   readonly description?: string;
 }
 
+/** A check on an asset, written as in YAML: `{ not_null: ['order_id'] }`, `{ unique: ['email'], severity: 'warn' }`. */
+export type AssetCheckInput = (
+  | { readonly not_null: string | readonly string[] }
+  | { readonly unique: string | readonly string[] }
+  | {
+      readonly accepted_values: { readonly column: string; readonly values: readonly (string | number | boolean)[] };
+    }
+  | { readonly range: { readonly column: string; readonly min?: number; readonly max?: number } }
+  | { readonly row_count: { readonly min?: number; readonly max?: number } }
+  | { readonly freshness: { readonly column: string; readonly max_age: DurationInput } }
+  | { readonly schema: Readonly<Record<string, string>> }
+  | { readonly references: { readonly column: string; readonly asset: string; readonly column_in_asset?: string } }
+  | { readonly sql: string }
+) & { readonly severity?: 'error' | 'warn'; readonly name?: string };
+
+/** An asset a task produces: its key, where it lives, and its checks. */
+export interface AssetDeclaration {
+  readonly asset: string;
+  /** A data path, `data://<mount>/<key>`. */
+  readonly path: string;
+  readonly checks?: readonly AssetCheckInput[];
+}
+
 /** Options of tasks that run something. */
 export interface CommonTaskOptions<
   P extends Record<string, ParamDef> = Record<string, ParamDef>,
@@ -126,6 +149,10 @@ export interface CommonTaskOptions<
   readonly pool?: string;
   /** Labels a worker must have to take this task (PostgreSQL deployments). */
   readonly labels?: readonly string[];
+  /** Assets the body writes, materialized and checked after it succeeds (docs/data.md). */
+  readonly produces?: readonly AssetDeclaration[];
+  /** Keys of the assets the body reads, for lineage. */
+  readonly consumes?: readonly string[];
   readonly onFailure?: OnFailureInput<P, X>;
   /** A cleanup task: runs once every other task ended, however the run ends; takes no `after`. */
   readonly finally?: boolean;

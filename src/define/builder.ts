@@ -34,6 +34,8 @@ import { TriggerFileSchema, normalizeTrigger, withTriggerParams } from './trigge
 
 export type {
   ApprovalOptions,
+  AssetCheckInput,
+  AssetDeclaration,
   BaseTaskOptions,
   BranchOutput,
   ChoiceFunctionOptions,

@@ -4,6 +4,7 @@
  * fields the front end normalizes itself — and what comes back. The YAML loader and the
  * TypeScript builder both speak this, so that one set of checks serves both.
  */
+import type { AssetSpec } from '../core/asset-spec.js';
 import type { ErrorCode } from '../core/errors.js';
 import { DEFAULT_RETRY, ERROR_KINDS, type QuorumSpec, type RetryPolicy, type TaskSpec } from '../core/model.js';
 import type { TriggerRule } from '../core/states.js';
@@ -46,6 +47,8 @@ export interface TaskBody {
   readonly labels?: readonly string[];
   readonly with: Readonly<Record<string, unknown>>;
   readonly config: Readonly<Record<string, unknown>>;
+  readonly produces?: readonly AssetSpec[];
+  readonly consumes?: readonly string[];
 }
 
 export interface DraftTask {

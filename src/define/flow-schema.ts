@@ -22,6 +22,7 @@ import {
   positiveDurationSchema,
   positiveInt,
 } from './flow-schema-parts.js';
+import { ConsumesSchema, ProducesSchema } from './asset-schema.js';
 import { TRIGGER_KINDS, TriggerFileSchema } from './trigger-schema.js';
 import { SqlTaskSchema } from './sql-schema.js';
 import { suggest } from './suggest.js';
@@ -81,6 +82,8 @@ export const TaskBaseSchema = z.object({
   pool: z.string().min(1).optional(),
   labels: z.array(z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'labels are letters, digits and _ . : -')).optional(),
   with: z.record(z.string(), z.unknown()).optional(),
+  produces: ProducesSchema.optional(),
+  consumes: ConsumesSchema.optional(),
 });
 
 const COMMAND_RULE = 'must be a non-empty list of strings (argv), or a string when shell is set';

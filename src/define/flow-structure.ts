@@ -991,6 +991,8 @@ function taskSpec(
     config: body.config,
   };
   if (body.labels?.length) spec.labels = body.labels;
+  if (body.produces?.length) spec.produces = body.produces;
+  if (body.consumes?.length) spec.consumes = body.consumes;
   return spec;
 }
 

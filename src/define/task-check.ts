@@ -79,7 +79,7 @@ const BASE_KEYS = Object.keys(TaskBaseSchema.shape);
 /** Keys that shape the flow, accepted on every task (the structure says where they apply). */
 const SHAPE_KEYS = ['trigger_rule', 'group', 'finally', 'map', 'on_failure'];
 /** Keys of tasks that run something; a choice, a race and a map over a group take none. */
-const RUN_KEYS = ['retry', 'timeout', 'pool', 'labels', 'with'];
+const RUN_KEYS = ['retry', 'timeout', 'pool', 'labels', 'with', 'produces', 'consumes'];
 /** Keys about worker slots, which tasks the engine carries out itself do not take. */
 const SLOT_KEYS = ['pool', 'labels'];
 const HANDLER_KEYS = Object.keys(HandlerKeysSchema.shape);

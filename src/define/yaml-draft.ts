@@ -72,6 +72,8 @@ function bodyOf(task: CheckedTask, defaults: TaskDefaults | undefined): TaskBody
   if (base.labels?.length) body.labels = base.labels;
   body.with = task.params ?? base.with ?? {};
   body.config = task.config;
+  if (base.produces?.length) body.produces = base.produces;
+  if (base.consumes?.length) body.consumes = base.consumes;
   return body;
 }
 

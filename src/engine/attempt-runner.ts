@@ -49,9 +49,25 @@ export interface AttemptInput {
    * stored so are read back from; without it, such an output fails the attempt.
    */
   readonly payloads?: PayloadStore;
+  /** Runs after a body that succeeded, for a task that produces assets (see AfterBodyStep). */
+  readonly afterBody?: AfterBodyStep;
   /** The task run's id, map item and handled error, when it is a map instance or a handler. */
   readonly extras?: TaskRunExtras;
 }
+
+/**
+ * A step after a body that succeeded and before its outcome is reported: the
+ * materialization and checks of the assets a task produces (data/assets/). It runs only for
+ * a task that declares `produces`; what it throws fails the attempt (CHECK_FAILED, say).
+ */
+export type AfterBodyStep = (attempt: {
+  readonly runId: string;
+  readonly flow: string;
+  readonly task: TaskSpec;
+  /** The task run's id: a map instance's own, else the task's. */
+  readonly taskRunId: string;
+  readonly attempt: number;
+}) => Promise<void>;
 
 export interface AttemptLimits {
   readonly outputLimitBytes: number;
@@ -441,16 +457,20 @@ export async function runAttempt(
       onBodyReturned();
     }
     const checked = checkOutput(task.id, output, limits.outputLimitBytes, limits.errorLimitBytes);
-    if (checked.status === 'failed' && checked.error.code === 'TASK_OUTPUT_TOO_LARGE' && input.payloads) {
-      return await storeByReference(
-        task.id,
-        output,
-        input.payloads,
-        { runId: input.runId, taskId: taskRunId, attempt: input.attempt },
-        limits,
-      );
+    const result =
+      checked.status === 'failed' && checked.error.code === 'TASK_OUTPUT_TOO_LARGE' && input.payloads
+        ? await storeByReference(
+            task.id,
+            output,
+            input.payloads,
+            { runId: input.runId, taskId: taskRunId, attempt: input.attempt },
+            limits,
+          )
+        : checked;
+    if (result.status === 'succeeded' && input.afterBody && task.produces?.length) {
+      await input.afterBody({ runId: input.runId, flow: input.flow, task, taskRunId, attempt: input.attempt });
     }
-    return checked;
+    return result;
   } catch (error) {
     const reason = controller.aborted ? controller.reason : error;
     return { status: 'failed', error: toTaskError(reason, limits.errorLimitBytes) };

@@ -4,6 +4,7 @@
  */
 import type { TaskDataProvider } from '../core/task-context.js';
 import type { PayloadStore } from '../core/payload-ref.js';
+import type { AfterBodyStep } from './attempt-runner.js';
 import type { FlowPlan, RunEvent } from '../core/run-machine.js';
 import type { LogLine, Store } from '../store/store.js';
 import type { ExecutorRegistry, TaskFunction } from './executor.js';
@@ -143,4 +144,6 @@ export interface EngineOptions {
   readonly payloads?: PayloadStore;
   /** Largest output stored by reference (limits.payload_bytes). */
   readonly payloadLimitBytes?: number;
+  /** Materializes and checks the assets a task produces, after its body succeeded (the runtime's). */
+  readonly afterBody?: AfterBodyStep;
 }

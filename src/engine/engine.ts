@@ -184,6 +184,7 @@ export class Engine {
           data: options.data,
           payloads: options.payloads,
           payloadLimitBytes: options.payloadLimitBytes,
+          afterBody: options.afterBody,
         }),
       dispatch: () => new QueuedAttempts(host, { store: this.store, errorLimitBytes: this.errorLimit }),
     };

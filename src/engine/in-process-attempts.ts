@@ -10,7 +10,7 @@ import type { PayloadStore } from '../core/payload-ref.js';
 import { taskSpecOf } from '../core/run-topology.js';
 import type { ActiveRun, RunningAttempt } from './active-run.js';
 import type { AttemptHost, AttemptMode } from './attempt-mode.js';
-import type { AttemptResult } from './attempt-runner.js';
+import type { AfterBodyStep, AttemptResult } from './attempt-runner.js';
 import { runAttempt } from './attempt-runner.js';
 import type { EngineFaults } from './engine-options.js';
 import type { ExecutorRegistry } from './executor.js';
@@ -33,6 +33,8 @@ export interface InProcessSettings {
   /** Where outputs too large for the history go (see AttemptInput.payloads). */
   readonly payloads: PayloadStore | undefined;
   readonly payloadLimitBytes: number | undefined;
+  /** Materializes and checks the assets of a task whose body succeeded. */
+  readonly afterBody?: AfterBodyStep | undefined;
 }
 
 /**
@@ -110,6 +112,7 @@ export class InProcessAttempts implements AttemptMode {
         writeLog: (stream, text) => this.writeLog(run, running, extras.taskRunId, stream, text),
         ...(settings.data ? { data: settings.data } : {}),
         ...(settings.payloads ? { payloads: settings.payloads } : {}),
+        ...(settings.afterBody ? { afterBody: settings.afterBody } : {}),
       },
       // Attempt timeouts stay on the real clock, even under a virtual one: they measure how
       // long a body really runs.

@@ -26,7 +26,7 @@ import type { ClaimedTask, LogLine, Store, TaskCompletion } from '../store/store
 import { BatonError } from '../core/errors.js';
 import { LIMITS } from '../core/limits.js';
 import { runAttempt, toTaskError } from './attempt-runner.js';
-import type { AttemptResult, TaskScope } from './attempt-runner.js';
+import type { AfterBodyStep, AttemptResult, TaskScope } from './attempt-runner.js';
 import type { EngineClock, EngineFaults, FlowResolver, ResolvedFlow } from './engine.js';
 import type { ExecutorRegistry } from './executor.js';
 import { AttemptAbort } from './executor.js';
@@ -64,6 +64,8 @@ export interface TaskWorkerOptions {
   readonly payloads?: PayloadStore;
   /** Largest output stored by reference (limits.payload_bytes). */
   readonly payloadLimitBytes?: number;
+  /** Materializes and checks the assets a task produces, after its body succeeded. */
+  readonly afterBody?: AfterBodyStep;
 }
 
 interface Running {
@@ -76,7 +78,10 @@ interface Running {
 export class TaskWorker {
   readonly owner: string;
   private readonly o: Required<
-    Omit<TaskWorkerOptions, 'faults' | 'onDiagnostic' | 'owner' | 'clock' | 'data' | 'payloads' | 'payloadLimitBytes'>
+    Omit<
+      TaskWorkerOptions,
+      'faults' | 'onDiagnostic' | 'owner' | 'clock' | 'data' | 'payloads' | 'payloadLimitBytes' | 'afterBody'
+    >
   >;
   private readonly running = new Map<string, Running>();
   private readonly flowCache = new Map<string, Promise<ResolvedFlow>>();
@@ -263,6 +268,7 @@ export class TaskWorker {
         writeLog: (stream, text) => this.writeLog(r, stream, text),
         ...(this.options.data ? { data: this.options.data } : {}),
         ...(this.options.payloads ? { payloads: this.options.payloads } : {}),
+        ...(this.options.afterBody ? { afterBody: this.options.afterBody } : {}),
       },
       {
         outputLimitBytes: this.o.outputLimitBytes,

@@ -13,6 +13,7 @@ import type { RunStateName, TaskStateName } from '../core/states.js';
 import type { BackfillState, TriggerSpec } from '../core/trigger-spec.js';
 import type { Backfills } from './ports/backfills.js';
 import type { DataObjects } from './ports/data-objects.js';
+import type { Assets } from './ports/assets.js';
 import type { FlowVersions } from './ports/flow-versions.js';
 import type { Leadership } from './ports/leadership.js';
 import type { StoreLifecycle } from './ports/lifecycle.js';
@@ -25,6 +26,7 @@ import type { Triggers } from './ports/triggers.js';
 import type { Wakeups } from './ports/wakeups.js';
 
 export type {
+  Assets,
   Backfills,
   DataObjects,
   FlowVersions,
@@ -556,4 +558,5 @@ export interface Store
     Logs,
     Retention,
     Wakeups,
-    DataObjects {}
+    DataObjects,
+    Assets {}

@@ -357,10 +357,47 @@ async function checkUpgraded(store: Store, db: OldDatabase, level: number): Prom
       at: createdAt,
     },
   ]);
-  expect(await store.listDataObjects({ limit: 10 })).toMatchObject([
+  expect(await store.listDataObjects({ limit: 10, prefix: 'data://raw/after' })).toMatchObject([
     { path: 'data://raw/after-upgrade.csv', mount: 'raw', key: 'after-upgrade.csv', producerRunId: fresh.id },
   ]);
   expect((await store.dataAccesses({ runId: fresh.id, limit: 10 })).map((a) => a.op)).toEqual(['write']);
+  if (level >= 12) {
+    // The rows of level 12: an object written and read since, one only read, and their accesses.
+    expect(await store.getDataObject('data://raw/legacy/orders.csv')).toMatchObject({
+      size: 42,
+      schema: { columns: ['id', 'total'] },
+      producerRunId: 'r-done',
+      producerTaskId: 'extract',
+      writtenAt: 1700000100000,
+      lastReadAt: 1700000200000,
+    });
+    expect(await store.getDataObject('data://raw/legacy/prices.json')).toMatchObject({ producerRunId: null });
+    expect((await store.dataAccesses({ path: 'data://raw/legacy/orders.csv', limit: 10 })).map((a) => a.op)).toEqual([
+      'write',
+      'read',
+    ]);
+  }
+
+  // Assets (migration 13), which no earlier level had: a materialization and its lineage are recorded.
+  await store.recordMaterialization({
+    assetKey: 'orders_clean',
+    version: 'b'.repeat(64),
+    runId: fresh.id,
+    flow: 'legacy',
+    taskId: 'transform',
+    attempt: 1,
+    at: createdAt,
+    location: 'data://raw/after-upgrade.csv',
+    size: 3,
+    rowCount: 1,
+    schema: null,
+    inputs: [{ assetKey: 'orders_raw', version: null }],
+    checks: [
+      { name: 'rows', kind: 'row_count', severity: 'error', passed: true, failingCount: 0, sample: [], message: null },
+    ],
+  });
+  expect(await store.listAssets({ limit: 10 })).toMatchObject([{ key: 'orders_clean', stale: false }]);
+  expect(await store.upstreamAssets('orders_clean')).toMatchObject([{ key: 'orders_raw', versionRead: null }]);
 }
 
 describe('schema levels', () => {

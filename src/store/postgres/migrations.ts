@@ -1304,4 +1304,56 @@ CREATE INDEX IF NOT EXISTS data_accesses_by_run ON data_accesses (run_id, id);
 CREATE INDEX IF NOT EXISTS data_accesses_by_path ON data_accesses (path, id);
 `,
   },
+  {
+    version: 13,
+    name: 'assets, their lineage and their checks',
+    // As in SQLite. Keys collate "C" (bytewise, as SQLite's BINARY), so that listings and
+    // their pages are in the same order on both stores; samples and schemas are JSON kept
+    // as text, as data object schemas are.
+    sql: `
+CREATE TABLE IF NOT EXISTS asset_materializations (
+  id bigserial PRIMARY KEY,
+  asset_key text COLLATE "C" NOT NULL,
+  version text NOT NULL,
+  run_id text NOT NULL,
+  flow text NOT NULL,
+  task_id text NOT NULL,
+  attempt integer NOT NULL,
+  at bigint NOT NULL,
+  location text NOT NULL,
+  size bigint,
+  row_count bigint,
+  schema text,
+  UNIQUE (run_id, task_id, attempt, asset_key)
+);
+CREATE INDEX IF NOT EXISTS asset_materializations_by_key ON asset_materializations (asset_key, id);
+
+CREATE TABLE IF NOT EXISTS asset_inputs (
+  materialization_id bigint NOT NULL,
+  input_key text COLLATE "C" NOT NULL,
+  input_version text,
+  PRIMARY KEY (materialization_id, input_key)
+);
+CREATE INDEX IF NOT EXISTS asset_inputs_by_key ON asset_inputs (input_key, materialization_id);
+
+CREATE TABLE IF NOT EXISTS asset_check_results (
+  materialization_id bigint NOT NULL,
+  position integer NOT NULL,
+  name text NOT NULL,
+  kind text NOT NULL,
+  severity text NOT NULL CHECK (severity IN ('error', 'warn')),
+  passed boolean NOT NULL,
+  failing_count bigint NOT NULL CHECK (failing_count >= 0),
+  sample text NOT NULL,
+  message text,
+  PRIMARY KEY (materialization_id, position)
+);
+
+CREATE TABLE IF NOT EXISTS assets (
+  key text COLLATE "C" PRIMARY KEY,
+  latest_id bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS assets_by_latest ON assets (latest_id);
+`,
+  },
 ];

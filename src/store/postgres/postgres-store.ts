@@ -61,6 +61,17 @@ import type {
 import { childRunRefused } from '../child-runs.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
 import { PostgresDataObjects } from './postgres-data-objects.js';
+import { PostgresAssets } from './postgres-assets.js';
+import type {
+  AssetAtLocation,
+  AssetCheckResult,
+  AssetLink,
+  AssetListOptions,
+  AssetMaterialization,
+  AssetMaterializationRecord,
+  AssetSummary,
+  AssetVersionOptions,
+} from '../ports/assets.js';
 import { runCreatedEvent } from '../run-created.js';
 import { ClaimedRuns } from '../claimed-runs.js';
 
@@ -203,6 +214,10 @@ export class PostgresStore implements Store {
   /** Runs just claimed, read in the claim's round trip, until the claimant reads them. */
   private readonly claimed = new ClaimedRuns();
   private readonly dataObjects = new PostgresDataObjects({
+    q: (action, text, values) => this.q(action, text, values),
+    tx: (action, fn) => this.tx(action, fn),
+  });
+  private readonly assets = new PostgresAssets({
     q: (action, text, values) => this.q(action, text, values),
     tx: (action, fn) => this.tx(action, fn),
   });
@@ -1158,6 +1173,37 @@ export class PostgresStore implements Store {
 
   async dataAccesses(filter: DataAccessFilter): Promise<DataAccessRecord[]> {
     return this.dataObjects.dataAccesses(filter);
+  }
+  async recordMaterialization(materialization: AssetMaterialization): Promise<{ id: number; created: boolean }> {
+    return this.assets.recordMaterialization(materialization);
+  }
+
+  async listAssets(options: AssetListOptions): Promise<AssetSummary[]> {
+    return this.assets.listAssets(options);
+  }
+
+  async getAsset(key: string): Promise<AssetSummary | null> {
+    return this.assets.getAsset(key);
+  }
+
+  async assetVersions(key: string, options: AssetVersionOptions): Promise<AssetMaterializationRecord[]> {
+    return this.assets.assetVersions(key, options);
+  }
+
+  async upstreamAssets(key: string): Promise<AssetLink[]> {
+    return this.assets.upstreamAssets(key);
+  }
+
+  async downstreamAssets(key: string): Promise<AssetLink[]> {
+    return this.assets.downstreamAssets(key);
+  }
+
+  async assetsAtLocations(locations: readonly string[]): Promise<AssetAtLocation[]> {
+    return this.assets.assetsAtLocations(locations);
+  }
+
+  async assetChecks(materializationId: number): Promise<AssetCheckResult[]> {
+    return this.assets.assetChecks(materializationId);
   }
 
   async createBackfill(input: NewBackfill): Promise<BackfillRecord> {

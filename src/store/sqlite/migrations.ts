@@ -331,4 +331,57 @@ CREATE INDEX IF NOT EXISTS data_accesses_by_run ON data_accesses (run_id, id);
 CREATE INDEX IF NOT EXISTS data_accesses_by_path ON data_accesses (path, id);
 `,
   },
+  {
+    version: 13,
+    name: 'assets, their lineage and their checks',
+    // One row per materialization of an asset (a version, made by one attempt: recording
+    // twice keeps the first), its inputs (the versions of the assets it was made from,
+    // lineage across flows) and its check results; the assets table points each key at its
+    // latest materialization, so that listings and staleness read one row per asset.
+    sql: `
+CREATE TABLE IF NOT EXISTS asset_materializations (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  asset_key TEXT NOT NULL,
+  version TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  flow TEXT NOT NULL,
+  task_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  location TEXT NOT NULL,
+  size INTEGER,
+  row_count INTEGER,
+  schema TEXT,
+  UNIQUE (run_id, task_id, attempt, asset_key)
+);
+CREATE INDEX IF NOT EXISTS asset_materializations_by_key ON asset_materializations (asset_key, id);
+
+CREATE TABLE IF NOT EXISTS asset_inputs (
+  materialization_id INTEGER NOT NULL,
+  input_key TEXT NOT NULL,
+  input_version TEXT,
+  PRIMARY KEY (materialization_id, input_key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS asset_inputs_by_key ON asset_inputs (input_key, materialization_id);
+
+CREATE TABLE IF NOT EXISTS asset_check_results (
+  materialization_id INTEGER NOT NULL,
+  position INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  severity TEXT NOT NULL CHECK (severity IN ('error', 'warn')),
+  passed INTEGER NOT NULL,
+  failing_count INTEGER NOT NULL CHECK (failing_count >= 0),
+  sample TEXT NOT NULL,
+  message TEXT,
+  PRIMARY KEY (materialization_id, position)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS assets (
+  key TEXT PRIMARY KEY,
+  latest_id INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS assets_by_latest ON assets (latest_id);
+`,
+  },
 ];

@@ -58,6 +58,17 @@ import type {
 } from '../store.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { SqliteDataObjects } from './sqlite-data-objects.js';
+import { SqliteAssets } from './sqlite-assets.js';
+import type {
+  AssetAtLocation,
+  AssetCheckResult,
+  AssetLink,
+  AssetListOptions,
+  AssetMaterialization,
+  AssetMaterializationRecord,
+  AssetSummary,
+  AssetVersionOptions,
+} from '../ports/assets.js';
 import { MultiRowInsert } from './multi-row-insert.js';
 import { runCreatedEvent } from '../run-created.js';
 
@@ -121,6 +132,7 @@ export class SqliteStore implements Store {
   private readonly eventRows: MultiRowInsert;
   private readonly taskRows: MultiRowInsert;
   private readonly dataObjects: SqliteDataObjects;
+  private readonly assets: SqliteAssets;
   private readonly runWakers = new Set<() => void>();
   private readonly endListeners = new Set<(runId: string) => void>();
   /** Rows and events of runs this process just claimed, for the engine's first reads of them. */
@@ -169,6 +181,7 @@ export class SqliteStore implements Store {
            output = excluded.output, error = excluded.error`,
     );
     this.dataObjects = new SqliteDataObjects(this.db, (action, fn) => this.guard(action, fn));
+    this.assets = new SqliteAssets(this.db, (action, fn) => this.guard(action, fn));
   }
 
   private migrateSync(): void {
@@ -1194,6 +1207,37 @@ export class SqliteStore implements Store {
 
   async dataAccesses(filter: DataAccessFilter): Promise<DataAccessRecord[]> {
     return this.dataObjects.dataAccesses(filter);
+  }
+  async recordMaterialization(materialization: AssetMaterialization): Promise<{ id: number; created: boolean }> {
+    return this.assets.recordMaterialization(materialization);
+  }
+
+  async listAssets(options: AssetListOptions): Promise<AssetSummary[]> {
+    return this.assets.listAssets(options);
+  }
+
+  async getAsset(key: string): Promise<AssetSummary | null> {
+    return this.assets.getAsset(key);
+  }
+
+  async assetVersions(key: string, options: AssetVersionOptions): Promise<AssetMaterializationRecord[]> {
+    return this.assets.assetVersions(key, options);
+  }
+
+  async upstreamAssets(key: string): Promise<AssetLink[]> {
+    return this.assets.upstreamAssets(key);
+  }
+
+  async downstreamAssets(key: string): Promise<AssetLink[]> {
+    return this.assets.downstreamAssets(key);
+  }
+
+  async assetsAtLocations(locations: readonly string[]): Promise<AssetAtLocation[]> {
+    return this.assets.assetsAtLocations(locations);
+  }
+
+  async assetChecks(materializationId: number): Promise<AssetCheckResult[]> {
+    return this.assets.assetChecks(materializationId);
   }
 
   async createBackfill(input: NewBackfill): Promise<BackfillRecord> {

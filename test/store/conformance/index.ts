@@ -2,6 +2,7 @@
  * The store conformance suite, one file per port: a store implementation passes when every
  * function listed here passes on it.
  */
+import { assetsConformance } from './assets.js';
 import { backfillsConformance } from './backfills.js';
 import { dataObjectsConformance } from './data-objects.js';
 import { leadershipConformance } from './leadership.js';
@@ -16,6 +17,7 @@ import { triggersConformance } from './triggers.js';
 
 export type { StoreFactory } from './shared.js';
 export {
+  assetsConformance,
   backfillsConformance,
   dataObjectsConformance,
   leadershipConformance,
@@ -40,4 +42,5 @@ export const PORT_CONFORMANCE: readonly ((factory: StoreFactory) => void)[] = [
   logsConformance,
   retentionConformance,
   dataObjectsConformance,
+  assetsConformance,
 ];

@@ -1,0 +1,100 @@
+/**
+ * The assets port on PostgreSQL (see ports/assets.ts), on the store's pool: a
+ * materialization, its inputs, its check results and its key's latest pointer are written
+ * in one transaction. Keys collate "C" (migration 13), so listings are bytewise, as on
+ * SQLite.
+ */
+import {
+  AT_LOCATIONS,
+  CHECKS_OF,
+  DOWNSTREAM,
+  EXISTING_MATERIALIZATION,
+  GET_ASSET,
+  INPUTS_OF,
+  INSERT_CHECK,
+  INSERT_INPUT,
+  INSERT_MATERIALIZATION,
+  LIST_ASSETS,
+  NO_ID_BOUND,
+  UPSERT_LATEST,
+  UPSTREAM,
+  VERSIONS,
+  checkArgs,
+  materializationArgs,
+  numberedPlaceholders as $,
+  toAssetAtLocation,
+  toAssetLink,
+  toAssetSummary,
+  toCheckResult,
+  toMaterializations,
+} from '../asset-rows.js';
+import type { PgRunners } from './postgres-data-objects.js';
+import type {
+  AssetAtLocation,
+  AssetCheckResult,
+  AssetLink,
+  AssetListOptions,
+  AssetMaterialization,
+  AssetMaterializationRecord,
+  Assets,
+  AssetSummary,
+  AssetVersionOptions,
+} from '../ports/assets.js';
+
+export class PostgresAssets implements Assets {
+  constructor(private readonly pg: PgRunners) {}
+
+  async recordMaterialization(m: AssetMaterialization): Promise<{ id: number; created: boolean }> {
+    return this.pg.tx('recording an asset materialization', async (c) => {
+      const inserted = await c.query($(INSERT_MATERIALIZATION), materializationArgs(m));
+      if (inserted.rows.length === 0) {
+        const existing = await c.query($(EXISTING_MATERIALIZATION), [m.runId, m.taskId, m.attempt, m.assetKey]);
+        return { id: Number(existing.rows[0].id), created: false };
+      }
+      const id = Number(inserted.rows[0].id);
+      for (const i of m.inputs) await c.query($(INSERT_INPUT), [id, i.assetKey, i.version]);
+      for (const args of checkArgs(id, m.checks, (b) => b)) await c.query($(INSERT_CHECK), args);
+      await c.query($(UPSERT_LATEST), [m.assetKey, id]);
+      return { id, created: true };
+    });
+  }
+
+  async listAssets(options: AssetListOptions): Promise<AssetSummary[]> {
+    const rows = await this.pg.q('listing assets', $(LIST_ASSETS), [options.afterKey ?? '', options.limit]);
+    return rows.map(toAssetSummary);
+  }
+
+  async getAsset(key: string): Promise<AssetSummary | null> {
+    const rows = await this.pg.q('reading an asset', $(GET_ASSET), [key]);
+    return rows[0] ? toAssetSummary(rows[0]) : null;
+  }
+
+  async assetVersions(key: string, options: AssetVersionOptions): Promise<AssetMaterializationRecord[]> {
+    const rows = await this.pg.q('reading asset versions', $(VERSIONS), [
+      key,
+      options.beforeId ?? NO_ID_BOUND,
+      options.limit,
+    ]);
+    const ids = rows.map((r) => Number(r.id));
+    const inputs = ids.length === 0 ? [] : await this.pg.q('reading asset inputs', $(INPUTS_OF(ids)), ids);
+    return toMaterializations(rows, inputs);
+  }
+
+  async upstreamAssets(key: string): Promise<AssetLink[]> {
+    return (await this.pg.q('reading upstream assets', $(UPSTREAM), [key])).map(toAssetLink);
+  }
+
+  async downstreamAssets(key: string): Promise<AssetLink[]> {
+    return (await this.pg.q('reading downstream assets', $(DOWNSTREAM), [key])).map(toAssetLink);
+  }
+
+  async assetsAtLocations(locations: readonly string[]): Promise<AssetAtLocation[]> {
+    if (locations.length === 0) return [];
+    const rows = await this.pg.q('finding assets by location', $(AT_LOCATIONS(locations)), [...locations]);
+    return rows.map(toAssetAtLocation);
+  }
+
+  async assetChecks(materializationId: number): Promise<AssetCheckResult[]> {
+    return (await this.pg.q('reading asset checks', $(CHECKS_OF), [materializationId])).map(toCheckResult);
+  }
+}
