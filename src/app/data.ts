@@ -9,6 +9,7 @@ import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BatonError } from '../core/errors.js';
+import { renderValue } from '../define/expression.js';
 import { formatDataPath, isDataPath } from '../core/data-path.js';
 import { DiskCache, type CacheStats } from '../data/cache/disk-cache.js';
 import type { ObjectInfo, WriteResult } from '../data/mount.js';
@@ -16,10 +17,14 @@ import { DataNamespace, type DataAccessNote, type MountSummary, type ReadCache }
 import type { DataAccess, DataObjectRecord, Store } from '../store/store.js';
 import type { BatonConfig } from './config.js';
 
+/** Runs whose prefetch a process remembers having started. */
+const PREFETCHED_RUNS_KEPT = 10_000;
+
 /** The data namespace of a project, with its cache and metadata. */
 export class ProjectData {
   readonly namespace: DataNamespace;
   private cacheOpening: Promise<DiskCache> | undefined;
+  private readonly prefetched = new Set<string>();
 
   constructor(
     private readonly config: BatonConfig,
@@ -41,6 +46,29 @@ export class ProjectData {
   cache(): Promise<DiskCache> {
     this.cacheOpening ??= DiskCache.open(this.config.data.cacheDir, { maxBytes: this.config.data.cacheMaxBytes });
     return this.cacheOpening;
+  }
+
+  /**
+   * Starts fetching a flow's `prefetch` paths into the cache, once per run in this process;
+   * paths of local mounts need no fetching. A path that fails is left to the task that
+   * reads it, which reports it with its code.
+   */
+  prefetch(runId: string, paths: readonly string[], params: Readonly<Record<string, unknown>>): void {
+    if (this.prefetched.has(runId)) return;
+    this.prefetched.add(runId);
+    // Bounded memory for a long-lived worker: the oldest runs are forgotten first.
+    if (this.prefetched.size > PREFETCHED_RUNS_KEPT) {
+      this.prefetched.delete(this.prefetched.values().next().value as string);
+    }
+    for (const template of paths) {
+      void (async () => {
+        const path = String(renderValue(template, { params }));
+        const parsed = this.namespace.resolve(path, 'prefetch');
+        const mount = await this.namespace.mount(parsed.mount);
+        if (!mount.remote) return;
+        await (await this.cache()).readThrough(mount, parsed.key, { ttlMs: this.ttlOf(parsed.mount) });
+      })().catch(() => undefined);
+    }
   }
 
   mounts(): MountSummary[] {
@@ -145,6 +173,11 @@ export class ProjectData {
     const opening = this.cacheOpening;
     this.cacheOpening = undefined;
     if (opening) await (await opening.catch(() => null))?.close();
+  }
+
+  private ttlOf(mount: string): number {
+    const config = this.config.data.mounts[mount];
+    return config && (config.kind === 's3' || config.kind === 'http') ? (config.ttl ?? 0) : 0;
   }
 
   private async record(accesses: readonly DataAccessNote[]): Promise<void> {

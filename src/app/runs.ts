@@ -517,7 +517,7 @@ export async function resumeRun(
 export async function pruneRuns(
   rt: Runtime,
   olderThanMs: number,
-): Promise<{ before: number; runs: number; payloads: number }> {
+): Promise<{ before: number; runs: number; payloads: number; cached: number }> {
   const before = (await rt.store.now()) - olderThanMs;
   const result = await rt.store.prune(before);
   // Outputs stored by reference go with their runs: every run folder whose run is gone.
@@ -526,5 +526,7 @@ export async function pruneRuns(
     rt.config.data.payloads,
     async (runId) => (await rt.store.getRun(runId)) !== null,
   );
-  return { before, runs: result.runs, payloads };
+  // Cached copies of remote objects that no read used since the cut-off (pinned ones stay).
+  const cached = await (await rt.data.cache()).evictUnusedSince(Date.now() - olderThanMs);
+  return { before, runs: result.runs, payloads, cached };
 }

@@ -229,6 +229,7 @@ export async function createRuntime(
     payloads,
     payloadLimitBytes: config.payloadLimitBytes,
     afterBody,
+    prefetch: (runId, paths, params) => data.prefetch(runId, paths, params),
     // On PostgreSQL a creating commit costs more round trips than a creation and a claim,
     // and holds up the worker's other commits meanwhile: there runs are created queued.
     eagerStarts: store.dialect === 'sqlite',
@@ -263,6 +264,7 @@ export async function createRuntime(
         payloads,
         payloadLimitBytes: config.payloadLimitBytes,
         afterBody,
+        prefetch: (runId, paths, params) => data.prefetch(runId, paths, params),
         ...(faults ? { faults } : {}),
         ...(clock ? { clock } : {}),
         ...overrides,

@@ -202,6 +202,11 @@ export interface FlowSpec {
   readonly overlap?: OverlapPolicy;
   /** Task groups by name; tasks name theirs in `group`. */
   readonly groups?: Readonly<Record<string, { readonly description?: string }>>;
+  /**
+   * Data paths (templates over `params` allowed) fetched into the cache when a run's first
+   * attempts start in a process, so that the tasks reading them find them warm.
+   */
+  readonly prefetch?: readonly string[];
 }
 
 /**

@@ -23,6 +23,7 @@ import type { TaskFunction } from '../core/task-context.js';
 import type { z } from 'zod';
 import type { OverlapPolicy, TriggerSpec } from '../core/trigger-spec.js';
 import { OVERLAP_POLICIES } from '../core/trigger-spec.js';
+import { parseDataPath } from '../core/data-path.js';
 import { TaskBuilder, newRegistry, registeredFunction, rootLevel, type DraftContext } from './builder-tasks.js';
 import type { DurationInput, ParamDef, RetryInput } from './builder-types.js';
 import { FLOW_MARK, isFlowDefinitionLike } from './flow-mark.js';
@@ -88,6 +89,8 @@ export interface FlowOptions<P extends Record<string, ParamDef>> {
   readonly overlap?: OverlapPolicy;
   /** Task groups, by name; a task's `group` may also name one not declared here. */
   readonly groups?: Readonly<Record<string, { readonly description?: string }>>;
+  /** Data paths fetched into the cache when a run starts (`${{ params.x }}` allowed); see docs/data.md. */
+  readonly prefetch?: readonly string[];
 }
 
 /** A trigger as written in `triggers:` (YAML keys). */
@@ -202,6 +205,17 @@ export class FlowDefinition<P extends Record<string, ParamDef> = Record<string, 
     const timeoutMs = duration(o.timeout, ['timeout']);
     if (o.overlap !== undefined && !OVERLAP_POLICIES.includes(o.overlap))
       report(['overlap'], `"${o.overlap}" is not one of ${OVERLAP_POLICIES.join(', ')}`);
+    for (const [i, path] of (o.prefetch ?? []).entries()) {
+      if (typeof path !== 'string' || !path.startsWith('data://')) {
+        report(['prefetch', String(i)], 'must be a data path (data://<mount>/<key>)');
+      } else if (!path.includes('${{')) {
+        try {
+          parseDataPath(path);
+        } catch (error) {
+          report(['prefetch', String(i)], (error as Error).message);
+        }
+      }
+    }
     const first = problems[0];
     if (first || !resolved.tasks) {
       const message = first?.message ?? 'the flow has no tasks that could be normalized';
@@ -224,6 +238,7 @@ export class FlowDefinition<P extends Record<string, ParamDef> = Record<string, 
       ...(triggers.length > 0 ? { triggers } : {}),
       ...(o.overlap ? { overlap: o.overlap } : {}),
       ...(resolved.groups ? { groups: resolved.groups } : {}),
+      ...(o.prefetch?.length ? { prefetch: [...o.prefetch] } : {}),
     };
   }
 

@@ -13,6 +13,7 @@
 import { z } from 'zod';
 import type { ErrorCode } from '../core/errors.js';
 import { OVERLAP_POLICIES } from '../core/trigger-spec.js';
+import { DATA_SCHEME, parseDataPath } from '../core/data-path.js';
 import {
   DURATION_FORMS,
   checkName,
@@ -168,6 +169,22 @@ export function registerTaskKindSchema(
   TASK_KIND_SCHEMAS.set(kind, { keys, templated: options.templated ?? [] });
 }
 
+/** A data path to prefetch: checked whole unless a template makes part of it. */
+function prefetchPathSchema() {
+  return z.string().superRefine((text, ctx) => {
+    if (!text.startsWith(DATA_SCHEME)) {
+      ctx.addIssue({ code: 'custom', message: `must be a data path (${DATA_SCHEME}<mount>/<key>)` });
+      return;
+    }
+    if (text.includes('${{')) return;
+    try {
+      parseDataPath(text);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    }
+  });
+}
+
 export const FlowFileSchema = z.strictObject({
   name: nameSchema,
   description: z.string().optional(),
@@ -176,6 +193,7 @@ export const FlowFileSchema = z.strictObject({
   timeout: positiveDurationSchema.optional(),
   max_active_runs: positiveInt.optional(),
   overlap: z.enum(OVERLAP_POLICIES).optional(),
+  prefetch: z.array(prefetchPathSchema()).optional(),
   triggers: z.record(nameSchema, TriggerFileSchema).optional(),
   pools: z.record(z.string(), positiveInt).optional(),
   groups: z.record(z.string(), z.strictObject({ description: z.string().optional() }).nullable()).optional(),

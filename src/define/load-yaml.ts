@@ -464,6 +464,7 @@ function normalize(flow: ParsedFlowFile, tasks: FlowSpec['tasks'], groups: FlowS
     timeoutMs: flow.timeout ?? null,
     ...(triggers.length > 0 ? { triggers } : {}),
     ...(flow.overlap ? { overlap: flow.overlap } : {}),
+    ...(flow.prefetch?.length ? { prefetch: flow.prefetch } : {}),
     ...(groups ? { groups } : {}),
   };
 }

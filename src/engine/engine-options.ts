@@ -17,6 +17,12 @@ export interface ResolvedFlow {
   readonly resolveFunction: (taskId: string) => TaskFunction | undefined;
 }
 
+/**
+ * Starts fetching a flow's `prefetch` paths into the cache, in the background, when an
+ * attempt of one of its runs starts here (the runtime's; once per run and process).
+ */
+export type Prefetcher = (runId: string, paths: readonly string[], params: Readonly<Record<string, unknown>>) => void;
+
 export interface FlowResolver {
   /** The pinned definition and its code; refuses code that changed since the version was pinned. */
   resolve(flow: string, version: string): Promise<ResolvedFlow>;
@@ -146,4 +152,6 @@ export interface EngineOptions {
   readonly payloadLimitBytes?: number;
   /** Materializes and checks the assets a task produces, after its body succeeded (the runtime's). */
   readonly afterBody?: AfterBodyStep;
+  /** Fetches a flow's `prefetch` paths into the cache as its runs start here. */
+  readonly prefetch?: Prefetcher;
 }

@@ -185,6 +185,7 @@ export class Engine {
           payloads: options.payloads,
           payloadLimitBytes: options.payloadLimitBytes,
           afterBody: options.afterBody,
+          prefetch: options.prefetch,
         }),
       dispatch: () => new QueuedAttempts(host, { store: this.store, errorLimitBytes: this.errorLimit }),
     };

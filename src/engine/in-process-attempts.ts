@@ -12,7 +12,7 @@ import type { ActiveRun, RunningAttempt } from './active-run.js';
 import type { AttemptHost, AttemptMode } from './attempt-mode.js';
 import type { AfterBodyStep, AttemptResult } from './attempt-runner.js';
 import { runAttempt } from './attempt-runner.js';
-import type { EngineFaults } from './engine-options.js';
+import type { EngineFaults, Prefetcher } from './engine-options.js';
 import type { ExecutorRegistry } from './executor.js';
 import { AttemptAbort } from './executor.js';
 import { extrasOf, scopeTasksOf, upstreamOutputsOf } from './run-scope.js';
@@ -35,6 +35,8 @@ export interface InProcessSettings {
   readonly payloadLimitBytes: number | undefined;
   /** Materializes and checks the assets of a task whose body succeeded. */
   readonly afterBody?: AfterBodyStep | undefined;
+  /** Fetches a flow's `prefetch` paths into the cache. */
+  readonly prefetch?: Prefetcher | undefined;
 }
 
 /**
@@ -76,6 +78,8 @@ export class InProcessAttempts implements AttemptMode {
     const running = run.running.get(task);
     if (!running || running.attempt !== attempt) return;
     running.bodyStarted = true;
+    const prefetch = run.state.plan.spec.prefetch;
+    if (prefetch && this.settings.prefetch) this.settings.prefetch(run.lease.runId, prefetch, run.params);
     const spec = taskSpecOf(run.state, task);
     const extras = extrasOf(run.state, task);
     const controller = running.controller;

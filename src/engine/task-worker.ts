@@ -28,6 +28,7 @@ import { LIMITS } from '../core/limits.js';
 import { runAttempt, toTaskError } from './attempt-runner.js';
 import type { AfterBodyStep, AttemptResult, TaskScope } from './attempt-runner.js';
 import type { EngineClock, EngineFaults, FlowResolver, ResolvedFlow } from './engine.js';
+import type { Prefetcher } from './engine-options.js';
 import type { ExecutorRegistry } from './executor.js';
 import { AttemptAbort } from './executor.js';
 import { AttemptController } from './attempt-controller.js';
@@ -66,6 +67,8 @@ export interface TaskWorkerOptions {
   readonly payloadLimitBytes?: number;
   /** Materializes and checks the assets a task produces, after its body succeeded. */
   readonly afterBody?: AfterBodyStep;
+  /** Fetches a flow's `prefetch` paths into the cache as its runs' attempts start here. */
+  readonly prefetch?: Prefetcher;
 }
 
 interface Running {
@@ -80,7 +83,15 @@ export class TaskWorker {
   private readonly o: Required<
     Omit<
       TaskWorkerOptions,
-      'faults' | 'onDiagnostic' | 'owner' | 'clock' | 'data' | 'payloads' | 'payloadLimitBytes' | 'afterBody'
+      | 'faults'
+      | 'onDiagnostic'
+      | 'owner'
+      | 'clock'
+      | 'data'
+      | 'payloads'
+      | 'payloadLimitBytes'
+      | 'afterBody'
+      | 'prefetch'
     >
   >;
   private readonly running = new Map<string, Running>();
@@ -236,6 +247,8 @@ export class TaskWorker {
       extras?: TaskRunExtras;
       specPath?: number[];
     };
+    const prefetch = flow.plan.spec.prefetch;
+    if (prefetch && this.options.prefetch) this.options.prefetch(claim.runId, prefetch, payload.params ?? {});
     // Map instances are found by their path in the plan; flow tasks by id.
     const index = flow.plan.graph.indexOf.get(claim.taskId);
     const task: TaskSpec | undefined = payload.specPath

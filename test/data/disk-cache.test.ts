@@ -192,6 +192,22 @@ describe('disk cache', () => {
     expect(await cache.stats()).toMatchObject({ entries: 3, pinned: 0, evictions: 3 });
   });
 
+  it('evicts the unpinned entries no read used since a time, as prune does', async () => {
+    const { m, dir } = await setup();
+    for (const k of ['old', 'kept', 'fresh']) await m.mount.write(k, randomBytes(100));
+    const cache = await openCache(dir);
+    const read = async (k: string) => (await cache.readThrough(m.mount, k, { ttlMs: 60_000 })).file;
+    const old = await read('old');
+    const kept = await read('kept');
+    expect(await cache.pin('lake', 'kept')).toBe(true);
+    await new Promise((r) => setTimeout(r, 20));
+    const cutoff = Date.now();
+    const fresh = await read('fresh');
+    expect(await cache.evictUnusedSince(cutoff)).toBe(1);
+    expect([existsSync(old), existsSync(kept), existsSync(fresh)]).toEqual([false, true, true]);
+    expect(await cache.stats()).toMatchObject({ entries: 2, pinned: 1 });
+  });
+
   it('hands out an object larger than maxBytes, and lets the next download evict it', async () => {
     const { m, dir } = await setup();
     const big = randomBytes(5000);

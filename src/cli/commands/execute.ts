@@ -467,15 +467,21 @@ export async function schedulerCommand(
 export async function pruneCommand(ctx: CliContext, flags: { olderThan: number; json?: boolean }): Promise<number> {
   const rt = await openRuntime(ctx.runtime);
   try {
-    const { before, runs, payloads } = await pruneRuns(rt, flags.olderThan);
+    const { before, runs, payloads, cached } = await pruneRuns(rt, flags.olderThan);
     if (flags.json) {
       ctx.stdout(
-        JSON.stringify({ pruned_runs: runs, pruned_payloads: payloads, before: new Date(before).toISOString() }),
+        JSON.stringify({
+          pruned_runs: runs,
+          pruned_payloads: payloads,
+          evicted_cache_entries: cached,
+          before: new Date(before).toISOString(),
+        }),
       );
     } else {
       ctx.stdout(
         `pruned ${runs} finished run(s) that ended before ${new Date(before).toISOString()}` +
-          (payloads > 0 ? `, and ${payloads} output(s) they stored by reference` : ''),
+          (payloads > 0 ? `, and ${payloads} output(s) they stored by reference` : '') +
+          (cached > 0 ? `; evicted ${cached} cached object(s) unused since then` : ''),
       );
     }
     return 0;

@@ -190,6 +190,26 @@ export class DiskCache {
     return chosen.length;
   }
 
+  /**
+   * Removes the unpinned entries no read has used since `before` (ms since the epoch, this
+   * machine's clock): what `baton db prune` does to the cache. Returns how many went.
+   */
+  async evictUnusedSince(before: number): Promise<number> {
+    this.assertOpen();
+    await this.refresh();
+    let removed = 0;
+    for (const e of [...this.index.values()]) {
+      if (e.pinned || e.usedAt >= before || this.flights.has(e.id)) continue;
+      // Another process may have pinned it.
+      if ((await readRecord(this.layout, e.id))?.pinned) continue;
+      await this.remove(e);
+      removed++;
+    }
+    this.counters.evictions += removed;
+    this.scheduleSave();
+    return removed;
+  }
+
   /** Removes every entry, pinned ones included; returns how many. */
   async clear(): Promise<number> {
     this.assertOpen();
