@@ -48,7 +48,7 @@ export type {
   WaitForEventOptions,
   WaitUntilOptions,
 } from './define/builder.js';
-export type { AttemptContext, TaskLogger } from './core/task-context.js';
+export type { AttemptContext, DataObjectInfo, DatabaseConnection, TaskData, TaskLogger } from './core/task-context.js';
 export type { ErrorKind, TaskError } from './core/model.js';
 export { BatonError, ERROR_CODES } from './core/errors.js';
 export { TaskFailure } from './core/task-failure.js';
