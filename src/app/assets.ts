@@ -2,7 +2,8 @@
  * The asset use cases: the post-body step the runtime hands its engines and workers (each
  * produced asset materialized, checked and recorded; a failed error check fails the
  * attempt), and what `baton assets`, `baton asset show` and the client read: assets with
- * their latest version and staleness, and one asset's versions, lineage and checks.
+ * their latest version and staleness, and one asset's versions, lineage and checks; and
+ * `materializeAsset`, a run of the task that produces an asset and of its upstream only.
  */
 import { BatonError } from '../core/errors.js';
 import { checkFailure, materializeAssets } from '../data/assets/materialize.js';
@@ -10,6 +11,10 @@ import type { DataNamespace } from '../data/namespace.js';
 import type { AfterBodyStep } from '../engine/attempt-runner.js';
 import type { AssetCheckResult, AssetLink, AssetMaterializationRecord, AssetSummary } from '../store/ports/assets.js';
 import type { Store } from '../store/store.js';
+import type { LoadedFlow } from './flow-catalog.js';
+import type { StartedRun } from './runs.js';
+import { startRun } from './runs.js';
+import type { Runtime } from './runtime.js';
 
 /** One asset in full, as `baton asset show` prints it. */
 export interface AssetDetail {
@@ -86,4 +91,62 @@ export class ProjectAssets {
       if (failure) throw failure;
     };
   }
+}
+
+/** A run started to materialize an asset: the run, and the flow and task that produce the asset. */
+export interface AssetMaterializeRun extends StartedRun {
+  readonly flow: string;
+  readonly task: string;
+}
+
+/** The id of the task of `flow` that declares it produces `key`, if any. */
+function producerIn(flow: LoadedFlow, key: string): string | undefined {
+  return flow.spec.tasks.find((t) => (t.produces ?? []).some((a) => a.key === key))?.id;
+}
+
+/**
+ * Starts a run (queued; a worker or an engine of the caller executes it) of the flow that
+ * produces `key`, running the producing task and the tasks it depends on, the others
+ * skipped. The producer is the flow and task of the asset's latest materialization when
+ * that flow still declares it; else the one flow of the project whose task declares it in
+ * `produces`. ASSET_NOT_FOUND when no flow produces it, USAGE when several do and none
+ * produced it yet.
+ */
+export async function materializeAsset(rt: Runtime, key: string): Promise<AssetMaterializeRun> {
+  let producer: { flow: LoadedFlow; task: string } | undefined;
+  const latest = await rt.store.getAsset(key);
+  if (latest) {
+    const flow = await rt.catalog.find(latest.flow).catch(() => undefined);
+    const task = flow ? producerIn(flow, key) : undefined;
+    if (flow && task) producer = { flow, task };
+  }
+  if (!producer) {
+    const found: { flow: LoadedFlow; task: string }[] = [];
+    for (const entry of await rt.catalog.list()) {
+      const task = entry.flow ? producerIn(entry.flow, key) : undefined;
+      if (entry.flow && task) found.push({ flow: entry.flow, task });
+    }
+    if (found.length > 1) {
+      throw new BatonError(
+        'USAGE',
+        `asset ${JSON.stringify(key)} is declared by several flows and none has produced it yet: ${found
+          .map((f) => `${f.flow.spec.name}/${f.task}`)
+          .join(', ')}`,
+        { hint: 'Run the flow that should produce it first: baton run <flow>.', details: { asset: key } },
+      );
+    }
+    producer = found[0];
+  }
+  if (!producer) {
+    throw new BatonError('ASSET_NOT_FOUND', `no flow of this project produces asset ${JSON.stringify(key)}`, {
+      hint: 'Declare it under produces: on the task that writes it (docs/data.md), or list known assets with `baton assets`.',
+      details: { asset: key },
+    });
+  }
+  const started = await startRun(rt, producer.flow, {
+    tasks: [producer.task],
+    // Asset keys fit label values (at most 255 characters), so such runs can be listed.
+    labels: { 'baton.materialize': key },
+  });
+  return { ...started, flow: producer.flow.spec.name, task: producer.task };
 }

@@ -41,6 +41,11 @@ export interface StartRunOptions {
   readonly dedupeKey?: string;
   /** Tags kept on the run and filtered on by `listRuns` (`{ team: 'growth' }`); see `checkLabels`. */
   readonly labels?: Readonly<Record<string, string>>;
+  /**
+   * Run only these tasks and the tasks they depend on (upstream, transitively); every other
+   * task ends skipped with the reason `not selected`. TASK_NOT_FOUND for an id the flow lacks.
+   */
+  readonly tasks?: readonly string[];
 }
 
 /** Most labels one run may have. */
@@ -138,6 +143,7 @@ export function buildRun(
     );
   }
   const now = options.now ?? Date.now();
+  const tasks = options.tasks === undefined ? undefined : withUpstream(flow, options.tasks);
   return {
     id: newRunId(now),
     flow: {
@@ -156,7 +162,28 @@ export function buildRun(
     ...(options.priority !== undefined ? { priority: options.priority } : {}),
     ...(options.parent ? { parent: options.parent } : {}),
     ...(Object.keys(labels).length > 0 ? { labels } : {}),
+    ...(tasks ? { tasks } : {}),
   };
+}
+
+/** The given tasks and everything upstream of them, in declaration order; TASK_NOT_FOUND for an unknown id. */
+function withUpstream(flow: LoadedFlow, chosen: readonly string[]): string[] {
+  const byId = new Map(flow.spec.tasks.map((t) => [t.id, t]));
+  const keep = new Set<string>();
+  const todo = [...chosen];
+  for (let next = 0; next < todo.length; next++) {
+    const id = todo[next] as string;
+    if (keep.has(id)) continue;
+    const task = byId.get(id);
+    if (!task) {
+      throw new BatonError('TASK_NOT_FOUND', `flow ${flow.spec.name} has no task "${id}"`, {
+        hint: `Tasks: ${[...byId.keys()].slice(0, 20).join(', ')}`,
+      });
+    }
+    keep.add(id);
+    todo.push(...task.dependsOn);
+  }
+  return flow.spec.tasks.filter((t) => keep.has(t.id)).map((t) => t.id);
 }
 
 /** A run just asked for: its record, and whether this call created it (false: found by its dedupe key). */

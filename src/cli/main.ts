@@ -399,15 +399,23 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     .action((o: { json?: boolean; limit?: number }) =>
       run(async () => (await assetsCommands()).assetsCommand(withDb(), o))(),
     );
-  program
-    .command('asset')
-    .description('one asset: its versions, producing runs, lineage and checks')
+  const asset = program.command('asset').description('one asset: its versions, producing runs, lineage and checks');
+  asset
     .command('show <key>')
     .description('show an asset: versions (newest first), upstream and downstream assets, checks of the latest version')
     .addOption(cliOption('--limit <n>', 'most versions, newest first (default 20)'))
     .option('--json', 'print JSON')
     .action((key: string, o: { json?: boolean; limit?: number }) =>
       run(async () => (await assetsCommands()).assetShowCommand(withDb(), key, o))(),
+    );
+  asset
+    .command('materialize <key>')
+    .description('run the task that produces an asset and the tasks it depends on (the rest of its flow is skipped)')
+    .option('--wait', 'wait until the run ends (on SQLite, execute it in this process), printing its progress')
+    .option('-q, --quiet', 'with --wait: no log lines and no progress, only the result')
+    .option('--json', 'print the run as JSON')
+    .action((key: string, o: { json?: boolean; wait?: boolean; quiet?: boolean }) =>
+      run(async () => (await assetsCommands()).assetMaterializeCommand(withDb(), key, o))(),
     );
 
   const db = program.command('db').description('database maintenance');

@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { BatonError } from '../core/errors.js';
 import type { FlowDefinition } from '../define/builder.js';
 import type { ParamDef } from '../define/builder-types.js';
+import { materializeAsset } from '../app/assets.js';
 import { resolveConfig } from '../app/config.js';
 import { decideApproval, defaultActor, sendSignal } from '../app/run-requests.js';
 import type { FlowRef } from '../app/runs.js';
@@ -307,6 +308,20 @@ export class BatonClient {
   async asset(key: string, options: { readonly limit?: number } = {}): Promise<AssetDetail> {
     this.open();
     return this.rt.assets.show(key, options);
+  }
+
+  /**
+   * Materializes an asset: starts a run of the flow that produces `key`, running the
+   * producing task and the tasks it depends on, the rest of the flow skipped; returns a
+   * handle on it. ASSET_NOT_FOUND when no flow of the project produces the asset.
+   *
+   * Example: `const run = await client.materialize('orders_clean'); await run.result();`
+   */
+  async materialize(key: string): Promise<RunHandle> {
+    this.open();
+    const { run, created } = await materializeAsset(this.rt, key);
+    this.nudge('claim');
+    return new RunHandle(this.host, run.id, run.flow, created);
   }
 
   /** Pauses a trigger (`<flow>/<trigger>`, or its name when unique): it creates no runs until resumed. */

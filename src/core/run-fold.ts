@@ -69,6 +69,7 @@ export function createRunState(runId: string, plan: FlowPlan): RunState {
     endedAt: null,
     error: null,
     signals: [],
+    selected: null,
     followUps: new Set(),
   };
 }
@@ -205,6 +206,7 @@ export function evolve(run: RunState, event: RunEvent): void {
   requireRunState(run, event);
   switch (event.type) {
     case 'run_created':
+      if (event.tasks) run.selected = new Set(event.tasks);
       return;
     case 'run_started':
       run.state = 'running';

@@ -11,7 +11,9 @@
  * test/fixtures/histories (every recorded history must still fold to its final state).
  *
  * Formats: 1, the events and the pinned definition as they are; 2, the same events, and
- * the pinned definition's tasks stored compactly (compact-tasks.ts) when they can be.
+ * the pinned definition's tasks stored compactly (compact-tasks.ts) when they can be; 3, as
+ * 2, and a `run_created` may name the only tasks its run runs (`tasks`, the run of `baton
+ * asset materialize`): a Baton that ignored the field would run the whole flow.
  */
 import { compactTasks, restoreTasks, type CompactTasks } from './compact-tasks.js';
 import { BatonError } from './errors.js';
@@ -19,7 +21,7 @@ import type { FlowSpec, TaskSpec } from './model.js';
 import type { RunEvent } from './run-types.js';
 
 /** The format this Baton writes, and the newest it reads. */
-export const HISTORY_FORMAT = 2;
+export const HISTORY_FORMAT = 3;
 
 /** The first format whose pinned definitions may hold their tasks in the compact form. */
 const COMPACT_TASKS_FORMAT = 2;

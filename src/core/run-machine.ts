@@ -582,6 +582,14 @@ function settle(rec: Recorder, candidates: readonly number[]): void {
     if (t.state !== 'pending') continue;
     const s = spec(run, i);
     if (s.handles !== undefined || (s.finally && !instanceOf(run, i))) continue;
+    if (run.selected !== null && !run.selected.has(s.id)) {
+      const skip: SkippedTask = { task: id(run, i), reason: notSelectedReason(run.selected), upstreamFailed: false };
+      evolve(run, { type: 'tasks_skipped', at: now, tasks: [skip] });
+      skipped.push(skip);
+      rec.touched.add(i);
+      work.push(...downstreamOf(run, i));
+      continue;
+    }
     const up = upstreamOf(run, i);
     // A target its choice did not select stays skipped whatever its rule says (after a rerun).
     const notTaken = branchNotTaken(run, i, up);
@@ -733,6 +741,13 @@ function branchNotTaken(run: RunState, i: number, up: readonly number[]): string
     if (!selected.has(target)) return notTakenReason(run, u, selected);
   }
   return null;
+}
+
+/** Why a task outside a run's chosen tasks is skipped. */
+function notSelectedReason(selected: ReadonlySet<string>): string {
+  const names = [...selected];
+  const shown = names.slice(0, 5).join(', ') + (names.length > 5 ? `, … (${names.length} in all)` : '');
+  return `not selected: this run runs only ${shown}`;
 }
 
 /** After a choice: its targets that were not selected are skipped. */

@@ -81,6 +81,8 @@ export interface RunState extends Topology {
   endedAt: number | null;
   error: TaskError | null;
   readonly signals: RunSignal[];
+  /** The tasks chosen to run (from `run_created`); null when the whole flow runs. */
+  selected: ReadonlySet<string> | null;
   /**
    * Task runs whose end other task runs react to (a map's items, a handler's target);
    * filled by `evolve`, drained by `decide`. Not part of the durable state.
@@ -107,6 +109,11 @@ type RunEventBody =
       readonly flow: string;
       readonly version: string;
       readonly params: Readonly<Record<string, unknown>>;
+      /**
+       * When present, only these tasks (flow task ids) run; every other task ends skipped
+       * with a reason (`baton asset materialize` runs a producer and its upstream).
+       */
+      readonly tasks?: readonly string[];
     }
   | { readonly type: 'run_started'; readonly at: number }
   | { readonly type: 'tasks_queued'; readonly at: number; readonly tasks: readonly string[] }

@@ -1,6 +1,6 @@
 /**
  * Triggers as a flow declares them: what creates runs of it. A trigger has a kind (cron,
- * interval, webhook, file, s3, nats, redis, rabbitmq, flow), kind-specific settings in
+ * interval, webhook, file, s3, nats, redis, rabbitmq, flow, asset), kind-specific settings in
  * `config` (camelCase, durations in ms), and static `params` merged into every run it
  * creates. Sources read their own config; the registry of kinds is open.
  */
@@ -12,6 +12,21 @@ export type OverlapPolicy = (typeof OVERLAP_POLICIES)[number];
 export const CATCHUP_POLICIES = ['all', 'latest', 'none'] as const;
 /** Which missed fire times a time trigger makes up for after downtime. */
 export type CatchupPolicy = (typeof CATCHUP_POLICIES)[number];
+
+export const ASSET_WAIT_POLICIES = ['all', 'any'] as const;
+/** Whether an asset trigger waits for a new version of every listed asset, or of any one. */
+export type AssetWaitPolicy = (typeof ASSET_WAIT_POLICIES)[number];
+
+/** An `asset` trigger's config, as normalized. */
+export interface AssetTriggerConfig {
+  /** Upstream asset keys, as listed. */
+  readonly assets: readonly string[];
+  readonly waitFor: AssetWaitPolicy;
+  /** At most one run per this many ms; versions arriving meanwhile go into the next run. */
+  readonly minIntervalMs: number;
+  /** How often the store is read for new versions, in ms. */
+  readonly pollMs: number;
+}
 
 export const TIME_TRIGGER_KINDS: ReadonlySet<string> = new Set(['cron', 'interval']);
 

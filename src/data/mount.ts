@@ -13,6 +13,7 @@
  *   naming the mount, the key and what the storage answered, never a credential.
  */
 import type { Readable } from 'node:stream';
+import type { DataObjectInfo } from '../core/task-context.js';
 import type { DatabaseConnection } from '../core/task-context.js';
 
 export type MountKind = 'local' | 's3' | 'http' | 'postgres';
@@ -27,23 +28,11 @@ export const INTERNAL_MOUNT = 'baton';
 /** The folder of the internal mount, relative to the project's root. */
 export const INTERNAL_MOUNT_FOLDER = '.baton/data';
 
-/** What a mount knows of one object (or, in a listing, of one folder). */
-export interface ObjectInfo {
-  /** The key inside the mount, without a leading or trailing `/`. */
-  readonly key: string;
-  /** Bytes; 0 for a folder. */
-  readonly size: number;
-  /**
-   * A tag that changes whenever the content does: the S3 or HTTP ETag, or for a local file
-   * `"<size>-<mtime in ms>"`. Absent when the storage gives none.
-   */
-  readonly etag?: string;
-  /** Last change, ms since the epoch; absent when the storage gives none. */
-  readonly modifiedAt?: number;
-  readonly contentType?: string;
-  /** True for a folder (a common prefix) in a listing. */
-  readonly folder?: boolean;
-}
+/**
+ * What a mount knows of one object (or, in a listing, of one folder): the type task code
+ * sees too (`ctx.data.stat`). For a local file the ETag is `"<size>-<mtime in ms>"`.
+ */
+export type ObjectInfo = DataObjectInfo;
 
 /** What a write stored. */
 export interface WriteResult extends ObjectInfo {

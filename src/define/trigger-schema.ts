@@ -7,7 +7,8 @@ import { Cron } from 'croner';
 import { z } from 'zod';
 import type { ParamSpec } from '../core/model.js';
 import type { TriggerSpec } from '../core/trigger-spec.js';
-import { CATCHUP_POLICIES } from '../core/trigger-spec.js';
+import { ASSET_KEY_PATTERN } from '../core/asset-spec.js';
+import { ASSET_WAIT_POLICIES, CATCHUP_POLICIES } from '../core/trigger-spec.js';
 import { durationSchema, intRange, nameSchema, positiveDurationSchema } from './flow-schema-parts.js';
 
 const instant = z
@@ -62,6 +63,10 @@ const time = {
 };
 
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'must be an environment variable name' });
+
+const assetKey = z.string().regex(ASSET_KEY_PATTERN, {
+  error: 'must be an asset key: letters, digits and _ - . / (starting with a letter, digit or _)',
+});
 
 export const TriggerFileSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('cron'), cron: cronExpression, timezone: zone.optional(), ...time }),
@@ -121,6 +126,17 @@ export const TriggerFileSchema = z.discriminatedUnion('kind', [
       .optional(),
     params: params.optional(),
   }),
+  z.strictObject({
+    kind: z.literal('asset'),
+    assets: z
+      .array(assetKey)
+      .min(1, { error: 'must list at least one asset key, e.g. assets: [orders_clean]' })
+      .refine((keys) => new Set(keys).size === keys.length, { error: 'must not list an asset twice' }),
+    wait_for: z.enum(ASSET_WAIT_POLICIES).optional(),
+    min_interval: durationSchema.optional(),
+    poll: positiveDurationSchema.optional(),
+    params: params.optional(),
+  }),
 ]);
 
 export type TriggerFile = z.output<typeof TriggerFileSchema>;
@@ -135,6 +151,7 @@ export const TRIGGER_KINDS = [
   'redis',
   'rabbitmq',
   'flow',
+  'asset',
 ] as const;
 
 function camel(key: string): string {
@@ -166,6 +183,15 @@ export function normalizeTrigger(name: string, t: TriggerFile): TriggerSpec {
       },
     };
   }
+  if (kind === 'asset') {
+    const { minInterval, poll, ...others } = config;
+    return {
+      name,
+      kind,
+      params: given ?? {},
+      config: { ...others, waitFor: config.waitFor ?? 'all', minIntervalMs: minInterval ?? 0, pollMs: poll ?? 1000 },
+    };
+  }
   if (kind === 'flow')
     return { name, kind, params: given ?? {}, config: { ...config, states: config.states ?? ['succeeded'] } };
   return { name, kind, params: given ?? {}, config };
@@ -175,7 +201,7 @@ export function normalizeTrigger(name: string, t: TriggerFile): TriggerSpec {
  * Params that triggers of a flow fill in, declared for the flow when it has such triggers
  * (unless it declares them itself): the data interval of time triggers, the file of file
  * triggers, the object of s3 triggers, the message of stream triggers, the upstream run of
- * flow triggers.
+ * flow triggers, the asset versions of asset triggers.
  */
 export const TRIGGER_PARAMS: Readonly<Record<string, Readonly<Record<string, ParamSpec>>>> = {
   cron: {
@@ -206,6 +232,13 @@ export const TRIGGER_PARAMS: Readonly<Record<string, Readonly<Record<string, Par
   flow: {
     upstream_run: { type: 'string', default: '', description: 'id of the run whose end triggered this one' },
     upstream_outputs: { type: 'object', default: {}, description: 'outputs of the upstream run, by task id' },
+  },
+  asset: {
+    upstream_assets: {
+      type: 'object',
+      default: {},
+      description: 'the asset versions that started this run, by key: { version, materialized_at, run_id }',
+    },
   },
 };
 

@@ -14,5 +14,6 @@ export function runCreatedEvent(input: NewRun): RunEvent {
     flow: input.flow.flow,
     version: input.flow.version,
     params: input.params,
+    ...(input.tasks ? { tasks: input.tasks } : {}),
   };
 }

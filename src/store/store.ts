@@ -116,6 +116,8 @@ export interface NewRun {
   readonly priority?: number;
   /** Tags of the run, validated by the caller (see app/runs.ts); none by default. */
   readonly labels?: Readonly<Record<string, string>>;
+  /** Only these tasks run (their ids, closed over upstream by the caller); the others end skipped. */
+  readonly tasks?: readonly string[];
   /**
    * The run and task that started this run (a subflow). Give such a run a dedupe key
    * derived from both, so that a parent which crashed before recording the child finds it

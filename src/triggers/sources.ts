@@ -6,6 +6,7 @@
  * broker client).
  */
 import type { Store } from '../store/store.js';
+import { createAssetSource } from './sources/asset-source.js';
 import { createFlowSource } from './sources/flow-source.js';
 import type { SourceContext, TriggerSource, TriggerSourceFactory } from './trigger-service.js';
 
@@ -24,7 +25,10 @@ export interface SourceModule {
 
 /** Sources available in this build; each reads its secrets from `env`. */
 export function triggerSources(env: NodeJS.ProcessEnv, store: Store): Map<string, TriggerSourceFactory> {
-  const out = new Map<string, TriggerSourceFactory>([['flow', createFlowSource(store)]]);
+  const out = new Map<string, TriggerSourceFactory>([
+    ['flow', createFlowSource(store)],
+    ['asset', createAssetSource(store)],
+  ]);
   for (const [kind, path] of Object.entries(SOURCE_MODULES)) {
     out.set(kind, async (context) => {
       const mod = (await import(path)) as SourceModule;

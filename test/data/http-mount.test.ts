@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatonError } from '../../src/core/errors.js';
 import { openHttpMount } from '../../src/data/http-mount.js';
+import { rejection } from '../helpers/thrown.js';
 
 let server: Server;
 let base: string;
@@ -45,16 +46,6 @@ beforeAll(async () => {
 });
 
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
-
-async function rejection(promise: Promise<unknown>): Promise<BatonError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof BatonError) return error;
-    throw error;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('http mount', () => {
   it('stats with HEAD and reads with GET under its base URL', async () => {

@@ -14,22 +14,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BatonError } from '../../src/core/errors.js';
 import { openLocalMount } from '../../src/data/local-mount.js';
 import type { DataMount } from '../../src/data/mount.js';
+import { rejection } from '../helpers/thrown.js';
 
 let root: string;
 let mount: DataMount;
-
-async function rejection(promise: Promise<unknown>): Promise<BatonError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof BatonError) return error;
-    throw error;
-  }
-  throw new Error('expected a rejection');
-}
 
 async function text(m: DataMount, key: string): Promise<string> {
   const { body } = await m.read(key);

@@ -4,10 +4,10 @@
  */
 import { Readable } from 'node:stream';
 import pg from 'pg';
-import { BatonError } from '../../src/core/errors.js';
 import type { DataMount } from '../../src/data/mount.js';
 import { openPostgresMount } from '../../src/data/postgres-mount.js';
 import { createTestDatabase } from '../store/pg-helpers.js';
+export { rejection } from '../helpers/thrown.js';
 
 export const PASSWORD = 'Pw-9f3KqZ7x';
 
@@ -53,15 +53,6 @@ export async function readText(mount: DataMount, key: string): Promise<string> {
 }
 
 /** The BatonError a call rejects with. */
-export async function rejection(promise: Promise<unknown>): Promise<BatonError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof BatonError) return error;
-    throw new Error(`expected a BatonError, got ${String(error)}`);
-  }
-  throw new Error('expected a rejection, but the call resolved');
-}
 
 /** A body that arrives in pieces of `size` bytes, cutting lines and characters. */
 export function piecewise(text: string, size: number): Readable {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPostgresMount } from '../../src/data/postgres-mount.js';
 import { PASSWORD, openTestMount, readText, rejection } from './pg-mount-helpers.js';
 import type { TestMount } from './pg-mount-helpers.js';
+import { waitFor } from '../helpers/wait.js';
 
 const BIG_ROWS = 200_000;
 const PAYLOAD = 'x'.repeat(400);
@@ -210,13 +211,20 @@ describe('postgres mount: streaming', () => {
     expect(peak).toBeLessThan(bytes / 10);
   });
 
-  /** Connections of the test database left inside a transaction. */
+  /** Other connections of the test database inside a transaction (fetching, or idle in it). */
   const openTransactions = async () =>
     (
       await t.sql<{ n: number }>(
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`,
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+         WHERE datname = current_database() AND xact_start IS NOT NULL AND pid <> pg_backend_pid()`,
       )
     )[0]?.n;
+  /** The transaction of a stopped read ends right after its stream closes: waited for, bounded. */
+  const noOpenTransaction = () =>
+    waitFor(async () => ((await openTransactions()) === 0 ? true : undefined), {
+      timeoutMs: 5000,
+      what: 'the read transaction to end',
+    });
 
   it('stops a read when its signal aborts, and ends its transaction', async () => {
     const controller = new AbortController();
@@ -228,7 +236,7 @@ describe('postgres mount: streaming', () => {
     controller.abort();
     await closed;
     expect(body.destroyed).toBe(true);
-    expect(await openTransactions()).toBe(0);
+    await noOpenTransaction();
   });
 
   it('gives the connection back when a reader stops early, so a write to the table is not blocked', async () => {
@@ -236,7 +244,7 @@ describe('postgres mount: streaming', () => {
     await new Promise((resolve) => body.once('data', resolve));
     body.destroy();
     await new Promise((resolve) => body.once('close', resolve));
-    expect(await openTransactions()).toBe(0);
+    await noOpenTransaction();
     await t.mount.write('big', '{"id":1,"payload":"p","at":"2024-01-01T00:00:00Z"}\n');
     expect(await readText(t.mount, 'big.csv')).toBe('id,payload,at\r\n1,p,2024-01-01T00:00:00Z\r\n');
   });

@@ -14,6 +14,7 @@ import type { DataMount } from '../../src/data/mount.js';
 import { openS3Mount, PART_BYTES } from '../../src/data/s3-mount.js';
 import type { TestS3 } from './s3rver.js';
 import { requestsFor, startS3 } from './s3rver.js';
+import { rejection } from '../helpers/thrown.js';
 
 let s3: TestS3;
 const open: DataMount[] = [];
@@ -43,16 +44,6 @@ async function put(bucket: string, key: string, body: string): Promise<void> {
 async function bucketKeys(bucket: string): Promise<string[]> {
   const page = await s3.client.send(new ListObjectsV2Command({ Bucket: bucket }));
   return (page.Contents ?? []).map((o) => o.Key as string);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<BatonError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof BatonError) return error;
-    throw new Error(`expected a BatonError, got ${String(error)}`);
-  }
-  throw new Error('expected a rejection');
 }
 
 function sha256(bytes: Uint8Array | string): string {

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadConfig } from '../../src/app/config.js';
 import { FlowCatalog } from '../../src/app/flow-catalog.js';
+import { createExecutors } from '../../src/app/runtime.js';
 import { errorJson, renderError } from '../../src/cli/render.js';
 import { BatonError } from '../../src/core/errors.js';
 import type { ParamSpec } from '../../src/core/model.js';
@@ -77,6 +78,7 @@ const project = join(base, 'project');
 mkdirSync(join(project, 'flows'), { recursive: true });
 writeFileSync(join(project, 'flows', 'tasks.mjs'), setup.setup.tasksModule);
 let configCases = 0;
+const kinds = createExecutors().kinds();
 
 async function run(job: Job): Promise<Outcome> {
   switch (job.target) {
@@ -84,8 +86,9 @@ async function run(job: Job): Promise<Outcome> {
       const path = join(project, 'flows', job.file);
       writeFileSync(path, job.bytes);
       try {
-        // The pools the examples' baton.yaml files declare, as a project would give them.
-        const flow = await new FlowCatalog(project, { knownPools: ['cpu', 'io'] }).load(path);
+        // The pools the examples' baton.yaml files declare, and the task kinds of the runtime
+        // (sql among them), as a project would give them.
+        const flow = await new FlowCatalog(project, { knownPools: ['cpu', 'io'], kinds }).load(path);
         const plan = compilePlan(flow.spec);
         return {
           kind: 'ok',

@@ -1,15 +1,17 @@
 /**
  * `baton assets` and `baton asset show <key>`: the assets tasks produced, with their latest
  * version, producer and whether they are stale; one asset's versions, producing runs,
- * lineage and the checks of its latest version. Both read through the application layer
- * (app/assets.ts) and print JSON with --json.
+ * lineage and the checks of its latest version. `baton asset materialize <key>` starts a
+ * run of the asset's producing task and its upstream. All go through the application
+ * layer (app/assets.ts) and print JSON with --json.
  */
 import type { AssetDetail } from '../../app/assets.js';
 import type { ProjectAssets } from '../../app/assets.js';
+import { materializeAsset } from '../../app/assets.js';
 import { openRuntime } from '../../app/runtime.js';
 import type { AssetCheckResult, AssetSummary } from '../../store/ports/assets.js';
 import type { CliContext } from '../context.js';
-import { table, time } from '../render.js';
+import { runJson, table, time } from '../render.js';
 
 interface JsonFlag {
   readonly json?: boolean;
@@ -49,6 +51,31 @@ export function assetShowCommand(
     ctx.stdout(o.json ? JSON.stringify(detail) : renderAssetDetail(detail));
     return 0;
   });
+}
+
+/**
+ * Starts a run of the task that produces `key` and of its upstream; prints the run id (or
+ * the run as JSON), or with --wait follows it to its end and exits as `baton run` does.
+ */
+export async function assetMaterializeCommand(
+  ctx: CliContext,
+  key: string,
+  o: JsonFlag & { readonly wait?: boolean; readonly quiet?: boolean },
+): Promise<number> {
+  const rt = await openRuntime(ctx.runtime);
+  try {
+    const started = await materializeAsset(rt, key);
+    if (!o.json)
+      ctx.stderr(`baton: run ${started.run.id} of ${started.flow} materializes ${key} (task ${started.task})`);
+    if (o.wait) {
+      const { awaitQueuedRun } = await import('./execute.js');
+      return await awaitQueuedRun(ctx, rt, started.run.id, o);
+    }
+    ctx.stdout(o.json ? JSON.stringify(runJson(started.run), null, 2) : started.run.id);
+    return 0;
+  } finally {
+    await rt.close();
+  }
 }
 
 export function renderAssets(list: readonly AssetSummary[]): string {

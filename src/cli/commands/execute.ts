@@ -282,6 +282,22 @@ export async function runCommand(ctx: CliContext, flowRef: string, flags: RunFla
   }
 }
 
+/**
+ * Waits for a queued run and prints it as `baton run` does: on PostgreSQL workers execute
+ * it and this process follows the store; on SQLite this process executes it.
+ */
+export async function awaitQueuedRun(
+  ctx: CliContext,
+  rt: Runtime,
+  runId: string,
+  flags: { json?: boolean; quiet?: boolean },
+): Promise<number> {
+  if (rt.store.dialect !== 'postgres') return drive(ctx, rt, runId, flags);
+  const state = await follow(ctx, rt, runId, flags);
+  await printRun(ctx, rt, runId, flags);
+  return exitFor(state);
+}
+
 export async function resumeCommand(
   ctx: CliContext,
   ref: string,

@@ -12,7 +12,7 @@
  */
 import pg from 'pg';
 import { BatonError } from '../../core/errors.js';
-import { redactUrlIn } from '../../core/redact-url.js';
+import { redactErrorUrl } from '../../core/redact-url.js';
 import type { TaskError } from '../../core/model.js';
 import { versionedEvent } from '../../core/run-history.js';
 import type { RunEvent } from '../../core/run-machine.js';
@@ -112,17 +112,8 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT
  * the message, and the error kept as `cause` (whose stack `BATON_DEBUG=1` prints).
  */
 function withoutUrl(error: unknown, url: string | undefined): { message: string; cause: unknown } {
-  const message = error instanceof Error ? error.message : String(error);
-  if (url === undefined) return { message, cause: error };
-  const redacted = redactUrlIn(message, url);
-  const stack = error instanceof Error ? (error.stack ?? '') : '';
-  if (redacted === message && redactUrlIn(stack, url) === stack) return { message, cause: error };
-  const copy = new Error(redacted);
-  copy.name = error instanceof Error ? error.name : 'Error';
-  copy.stack = redactUrlIn(stack, url);
-  const code = (error as { code?: unknown }).code;
-  if (code !== undefined) Object.assign(copy, { code });
-  return { message: redacted, cause: copy };
+  if (url === undefined) return { message: error instanceof Error ? error.message : String(error), cause: error };
+  return redactErrorUrl(error, url);
 }
 
 /** Turns a driver error into a store error; `url` (the store's) never shows in its text. */

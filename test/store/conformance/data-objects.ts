@@ -4,11 +4,11 @@
  * history in the order recorded, and a batch that is written whole or not at all.
  */
 import { expect, it } from 'vitest';
-import { BatonError } from '../../../src/core/errors.js';
 import type { DataAccess, DataObjectRecord, DataRead, DataWrite, Store } from '../../../src/store/store.js';
 import { DATA_SCHEMA_BYTES_MOST, DATA_TAG_CHARS_MOST } from '../../../src/store/store.js';
 import { describePort } from './shared.js';
 import type { StoreFactory } from './shared.js';
+import { rejection } from '../../helpers/thrown.js';
 
 const SHA = 'a'.repeat(64);
 
@@ -21,14 +21,6 @@ function read(path: string, fields: Partial<Omit<DataRead, 'op' | 'path'>> = {})
 }
 
 /** The error a call rejects with; fails the test if it resolves. */
-async function rejection(promise: Promise<unknown>): Promise<BatonError> {
-  const error = await promise.then(
-    () => new Error('expected the call to be refused, but it succeeded'),
-    (e: unknown) => e,
-  );
-  if (!(error instanceof BatonError)) throw error;
-  return error;
-}
 
 /** Everything the store holds of data: every object row and every access, in order. */
 async function everything(store: Store): Promise<{ objects: DataObjectRecord[]; accesses: unknown[] }> {
