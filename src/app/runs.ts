@@ -544,7 +544,7 @@ export async function resumeRun(
 export async function pruneRuns(
   rt: Runtime,
   olderThanMs: number,
-): Promise<{ before: number; runs: number; payloads: number; cached: number }> {
+): Promise<{ before: number; runs: number; payloads: number; cached: number; assetVersions: number }> {
   const before = (await rt.store.now()) - olderThanMs;
   const result = await rt.store.prune(before);
   // Outputs stored by reference go with their runs: every run folder whose run is gone.
@@ -555,5 +555,7 @@ export async function pruneRuns(
   );
   // Cached copies of remote objects that no read used since the cut-off (pinned ones stay).
   const cached = await (await rt.data.cache()).evictUnusedSince(Date.now() - olderThanMs);
-  return { before, runs: result.runs, payloads, cached };
+  // Asset versions recorded before the cut-off, but never an asset's latest.
+  const assetVersions = await rt.store.pruneAssetVersions(before);
+  return { before, runs: result.runs, payloads, cached, assetVersions };
 }

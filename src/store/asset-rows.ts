@@ -89,6 +89,10 @@ export const AT_LOCATIONS = (locations: readonly string[]): string =>
 
 export const CHECKS_OF = `SELECT * FROM asset_check_results WHERE materialization_id = ? ORDER BY position`;
 
+/** Materializations older than a time that are no asset's latest: what retention deletes. */
+export const PRUNABLE_VERSIONS = `SELECT m.id FROM asset_materializations m
+   WHERE m.at < ? AND NOT EXISTS (SELECT 1 FROM assets a WHERE a.latest_id = m.id) ORDER BY m.id`;
+
 /** The largest id: `beforeId` when none is given. */
 export const NO_ID_BOUND = Number.MAX_SAFE_INTEGER;
 

@@ -483,13 +483,14 @@ export async function schedulerCommand(
 export async function pruneCommand(ctx: CliContext, flags: { olderThan: number; json?: boolean }): Promise<number> {
   const rt = await openRuntime(ctx.runtime);
   try {
-    const { before, runs, payloads, cached } = await pruneRuns(rt, flags.olderThan);
+    const { before, runs, payloads, cached, assetVersions } = await pruneRuns(rt, flags.olderThan);
     if (flags.json) {
       ctx.stdout(
         JSON.stringify({
           pruned_runs: runs,
           pruned_payloads: payloads,
           evicted_cache_entries: cached,
+          pruned_asset_versions: assetVersions,
           before: new Date(before).toISOString(),
         }),
       );
@@ -497,7 +498,8 @@ export async function pruneCommand(ctx: CliContext, flags: { olderThan: number; 
       ctx.stdout(
         `pruned ${runs} finished run(s) that ended before ${new Date(before).toISOString()}` +
           (payloads > 0 ? `, and ${payloads} output(s) they stored by reference` : '') +
-          (cached > 0 ? `; evicted ${cached} cached object(s) unused since then` : ''),
+          (cached > 0 ? `; evicted ${cached} cached object(s) unused since then` : '') +
+          (assetVersions > 0 ? `; removed ${assetVersions} older asset version(s)` : ''),
       );
     }
     return 0;

@@ -141,4 +141,11 @@ export interface Assets {
   assetsAtLocations(locations: readonly string[]): Promise<AssetAtLocation[]>;
   /** The check results of one materialization, in the order they were recorded. */
   assetChecks(materializationId: number): Promise<AssetCheckResult[]>;
+  /**
+   * Retention (`baton db prune`): deletes the materializations recorded before `before`
+   * (ms), with their inputs and check results, except each asset's latest one, which stays
+   * whatever its age. The lineage of the versions kept still names the versions they read.
+   * Returns how many went.
+   */
+  pruneAssetVersions(before: number): Promise<number>;
 }

@@ -27,6 +27,7 @@ import {
   toAssetSummary,
   toCheckResult,
   toMaterializations,
+  PRUNABLE_VERSIONS,
 } from '../asset-rows.js';
 import type { PgRunners } from './postgres-data-objects.js';
 import type {
@@ -96,5 +97,16 @@ export class PostgresAssets implements Assets {
 
   async assetChecks(materializationId: number): Promise<AssetCheckResult[]> {
     return (await this.pg.q('reading asset checks', $(CHECKS_OF), [materializationId])).map(toCheckResult);
+  }
+
+  async pruneAssetVersions(before: number): Promise<number> {
+    return this.pg.tx('pruning asset versions', async (c) => {
+      const ids = (await c.query<{ id: string }>($(PRUNABLE_VERSIONS), [before])).rows.map((r) => Number(r.id));
+      if (ids.length === 0) return 0;
+      await c.query('DELETE FROM asset_inputs WHERE materialization_id = ANY($1::bigint[])', [ids]);
+      await c.query('DELETE FROM asset_check_results WHERE materialization_id = ANY($1::bigint[])', [ids]);
+      await c.query('DELETE FROM asset_materializations WHERE id = ANY($1::bigint[])', [ids]);
+      return ids.length;
+    });
   }
 }

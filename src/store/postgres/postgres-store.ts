@@ -1197,6 +1197,10 @@ export class PostgresStore implements Store {
     return this.assets.assetChecks(materializationId);
   }
 
+  async pruneAssetVersions(before: number): Promise<number> {
+    return this.assets.pruneAssetVersions(before);
+  }
+
   async createBackfill(input: NewBackfill): Promise<BackfillRecord> {
     const rows = await this.q(
       'recording a backfill',

@@ -27,6 +27,7 @@ import {
   toAssetSummary,
   toCheckResult,
   toMaterializations,
+  PRUNABLE_VERSIONS,
 } from '../asset-rows.js';
 import type { Row } from '../rows.js';
 import type {
@@ -111,6 +112,25 @@ export class SqliteAssets implements Assets {
   async assetChecks(materializationId: number): Promise<AssetCheckResult[]> {
     return this.guard('reading asset checks', () =>
       (this.db.prepare(CHECKS_OF).all(materializationId) as Row[]).map(toCheckResult),
+    );
+  }
+
+  async pruneAssetVersions(before: number): Promise<number> {
+    return this.guard('pruning asset versions', () =>
+      this.db
+        .transaction(() => {
+          const ids = (this.db.prepare(PRUNABLE_VERSIONS).all(before) as Row[]).map((r) => Number(r.id));
+          const inputs = this.db.prepare('DELETE FROM asset_inputs WHERE materialization_id = ?');
+          const checks = this.db.prepare('DELETE FROM asset_check_results WHERE materialization_id = ?');
+          const rows = this.db.prepare('DELETE FROM asset_materializations WHERE id = ?');
+          for (const id of ids) {
+            inputs.run(id);
+            checks.run(id);
+            rows.run(id);
+          }
+          return ids.length;
+        })
+        .immediate(),
     );
   }
 }

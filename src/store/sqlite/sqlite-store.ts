@@ -1240,6 +1240,10 @@ export class SqliteStore implements Store {
     return this.assets.assetChecks(materializationId);
   }
 
+  async pruneAssetVersions(before: number): Promise<number> {
+    return this.assets.pruneAssetVersions(before);
+  }
+
   async createBackfill(input: NewBackfill): Promise<BackfillRecord> {
     return this.guard('recording a backfill', () => {
       this.stmt.insertBackfill.run({

@@ -101,6 +101,24 @@ export function assetsConformance(factory: StoreFactory): void {
       expect((await store.getAsset('daily'))?.latestVersion).toBe(V1);
     });
 
+    it('prunes versions older than a time with their inputs and checks, keeping the latest of each asset', async () => {
+      const { store } = t;
+      const old = await store.recordMaterialization(
+        made('prunable', V1, { at: 10, inputs: [{ assetKey: 'raw', version: V3 }], checks: [check('a')] }),
+      );
+      const middle = await store.recordMaterialization(made('prunable', V2, { at: 20 }));
+      const latest = await store.recordMaterialization(made('prunable', V3, { at: 30 }));
+      const lone = await store.recordMaterialization(made('lonely', V1, { at: 5 }));
+      expect(await store.pruneAssetVersions(25)).toBe(2);
+      expect((await store.assetVersions('prunable', { limit: 10 })).map((v) => v.id)).toEqual([latest.id]);
+      expect(await store.assetChecks(old.id)).toEqual([]);
+      // The latest version stays whatever its age.
+      expect((await store.assetVersions('lonely', { limit: 10 })).map((v) => v.id)).toEqual([lone.id]);
+      expect((await store.getAsset('prunable'))?.latestVersion).toBe(V3);
+      expect(middle.id).toBeLessThan(latest.id);
+      expect(await store.pruneAssetVersions(25)).toBe(0);
+    });
+
     it('lists assets in bytewise key order, a page at a time', async () => {
       const { store } = t;
       const keys = ['b', 'a/x', 'A', 'a', 'a.b', 'Z-1'];
