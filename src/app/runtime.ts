@@ -33,6 +33,7 @@ import { ProjectData } from './data.js';
 import { ProjectAssets } from './assets.js';
 import { taskDataProvider } from '../data/task-data.js';
 import { namespacePayloads } from '../data/payloads.js';
+import { ProjectResultCache } from '../data/result-cache-key.js';
 import type { PayloadStore } from '../core/payload-ref.js';
 
 export interface Runtime {
@@ -229,6 +230,7 @@ export async function createRuntime(
     payloads,
     payloadLimitBytes: config.payloadLimitBytes,
     afterBody,
+    resultCache: new ProjectResultCache(store, data.namespace),
     prefetch: (runId, paths, params) => data.prefetch(runId, paths, params),
     // On PostgreSQL a creating commit costs more round trips than a creation and a claim,
     // and holds up the worker's other commits meanwhile: there runs are created queued.

@@ -363,6 +363,7 @@ export function renderShow(run: RunRecord, tasks: readonly TaskRunRecord[], opti
     const live = state?.tasks[i];
     if (t.state === 'waiting' && live?.state === 'waiting' && live.wait) return describeWait(live.wait, live.map);
     if (t.skipReason) return t.skipReason;
+    if (t.state === 'succeeded' && live?.cachedFrom !== undefined) return reusedFrom(live.cachedFrom);
     if (!t.error) return '';
     // One line per task: the whole message is in `show --task`.
     const error = `${t.error.code}: ${firstLine(t.error.message)}`;
@@ -464,6 +465,13 @@ export function renderShow(run: RunRecord, tasks: readonly TaskRunRecord[], opti
   return text;
 }
 
+/** How a success that reused an earlier attempt's output reads: `<run>/<task run>/<attempt>` in words. */
+function reusedFrom(cachedFrom: string): string {
+  const match = /^([^/]+)\/(.+)\/(\d+)$/.exec(cachedFrom);
+  if (!match) return `reused ${cachedFrom} (cache: inputs)`;
+  return `reused from run ${match[1]}, task ${match[2]}, attempt ${match[3]} (cache: inputs)`;
+}
+
 /** One line of progress for a committed event, or null for events not worth a line. */
 export function progressLine(event: RunEvent): string | null {
   const at = new Date(event.at).toISOString().slice(11, 23);
@@ -474,9 +482,11 @@ export function progressLine(event: RunEvent): string | null {
       const how =
         event.recoveredBy !== undefined
           ? ` (recovered by ${event.recoveredBy})`
-          : event.signal !== undefined
-            ? ` (woken by signal ${event.signal})`
-            : '';
+          : event.cachedFrom !== undefined
+            ? ` (${reusedFrom(event.cachedFrom)})`
+            : event.signal !== undefined
+              ? ` (woken by signal ${event.signal})`
+              : '';
       return `${at}  ${event.task}: succeeded${how}`;
     }
     case 'attempt_failed':

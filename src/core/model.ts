@@ -38,6 +38,9 @@ export interface RetryPolicy {
   readonly countLost?: boolean;
 }
 
+/** Kinds that may declare `cache: inputs`: those whose body computes an output from what it reads. */
+export const CACHEABLE_KINDS: ReadonlySet<string> = new Set(['function', 'shell', 'sql']);
+
 export interface TaskSpec {
   readonly id: string;
   /** Executor kind: `function`, `shell`, and more registered later. */
@@ -81,6 +84,11 @@ export interface TaskSpec {
   readonly produces?: readonly AssetSpec[];
   /** Keys of the assets it reads, for lineage (besides the known assets it reads through `ctx.data`). */
   readonly consumes?: readonly string[];
+  /**
+   * `inputs`: an attempt whose inputs, params, upstream outputs, code and data read are those
+   * of an earlier success reuses its output instead of running the body (engine/result-cache.ts).
+   */
+  readonly cache?: 'inputs';
 }
 
 /**

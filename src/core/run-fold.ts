@@ -240,6 +240,9 @@ export function evolve(run: RunState, event: RunEvent): void {
       requireAttempt(run, i, t, event.attempt, event.type);
       t.output = event.output;
       if (event.recoveredBy === undefined) t.error = null;
+      // Set only when there is one: most task runs never have it, and keep their shape.
+      if (event.cachedFrom !== undefined) t.cachedFrom = event.cachedFrom;
+      else if (t.cachedFrom !== undefined) delete t.cachedFrom;
       if (event.signal !== undefined) {
         const signal = run.signals.find((s) => s.id === event.signal);
         if (signal) signal.consumed = true;

@@ -115,7 +115,7 @@ export function decide(run: RunState, input: RunInput, now: number, random: () =
     case 'attempt_succeeded': {
       const t = taskRun(run, input.task);
       if (t.state !== 'running' || t.attempt !== input.attempt) return rec;
-      succeed(rec, input.task, input.output);
+      succeed(rec, input.task, input.output, input.cachedFrom);
       break;
     }
     case 'attempt_failed':
@@ -170,14 +170,19 @@ function spec(run: RunState, i: number): TaskSpec {
 }
 
 /** Records a success (adding what choice and race tasks imply) and moves on downstream. */
-function succeed(rec: Recorder, i: number, rawOutput: unknown): void {
+function succeed(rec: Recorder, i: number, rawOutput: unknown, cachedFrom?: string): void {
   const { run, now } = rec;
   const s = spec(run, i);
   const t = taskRun(run, i);
   const output = s.race
     ? { ...(rawOutput as Record<string, unknown>), losers: raceLosers(rec, i, rawOutput) }
     : rawOutput;
-  rec.emit({ type: 'task_succeeded', at: now, task: id(run, i), attempt: t.attempt, output }, i);
+  rec.emit(
+    cachedFrom === undefined
+      ? { type: 'task_succeeded', at: now, task: id(run, i), attempt: t.attempt, output }
+      : { type: 'task_succeeded', at: now, task: id(run, i), attempt: t.attempt, output, cachedFrom },
+    i,
+  );
   if (s.choice) skipBranchesNotTaken(rec, i, output);
   settle(rec, downstreamOf(run, i));
 }

@@ -52,6 +52,8 @@ export interface TaskRun {
   error: TaskError | null;
   wait: Wait | null;
   map: MapProgress | null;
+  /** The attempt whose output its success reused (`cache: inputs`), if it did. */
+  cachedFrom?: string;
 }
 
 /** A signal sent to the run (`baton signal`), kept until a waiting task takes it. */
@@ -128,6 +130,12 @@ type RunEventBody =
       readonly signal?: string;
       /** The handler whose output replaced the failed task's. */
       readonly recoveredBy?: string;
+      /**
+       * `<run>/<task run>/<attempt>`: the earlier attempt whose output this one reused
+       * (`cache: inputs`) instead of running the body. An older Baton reading it ignores it,
+       * which changes nothing but what `show` says: no new history format.
+       */
+      readonly cachedFrom?: string;
     }
   | {
       readonly type: 'attempt_failed';
@@ -218,7 +226,14 @@ export type RunEventType = RunEvent['type'];
 export type RunInput =
   | { readonly type: 'start' }
   | { readonly type: 'attempt_started'; readonly task: number }
-  | { readonly type: 'attempt_succeeded'; readonly task: number; readonly attempt: number; readonly output: unknown }
+  | {
+      readonly type: 'attempt_succeeded';
+      readonly task: number;
+      readonly attempt: number;
+      readonly output: unknown;
+      /** The earlier attempt whose output was reused (`<run>/<task run>/<attempt>`), if the body did not run. */
+      readonly cachedFrom?: string;
+    }
   | { readonly type: 'attempt_failed'; readonly task: number; readonly attempt: number; readonly error: TaskError }
   | { readonly type: 'attempt_lost'; readonly task: number; readonly attempt: number }
   /** The engine worked out what a parking task (sleep, wait, approval, subflow) waits for. */

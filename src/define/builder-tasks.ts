@@ -11,7 +11,7 @@
  */
 import { readConsumes, readProduces } from './asset-schema.js';
 import type { AssetDeclaration } from './builder-types.js';
-import { isParkingKind, type RetryPolicy } from '../core/model.js';
+import { CACHEABLE_KINDS, isParkingKind, type RetryPolicy } from '../core/model.js';
 import type { TaskFunction } from '../core/task-context.js';
 import type {
   ApprovalOptions,
@@ -773,7 +773,8 @@ function plainBody(ctx: DraftContext, options: BodyOptions, body: RecordedBody):
     options.timeout !== undefined ||
     options.pool !== undefined ||
     options.produces !== undefined ||
-    options.consumes !== undefined
+    options.consumes !== undefined ||
+    options.cache !== undefined
   ) {
     return undefined;
   }
@@ -827,6 +828,12 @@ function bodyOf(
     for (const p of read.problems) ctx.problem(path.concat('consumes', ...p.path), p.message, p.hint);
     if (read.keys.length) out.consumes = read.keys;
   }
+  if (options.cache !== undefined) {
+    if (!CACHEABLE_KINDS.has(body.kind)) {
+      ctx.problem(path.concat('cache'), `cache applies to function, shell and sql tasks, not ${body.kind} tasks`);
+    } else if (options.cache === 'inputs') out.cache = 'inputs';
+    else ctx.problem(path.concat('cache'), `cache must be 'inputs', not ${JSON.stringify(options.cache)}`);
+  }
   return out;
 }
 
@@ -838,6 +845,7 @@ interface BodyOptions {
   labels?: readonly string[];
   produces?: readonly AssetDeclaration[];
   consumes?: readonly string[];
+  cache?: 'inputs';
 }
 
 /** The body of a function task with no inputs and no settings of its own, per flow. */

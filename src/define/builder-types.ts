@@ -153,6 +153,8 @@ export interface CommonTaskOptions<
   readonly produces?: readonly AssetDeclaration[];
   /** Keys of the assets the body reads, for lineage. */
   readonly consumes?: readonly string[];
+  /** `'inputs'`: reuse the output of an earlier success that read the same (docs/data.md, Result cache). */
+  readonly cache?: 'inputs';
   readonly onFailure?: OnFailureInput<P, X>;
   /** A cleanup task: runs once every other task ended, however the run ends; takes no `after`. */
   readonly finally?: boolean;

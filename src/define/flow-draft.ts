@@ -49,6 +49,7 @@ export interface TaskBody {
   readonly config: Readonly<Record<string, unknown>>;
   readonly produces?: readonly AssetSpec[];
   readonly consumes?: readonly string[];
+  readonly cache?: 'inputs';
 }
 
 export interface DraftTask {

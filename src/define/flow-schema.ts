@@ -85,6 +85,7 @@ export const TaskBaseSchema = z.object({
   with: z.record(z.string(), z.unknown()).optional(),
   produces: ProducesSchema.optional(),
   consumes: ConsumesSchema.optional(),
+  cache: z.literal('inputs', { error: 'must be `inputs` (reuse the output of a run that read the same)' }).optional(),
 });
 
 const COMMAND_RULE = 'must be a non-empty list of strings (argv), or a string when shell is set';

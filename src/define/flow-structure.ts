@@ -993,6 +993,7 @@ function taskSpec(
   if (body.labels?.length) spec.labels = body.labels;
   if (body.produces?.length) spec.produces = body.produces;
   if (body.consumes?.length) spec.consumes = body.consumes;
+  if (body.cache !== undefined) spec.cache = body.cache;
   return spec;
 }
 

@@ -12,7 +12,7 @@
  * from id to task, or as a list of tasks with `id`. Parsed values are kept for
  * normalization; names (ids, depends_on, branches) are checked with the structure.
  */
-import { isParkingKind, type QuorumSpec } from '../core/model.js';
+import { CACHEABLE_KINDS, isParkingKind, type QuorumSpec } from '../core/model.js';
 import type { TriggerRule } from '../core/states.js';
 import {
   TASK_KIND_SCHEMAS,
@@ -79,7 +79,7 @@ const BASE_KEYS = Object.keys(TaskBaseSchema.shape);
 /** Keys that shape the flow, accepted on every task (the structure says where they apply). */
 const SHAPE_KEYS = ['trigger_rule', 'group', 'finally', 'map', 'on_failure'];
 /** Keys of tasks that run something; a choice, a race and a map over a group take none. */
-const RUN_KEYS = ['retry', 'timeout', 'pool', 'labels', 'with', 'produces', 'consumes'];
+const RUN_KEYS = ['retry', 'timeout', 'pool', 'labels', 'with', 'produces', 'consumes', 'cache'];
 /** Keys about worker slots, which tasks the engine carries out itself do not take. */
 const SLOT_KEYS = ['pool', 'labels'];
 const HANDLER_KEYS = Object.keys(HandlerKeysSchema.shape);
@@ -421,6 +421,17 @@ function checkKeys(
           [...path, key],
           `not a key of ${form.kind} tasks, which run no attempt to time out`,
           own ? `Set the wait's own timeout: ${form.kind}: { timeout: … }.` : 'Remove timeout.',
+          'key',
+        ),
+      );
+      continue;
+    }
+    if (form.type === 'body' && key === 'cache' && !CACHEABLE_KINDS.has(form.kind)) {
+      problems.push(
+        problem(
+          [...path, key],
+          `not a key of ${form.kind} tasks: only function, shell and sql tasks reuse an earlier output`,
+          'Remove cache.',
           'key',
         ),
       );

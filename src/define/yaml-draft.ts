@@ -74,6 +74,7 @@ function bodyOf(task: CheckedTask, defaults: TaskDefaults | undefined): TaskBody
   body.config = task.config;
   if (base.produces?.length) body.produces = base.produces;
   if (base.consumes?.length) body.consumes = base.consumes;
+  if (base.cache !== undefined) body.cache = base.cache;
   return body;
 }
 

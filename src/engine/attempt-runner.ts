@@ -22,9 +22,16 @@ import { collectReferences } from '../define/expression.js';
 import type { TaskRunExtras } from './run-scope.js';
 import type { LongTimer } from './long-timer.js';
 import { setLongTimeout } from './long-timer.js';
+import { CACHEABLE_KINDS, type CachedResult, type ResultCache } from './result-cache.js';
 
 export type AttemptResult =
-  { readonly status: 'succeeded'; readonly output: unknown } | { readonly status: 'failed'; readonly error: TaskError };
+  | {
+      readonly status: 'succeeded';
+      readonly output: unknown;
+      /** The earlier attempt whose output was reused instead of running the body (`cache: inputs`). */
+      readonly cachedFrom?: string;
+    }
+  | { readonly status: 'failed'; readonly error: TaskError };
 
 export interface AttemptInput {
   readonly runId: string;
@@ -53,6 +60,12 @@ export interface AttemptInput {
   readonly afterBody?: AfterBodyStep;
   /** The task run's id, map item and handled error, when it is a map instance or a handler. */
   readonly extras?: TaskRunExtras;
+  /** Where a task that declares `cache: inputs` finds and records its outputs; without it, bodies always run. */
+  readonly resultCache?: ResultCache;
+  /** The run's pinned flow version, part of a cache key; without it, nothing is cached. */
+  readonly version?: string;
+  /** The flow's `prefetch` paths, part of a cache key. */
+  readonly prefetch?: readonly string[];
 }
 
 /**
@@ -439,6 +452,31 @@ export async function runAttempt(
         task.timeoutMs,
       );
     }
+    const cache =
+      task.cache === 'inputs' && input.resultCache && CACHEABLE_KINDS.has(task.kind) ? input.resultCache : undefined;
+    const cacheKey = cache
+      ? await keyOf(cache, {
+          flow: input.flow,
+          version: input.version,
+          task,
+          params: input.params,
+          inputs,
+          upstream,
+          scopeTasks,
+          extras,
+          prefetch: input.prefetch ?? [],
+        })
+      : null;
+    if (cache && cacheKey !== null) {
+      const hit = await reusable(cache, cacheKey, input);
+      if (hit) {
+        // The body is not run; the assets it produced are checked and their lineage recorded again.
+        if (input.afterBody && task.produces?.length) {
+          await input.afterBody({ runId: input.runId, flow: input.flow, task, taskRunId, attempt: input.attempt });
+        }
+        return { status: 'succeeded', output: hit.output, cachedFrom: hit.cachedFrom };
+      }
+    }
     let output: unknown;
     try {
       output = await executor.execute({
@@ -470,11 +508,43 @@ export async function runAttempt(
     if (result.status === 'succeeded' && input.afterBody && task.produces?.length) {
       await input.afterBody({ runId: input.runId, flow: input.flow, task, taskRunId, attempt: input.attempt });
     }
+    if (cache && cacheKey !== null && result.status === 'succeeded') {
+      const attempt = { flow: input.flow, taskId: task.id, runId: input.runId, taskRunId, attempt: input.attempt };
+      // An entry not recorded only means a later run computes again: the success stands.
+      await cache.record(cacheKey, attempt, result.output).catch(() => undefined);
+    }
     return result;
   } catch (error) {
     const reason = controller.aborted ? controller.reason : error;
     return { status: 'failed', error: toTaskError(reason, limits.errorLimitBytes) };
   } finally {
     timeout?.cancel();
+  }
+}
+
+/** The cache key of an attempt; null (run the body, record nothing) on any error making it. */
+async function keyOf(cache: ResultCache, attempt: Parameters<ResultCache['key']>[0]): Promise<string | null> {
+  try {
+    return await cache.key(attempt);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The earlier success recorded with the key, if its output can still be read (an output
+ * stored by reference must still be there); null on any doubt, and the body runs.
+ */
+async function reusable(cache: ResultCache, key: string, input: AttemptInput): Promise<CachedResult | null> {
+  try {
+    const hit = await cache.lookup(key, input.flow, input.task.id);
+    if (!hit) return null;
+    if (isPayloadRef(hit.output)) {
+      if (!input.payloads) return null;
+      await input.payloads.load(hit.output);
+    }
+    return hit;
+  } catch {
+    return null;
   }
 }

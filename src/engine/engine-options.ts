@@ -2,6 +2,7 @@
  * The engine's ports and settings: where it finds a flow's code, how it tells time, how it
  * starts child runs, and the options of an engine.
  */
+import type { ResultCache } from './result-cache.js';
 import type { TaskDataProvider } from '../core/task-context.js';
 import type { PayloadStore } from '../core/payload-ref.js';
 import type { AfterBodyStep } from './attempt-runner.js';
@@ -15,6 +16,8 @@ export interface ResolvedFlow {
   /** Folder of the flow file (relative paths resolve from here). */
   readonly flowDir: string;
   readonly resolveFunction: (taskId: string) => TaskFunction | undefined;
+  /** The pinned version (set by the engine that resolved it): part of a result cache key. */
+  readonly version?: string;
 }
 
 /**
@@ -152,6 +155,8 @@ export interface EngineOptions {
   readonly payloadLimitBytes?: number;
   /** Materializes and checks the assets a task produces, after its body succeeded (the runtime's). */
   readonly afterBody?: AfterBodyStep;
+  /** Where tasks that declare `cache: inputs` find earlier outputs (the runtime's). */
+  readonly resultCache?: ResultCache;
   /** Fetches a flow's `prefetch` paths into the cache as its runs start here. */
   readonly prefetch?: Prefetcher;
 }

@@ -185,6 +185,7 @@ export class Engine {
           payloads: options.payloads,
           payloadLimitBytes: options.payloadLimitBytes,
           afterBody: options.afterBody,
+          resultCache: options.resultCache,
           prefetch: options.prefetch,
         }),
       dispatch: () => new QueuedAttempts(host, { store: this.store, errorLimitBytes: this.errorLimit }),
@@ -724,7 +725,7 @@ export class Engine {
     const key = flowKey(flow, version);
     let resolved = this.resolvedFlows.get(key);
     if (!resolved) {
-      resolved = this.flows.resolve(flow, version);
+      resolved = this.flows.resolve(flow, version).then((r) => ({ ...r, version }));
       this.resolvedFlows.set(key, resolved);
       resolved.catch(() => this.resolvedFlows.delete(key));
     }

@@ -4,6 +4,7 @@
  * its controller. A body holds its slot until it has exited, even when its run ended or
  * was dropped: a cancelled shell command holds its slot until it is dead.
  */
+import type { ResultCache } from './result-cache.js';
 import type { LogLine } from '../store/store.js';
 import type { TaskDataProvider } from '../core/task-context.js';
 import type { PayloadStore } from '../core/payload-ref.js';
@@ -35,6 +36,8 @@ export interface InProcessSettings {
   readonly payloadLimitBytes: number | undefined;
   /** Materializes and checks the assets of a task whose body succeeded. */
   readonly afterBody?: AfterBodyStep | undefined;
+  /** Where tasks that declare `cache: inputs` find earlier outputs. */
+  readonly resultCache?: ResultCache | undefined;
   /** Fetches a flow's `prefetch` paths into the cache. */
   readonly prefetch?: Prefetcher | undefined;
 }
@@ -93,7 +96,9 @@ export class InProcessAttempts implements AttemptMode {
       this.host.submit(
         run,
         result.status === 'succeeded'
-          ? { type: 'attempt_succeeded', task, attempt, output: result.output }
+          ? result.cachedFrom === undefined
+            ? { type: 'attempt_succeeded', task, attempt, output: result.output }
+            : { type: 'attempt_succeeded', task, attempt, output: result.output, cachedFrom: result.cachedFrom }
           : { type: 'attempt_failed', task, attempt, error: result.error },
       );
       if (run.finished) this.host.scheduleFlush();
@@ -117,6 +122,9 @@ export class InProcessAttempts implements AttemptMode {
         ...(settings.data ? { data: settings.data } : {}),
         ...(settings.payloads ? { payloads: settings.payloads } : {}),
         ...(settings.afterBody ? { afterBody: settings.afterBody } : {}),
+        ...(settings.resultCache && run.flow.version !== undefined
+          ? { resultCache: settings.resultCache, version: run.flow.version, prefetch: prefetch ?? [] }
+          : {}),
       },
       // Attempt timeouts stay on the real clock, even under a virtual one: they measure how
       // long a body really runs.

@@ -16,6 +16,7 @@ import type {
   AssetMaterialization,
   AssetMaterializationRecord,
   AssetSummary,
+  ResultCacheEntry,
 } from './ports/assets.js';
 import { ASSET_CHECK_SAMPLE_ROWS } from './ports/assets.js';
 
@@ -204,5 +205,30 @@ export function toCheckResult(row: Row): AssetCheckResult {
     failingCount: num(row.failing_count) as number,
     sample: JSON.parse(row.sample as string) as unknown[],
     message: (row.message as string | null) ?? null,
+  };
+}
+
+/** A later success with the same key replaces the entry: both are as good, the newer is likelier still readable. */
+export const UPSERT_RESULT_CACHE = `
+INSERT INTO result_cache (key, flow, task_id, run_id, task_run_id, attempt, output, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET flow = excluded.flow, task_id = excluded.task_id, run_id = excluded.run_id,
+  task_run_id = excluded.task_run_id, attempt = excluded.attempt, output = excluded.output, at = excluded.at`;
+
+export const GET_RESULT_CACHE = `SELECT * FROM result_cache WHERE key = ?`;
+
+export function resultCacheArgs(e: ResultCacheEntry): unknown[] {
+  return [e.key, e.flow, e.taskId, e.runId, e.taskRunId, e.attempt, JSON.stringify(e.output ?? null), e.at];
+}
+
+export function toResultCacheEntry(row: Row): ResultCacheEntry {
+  return {
+    key: String(row.key),
+    flow: String(row.flow),
+    taskId: String(row.task_id),
+    runId: String(row.run_id),
+    taskRunId: String(row.task_run_id),
+    attempt: Number(row.attempt),
+    output: JSON.parse(String(row.output)) as unknown,
+    at: Number(row.at),
   };
 }

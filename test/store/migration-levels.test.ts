@@ -396,8 +396,40 @@ async function checkUpgraded(store: Store, db: OldDatabase, level: number): Prom
       { name: 'rows', kind: 'row_count', severity: 'error', passed: true, failingCount: 0, sample: [], message: null },
     ],
   });
-  expect(await store.listAssets({ limit: 10 })).toMatchObject([{ key: 'orders_clean', stale: false }]);
+  // Level 13 holds an asset of its own, listed beside this one.
+  const listed = await store.listAssets({ limit: 10 });
+  expect(listed.filter((a) => a.key === 'orders_clean')).toMatchObject([{ key: 'orders_clean', stale: false }]);
+  expect(listed.map((a) => a.key)).toEqual(level >= 13 ? ['legacy_orders', 'orders_clean'] : ['orders_clean']);
   expect(await store.upstreamAssets('orders_clean')).toMatchObject([{ key: 'orders_raw', versionRead: null }]);
+  if (level >= 13) {
+    // The rows of level 13: two versions of an asset, the latest made from another's, checks of each.
+    const versions = await store.assetVersions('legacy_orders', { limit: 10 });
+    expect(versions.map((v) => [v.attempt, v.version[1], v.rowCount])).toEqual([
+      [2, '2', 3],
+      [1, '1', 2],
+    ]);
+    expect(versions[1]?.schema).toEqual([{ name: 'id', type: 'BIGINT' }]);
+    expect(await store.getAsset('legacy_orders')).toMatchObject({ latestId: versions[0]?.id, runId: 'r-done' });
+    expect(await store.upstreamAssets('legacy_orders')).toMatchObject([
+      { key: 'legacy_prices', versionRead: 'd1'.repeat(32), latestVersion: null },
+    ]);
+    expect(await store.assetChecks(versions[1]?.id as number)).toMatchObject([
+      { name: 'ids', passed: false, failingCount: 1, sample: [{ id: null }] },
+    ]);
+  }
+
+  // The result cache (migration 14), which no earlier level had: an entry is recorded and read back.
+  await store.recordResultCache({
+    key: 'e'.repeat(64),
+    flow: 'legacy',
+    taskId: 'transform',
+    runId: fresh.id,
+    taskRunId: 'transform',
+    attempt: 1,
+    output: { rows: 3 },
+    at: createdAt,
+  });
+  expect(await store.resultCache('e'.repeat(64))).toMatchObject({ runId: fresh.id, output: { rows: 3 } });
 }
 
 describe('schema levels', () => {

@@ -13,6 +13,8 @@
  * - An asset is stale when an asset its latest materialization read has, by now, a latest
  *   version other than the one read. An input read before Baton knew it as an asset has
  *   no version and never makes its reader stale.
+ * - A result cache key has one entry, the last one recorded: entries are never read as a
+ *   history, only as "the output an attempt with these inputs returned".
  * - Keys compare bytewise on both stores, so that listings page alike everywhere.
  */
 
@@ -111,6 +113,25 @@ export interface AssetVersionOptions {
   readonly beforeId?: number;
 }
 
+/**
+ * A result cache entry: the attempt that succeeded with a cache key (a hash of everything
+ * the attempt read, engine/result-cache.ts) and the output it returned, which a later
+ * attempt with the same key reuses instead of running its body.
+ */
+export interface ResultCacheEntry {
+  readonly key: string;
+  readonly flow: string;
+  readonly taskId: string;
+  readonly runId: string;
+  /** The task run's id: a map instance's own, else the task's. */
+  readonly taskRunId: string;
+  readonly attempt: number;
+  /** The output as the history keeps it (an output stored by reference is its marker). */
+  readonly output: unknown;
+  /** When it was recorded (ms). */
+  readonly at: number;
+}
+
 /** At most this many failing rows are kept with a check result. */
 export const ASSET_CHECK_SAMPLE_ROWS = 20;
 
@@ -148,4 +169,9 @@ export interface Assets {
    * Returns how many went.
    */
   pruneAssetVersions(before: number): Promise<number>;
+
+  /** Records the attempt that succeeded with a cache key; a later recording of the key replaces it. */
+  recordResultCache(entry: ResultCacheEntry): Promise<void>;
+  /** The entry of a cache key, or null when no attempt recorded it. */
+  resultCache(key: string): Promise<ResultCacheEntry | null>;
 }

@@ -1356,4 +1356,22 @@ CREATE TABLE IF NOT EXISTS assets (
 CREATE INDEX IF NOT EXISTS assets_by_latest ON assets (latest_id);
 `,
   },
+  {
+    version: 14,
+    name: 'the result cache',
+    // As in SQLite: one row per cache key, the attempt that last succeeded with it and its
+    // output as JSON text.
+    sql: `
+CREATE TABLE IF NOT EXISTS result_cache (
+  key text PRIMARY KEY,
+  flow text NOT NULL,
+  task_id text NOT NULL,
+  run_id text NOT NULL,
+  task_run_id text NOT NULL,
+  attempt integer NOT NULL,
+  output text NOT NULL,
+  at bigint NOT NULL
+);
+`,
+  },
 ];

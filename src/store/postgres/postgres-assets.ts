@@ -10,6 +10,7 @@ import {
   DOWNSTREAM,
   EXISTING_MATERIALIZATION,
   GET_ASSET,
+  GET_RESULT_CACHE,
   INPUTS_OF,
   INSERT_CHECK,
   INSERT_INPUT,
@@ -17,10 +18,12 @@ import {
   LIST_ASSETS,
   NO_ID_BOUND,
   UPSERT_LATEST,
+  UPSERT_RESULT_CACHE,
   UPSTREAM,
   VERSIONS,
   checkArgs,
   materializationArgs,
+  resultCacheArgs,
   numberedPlaceholders as $,
   toAssetAtLocation,
   toAssetLink,
@@ -28,6 +31,7 @@ import {
   toCheckResult,
   toMaterializations,
   PRUNABLE_VERSIONS,
+  toResultCacheEntry,
 } from '../asset-rows.js';
 import type { PgRunners } from './postgres-data-objects.js';
 import type {
@@ -40,6 +44,7 @@ import type {
   Assets,
   AssetSummary,
   AssetVersionOptions,
+  ResultCacheEntry,
 } from '../ports/assets.js';
 
 export class PostgresAssets implements Assets {
@@ -108,5 +113,14 @@ export class PostgresAssets implements Assets {
       await c.query('DELETE FROM asset_materializations WHERE id = ANY($1::bigint[])', [ids]);
       return ids.length;
     });
+  }
+
+  async recordResultCache(entry: ResultCacheEntry): Promise<void> {
+    await this.pg.q('recording a result cache entry', $(UPSERT_RESULT_CACHE), resultCacheArgs(entry));
+  }
+
+  async resultCache(key: string): Promise<ResultCacheEntry | null> {
+    const rows = await this.pg.q('reading a result cache entry', $(GET_RESULT_CACHE), [key]);
+    return rows[0] ? toResultCacheEntry(rows[0]) : null;
   }
 }

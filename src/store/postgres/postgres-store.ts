@@ -71,6 +71,7 @@ import type {
   AssetMaterializationRecord,
   AssetSummary,
   AssetVersionOptions,
+  ResultCacheEntry,
 } from '../ports/assets.js';
 import { runCreatedEvent } from '../run-created.js';
 import { ClaimedRuns } from '../claimed-runs.js';
@@ -1199,6 +1200,14 @@ export class PostgresStore implements Store {
 
   async pruneAssetVersions(before: number): Promise<number> {
     return this.assets.pruneAssetVersions(before);
+  }
+
+  async recordResultCache(entry: ResultCacheEntry): Promise<void> {
+    return this.assets.recordResultCache(entry);
+  }
+
+  async resultCache(key: string): Promise<ResultCacheEntry | null> {
+    return this.assets.resultCache(key);
   }
 
   async createBackfill(input: NewBackfill): Promise<BackfillRecord> {

@@ -384,4 +384,23 @@ CREATE TABLE IF NOT EXISTS assets (
 CREATE INDEX IF NOT EXISTS assets_by_latest ON assets (latest_id);
 `,
   },
+  {
+    version: 14,
+    name: 'the result cache',
+    // One row per cache key (a hash of everything a task's attempt read): the attempt that
+    // last succeeded with it, and its output as JSON (an output stored by reference keeps
+    // its marker). A later success with the same key replaces the row.
+    sql: `
+CREATE TABLE IF NOT EXISTS result_cache (
+  key TEXT PRIMARY KEY,
+  flow TEXT NOT NULL,
+  task_id TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  task_run_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  output TEXT NOT NULL,
+  at INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
+  },
 ];

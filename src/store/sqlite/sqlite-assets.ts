@@ -11,6 +11,7 @@ import {
   DOWNSTREAM,
   EXISTING_MATERIALIZATION,
   GET_ASSET,
+  GET_RESULT_CACHE,
   INPUTS_OF,
   INSERT_CHECK,
   INSERT_INPUT,
@@ -18,16 +19,19 @@ import {
   LIST_ASSETS,
   NO_ID_BOUND,
   UPSERT_LATEST,
+  UPSERT_RESULT_CACHE,
   UPSTREAM,
   VERSIONS,
   checkArgs,
   materializationArgs,
+  resultCacheArgs,
   toAssetAtLocation,
   toAssetLink,
   toAssetSummary,
   toCheckResult,
   toMaterializations,
   PRUNABLE_VERSIONS,
+  toResultCacheEntry,
 } from '../asset-rows.js';
 import type { Row } from '../rows.js';
 import type {
@@ -40,6 +44,7 @@ import type {
   Assets,
   AssetSummary,
   AssetVersionOptions,
+  ResultCacheEntry,
 } from '../ports/assets.js';
 
 export class SqliteAssets implements Assets {
@@ -132,5 +137,18 @@ export class SqliteAssets implements Assets {
         })
         .immediate(),
     );
+  }
+
+  async recordResultCache(entry: ResultCacheEntry): Promise<void> {
+    this.guard('recording a result cache entry', () =>
+      this.db.prepare(UPSERT_RESULT_CACHE).run(...resultCacheArgs(entry)),
+    );
+  }
+
+  async resultCache(key: string): Promise<ResultCacheEntry | null> {
+    return this.guard('reading a result cache entry', () => {
+      const row = this.db.prepare(GET_RESULT_CACHE).get(key) as Row | undefined;
+      return row ? toResultCacheEntry(row) : null;
+    });
   }
 }

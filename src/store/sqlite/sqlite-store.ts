@@ -68,6 +68,7 @@ import type {
   AssetMaterializationRecord,
   AssetSummary,
   AssetVersionOptions,
+  ResultCacheEntry,
 } from '../ports/assets.js';
 import { MultiRowInsert } from './multi-row-insert.js';
 import { runCreatedEvent } from '../run-created.js';
@@ -1242,6 +1243,14 @@ export class SqliteStore implements Store {
 
   async pruneAssetVersions(before: number): Promise<number> {
     return this.assets.pruneAssetVersions(before);
+  }
+
+  async recordResultCache(entry: ResultCacheEntry): Promise<void> {
+    return this.assets.recordResultCache(entry);
+  }
+
+  async resultCache(key: string): Promise<ResultCacheEntry | null> {
+    return this.assets.resultCache(key);
   }
 
   async createBackfill(input: NewBackfill): Promise<BackfillRecord> {

@@ -238,5 +238,30 @@ export function assetsConformance(factory: StoreFactory): void {
       expect(await store.assetVersions('refused', { limit: 10 })).toEqual([]);
       expect(await store.downstreamAssets('x')).toEqual([]);
     });
+
+    it('keeps one result cache entry per key, the last recorded, with its output as JSON', async () => {
+      const { store } = t;
+      const key = 'a'.repeat(64);
+      expect(await store.resultCache(key)).toBeNull();
+      const first = {
+        key,
+        flow: 'orders',
+        taskId: 'clean',
+        runId: 'run-cache-1',
+        taskRunId: 'clean[2]',
+        attempt: 2,
+        output: { rows: 3, names: ['é', '\u0000'], nested: { ok: true } },
+        at: 5000,
+      };
+      await store.recordResultCache(first);
+      expect(await store.resultCache(key)).toEqual(first);
+      // A null output is an output too: it must not read as "no entry".
+      await store.recordResultCache({ ...first, key: 'b'.repeat(64), output: null });
+      expect(await store.resultCache('b'.repeat(64))).toMatchObject({ output: null });
+      const later = { ...first, runId: 'run-cache-2', taskRunId: 'clean', attempt: 1, output: 7, at: 6000 };
+      await store.recordResultCache(later);
+      expect(await store.resultCache(key)).toEqual(later);
+      expect(await store.resultCache('c'.repeat(64))).toBeNull();
+    });
   });
 }
