@@ -13,8 +13,8 @@ import { renderValue } from '../define/expression.js';
 import { formatDataPath, isDataPath } from '../core/data-path.js';
 import { DiskCache, type CacheStats } from '../data/cache/disk-cache.js';
 import type { ObjectInfo, WriteResult } from '../data/mount.js';
-import { DataNamespace, type DataAccessNote, type MountSummary, type ReadCache } from '../data/namespace.js';
-import type { DataAccess, DataObjectRecord, Store } from '../store/store.js';
+import { DataNamespace, storeRecorder, type MountSummary, type ReadCache } from '../data/namespace.js';
+import type { DataObjectRecord, Store } from '../store/store.js';
 import type { BatonConfig } from './config.js';
 
 /** Runs whose prefetch a process remembers having started. */
@@ -38,7 +38,7 @@ export class ProjectData {
       mounts: config.data.mounts,
       context: { root: config.projectDir, env },
       cache,
-      record: (accesses) => this.record(accesses),
+      record: storeRecorder(store),
     });
   }
 
@@ -178,22 +178,5 @@ export class ProjectData {
   private ttlOf(mount: string): number {
     const config = this.config.data.mounts[mount];
     return config && (config.kind === 's3' || config.kind === 'http') ? (config.ttl ?? 0) : 0;
-  }
-
-  private async record(accesses: readonly DataAccessNote[]): Promise<void> {
-    await this.store.recordDataAccesses(
-      accesses.map((a): DataAccess => {
-        const common = {
-          path: a.path,
-          size: a.size,
-          etag: a.etag,
-          at: a.at,
-          ...(a.actor ? { runId: a.actor.runId, taskId: a.actor.taskId, attempt: a.actor.attempt } : {}),
-        };
-        return a.op === 'write'
-          ? { ...common, op: 'write', sha256: a.sha256, contentType: a.contentType }
-          : { ...common, op: 'read' };
-      }),
-    );
   }
 }

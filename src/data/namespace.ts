@@ -30,6 +30,7 @@ import type {
 } from './mount.js';
 import { openLocalMount } from './local-mount.js';
 import { openHttpMount } from './http-mount.js';
+import type { DataAccess, DataObjects } from '../store/store.js';
 
 /** Who reads or writes: a task's attempt, or nobody in particular (the CLI, a program). */
 export interface DataActor {
@@ -54,6 +55,25 @@ export interface DataAccessNote {
 
 /** Where accesses are recorded (the store's data metadata, through the application layer). */
 export type DataAccessRecorder = (accesses: readonly DataAccessNote[]) => Promise<void>;
+
+/** A recorder that writes accesses as the store's data metadata (ports/data-objects.ts). */
+export function storeRecorder(store: Pick<DataObjects, 'recordDataAccesses'>): DataAccessRecorder {
+  return (accesses) =>
+    store.recordDataAccesses(
+      accesses.map((a): DataAccess => {
+        const common = {
+          path: a.path,
+          size: a.size,
+          etag: a.etag,
+          at: a.at,
+          ...(a.actor ? { runId: a.actor.runId, taskId: a.actor.taskId, attempt: a.actor.attempt } : {}),
+        };
+        return a.op === 'write'
+          ? { ...common, op: 'write', sha256: a.sha256, contentType: a.contentType }
+          : { ...common, op: 'read' };
+      }),
+    );
+}
 
 /** What a remote read goes through: the disk cache (data/cache). */
 export interface ReadCache {

@@ -3,10 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DataNamespace } from '../../src/data/namespace.js';
+import { DataNamespace, storeRecorder } from '../../src/data/namespace.js';
 import { taskDataProvider } from '../../src/data/task-data.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
-import type { DataAccess } from '../../src/store/store.js';
 import { createTestDatabase } from '../store/pg-helpers.js';
 import { rejection } from './pg-mount-helpers.js';
 
@@ -33,17 +32,7 @@ beforeAll(async () => {
       warehouse: { kind: 'postgres', url_env: 'WAREHOUSE_URL' },
     },
     context: { root, env: { WAREHOUSE_URL: database.url } },
-    record: (accesses) =>
-      store.recordDataAccesses(
-        accesses.map((a): DataAccess => ({
-          path: a.path,
-          size: a.size,
-          etag: a.etag,
-          at: a.at,
-          ...(a.actor ? { runId: a.actor.runId, taskId: a.actor.taskId, attempt: a.actor.attempt } : {}),
-          ...(a.op === 'write' ? { op: 'write' as const, sha256: a.sha256 } : { op: 'read' as const }),
-        })),
-      ),
+    record: storeRecorder(store),
     now: () => clock++,
   });
 });

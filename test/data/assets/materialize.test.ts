@@ -14,11 +14,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AssetSpec } from '../../../src/core/asset-spec.js';
 import { checkFailure, materializeAssets } from '../../../src/data/assets/materialize.js';
 import type { MaterializeOptions } from '../../../src/data/assets/materialize.js';
-import { DataNamespace } from '../../../src/data/namespace.js';
+import { DataNamespace, storeRecorder } from '../../../src/data/namespace.js';
 import { taskDataProvider } from '../../../src/data/task-data.js';
 import { readProduces } from '../../../src/define/asset-schema.js';
 import { SqliteStore } from '../../../src/store/sqlite/sqlite-store.js';
-import type { DataAccess } from '../../../src/store/store.js';
 import { createTestDatabase } from '../../store/pg-helpers.js';
 
 const NOW = Date.parse('2024-06-02T12:00:00Z');
@@ -110,17 +109,7 @@ beforeAll(async () => {
       warehouse: { kind: 'postgres', url_env: 'WAREHOUSE_URL' },
     },
     context: { root, env: { WAREHOUSE_URL: database.url } },
-    record: (accesses) =>
-      store.recordDataAccesses(
-        accesses.map((a): DataAccess => ({
-          path: a.path,
-          size: a.size,
-          etag: a.etag,
-          at: a.at,
-          ...(a.actor ? { runId: a.actor.runId, taskId: a.actor.taskId, attempt: a.actor.attempt } : {}),
-          ...(a.op === 'write' ? { op: 'write' as const, sha256: a.sha256 } : { op: 'read' as const }),
-        })),
-      ),
+    record: storeRecorder(store),
   });
   // The asset `references` checks against: customers 10 and 11.
   writeFileSync(join(root, 'lake', 'curated', 'customers.csv'), 'id,name\n10,Ada\n11,Grace\n');
