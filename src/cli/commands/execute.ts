@@ -406,13 +406,10 @@ export async function workerCommand(
     onDiagnostic: (m) => ctx.stderr(`baton worker: ${m}`),
     ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
   });
-  ctx.stderr(
-    postgres
-      ? `baton worker ${worker.id}: executing tasks${labels.length ? ` labelled ${labels.join(', ')}` : ''}`
-      : `baton worker ${worker.id}: executing runs from ${rt.config.databasePath}`,
-  );
+  // The handlers go in before the line that says the worker is up: a supervisor that stops
+  // it on reading that line must find SIGTERM handled, not the default that kills at once.
   const drain = () => worker.drain();
-  await new Promise<void>((resolve) => {
+  const stopped = new Promise<void>((resolve) => {
     const onSignal = (signal: string) => {
       ctx.stderr(`baton worker: ${signal}, draining: finishing running attempts, then stopping`);
       void drain().then(resolve);
@@ -420,6 +417,12 @@ export async function workerCommand(
     process.once('SIGTERM', () => onSignal('SIGTERM'));
     process.once('SIGINT', () => onSignal('SIGINT'));
   });
+  ctx.stderr(
+    postgres
+      ? `baton worker ${worker.id}: executing tasks${labels.length ? ` labelled ${labels.join(', ')}` : ''}`
+      : `baton worker ${worker.id}: executing runs from ${rt.config.databasePath}`,
+  );
+  await stopped;
   await rt.close();
   ctx.stderr('baton worker: stopped');
   return 0;
@@ -464,9 +467,8 @@ export async function schedulerCommand(
     onDiagnostic: (m) => ctx.stderr(`baton scheduler: ${m}`),
     onLeadership: (leading) => ctx.stderr(`baton scheduler: ${leading ? 'leading' : 'standing by'}`),
   });
-  ctx.stderr('baton scheduler: started; standing by until it holds the leadership');
-  scheduler.start();
-  await new Promise<void>((resolve) => {
+  // The handlers go in before the line that says the scheduler is up (see the worker above).
+  const stopped = new Promise<void>((resolve) => {
     const onSignal = (signal: string) => {
       ctx.stderr(`baton scheduler: ${signal}, handing over`);
       void (webhooks?.stop() ?? Promise.resolve()).then(() => scheduler.stop()).then(resolve);
@@ -474,6 +476,9 @@ export async function schedulerCommand(
     process.once('SIGTERM', () => onSignal('SIGTERM'));
     process.once('SIGINT', () => onSignal('SIGINT'));
   });
+  ctx.stderr('baton scheduler: started; standing by until it holds the leadership');
+  scheduler.start();
+  await stopped;
   await rt.close();
   ctx.stderr('baton scheduler: stopped');
   return 0;
