@@ -161,6 +161,7 @@ export async function createRuntime(
   const payloads = namespacePayloads(data.namespace, config.data.payloads);
   const assets = new ProjectAssets(store, data.namespace);
   const afterBody = assets.afterBody();
+  const resultCache = new ProjectResultCache(store, data.namespace);
   const children: ChildRunLauncher = {
     async launch(request) {
       let loaded: LoadedFlow;
@@ -230,7 +231,7 @@ export async function createRuntime(
     payloads,
     payloadLimitBytes: config.payloadLimitBytes,
     afterBody,
-    resultCache: new ProjectResultCache(store, data.namespace),
+    resultCache,
     prefetch: (runId, paths, params) => data.prefetch(runId, paths, params),
     // On PostgreSQL a creating commit costs more round trips than a creation and a claim,
     // and holds up the worker's other commits meanwhile: there runs are created queued.
@@ -266,6 +267,7 @@ export async function createRuntime(
         payloads,
         payloadLimitBytes: config.payloadLimitBytes,
         afterBody,
+        resultCache,
         prefetch: (runId, paths, params) => data.prefetch(runId, paths, params),
         ...(faults ? { faults } : {}),
         ...(clock ? { clock } : {}),

@@ -169,7 +169,9 @@ export class QueuedAttempts implements AttemptMode {
     if (running && running.attempt === o.attempt) this.host.releaseSlot(run, o.task);
     const input: RunInput =
       o.status === 'succeeded'
-        ? { type: 'attempt_succeeded', task: o.task, attempt: o.attempt, output: o.output }
+        ? o.cachedFrom === undefined
+          ? { type: 'attempt_succeeded', task: o.task, attempt: o.attempt, output: o.output }
+          : { type: 'attempt_succeeded', task: o.task, attempt: o.attempt, output: o.output, cachedFrom: o.cachedFrom }
         : o.status === 'failed'
           ? {
               type: 'attempt_failed',

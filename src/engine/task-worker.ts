@@ -29,6 +29,7 @@ import { runAttempt, toTaskError } from './attempt-runner.js';
 import type { AfterBodyStep, AttemptResult, TaskScope } from './attempt-runner.js';
 import type { EngineClock, EngineFaults, FlowResolver, ResolvedFlow } from './engine.js';
 import type { Prefetcher } from './engine-options.js';
+import type { ResultCache } from './result-cache.js';
 import type { ExecutorRegistry } from './executor.js';
 import { AttemptAbort } from './executor.js';
 import { AttemptController } from './attempt-controller.js';
@@ -69,6 +70,8 @@ export interface TaskWorkerOptions {
   readonly afterBody?: AfterBodyStep;
   /** Fetches a flow's `prefetch` paths into the cache as its runs' attempts start here. */
   readonly prefetch?: Prefetcher;
+  /** Reuses earlier outputs of `cache: inputs` tasks whose inputs are unchanged. */
+  readonly resultCache?: ResultCache;
 }
 
 interface Running {
@@ -91,6 +94,7 @@ export class TaskWorker {
       | 'payloads'
       | 'payloadLimitBytes'
       | 'afterBody'
+      | 'resultCache'
       | 'prefetch'
     >
   >;
@@ -282,6 +286,10 @@ export class TaskWorker {
         ...(this.options.data ? { data: this.options.data } : {}),
         ...(this.options.payloads ? { payloads: this.options.payloads } : {}),
         ...(this.options.afterBody ? { afterBody: this.options.afterBody } : {}),
+        // The claim carries the run's pinned version: the one its key is made with.
+        ...(this.options.resultCache
+          ? { resultCache: this.options.resultCache, version: flow.version ?? claim.version, prefetch: prefetch ?? [] }
+          : {}),
       },
       {
         outputLimitBytes: this.o.outputLimitBytes,
@@ -305,7 +313,13 @@ export class TaskWorker {
     }
     this.completions.push(
       result.status === 'succeeded'
-        ? { id: r.claim.id, token: r.claim.token, status: 'succeeded', output: result.output }
+        ? {
+            id: r.claim.id,
+            token: r.claim.token,
+            status: 'succeeded',
+            output: result.output,
+            ...(result.cachedFrom !== undefined ? { cachedFrom: result.cachedFrom } : {}),
+          }
         : { id: r.claim.id, token: r.claim.token, status: 'failed', error: result.error },
     );
     this.scheduleFlush();

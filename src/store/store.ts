@@ -463,6 +463,8 @@ export interface TaskCompletion {
   readonly status: 'succeeded' | 'failed';
   readonly output?: unknown;
   readonly error?: TaskError;
+  /** A success reused from the result cache (`cache: inputs`): `<run>/<task run>/<attempt>`. */
+  readonly cachedFrom?: string;
 }
 
 /** An outcome for the run's owner: finished by a worker, or lost with an expired claim. */
@@ -474,6 +476,8 @@ export interface TaskOutcome {
   readonly status: 'succeeded' | 'failed' | 'lost';
   readonly output?: unknown;
   readonly error?: TaskError;
+  /** As in TaskCompletion. */
+  readonly cachedFrom?: string;
 }
 
 /** What a worker learns when it renews its claims. */

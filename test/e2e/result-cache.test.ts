@@ -4,15 +4,28 @@
  * body counts its runs in a file), and its history and `baton show` say so; a rewritten
  * input file, other params, another task definition or code, and a new version of a
  * consumed asset each run the body again; a task without `cache: inputs` always runs.
+ * On PostgreSQL, attempts run by `baton worker` processes reuse outputs the same way.
  */
 import { readFileSync, utimesSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Runtime } from '../../src/app/runtime.js';
 import { createRun, openRuntime } from '../../src/app/runtime.js';
-import { baton, describeResult, useTempDirs } from './cli-helpers.js';
+import { createTestDatabase } from '../store/pg-helpers.js';
+import type { BatonProcess } from './cli-helpers.js';
+import { baton, describeResult, parseJson, startBaton, useTempDirs, waitFor } from './cli-helpers.js';
 
 const temp = useTempDirs();
+const drops: (() => Promise<void>)[] = [];
+const procs: BatonProcess[] = [];
+
+afterEach(async () => {
+  for (const p of procs.splice(0)) {
+    p.kill('SIGKILL');
+    await p.done.catch(() => undefined);
+  }
+  for (const drop of drops.splice(0)) await drop();
+});
 
 // Each body appends its task's name to count.log: the number of lines is how often it ran.
 const TASKS = `
@@ -237,4 +250,57 @@ describe('result cache (cache: inputs)', () => {
     });
     expect(counts(dir).total).toBe(3);
   });
+});
+
+describe('result cache on PostgreSQL, with baton scheduler and baton worker processes', () => {
+  it('a worker reuses the output and the history records where it came from', async () => {
+    const db = await createTestDatabase();
+    drops.push(db.drop);
+    const dir = project();
+    writeFileSync(
+      join(dir, 'baton.yaml'),
+      'lease: 2s\ndata:\n  mounts:\n    lake: { kind: local, path: lake }\n',
+    );
+    const o = { cwd: dir, env: { BATON_DATABASE_URL: db.url } };
+    const migrated = await baton(['db', 'migrate'], o);
+    expect(migrated.code, describeResult(migrated)).toBe(0);
+    const scheduler = startBaton(['scheduler'], { ...o, timeoutMs: 60_000 });
+    const worker = startBaton(['worker'], { ...o, timeoutMs: 60_000 });
+    procs.push(scheduler, worker);
+    await waitFor(() => (scheduler.stderr().includes('leading') ? true : undefined), {
+      timeoutMs: 15_000,
+      what: 'the scheduler to lead',
+    });
+
+    const runWaited = async (args: string[]): Promise<string> => {
+      const result = await baton(['run', ...args, '--wait', '--json'], { ...o, timeoutMs: 30_000 });
+      expect(result.code, describeResult(result)).toBe(0);
+      const run = parseJson<{ id: string; state: string }>(result);
+      expect(run.state).toBe('succeeded');
+      return run.id;
+    };
+    const successOf = async (runId: string, task: string): Promise<Record<string, unknown> | undefined> => {
+      const show = parseJson<{ events: Record<string, unknown>[] }>(
+        await baton(['show', runId, '--json', '--events'], o),
+      );
+      return show.events.find((e) => e.type === 'task_succeeded' && e.task === task);
+    };
+
+    await runWaited(['source']);
+    const first = await runWaited(['report', '--param', 'n=3']);
+    const second = await runWaited(['report', '--param', 'n=3']);
+    expect(counts(dir)).toEqual({ total: 1, plain: 2 });
+    expect((await successOf(first, 'total'))?.cachedFrom).toBeUndefined();
+    expect(await successOf(second, 'total')).toMatchObject({
+      output: { rows: 2, n: 3 },
+      cachedFrom: `${first}/total/1`,
+    });
+    // Other params: a miss, the body runs in the worker.
+    const third = await runWaited(['report', '--param', 'n=4']);
+    expect(counts(dir).total).toBe(2);
+    expect((await successOf(third, 'total'))?.cachedFrom).toBeUndefined();
+
+    for (const p of [scheduler, worker]) p.kill('SIGTERM');
+    for (const p of [scheduler, worker]) expect((await p.done).code).toBe(0);
+  }, 90_000);
 });

@@ -149,7 +149,24 @@ interface NotifiedOutcome {
   readonly runId: string;
   readonly task: number;
   readonly attempt: number;
-  readonly result: { status: 'succeeded' | 'failed'; output: unknown; error: TaskError | null };
+  readonly result: StoredResult;
+}
+
+/** A completion as the task queue keeps it (the `result` column). */
+interface StoredResult {
+  readonly status: 'succeeded' | 'failed';
+  readonly output: unknown;
+  readonly error: TaskError | null;
+  readonly cachedFrom?: string;
+}
+
+function outcomeOf(result: StoredResult): Pick<TaskOutcome, 'status' | 'output' | 'error' | 'cachedFrom'> {
+  return {
+    status: result.status,
+    output: result.output,
+    ...(result.error ? { error: result.error } : {}),
+    ...(typeof result.cachedFrom === 'string' ? { cachedFrom: result.cachedFrom } : {}),
+  };
 }
 
 /** Outcomes carried by a `baton_results` notification, if it carries them. */
@@ -161,9 +178,7 @@ function parseOutcomes(payload: string | undefined): TaskOutcome[] | undefined {
       runId: o.runId,
       task: o.task,
       attempt: o.attempt,
-      status: o.result.status,
-      output: o.result.output,
-      ...(o.result.error ? { error: o.result.error } : {}),
+      ...outcomeOf(o.result),
     }));
   } catch {
     return undefined;
@@ -782,7 +797,12 @@ export class PostgresStore implements Store {
     const payload = results.map((r) => ({
       id: Number(r.id),
       token: r.token,
-      result: { status: r.status, output: r.output ?? null, error: r.error ?? null },
+      result: {
+        status: r.status,
+        output: r.output ?? null,
+        error: r.error ?? null,
+        ...(r.cachedFrom !== undefined ? { cachedFrom: r.cachedFrom } : {}),
+      },
     }));
     const rows = await this.q('completing tasks', 'SELECT baton_complete($1::jsonb) AS refused', [
       JSON.stringify(payload),
@@ -826,13 +846,7 @@ export class PostgresStore implements Store {
         attempt: Number(row.attempt),
       };
       if (row.status === 'lost') return { ...base, status: 'lost' as const };
-      const result = row.result as { status: 'succeeded' | 'failed'; output: unknown; error: TaskError | null };
-      return {
-        ...base,
-        status: result.status,
-        output: result.output,
-        ...(result.error ? { error: result.error } : {}),
-      };
+      return { ...base, ...outcomeOf(row.result as StoredResult) };
     });
   }
 

@@ -998,7 +998,12 @@ export class SqliteStore implements Store {
       const tx = this.db.transaction(() => {
         const refused: string[] = [];
         for (const r of results) {
-          const result = JSON.stringify({ status: r.status, output: r.output ?? null, error: r.error ?? null });
+          const result = JSON.stringify({
+            status: r.status,
+            output: r.output ?? null,
+            error: r.error ?? null,
+            ...(r.cachedFrom !== undefined ? { cachedFrom: r.cachedFrom } : {}),
+          });
           if (this.stmt.completeTask.run(result, Number(r.id), r.token).changes === 0) refused.push(r.id);
         }
         return { refused };
@@ -1023,12 +1028,14 @@ export class SqliteStore implements Store {
               status: 'succeeded' | 'failed';
               output: unknown;
               error: TaskError | null;
+              cachedFrom?: string;
             };
             out.push({
               ...base,
               status: result.status,
               output: result.output,
               ...(result.error ? { error: result.error } : {}),
+              ...(typeof result.cachedFrom === 'string' ? { cachedFrom: result.cachedFrom } : {}),
             });
           }
         }
