@@ -257,10 +257,7 @@ describe('result cache on PostgreSQL, with baton scheduler and baton worker proc
     const db = await createTestDatabase();
     drops.push(db.drop);
     const dir = project();
-    writeFileSync(
-      join(dir, 'baton.yaml'),
-      'lease: 2s\ndata:\n  mounts:\n    lake: { kind: local, path: lake }\n',
-    );
+    writeFileSync(join(dir, 'baton.yaml'), 'lease: 2s\ndata:\n  mounts:\n    lake: { kind: local, path: lake }\n');
     const o = { cwd: dir, env: { BATON_DATABASE_URL: db.url } };
     const migrated = await baton(['db', 'migrate'], o);
     expect(migrated.code, describeResult(migrated)).toBe(0);
