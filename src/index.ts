@@ -61,6 +61,7 @@ export type {
   AssetInfo,
   AssetLink,
   AssetMaterializationRecord,
+  RunAssetInfo,
   BatonClient,
   CancelOptions,
   ClientOptions,

@@ -9,7 +9,13 @@ import { BatonError } from '../core/errors.js';
 import { checkFailure, materializeAssets } from '../data/assets/materialize.js';
 import type { DataNamespace } from '../data/namespace.js';
 import type { AfterBodyStep } from '../engine/attempt-runner.js';
-import type { AssetCheckResult, AssetLink, AssetMaterializationRecord, AssetSummary } from '../store/ports/assets.js';
+import type {
+  AssetCheckResult,
+  AssetLink,
+  AssetMaterializationRecord,
+  AssetSummary,
+  RunMaterialization,
+} from '../store/ports/assets.js';
 import type { Store } from '../store/store.js';
 import type { LoadedFlow } from './flow-catalog.js';
 import type { StartedRun } from './runs.js';
@@ -33,6 +39,8 @@ export interface AssetDetail {
 export const ASSETS_DEFAULT_LIMIT = 1000;
 /** Most versions `show` returns when no limit is given. */
 export const VERSIONS_DEFAULT_LIMIT = 20;
+/** Most materializations of one run returned when no limit is given. */
+export const RUN_ASSETS_DEFAULT_LIMIT = 100;
 
 /** The assets of a project, read from its store. */
 export class ProjectAssets {
@@ -67,6 +75,14 @@ export class ProjectAssets {
       this.store.assetChecks(asset.latestId),
     ]);
     return { asset, versions, upstream, downstream, checks };
+  }
+
+  /**
+   * What a run materialized, in the order it was recorded (one entry per asset and
+   * attempt, a failed check's attempt included), with inputs and check results.
+   */
+  ofRun(runId: string, options: { readonly limit?: number } = {}): Promise<RunMaterialization[]> {
+    return this.store.runMaterializations(runId, options.limit ?? RUN_ASSETS_DEFAULT_LIMIT);
   }
 
   /**

@@ -22,6 +22,7 @@ import { RunHandle, runInfo } from './run-handle.js';
 import type {
   AssetDetail,
   AssetInfo,
+  RunAssetInfo,
   CancelOptions,
   ClientOptions,
   DecisionOptions,
@@ -308,6 +309,16 @@ export class BatonClient {
   async asset(key: string, options: { readonly limit?: number } = {}): Promise<AssetDetail> {
     this.open();
     return this.rt.assets.show(key, options);
+  }
+
+  /**
+   * What a run materialized: one entry per asset and attempt (an attempt that failed a
+   * check included), in the order recorded, each with its version, location, rows, the
+   * versions it read and its check results. At most `limit` (default 100).
+   */
+  async runAssets(runId: string, options: { readonly limit?: number } = {}): Promise<RunAssetInfo[]> {
+    this.open();
+    return this.rt.assets.ofRun(runId, options);
   }
 
   /**

@@ -215,7 +215,7 @@ export interface Worker {
 /** What `start` accepts as a flow: its name (or file path), or its definition in code. */
 export type FlowInput = string | FlowDefinition;
 
-/** Assets as the client returns them (`assets()`, `asset(key)`). */
+/** Assets as the client returns them (`assets()`, `asset(key)`, `runAssets(runId)`). */
 export type { AssetDetail } from '../app/assets.js';
 export type {
   AssetCheckResult,
@@ -224,4 +224,5 @@ export type {
   AssetLink,
   AssetMaterializationRecord,
   AssetSummary as AssetInfo,
+  RunMaterialization as RunAssetInfo,
 } from '../store/ports/assets.js';

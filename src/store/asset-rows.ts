@@ -17,6 +17,7 @@ import type {
   AssetMaterializationRecord,
   AssetSummary,
   ResultCacheEntry,
+  RunMaterialization,
 } from './ports/assets.js';
 import { ASSET_CHECK_SAMPLE_ROWS } from './ports/assets.js';
 
@@ -89,6 +90,14 @@ export const AT_LOCATIONS = (locations: readonly string[]): string =>
    WHERE m.location IN (${locations.map(() => '?').join(', ')}) ORDER BY a.key`;
 
 export const CHECKS_OF = `SELECT * FROM asset_check_results WHERE materialization_id = ? ORDER BY position`;
+
+/** A run's materializations; the unique key (run_id, task_id, attempt, asset_key) serves it. */
+export const RUN_MATERIALIZATIONS = `SELECT * FROM asset_materializations WHERE run_id = ? ORDER BY id LIMIT ?`;
+
+/** Check results of several materializations, one placeholder per id. */
+export const CHECKS_OF_MANY = (ids: readonly number[]): string =>
+  `SELECT * FROM asset_check_results WHERE materialization_id IN (${ids.map(() => '?').join(', ')})
+   ORDER BY materialization_id, position`;
 
 /** Materializations older than a time that are no asset's latest: what retention deletes. */
 export const PRUNABLE_VERSIONS = `SELECT m.id FROM asset_materializations m
@@ -194,6 +203,22 @@ export function toMaterializations(rows: readonly Row[], inputRows: readonly Row
 
 export function toAssetAtLocation(row: Row): AssetAtLocation {
   return { key: row.key as string, location: row.location as string, version: row.version as string };
+}
+
+/** Materializations with their inputs and their check results (rows of asset_check_results). */
+export function toRunMaterializations(
+  rows: readonly Row[],
+  inputRows: readonly Row[],
+  checkRows: readonly Row[],
+): RunMaterialization[] {
+  const checks = new Map<number, AssetCheckResult[]>();
+  for (const row of checkRows) {
+    const id = num(row.materialization_id) as number;
+    let list = checks.get(id);
+    if (!list) checks.set(id, (list = []));
+    list.push(toCheckResult(row));
+  }
+  return toMaterializations(rows, inputRows).map((m) => ({ ...m, checks: checks.get(m.id) ?? [] }));
 }
 
 export function toCheckResult(row: Row): AssetCheckResult {

@@ -201,6 +201,56 @@ describe('assets through the runtime and the CLI', () => {
     expect(show.stdout).toContain('{"order_id":"2","customer_id":null,"total":"9"}');
   });
 
+  it('lists what a run materialized and its check results in baton show, its JSON and the client', async () => {
+    const dir = project();
+    const rt = await openRuntime({ cwd: dir, env: {} });
+    let runId: string;
+    try {
+      runId = await runFlow(rt, dir, {});
+    } finally {
+      await rt.close();
+    }
+    const show = await baton(['show', runId], { cwd: dir });
+    expect(show.code, describeResult(show)).toBe(0);
+    expect(show.stdout).toMatch(/assets\n\s*ASSET\s+VERSION\s+TASK\s+ATTEMPT\s+ROWS\s+CHECKS/);
+    expect(show.stdout).toMatch(/orders_raw\s+[0-9a-f]{12}\s+pull\s+1\s+3\s+-/);
+    expect(show.stdout).toMatch(/orders_clean\s+[0-9a-f]{12}\s+clean\s+1\s+3\s+1 passed, 2 FAILED \(error, warn\)/);
+    expect(show.stdout).toContain('checks of orders_clean (task clean, attempt 1)');
+    expect(show.stdout).toMatch(/not_null\(customer_id\)\s+error\s+FAILED\s+1/);
+    expect(show.stdout).toMatch(/unique\(order_id\)\s+warn\s+FAILED\s+2/);
+    expect(show.stdout).toMatch(/no_negative_totals\s+error\s+passed\s+0/);
+    expect(show.stdout).toContain('{"order_id":"2","customer_id":null,"total":"9"}');
+
+    const json = parseJson<{ assets: { asset: string; task: string; checks: Record<string, unknown>[] }[] }>(
+      await baton(['show', runId, '--json'], { cwd: dir }),
+    );
+    expect(json.assets.map((a) => [a.asset, a.task])).toEqual([
+      ['orders_raw', 'pull'],
+      ['orders_clean', 'clean'],
+    ]);
+    expect(json.assets[1]?.checks[0]).toEqual({
+      name: 'not_null(customer_id)',
+      kind: 'not_null',
+      severity: 'error',
+      passed: false,
+      failing_count: 1,
+      message: null,
+      sample: [{ order_id: '2', customer_id: null, total: '9' }],
+    });
+
+    const client = await openClient({ project: dir });
+    try {
+      const assets = await client.runAssets(runId);
+      expect(assets.map((a) => [a.assetKey, a.checks.filter((c) => !c.passed).map((c) => c.name)])).toEqual([
+        ['orders_raw', []],
+        ['orders_clean', ['not_null(customer_id)', 'unique(order_id)']],
+      ]);
+      expect(await client.runAssets('rnothing')).toEqual([]);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('links assets across two flows and shows the reader stale once the first flow writes new data', async () => {
     const dir = project();
     const rt = await openRuntime({ cwd: dir, env: {} });

@@ -9,9 +9,10 @@ import type { AssetDetail } from '../../app/assets.js';
 import type { ProjectAssets } from '../../app/assets.js';
 import { materializeAsset } from '../../app/assets.js';
 import { openRuntime } from '../../app/runtime.js';
-import type { AssetCheckResult, AssetSummary } from '../../store/ports/assets.js';
+import type { AssetSummary } from '../../store/ports/assets.js';
 import type { CliContext } from '../context.js';
 import { runJson, table, time } from '../render.js';
+import { renderChecks, shortVersion as short } from '../render-assets.js';
 
 interface JsonFlag {
   readonly json?: boolean;
@@ -24,11 +25,6 @@ async function withAssets(ctx: CliContext, fn: (assets: ProjectAssets) => Promis
   } finally {
     await rt.close();
   }
-}
-
-/** A version as people read it: the first 12 hex digits, as git shortens hashes. */
-function short(version: string | null): string {
-  return version === null ? '-' : version.slice(0, 12);
 }
 
 export function assetsCommand(ctx: CliContext, o: JsonFlag & { readonly limit?: number }): Promise<number> {
@@ -133,18 +129,4 @@ export function renderAssetDetail(d: AssetDetail): string {
     ),
   );
   return lines.join('\n');
-}
-
-function renderChecks(checks: readonly AssetCheckResult[]): string {
-  const rows = table(
-    ['CHECK', 'SEVERITY', 'RESULT', 'FAILING'],
-    checks.map((c) => [c.name, c.severity, c.passed ? 'passed' : 'FAILED', String(c.failingCount)]),
-  );
-  const details = checks
-    .filter((c) => !c.passed)
-    .flatMap((c) => [
-      `  ${c.name}: ${c.message ?? `${c.failingCount} failing row${c.failingCount === 1 ? '' : 's'}`}`,
-      ...c.sample.slice(0, 5).map((row) => `    ${JSON.stringify(row)}`),
-    ]);
-  return details.length === 0 ? rows : `${rows}\n${details.join('\n')}`;
 }

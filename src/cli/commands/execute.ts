@@ -224,10 +224,11 @@ async function printRun(
   runId: string,
   flags: { json?: boolean; quiet?: boolean },
 ): Promise<void> {
-  const { loadShowData, showJson } = await import('./inspect.js');
+  const { assetsSection, loadShowData, showJson } = await import('./inspect.js');
   const data = await loadShowData(ctx, rt, runId);
   if (flags.json) ctx.stdout(JSON.stringify(showJson(data), null, 2));
-  else ctx.stdout(renderShow(data.run, data.tasks, { state: data.state, children: data.children }));
+  else
+    ctx.stdout(renderShow(data.run, data.tasks, { state: data.state, children: data.children }) + assetsSection(data));
 }
 
 export async function runCommand(ctx: CliContext, flowRef: string, flags: RunFlags): Promise<number> {

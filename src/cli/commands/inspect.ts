@@ -15,6 +15,7 @@ import { parseLabelAssignments } from '../../app/runs.js';
 import type { Runtime } from '../../app/runtime.js';
 import { openCatalog, openRuntime } from '../../app/runtime.js';
 import type { RunRecord, StoredEvent, StoredLogLine, TaskRunRecord } from '../../store/store.js';
+import type { RunMaterialization } from '../../store/ports/assets.js';
 import type { CliContext } from '../context.js';
 import {
   failureJson,
@@ -30,6 +31,7 @@ import {
   time,
 } from '../render.js';
 import { renderTaskDetail, taskAttempts, taskDetailJson } from '../task-detail.js';
+import { renderRunAssets, runAssetJson } from '../render-assets.js';
 import { statSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
@@ -82,6 +84,8 @@ export async function runsCommand(
 
 /** Child runs listed by `show`, at most this many. */
 const CHILDREN_SHOWN = 1000;
+/** Materializations listed by `show`, at most this many. */
+const ASSETS_SHOWN = 100;
 
 /** What `show` prints of a run: its record, task runs, folded state (when it can be had) and child runs. */
 export interface ShowData {
@@ -89,6 +93,10 @@ export interface ShowData {
   readonly tasks: readonly TaskRunRecord[];
   readonly state: RunState | null;
   readonly children: readonly RunRecord[];
+  /** What the run materialized, at most ASSETS_SHOWN, with its check results. */
+  readonly assets: readonly RunMaterialization[];
+  /** More than ASSETS_SHOWN were materialized. */
+  readonly moreAssets: boolean;
 }
 
 export async function loadShowData(ctx: CliContext, rt: Runtime, runId: string): Promise<ShowData> {
@@ -110,7 +118,20 @@ export async function loadShowData(ctx: CliContext, rt: Runtime, runId: string):
   const children = (await rt.store.listRuns({ parentRunId: runId, limit: CHILDREN_SHOWN })).sort(
     (a, b) => a.createdAt - b.createdAt || naturalOrder(a.parentTask ?? '', b.parentTask ?? ''),
   );
-  return { run, tasks, state, children };
+  const assets = await rt.assets.ofRun(runId, { limit: ASSETS_SHOWN + 1 });
+  return {
+    run,
+    tasks,
+    state,
+    children,
+    assets: assets.slice(0, ASSETS_SHOWN),
+    moreAssets: assets.length > ASSETS_SHOWN,
+  };
+}
+
+/** What the run materialized and the results of its checks, under the rest of `show`; empty if nothing. */
+export function assetsSection(data: ShowData): string {
+  return data.assets.length === 0 ? '' : `\n\n${renderRunAssets(data.assets, data.moreAssets)}`;
 }
 
 /** The JSON printed by `show --json` (and by `run --json` once the run ended). */
@@ -121,6 +142,7 @@ export function showJson(data: ShowData): Record<string, unknown> {
     parent: run.parentRunId ? { run: run.parentRunId, task: run.parentTask } : null,
     children: data.children.map((c) => ({ ...runJson(c), parent_task: c.parentTask })),
     tasks: data.tasks.map((t) => taskJsonWith(t, data.state)),
+    assets: data.assets.map(runAssetJson),
     failure: failureJson(failureSummary(run, data.tasks)),
   };
 }
@@ -192,7 +214,7 @@ export async function showCommand(ctx: CliContext, ref: string, flags: ShowFlags
           expand: flags.expand ?? false,
           children: data.children,
           full: flags.full ?? false,
-        }),
+        }) + assetsSection(data),
       );
       if (flags.events) {
         ctx.stdout(

@@ -71,6 +71,11 @@ export interface AssetMaterializationRecord extends Omit<AssetMaterialization, '
   readonly id: number;
 }
 
+/** A materialization a run recorded, with its check results: what `baton show` lists. */
+export interface RunMaterialization extends AssetMaterializationRecord {
+  readonly checks: readonly AssetCheckResult[];
+}
+
 /** An asset as listings show it: its latest materialization, and whether it is stale. */
 export interface AssetSummary {
   readonly key: string;
@@ -162,6 +167,11 @@ export interface Assets {
   assetsAtLocations(locations: readonly string[]): Promise<AssetAtLocation[]>;
   /** The check results of one materialization, in the order they were recorded. */
   assetChecks(materializationId: number): Promise<AssetCheckResult[]>;
+  /**
+   * The materializations one run recorded, in the order they were recorded, with their
+   * inputs and check results; at most `limit`.
+   */
+  runMaterializations(runId: string, limit: number): Promise<RunMaterialization[]>;
   /**
    * Retention (`baton db prune`): deletes the materializations recorded before `before`
    * (ms), with their inputs and check results, except each asset's latest one, which stays

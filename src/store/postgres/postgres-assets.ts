@@ -7,6 +7,7 @@
 import {
   AT_LOCATIONS,
   CHECKS_OF,
+  CHECKS_OF_MANY,
   DOWNSTREAM,
   EXISTING_MATERIALIZATION,
   GET_ASSET,
@@ -31,12 +32,15 @@ import {
   toCheckResult,
   toMaterializations,
   PRUNABLE_VERSIONS,
+  RUN_MATERIALIZATIONS,
   toResultCacheEntry,
+  toRunMaterializations,
 } from '../asset-rows.js';
 import type { PgRunners } from './postgres-data-objects.js';
 import type {
   AssetAtLocation,
   AssetCheckResult,
+  RunMaterialization,
   AssetLink,
   AssetListOptions,
   AssetMaterialization,
@@ -102,6 +106,17 @@ export class PostgresAssets implements Assets {
 
   async assetChecks(materializationId: number): Promise<AssetCheckResult[]> {
     return (await this.pg.q('reading asset checks', $(CHECKS_OF), [materializationId])).map(toCheckResult);
+  }
+
+  async runMaterializations(runId: string, limit: number): Promise<RunMaterialization[]> {
+    const rows = await this.pg.q('reading the assets of a run', $(RUN_MATERIALIZATIONS), [runId, limit]);
+    const ids = rows.map((r) => Number(r.id));
+    if (ids.length === 0) return [];
+    const [inputs, checks] = await Promise.all([
+      this.pg.q('reading asset inputs', $(INPUTS_OF(ids)), ids),
+      this.pg.q('reading asset checks', $(CHECKS_OF_MANY(ids)), ids),
+    ]);
+    return toRunMaterializations(rows, inputs, checks);
   }
 
   async pruneAssetVersions(before: number): Promise<number> {

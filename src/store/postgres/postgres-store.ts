@@ -65,6 +65,7 @@ import { PostgresAssets } from './postgres-assets.js';
 import type {
   AssetAtLocation,
   AssetCheckResult,
+  RunMaterialization,
   AssetLink,
   AssetListOptions,
   AssetMaterialization,
@@ -1210,6 +1211,10 @@ export class PostgresStore implements Store {
 
   async assetChecks(materializationId: number): Promise<AssetCheckResult[]> {
     return this.assets.assetChecks(materializationId);
+  }
+
+  async runMaterializations(runId: string, limit: number): Promise<RunMaterialization[]> {
+    return this.assets.runMaterializations(runId, limit);
   }
 
   async pruneAssetVersions(before: number): Promise<number> {

@@ -8,6 +8,7 @@ import type Database from 'better-sqlite3';
 import {
   AT_LOCATIONS,
   CHECKS_OF,
+  CHECKS_OF_MANY,
   DOWNSTREAM,
   EXISTING_MATERIALIZATION,
   GET_ASSET,
@@ -31,12 +32,15 @@ import {
   toCheckResult,
   toMaterializations,
   PRUNABLE_VERSIONS,
+  RUN_MATERIALIZATIONS,
   toResultCacheEntry,
+  toRunMaterializations,
 } from '../asset-rows.js';
 import type { Row } from '../rows.js';
 import type {
   AssetAtLocation,
   AssetCheckResult,
+  RunMaterialization,
   AssetLink,
   AssetListOptions,
   AssetMaterialization,
@@ -118,6 +122,17 @@ export class SqliteAssets implements Assets {
     return this.guard('reading asset checks', () =>
       (this.db.prepare(CHECKS_OF).all(materializationId) as Row[]).map(toCheckResult),
     );
+  }
+
+  async runMaterializations(runId: string, limit: number): Promise<RunMaterialization[]> {
+    return this.guard('reading the assets of a run', () => {
+      const rows = this.db.prepare(RUN_MATERIALIZATIONS).all(runId, limit) as Row[];
+      const ids = rows.map((r) => Number(r.id));
+      if (ids.length === 0) return [];
+      const inputs = this.db.prepare(INPUTS_OF(ids)).all(...ids) as Row[];
+      const checks = this.db.prepare(CHECKS_OF_MANY(ids)).all(...ids) as Row[];
+      return toRunMaterializations(rows, inputs, checks);
+    });
   }
 
   async pruneAssetVersions(before: number): Promise<number> {

@@ -62,6 +62,7 @@ import { SqliteAssets } from './sqlite-assets.js';
 import type {
   AssetAtLocation,
   AssetCheckResult,
+  RunMaterialization,
   AssetLink,
   AssetListOptions,
   AssetMaterialization,
@@ -1246,6 +1247,10 @@ export class SqliteStore implements Store {
 
   async assetChecks(materializationId: number): Promise<AssetCheckResult[]> {
     return this.assets.assetChecks(materializationId);
+  }
+
+  async runMaterializations(runId: string, limit: number): Promise<RunMaterialization[]> {
+    return this.assets.runMaterializations(runId, limit);
   }
 
   async pruneAssetVersions(before: number): Promise<number> {

@@ -226,6 +226,32 @@ export function assetsConformance(factory: StoreFactory): void {
       expect(await store.assetChecks(id + 1000)).toEqual([]);
     });
 
+    it("lists a run's materializations in recording order, with their inputs and checks", async () => {
+      const { store } = t;
+      const a = await store.recordMaterialization(
+        made('orders_clean', V1, {
+          runId: 'r-show',
+          inputs: [{ assetKey: 'orders_raw', version: V2 }],
+          checks: [check('not_null(id)'), check('unique(id)', { kind: 'unique', passed: false, failingCount: 2 })],
+        }),
+      );
+      const b = await store.recordMaterialization(made('orders_daily', V2, { runId: 'r-show', taskId: 'daily' }));
+      await store.recordMaterialization(made('other', V3, { runId: 'r-other' }));
+      const listed = await store.runMaterializations('r-show', 10);
+      expect(listed.map((m) => [m.id, m.assetKey, m.taskId])).toEqual([
+        [a.id, 'orders_clean', 'clean'],
+        [b.id, 'orders_daily', 'daily'],
+      ]);
+      expect(listed[0]?.inputs).toEqual([{ assetKey: 'orders_raw', version: V2 }]);
+      expect(listed[0]?.checks.map((c) => [c.name, c.passed, c.failingCount])).toEqual([
+        ['not_null(id)', true, 0],
+        ['unique(id)', false, 2],
+      ]);
+      expect(listed[1]?.checks).toEqual([]);
+      expect((await store.runMaterializations('r-show', 1)).map((m) => m.assetKey)).toEqual(['orders_clean']);
+      expect(await store.runMaterializations('r-none', 10)).toEqual([]);
+    });
+
     it('writes nothing of a materialization the database refuses', async () => {
       const { store } = t;
       const bad = made('refused', V1, {
