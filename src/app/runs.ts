@@ -544,7 +544,14 @@ export async function resumeRun(
 export async function pruneRuns(
   rt: Runtime,
   olderThanMs: number,
-): Promise<{ before: number; runs: number; payloads: number; cached: number; assetVersions: number }> {
+): Promise<{
+  before: number;
+  runs: number;
+  payloads: number;
+  cached: number;
+  assetVersions: number;
+  resultCache: number;
+}> {
   const before = (await rt.store.now()) - olderThanMs;
   const result = await rt.store.prune(before);
   // Outputs stored by reference go with their runs: every run folder whose run is gone.
@@ -557,5 +564,7 @@ export async function pruneRuns(
   const cached = await (await rt.data.cache()).evictUnusedSince(Date.now() - olderThanMs);
   // Asset versions recorded before the cut-off, but never an asset's latest.
   const assetVersions = await rt.store.pruneAssetVersions(before);
-  return { before, runs: result.runs, payloads, cached, assetVersions };
+  // Result cache entries recorded before the cut-off: their tasks compute afresh next time.
+  const resultCache = await rt.store.pruneResultCache(before);
+  return { before, runs: result.runs, payloads, cached, assetVersions, resultCache };
 }

@@ -241,6 +241,8 @@ ON CONFLICT (key) DO UPDATE SET flow = excluded.flow, task_id = excluded.task_id
 
 export const GET_RESULT_CACHE = `SELECT * FROM result_cache WHERE key = ?`;
 
+export const PRUNE_RESULT_CACHE = `DELETE FROM result_cache WHERE at < ?`;
+
 export function resultCacheArgs(e: ResultCacheEntry): unknown[] {
   return [e.key, e.flow, e.taskId, e.runId, e.taskRunId, e.attempt, JSON.stringify(e.output ?? null), e.at];
 }

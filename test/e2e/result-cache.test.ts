@@ -211,6 +211,24 @@ describe('result cache (cache: inputs)', () => {
     });
   });
 
+  it('forgets its entries on baton db prune: the next run computes afresh', async () => {
+    const dir = project();
+    await withRuntime(dir, async (rt) => {
+      await runFlow(rt, 'report');
+      await runFlow(rt, 'report');
+    });
+    expect(counts(dir).total).toBe(1);
+    await new Promise((r) => setTimeout(r, 20));
+    const pruned = await baton(['db', 'prune', '--older-than', '1ms', '--json'], { cwd: dir });
+    expect(pruned.code, describeResult(pruned)).toBe(0);
+    expect(parseJson<{ pruned_result_cache_entries: number }>(pruned).pruned_result_cache_entries).toBe(1);
+    await withRuntime(dir, async (rt) => {
+      const after = await runFlow(rt, 'report');
+      expect((await succeeded(rt, after, 'total')).cachedFrom).toBeUndefined();
+    });
+    expect(counts(dir).total).toBe(2);
+  });
+
   it('keys a SQL task on the files of its inputs', async () => {
     const dir = project();
     await withRuntime(dir, async (rt) => {

@@ -489,7 +489,7 @@ export async function schedulerCommand(
 export async function pruneCommand(ctx: CliContext, flags: { olderThan: number; json?: boolean }): Promise<number> {
   const rt = await openRuntime(ctx.runtime);
   try {
-    const { before, runs, payloads, cached, assetVersions } = await pruneRuns(rt, flags.olderThan);
+    const { before, runs, payloads, cached, assetVersions, resultCache } = await pruneRuns(rt, flags.olderThan);
     if (flags.json) {
       ctx.stdout(
         JSON.stringify({
@@ -497,6 +497,7 @@ export async function pruneCommand(ctx: CliContext, flags: { olderThan: number; 
           pruned_payloads: payloads,
           evicted_cache_entries: cached,
           pruned_asset_versions: assetVersions,
+          pruned_result_cache_entries: resultCache,
           before: new Date(before).toISOString(),
         }),
       );
@@ -505,7 +506,8 @@ export async function pruneCommand(ctx: CliContext, flags: { olderThan: number; 
         `pruned ${runs} finished run(s) that ended before ${new Date(before).toISOString()}` +
           (payloads > 0 ? `, and ${payloads} output(s) they stored by reference` : '') +
           (cached > 0 ? `; evicted ${cached} cached object(s) unused since then` : '') +
-          (assetVersions > 0 ? `; removed ${assetVersions} older asset version(s)` : ''),
+          (assetVersions > 0 ? `; removed ${assetVersions} older asset version(s)` : '') +
+          (resultCache > 0 ? `; forgot ${resultCache} result cache entr${resultCache === 1 ? 'y' : 'ies'}` : ''),
       );
     }
     return 0;

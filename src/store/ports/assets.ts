@@ -182,6 +182,11 @@ export interface Assets {
 
   /** Records the attempt that succeeded with a cache key; a later recording of the key replaces it. */
   recordResultCache(entry: ResultCacheEntry): Promise<void>;
+  /**
+   * Retention (`baton db prune`): deletes the entries recorded before `before` (ms); a
+   * later attempt with such a key runs its body again. Returns how many went.
+   */
+  pruneResultCache(before: number): Promise<number>;
   /** The entry of a cache key, or null when no attempt recorded it. */
   resultCache(key: string): Promise<ResultCacheEntry | null>;
 }

@@ -134,6 +134,15 @@ export class PostgresAssets implements Assets {
     await this.pg.q('recording a result cache entry', $(UPSERT_RESULT_CACHE), resultCacheArgs(entry));
   }
 
+  async pruneResultCache(before: number): Promise<number> {
+    const rows = await this.pg.q(
+      'pruning the result cache',
+      'WITH gone AS (DELETE FROM result_cache WHERE at < $1 RETURNING 1) SELECT count(*)::int AS n FROM gone',
+      [before],
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
   async resultCache(key: string): Promise<ResultCacheEntry | null> {
     const rows = await this.pg.q('reading a result cache entry', $(GET_RESULT_CACHE), [key]);
     return rows[0] ? toResultCacheEntry(rows[0]) : null;

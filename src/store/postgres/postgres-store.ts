@@ -1225,6 +1225,10 @@ export class PostgresStore implements Store {
     return this.assets.recordResultCache(entry);
   }
 
+  async pruneResultCache(before: number): Promise<number> {
+    return this.assets.pruneResultCache(before);
+  }
+
   async resultCache(key: string): Promise<ResultCacheEntry | null> {
     return this.assets.resultCache(key);
   }

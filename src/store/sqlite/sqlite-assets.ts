@@ -13,6 +13,7 @@ import {
   EXISTING_MATERIALIZATION,
   GET_ASSET,
   GET_RESULT_CACHE,
+  PRUNE_RESULT_CACHE,
   INPUTS_OF,
   INSERT_CHECK,
   INSERT_INPUT,
@@ -158,6 +159,10 @@ export class SqliteAssets implements Assets {
     this.guard('recording a result cache entry', () =>
       this.db.prepare(UPSERT_RESULT_CACHE).run(...resultCacheArgs(entry)),
     );
+  }
+
+  async pruneResultCache(before: number): Promise<number> {
+    return this.guard('pruning the result cache', () => this.db.prepare(PRUNE_RESULT_CACHE).run(before).changes);
   }
 
   async resultCache(key: string): Promise<ResultCacheEntry | null> {

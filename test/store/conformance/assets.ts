@@ -289,5 +289,30 @@ export function assetsConformance(factory: StoreFactory): void {
       expect(await store.resultCache(key)).toEqual(later);
       expect(await store.resultCache('c'.repeat(64))).toBeNull();
     });
+
+    it('prunes the result cache entries recorded before a time', async () => {
+      const { store } = t;
+      const entry = (key: string, at: number) => ({
+        key: key.repeat(64),
+        flow: 'orders',
+        taskId: 'clean',
+        runId: `run-${key}`,
+        taskRunId: 'clean',
+        attempt: 1,
+        output: key,
+        at,
+      });
+      for (const [key, at] of [
+        ['d', 1000],
+        ['e', 2000],
+        ['f', 3000],
+      ] as const)
+        await store.recordResultCache(entry(key, at));
+      expect(await store.pruneResultCache(2500)).toBe(2);
+      expect(await store.resultCache('d'.repeat(64))).toBeNull();
+      expect(await store.resultCache('e'.repeat(64))).toBeNull();
+      expect(await store.resultCache('f'.repeat(64))).toMatchObject({ output: 'f' });
+      expect(await store.pruneResultCache(2500)).toBe(0);
+    });
   });
 }
