@@ -79,6 +79,28 @@ export default tseslint.config(
     },
   },
   {
+    // The web UI runs in the browser: it may take types from the server's schemas, never code.
+    files: ['ui/**/*.ts', 'ui/**/*.tsx'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/src/**', 'node:*'],
+              allowTypeImports: true,
+              message: 'The UI imports only types from the server (import type).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['ui/vite.config.ts'],
+    rules: { '@typescript-eslint/no-restricted-imports': 'off' },
+  },
+  {
     files: ['bench/**/*.js', 'bin/**/*.js'],
     languageOptions: {
       globals: { console: 'readonly', process: 'readonly', performance: 'readonly', global: 'readonly' },
