@@ -14,7 +14,7 @@ import { isTerminalRun } from '../core/states.js';
 import type { FlowDefinition } from '../define/builder.js';
 import { isFlowDefinitionLike } from '../define/flow-mark.js';
 import { resolveParams } from '../define/params.js';
-import type { NewRun, RunFilter, RunRecord, StoredEvent, Store, TaskRunRecord } from '../store/store.js';
+import type { NewRun, RunFilter, RunRecord, StoredEvent, StoredLogLine, Store, TaskRunRecord } from '../store/store.js';
 import type { Engine } from '../engine/engine.js';
 import type { BatonConfig } from './config.js';
 import type { LoadedFlow } from './flow-catalog.js';
@@ -567,4 +567,57 @@ export async function pruneRuns(
   // Result cache entries recorded before the cut-off: their tasks compute afresh next time.
   const resultCache = await rt.store.pruneResultCache(before);
   return { before, runs: result.runs, payloads, cached, assetVersions, resultCache };
+}
+
+/** A run's history after `afterSeq` (all of it by default), in order. */
+export async function readRunEvents(rt: Runtime, runId: string, afterSeq = 0): Promise<StoredEvent[]> {
+  return rt.store.readEvents(runId, afterSeq);
+}
+
+/**
+ * A run's log lines after `afterSeq`, in order: of one task and one attempt when given
+ * (the attempt is filtered after reading, so that a page may hold fewer than `limit`).
+ */
+export async function readRunLogs(
+  rt: Runtime,
+  runId: string,
+  options: { task?: string | undefined; attempt?: number | undefined; afterSeq?: number; limit?: number },
+): Promise<StoredLogLine[]> {
+  const lines = await rt.store.readLogs(runId, {
+    ...(options.task !== undefined ? { task: options.task } : {}),
+    ...(options.afterSeq !== undefined ? { afterSeq: options.afterSeq } : {}),
+    ...(options.limit !== undefined ? { limit: options.limit } : {}),
+  });
+  return options.attempt === undefined ? lines : lines.filter((l) => l.attempt === options.attempt);
+}
+
+/** How long `resumeRunInBackground` waits for a refusal (RUN_OWNED) before answering. */
+const RESUME_SETTLE_MS = 100;
+
+/**
+ * Starts driving a run in this process, as `resumeRun` does, without waiting for it to end:
+ * for a long-lived process (the server) that answers at once. Refusals that come at once
+ * (RUN_OWNED: a live process executes it) are thrown; the run's record is returned.
+ */
+export async function resumeRunInBackground(rt: Runtime, runId: string): Promise<RunRecord> {
+  const run = await getRun(rt, runId);
+  if (isTerminalRun(run.state)) return run;
+  const engine = rt.createEngine();
+  const driving = engine.execute(runId).finally(() => engine.stop());
+  const settled = await Promise.race([
+    driving.then(
+      () => null,
+      (error: unknown) => error,
+    ),
+    new Promise<'pending'>((resolve) => setTimeout(() => resolve('pending'), RESUME_SETTLE_MS)),
+  ]);
+  if (settled !== 'pending' && settled !== null) throw settled;
+  // A failure after the answer ends in the run's own state; nothing is left to report it to.
+  driving.catch(() => {});
+  return getRun(rt, runId);
+}
+
+/** A run's task runs as stored (map instances included). */
+export async function readTaskRuns(rt: Runtime, runId: string): Promise<TaskRunRecord[]> {
+  return rt.store.getTaskRuns(runId);
 }

@@ -237,11 +237,20 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     );
 
   program
+    .command('server')
+    .description('serve the web UI, the HTTP API and the webhooks on one port, over either store')
+    .addOption(cliOption('--port <n>', 'port (default 8420)'))
+    .option('--host <host>', 'address to listen on (default 127.0.0.1)')
+    .action((o: { port?: number; host?: string }) =>
+      run(async () => (await import('./commands/server.js')).serverCommand(withDb(), o))(),
+    );
+
+  program
     .command('dev')
-    .description('one process for development: executes runs, evaluates triggers, serves webhooks')
-    .addOption(cliOption('--port <n>', 'webhook port (default 8787)'))
-    .option('--host <host>', 'webhook address (default 127.0.0.1)')
-    .option('--no-webhooks', 'do not listen for webhooks')
+    .description('one process for development: executes runs, evaluates triggers, serves the UI, API and webhooks')
+    .addOption(cliOption('--port <n>', 'port of the UI, API and webhooks (default 8420)'))
+    .option('--host <host>', 'address to listen on (default 127.0.0.1)')
+    .option('--no-webhooks', 'do not take webhooks under /hooks')
     .action((o: { port?: number; host?: string; webhooks?: boolean }) =>
       run(async () => (await import('./commands/triggers.js')).devCommand(withDb(), o))(),
     );

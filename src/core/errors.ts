@@ -432,6 +432,25 @@ export const ERROR_CODES = {
     exitCode: 2,
     source: 'user',
   },
+  BACKFILL_NOT_FOUND: {
+    summary: 'No backfill has this id.',
+    hint: 'List backfills with `baton backfill list`.',
+    exitCode: 4,
+    source: 'user',
+  },
+  ROUTE_NOT_FOUND: {
+    summary: 'An HTTP request to the Baton server names no route of its API (`/api/v1/...`).',
+    hint: 'The routes are listed in the OpenAPI document at /api/v1/openapi.json (docs/http-api.md).',
+    exitCode: 4,
+    source: 'user',
+  },
+  REQUEST_INVALID: {
+    summary:
+      'An HTTP request to the Baton server is malformed: its body is not JSON, or a body field or query parameter has the wrong type.',
+    hint: 'The message names the field; the OpenAPI document at /api/v1/openapi.json gives every request shape.',
+    exitCode: 2,
+    source: 'user',
+  },
   PORT_IN_USE: {
     summary: 'Another process already listens on the port a Baton server was asked to listen on.',
     hint: 'Stop the process that holds the port, or choose another one (`baton dev --port <n>`, `baton scheduler --webhook-port <n>`).',

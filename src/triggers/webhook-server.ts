@@ -136,7 +136,7 @@ function drainBody(req: IncomingMessage): Promise<void> {
  * Node looks for expired calls every `connectionsCheckingInterval` (30 s by default, which
  * would add up to 30 s to every timeout): a quarter of the shortest one, at most a second.
  */
-function serverOptions(limits: HttpLimits): ServerOptions {
+export function serverOptions(limits: HttpLimits): ServerOptions {
   const requestTimeout = limits.headerTimeoutMs + limits.bodyTimeoutMs;
   return {
     headersTimeout: limits.headerTimeoutMs,
@@ -150,6 +150,21 @@ function serverOptions(limits: HttpLimits): ServerOptions {
   };
 }
 
+/**
+ * An HTTP server held to `limits`: Node's own timeouts (serverOptions) and at most
+ * `connections` open at once (past the limit Node closes each new connection as it is
+ * accepted). Shared by the webhook listener and the Baton server, so that both face the
+ * network with the same bounds.
+ */
+export function createBoundedServer(
+  limits: HttpLimits,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Server {
+  const server = createServer(serverOptions(limits), handler);
+  server.maxConnections = limits.connections;
+  return server;
+}
+
 /** Checks `sha256=<hex>` against the HMAC of the body, in constant time. */
 export function verifySignature(secret: string, body: Buffer, header: string | undefined): boolean {
   if (!header?.startsWith('sha256=')) return false;
@@ -158,18 +173,25 @@ export function verifySignature(secret: string, body: Buffer, header: string | u
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
-function listenError(error: unknown, host: string, port: number, portOption: string | undefined): BatonError {
+/** The error of a failed listen: PORT_IN_USE for a port taken, USAGE for anything else. */
+export function listenError(
+  error: unknown,
+  host: string,
+  port: number,
+  portOption: string | undefined,
+  what = 'serve webhooks',
+): BatonError {
   const code = (error as NodeJS.ErrnoException).code;
   const another = portOption ? `pass another port with ${portOption}` : 'choose another port';
   const where = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   if (code === 'EADDRINUSE') {
-    return new BatonError('PORT_IN_USE', `cannot serve webhooks on ${where}: port ${port} is already in use`, {
+    return new BatonError('PORT_IN_USE', `cannot ${what} on ${where}: port ${port} is already in use`, {
       hint: `Another process listens on port ${port} (another baton dev?). Stop it, or ${another}.`,
       details: { host, port },
       cause: error,
     });
   }
-  return new BatonError('USAGE', `cannot serve webhooks on ${where}: ${(error as Error).message}`, {
+  return new BatonError('USAGE', `cannot ${what} on ${where}: ${(error as Error).message}`, {
     hint:
       code === 'EACCES'
         ? `Ports below 1024 need privileges: ${another}.`
@@ -195,47 +217,23 @@ function decodePathPart(part: string, path: string): string {
   }
 }
 
-export class WebhookServer {
-  private server: Server | undefined;
-  private readonly limits: HttpLimits;
+/** What the handling of a delivery needs: the store, the trigger service, the body limit, the secrets. */
+export interface WebhookHandlerOptions {
+  readonly store: Store;
+  /** Where events go; only `emit` is used, so that a caller may swap services behind it. */
+  readonly service: Pick<TriggerService, 'emit'>;
+  /** Largest body, in bytes (413 over it). */
+  readonly bodyBytes: number;
+  /** Environment the secrets are read from. */
+  readonly env: NodeJS.ProcessEnv;
+}
 
-  constructor(private readonly o: WebhookServerOptions) {
-    this.limits = { ...DEFAULT_HTTP_LIMITS, ...o.limits };
-  }
-
-  /**
-   * Starts listening; resolves with the bound port. A port taken by another process is
-   * PORT_IN_USE, any other failure to listen (an address not of this machine, a port
-   * below 1024 without the right) is USAGE; either way nothing is left listening.
-   */
-  async start(): Promise<number> {
-    const server = createServer(serverOptions(this.limits), (req, res) => void this.handle(req, res));
-    // Past the limit Node closes each new connection as it is accepted.
-    server.maxConnections = this.limits.connections;
-    const host = this.o.host ?? '127.0.0.1';
-    const port = this.o.port ?? 8787;
-    try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
-    } catch (error) {
-      server.close();
-      throw listenError(error, host, port, this.o.portOption);
-    }
-    this.server = server;
-    return (server.address() as AddressInfo).port;
-  }
-
-  async stop(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeAllConnections?.();
-  }
+/**
+ * Takes webhook deliveries (`POST /hooks/<trigger>`, `/hooks/<flow>/<trigger>`) from a raw
+ * Node request: used by the webhook listener below and by the Baton server's `/hooks` route.
+ */
+export class WebhookHandler {
+  constructor(private readonly o: WebhookHandlerOptions) {}
 
   private async find(parts: string[]): Promise<TriggerRecord> {
     const hooks = (await this.o.store.listTriggers()).filter((t) => t.kind === 'webhook');
@@ -254,7 +252,8 @@ export class WebhookServer {
     return matches[0] as TriggerRecord;
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** Answers one request; never throws (every failure is answered with its status). */
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const send = async (status: number, body: Record<string, unknown>): Promise<void> => {
       // Refused before its body was read (a wrong method, an unknown route, a body over the
       // limit): read the rest before answering. Answering first and closing would leave
@@ -278,7 +277,7 @@ export class WebhookServer {
       }
       if (req.method !== 'POST') throw new HttpError(405, 'USAGE', 'webhooks take POST');
       const trigger = await this.find(parts.slice(1).map((part) => decodePathPart(part, url.pathname)));
-      const body = await readBody(req, this.limits.bodyBytes);
+      const body = await readBody(req, this.o.bodyBytes);
       const secretEnv = trigger.spec.config.secretEnv;
       if (typeof secretEnv === 'string') {
         const secret = this.o.env[secretEnv];
@@ -328,5 +327,53 @@ export class WebhookServer {
         await send(statusOf(error), { error: { code: error.code, message: error.message } });
       else await send(500, { error: { code: 'INTERNAL', message: (error as Error).message } });
     }
+  }
+}
+
+/** A listener of its own for webhooks (`baton scheduler --webhook-port`). */
+export class WebhookServer {
+  private server: Server | undefined;
+  private readonly limits: HttpLimits;
+
+  constructor(private readonly o: WebhookServerOptions) {
+    this.limits = { ...DEFAULT_HTTP_LIMITS, ...o.limits };
+  }
+
+  /**
+   * Starts listening; resolves with the bound port. A port taken by another process is
+   * PORT_IN_USE, any other failure to listen (an address not of this machine, a port
+   * below 1024 without the right) is USAGE; either way nothing is left listening.
+   */
+  async start(): Promise<number> {
+    const handler = new WebhookHandler({
+      store: this.o.store,
+      service: this.o.service,
+      bodyBytes: this.limits.bodyBytes,
+      env: this.o.env,
+    });
+    const server = createBoundedServer(this.limits, (req, res) => void handler.handle(req, res));
+    const host = this.o.host ?? '127.0.0.1';
+    const port = this.o.port ?? 8787;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (error) {
+      server.close();
+      throw listenError(error, host, port, this.o.portOption);
+    }
+    this.server = server;
+    return (server.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeAllConnections?.();
   }
 }

@@ -1,8 +1,8 @@
 /**
  * `baton dev` through the real binary: a line when a run starts and one when it ends
  * (with what made it, and where to look when it failed), reloading flows as their files
- * change (a new flow's trigger fires; an invalid change keeps the last good version), and a
- * webhook port in use ending the command at once, having started nothing.
+ * change (a new flow's trigger fires; an invalid change keeps the last good version), and its
+ * port (UI, API and webhooks) in use ending the command at once, having started nothing.
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import type { Server } from 'node:net';
@@ -60,7 +60,7 @@ async function stop(dev: BatonProcess): Promise<void> {
 }
 
 async function startDev(sandbox: Sandbox): Promise<BatonProcess> {
-  const dev = sandbox.start(['dev', '--no-webhooks'], { timeoutMs: 60_000 });
+  const dev = sandbox.start(['dev', '--no-webhooks', '--port', String(await freePort())], { timeoutMs: 60_000 });
   await waitForLine(dev, /baton dev: executing runs and \d+ trigger\(s\)/, 'baton dev to start');
   return dev;
 }
@@ -154,7 +154,7 @@ describe('baton dev', () => {
     await stop(dev);
   });
 
-  it('exits 2 with PORT_IN_USE naming the port when the webhook port is taken, having started nothing', async () => {
+  it('exits 2 with PORT_IN_USE naming the port when its port is taken, having started nothing', async () => {
     const sandbox = project({ 'flows/tick.yaml': tickerYaml('tick') });
     const holder: Server = createServer();
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
@@ -163,7 +163,7 @@ describe('baton dev', () => {
       const result = await sandbox.run(['dev', '--port', String(port)], { timeoutMs: 15_000 });
       expect(result.code, describeResult(result)).toBe(2);
       expect(result.stderr).toContain(
-        `error: PORT_IN_USE: cannot serve webhooks on http://127.0.0.1:${port}: port ${port} is already in use`,
+        `error: PORT_IN_USE: cannot serve the UI and API on http://127.0.0.1:${port}: port ${port} is already in use`,
       );
       expect(result.stderr).toContain('--port <n>');
       expect(result.stderr).not.toContain('executing runs');

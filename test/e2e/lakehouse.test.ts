@@ -27,6 +27,7 @@ import {
   useTempDirs,
   waitFor,
 } from './cli-helpers.js';
+import { freePort } from '../helpers/ports.js';
 
 const temp = useTempDirs();
 
@@ -270,7 +271,8 @@ describe('examples/lakehouse', () => {
 async function expectAssetTrigger(sandbox: Sandbox, env: Record<string, string>): Promise<void> {
   const db = sandbox.path('trigger.db');
   const options = { cwd: sandbox.dir, env, timeoutMs: 60_000 };
-  const dev = startBaton(['--db', db, 'dev', '--no-webhooks'], { ...options, timeoutMs: 120_000 });
+  const port = String(await freePort());
+  const dev = startBaton(['--db', db, 'dev', '--no-webhooks', '--port', port], { ...options, timeoutMs: 120_000 });
   try {
     await waitFor(() => (/baton dev: executing runs and \d+ trigger\(s\)/.test(dev.stderr()) ? true : undefined), {
       timeoutMs: 30_000,

@@ -11,6 +11,7 @@ import { CaseRunner } from './in-process.js';
 import { Findings, judgeCli, judgeOutcome, symptomGroup } from './oracle.js';
 import type { Exec } from './processes.js';
 import { TempDirs, runBaton, startBaton } from './processes.js';
+import { freePort } from '../helpers/ports.js';
 
 function exec(over: Partial<Exec>): Exec {
   return {
@@ -129,7 +130,7 @@ describe('runBaton', () => {
     const dir = temp.make('baton-fuzz-self-');
     try {
       mkdirSync(join(dir, 'flows'));
-      const args = ['--db', join(dir, 'baton.db'), 'dev', '--no-webhooks'];
+      const args = ['--db', join(dir, 'baton.db'), 'dev', '--no-webhooks', '--port', String(await freePort())];
       const running = startBaton(args, { cwd: dir, deadlineMs: 1500 });
       const result = await running.done;
       expect(result.killed).toBe('deadline');

@@ -31,6 +31,7 @@ import { openRuntime } from '../../src/app/runtime.js';
 import type { RunRecord } from '../../src/store/store.js';
 import type { TriggerService } from '../../src/triggers/trigger-service.js';
 import { createTestDatabase } from '../store/pg-helpers.js';
+import { freePort } from '../helpers/ports.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const POLL_MS = 100;
@@ -296,7 +297,8 @@ describe('baton dev with a file trigger', () => {
       join(dir, 'flows', 'ingest.yaml'),
       flowYaml(`{ kind: file, path: ../inbox, move_to: ../archive, poll: ${POLL_MS}ms }`),
     );
-    const dev: ChildProcess = spawn(process.execPath, [bin, 'dev', '--no-webhooks'], {
+    const port = String(await freePort());
+    const dev: ChildProcess = spawn(process.execPath, [bin, 'dev', '--no-webhooks', '--port', port], {
       cwd: dir,
       env: childEnv(),
       stdio: ['ignore', 'pipe', 'pipe'],

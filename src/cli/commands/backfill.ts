@@ -4,21 +4,14 @@
  */
 import type { Runtime } from '../../app/runtime.js';
 import { openRuntime, triggerFlows } from '../../app/runtime.js';
+import { listBackfills, moveBackfillTo, parseInstant, planFlowBackfill, startBackfill } from '../../app/backfills.js';
 import { BatonError } from '../../core/errors.js';
 import type { RunStateName } from '../../core/states.js';
 import { TERMINAL_RUN_STATES } from '../../core/states.js';
 import { TERMINAL_BACKFILL_STATES } from '../../core/trigger-spec.js';
 import type { BackfillRecord, StoredLogLine } from '../../store/store.js';
 import type { BackfillPlan, BackfillProgress, IntervalView } from '../../triggers/backfill.js';
-import {
-  BackfillProcessor,
-  backfillProgress,
-  DEFAULT_MAX_PARALLEL,
-  moveBackfill,
-  planBackfill,
-  recordBackfill,
-  recordedFireTimes,
-} from '../../triggers/backfill.js';
+import { BackfillProcessor, backfillProgress, recordedFireTimes } from '../../triggers/backfill.js';
 import type { CliContext } from '../context.js';
 import { createLiveOutput, stderrTerminal } from '../live-output.js';
 import { elapsedText, liveLogLine, table, time } from '../render.js';
@@ -38,23 +31,7 @@ export interface BackfillFlags {
 
 const ISO = (ms: number) => new Date(ms).toISOString();
 
-/**
- * A `--from`/`--to` value: a date (`2024-01-01`, midnight UTC) or an ISO 8601 instant; an
- * instant without an offset is read as UTC, never in this machine's zone.
- */
-export function parseInstant(text: string, flag: string): number {
-  const trimmed = text.trim();
-  let ms: number;
-  if (/^\d{4}-\d{2}-\d{2}$/.test(trimmed)) ms = Date.parse(`${trimmed}T00:00:00Z`);
-  else if (/^\d{4}-\d{2}-\d{2}T[\d:.]+$/.test(trimmed)) ms = Date.parse(`${trimmed}Z`);
-  else ms = Date.parse(trimmed);
-  if (Number.isNaN(ms)) {
-    throw new BatonError('USAGE', `${flag} ${text}: not a date or instant`, {
-      hint: 'Use an ISO 8601 date or instant, e.g. 2024-01-01 or 2024-01-01T06:00:00Z (UTC unless an offset is given).',
-    });
-  }
-  return ms;
-}
+export { parseInstant } from '../../app/backfills.js';
 
 async function withRuntime<T>(ctx: CliContext, fn: (rt: Runtime) => Promise<T>): Promise<T> {
   const rt = await openRuntime(ctx.runtime);
@@ -139,18 +116,8 @@ export async function backfillCommand(ctx: CliContext, flowRef: string, flags: B
   const fromAt = parseInstant(flags.from, '--from');
   const toAt = parseInstant(flags.to, '--to');
   return withRuntime(ctx, async (rt) => {
-    const now = await rt.store.now();
-    if (toAt > now) {
-      throw new BatonError('USAGE', `--to ${ISO(toAt)} is in the future; a backfill covers intervals that have ended`, {
-        hint: `Give a --to up to now (${ISO(now)}); the schedule creates the runs of later fire times.`,
-      });
-    }
-    const loaded = await rt.catalog.find(flowRef);
-    const flows = triggerFlows(rt);
-    const flow = await flows.get(loaded.spec.name, loaded.sourcePath);
-    if (!flow) throw new BatonError('FLOW_NOT_FOUND', `flow ${flowRef} could not be loaded`);
-    const plan = await planBackfill(rt.store, flow, {
-      ...(flags.trigger !== undefined ? { trigger: flags.trigger } : {}),
+    const plan = await planFlowBackfill(rt, flowRef, {
+      trigger: flags.trigger,
       fromAt,
       toAt,
       rerun: flags.rerun === true,
@@ -187,12 +154,8 @@ export async function backfillCommand(ctx: CliContext, flowRef: string, flags: B
       }
       return 0;
     }
-    const backfill = await recordBackfill(rt.store, plan, {
-      maxParallel: flags.maxParallel ?? DEFAULT_MAX_PARALLEL,
-      at: now,
-    });
+    const { backfill, progress } = await startBackfill(rt, plan, { maxParallel: flags.maxParallel });
     if (!flags.wait) {
-      const { progress } = await backfillProgress(rt.store, backfill);
       if (flags.json) ctx.stdout(JSON.stringify(backfillJson(backfill, progress), null, 2));
       else {
         ctx.stdout(
@@ -307,10 +270,7 @@ function runLogReader(rt: Runtime): {
 
 export async function backfillListCommand(ctx: CliContext, flags: { json?: boolean }): Promise<number> {
   return withRuntime(ctx, async (rt) => {
-    const rows: { b: BackfillRecord; progress: BackfillProgress }[] = [];
-    for (const b of await rt.store.listBackfills()) {
-      rows.push({ b, progress: (await backfillProgress(rt.store, b)).progress });
-    }
+    const rows = (await listBackfills(rt)).map((v) => ({ b: v.backfill, progress: v.progress }));
     if (flags.json) {
       ctx.stdout(
         JSON.stringify(
@@ -350,8 +310,7 @@ export async function backfillMoveCommand(
   flags: { json?: boolean },
 ): Promise<number> {
   return withRuntime(ctx, async (rt) => {
-    const b = await moveBackfill(rt.store, id, to, Date.now());
-    const { progress } = await backfillProgress(rt.store, b);
+    const { backfill: b, progress } = await moveBackfillTo(rt, id, to);
     if (flags.json) ctx.stdout(JSON.stringify(backfillJson(b, progress), null, 2));
     else ctx.stdout(`${b.id} ${b.state}\n${progressLine(b, progress)}`);
     return 0;

@@ -6,16 +6,15 @@ import { BatonError } from '../../core/errors.js';
 import type { Problem } from '../../core/errors.js';
 import { RUN_STATES, isTerminalRun } from '../../core/states.js';
 import type { RunStateName } from '../../core/states.js';
-import type { RunState } from '../../core/run-machine.js';
 import type { TaskError } from '../../core/model.js';
 import { isFlowFile, problemsOf } from '../../app/flow-catalog.js';
-import { loadRunState } from '../../app/run-state.js';
+import { loadRunView } from '../../app/run-views.js';
+import type { ShowData } from '../../app/run-views.js';
 import { resolveRunRef } from '../../app/run-refs.js';
 import { parseLabelAssignments } from '../../app/runs.js';
 import type { Runtime } from '../../app/runtime.js';
 import { openCatalog, openRuntime } from '../../app/runtime.js';
-import type { RunRecord, StoredEvent, StoredLogLine, TaskRunRecord } from '../../store/store.js';
-import type { RunMaterialization } from '../../store/ports/assets.js';
+import type { RunRecord, StoredEvent, StoredLogLine } from '../../store/store.js';
 import type { CliContext } from '../context.js';
 import {
   failureJson,
@@ -82,51 +81,11 @@ export async function runsCommand(
   }
 }
 
-/** Child runs listed by `show`, at most this many. */
-const CHILDREN_SHOWN = 1000;
-/** Materializations listed by `show`, at most this many. */
-const ASSETS_SHOWN = 100;
+export type { ShowData } from '../../app/run-views.js';
 
-/** What `show` prints of a run: its record, task runs, folded state (when it can be had) and child runs. */
-export interface ShowData {
-  readonly run: RunRecord;
-  readonly tasks: readonly TaskRunRecord[];
-  readonly state: RunState | null;
-  readonly children: readonly RunRecord[];
-  /** What the run materialized, at most ASSETS_SHOWN, with its check results. */
-  readonly assets: readonly RunMaterialization[];
-  /** More than ASSETS_SHOWN were materialized. */
-  readonly moreAssets: boolean;
-}
-
+/** `loadRunView` with its notices on stderr. */
 export async function loadShowData(ctx: CliContext, rt: Runtime, runId: string): Promise<ShowData> {
-  const run = await rt.store.getRun(runId);
-  if (!run) throw new BatonError('RUN_NOT_FOUND', `no run with id ${runId}`);
-  const tasks = await rt.store.getTaskRuns(runId);
-  let state: RunState | null = null;
-  try {
-    state = (await loadRunState(rt, runId)).state;
-  } catch (error) {
-    // The rows alone still make a listing; only waits and the summaries of maps and groups need the history.
-    ctx.stderr(
-      `baton: cannot fold the history of run ${runId} (${(error as Error).message}); listing its rows as stored`,
-    );
-  }
-  // Listed in the order they were started. Children created in the same millisecond (the
-  // items of a map) tie on time; their parent tasks (`per_region[2]` before `per_region[10]`)
-  // then give the order, since run ids are random.
-  const children = (await rt.store.listRuns({ parentRunId: runId, limit: CHILDREN_SHOWN })).sort(
-    (a, b) => a.createdAt - b.createdAt || naturalOrder(a.parentTask ?? '', b.parentTask ?? ''),
-  );
-  const assets = await rt.assets.ofRun(runId, { limit: ASSETS_SHOWN + 1 });
-  return {
-    run,
-    tasks,
-    state,
-    children,
-    assets: assets.slice(0, ASSETS_SHOWN),
-    moreAssets: assets.length > ASSETS_SHOWN,
-  };
+  return loadRunView(rt, runId, ctx.stderr);
 }
 
 /** What the run materialized and the results of its checks, under the rest of `show`; empty if nothing. */
@@ -457,10 +416,4 @@ export async function validateCommand(
     }
   }
   return total > 0 || typeErrors > 0 ? 3 : 0;
-}
-
-const naturalCollator = new Intl.Collator('en', { numeric: true });
-
-function naturalOrder(a: string, b: string): number {
-  return naturalCollator.compare(a, b);
 }

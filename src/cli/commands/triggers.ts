@@ -1,5 +1,6 @@
 /**
- * `baton dev` (one process: runs, triggers, webhooks, reloading flows as they change) and
+ * `baton dev` (one process: runs, triggers, the UI, API and webhooks on one port, reloading
+ * flows as they change) and
  * `baton triggers` (list, pause, resume, history).
  */
 import { relative, sep } from 'node:path';
@@ -13,7 +14,7 @@ import type { Problem } from '../../core/errors.js';
 import type { RunEvent } from '../../core/run-machine.js';
 import type { Engine } from '../../engine/engine.js';
 import type { RunRecord, Store } from '../../store/store.js';
-import { WebhookServer } from '../../triggers/webhook-server.js';
+import type { RunningServer } from '../../server/server.js';
 import type { CliContext } from '../context.js';
 import { renderError, renderProblem, table, time } from '../render.js';
 import { LastGoodFlows } from './dev-flows.js';
@@ -121,26 +122,30 @@ export async function devCommand(
   // The current trigger service; a reload replaces it (its event sources restart with the flows).
   let service = rt.createTriggerService({ flows, onDiagnostic: say });
   const lines = new RunLines(rt.store, say);
-  let webhooks: WebhookServer | undefined;
+  let server: RunningServer | undefined;
   let engine: Engine | undefined;
   let watcher: ProjectWatcher | undefined;
   try {
-    if (flags.webhooks !== false) {
-      const host = flags.host ?? '127.0.0.1';
-      const server = new WebhookServer({
-        store: rt.store,
-        service: { emit: (id, events, options) => service.emit(id, events, options) },
-        env: ctx.runtime.env,
-        port: flags.port ?? 8787,
-        host,
-        portOption: '--port <n>',
-        limits: rt.config.http,
-      });
-      // Bound before anything runs: a port in use ends the command having started nothing.
-      const port = await server.start();
-      webhooks = server;
-      say(`webhooks on http://${host}:${port}/hooks/<trigger>`);
-    }
+    // Loaded here so that other commands never load the HTTP stack.
+    const { startServer } = await import('../../server/server.js');
+    const host = flags.host ?? '127.0.0.1';
+    // Bound before anything runs: a port in use ends the command having started nothing.
+    server = await startServer({
+      rt,
+      host,
+      port: flags.port ?? 8420,
+      portOption: '--port <n>',
+      ...(flags.webhooks !== false
+        ? {
+            webhooks: {
+              service: { emit: (id, events, options) => service.emit(id, events, options) },
+              env: ctx.runtime.env,
+            },
+          }
+        : {}),
+    });
+    say(`UI and API on ${server.url}`);
+    if (flags.webhooks !== false) say(`webhooks on ${server.url}hooks/<trigger>`);
 
     engine = rt.createEngine({ onDiagnostic: say, onCommitted: (id, events) => lines.committed(id, events) });
     engine.startWorker();
@@ -199,7 +204,7 @@ export async function devCommand(
   } finally {
     // Whatever started stops, also when starting failed: nothing is left half-running.
     await watcher?.close();
-    await webhooks?.stop();
+    await server?.close();
     await service.stop();
     if (engine) {
       await engine.drain();
