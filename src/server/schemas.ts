@@ -91,7 +91,34 @@ export const TaskRunSchema = z
 export type TaskRun = z.infer<typeof TaskRunSchema>;
 
 /** An asset a run materialized, with its check results. */
-export const RunAssetSchema = z.looseObject({ asset: z.string(), version: z.string() }).meta({ id: 'RunAsset' });
+/** The result of one check of an asset's version. */
+export const CheckSchema = z
+  .object({
+    name: z.string(),
+    kind: z.string(),
+    severity: z.enum(['error', 'warn']),
+    passed: z.boolean(),
+    failing_count: z.number(),
+    message: z.string().nullable(),
+    sample: z.array(z.unknown()),
+  })
+  .meta({ id: 'Check' });
+export type Check = z.infer<typeof CheckSchema>;
+/** What a run materialized: one asset, by one attempt, with the results of its checks. */
+export const RunAssetSchema = z
+  .object({
+    asset: z.string(),
+    version: z.string(),
+    task: z.string(),
+    attempt: z.number().int(),
+    at: isoTime,
+    location: z.string(),
+    size: z.number().nullable(),
+    row_count: z.number().nullable(),
+    inputs: z.array(z.object({ asset: z.string(), version: z.string().nullable() })),
+    checks: z.array(CheckSchema),
+  })
+  .meta({ id: 'RunAsset' });
 export type RunAsset = z.infer<typeof RunAssetSchema>;
 
 /** A run with its task runs, child runs, materializations and first failure. */
@@ -251,7 +278,7 @@ export const FiringSchema = z
   .object({
     seq: z.number(),
     at: isoTime,
-    outcome: z.string(),
+    outcome: z.enum(['run', 'deduplicated', 'skipped', 'error', 'deadline_missed']),
     reason: z.string(),
     run_id: z.string().nullable(),
   })
@@ -381,35 +408,50 @@ export const HistoryQuerySchema = z.object({ limit: z.coerce.number().int().min(
 export const AssetSchema = z
   .looseObject({
     key: z.string(),
-    latest_version: z.string().nullable(),
-    latest_at: nullableTime,
-    flow: z.string().nullable(),
-    task: z.string().nullable(),
-    run_id: z.string().nullable(),
+    latest_version: z.string(),
+    latest_at: isoTime,
+    flow: z.string(),
+    task: z.string(),
+    run_id: z.string(),
     stale: z.boolean(),
   })
   .meta({ id: 'Asset' });
 export type Asset = z.infer<typeof AssetSchema>;
-/** The result of one check of an asset's version. */
-export const CheckSchema = z
-  .object({
-    name: z.string(),
-    kind: z.string(),
-    severity: z.enum(['error', 'warn']),
-    passed: z.boolean(),
-    failing_count: z.number(),
-    message: z.string().nullable(),
-    sample: z.array(z.unknown()),
-  })
-  .meta({ id: 'Check' });
-export type Check = z.infer<typeof CheckSchema>;
 export const AssetParamsSchema = z.object({ key: z.string().min(1) });
+/** One materialization of an asset: its version (a SHA-256 of its bytes), where and by what it was made. */
+export const AssetVersionSchema = z
+  .object({
+    id: z.number().int(),
+    version: z.string(),
+    at: isoTime,
+    run_id: z.string(),
+    flow: z.string(),
+    task: z.string(),
+    attempt: z.number().int(),
+    location: z.string(),
+    size: z.number().nullable(),
+    row_count: z.number().nullable(),
+    schema: z.array(z.object({ name: z.string(), type: z.string() })).nullable(),
+    inputs: z.array(z.object({ asset: z.string(), version: z.string().nullable() })),
+  })
+  .meta({ id: 'AssetVersion' });
+export type AssetVersion = z.infer<typeof AssetVersionSchema>;
+/** An asset next to another in lineage: the version read, the latest, and whether they differ. */
+export const AssetLinkSchema = z
+  .object({
+    key: z.string(),
+    version_read: z.string().nullable(),
+    latest_version: z.string().nullable(),
+    stale: z.boolean(),
+  })
+  .meta({ id: 'AssetLink' });
+export type AssetLink = z.infer<typeof AssetLinkSchema>;
 export const AssetDetailSchema = z
-  .looseObject({
+  .object({
     asset: AssetSchema,
-    versions: z.array(z.record(z.string(), z.unknown())),
-    upstream: z.array(z.record(z.string(), z.unknown())),
-    downstream: z.array(z.record(z.string(), z.unknown())),
+    versions: z.array(AssetVersionSchema),
+    upstream: z.array(AssetLinkSchema),
+    downstream: z.array(AssetLinkSchema),
     checks: z.array(CheckSchema),
   })
   .meta({ id: 'AssetDetail' });

@@ -3,7 +3,12 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { materializeAsset } from '../../app/assets.js';
 import type { Runtime } from '../../app/runtime.js';
-import type { AssetCheckResult, AssetLink, AssetSummary } from '../../store/ports/assets.js';
+import type {
+  AssetCheckResult,
+  AssetLink,
+  AssetMaterializationRecord,
+  AssetSummary,
+} from '../../store/ports/assets.js';
 import { cursorOffset, pageOf } from '../pages.js';
 import {
   AssetDetailSchema,
@@ -14,7 +19,7 @@ import {
   PageQuerySchema,
   pageOf as pageSchema,
 } from '../schemas.js';
-import type { Asset } from '../schemas.js';
+import type { Asset, AssetVersion } from '../schemas.js';
 import { runOut } from '../serialize.js';
 
 const errors = { 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema, 422: ErrorBodySchema };
@@ -33,6 +38,21 @@ function assetOut(a: AssetSummary): Asset {
     stale: a.stale,
   };
 }
+
+const versionOut = (v: AssetMaterializationRecord): AssetVersion => ({
+  id: v.id,
+  version: v.version,
+  at: new Date(v.at).toISOString(),
+  run_id: v.runId,
+  flow: v.flow,
+  task: v.taskId,
+  attempt: v.attempt,
+  location: v.location,
+  size: v.size,
+  row_count: v.rowCount,
+  schema: v.schema ? v.schema.map((c) => ({ name: c.name, type: c.type })) : null,
+  inputs: v.inputs.map((i) => ({ asset: i.assetKey, version: i.version })),
+});
 
 const linkOut = (l: AssetLink) => ({
   key: l.key,
@@ -89,7 +109,7 @@ export function assetRoutes(rt: Runtime): FastifyPluginAsyncZod {
         const d = await rt.assets.show(request.params.key);
         return {
           asset: assetOut(d.asset),
-          versions: d.versions.map((v) => JSON.parse(JSON.stringify(v)) as Record<string, unknown>),
+          versions: d.versions.map(versionOut),
           upstream: d.upstream.map(linkOut),
           downstream: d.downstream.map(linkOut),
           checks: d.checks.map(checkOut),

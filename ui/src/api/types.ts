@@ -54,7 +54,7 @@ export interface Run {
   labels: Record<string, string>;
   error: TaskError | null;
   trigger: string | null;
-  parent: { run: string; task: string } | null;
+  parent: { run: string; task: string | null } | null;
   task_count: number;
 }
 
@@ -91,10 +91,10 @@ export interface RunAsset {
   task: string;
   attempt: number;
   at: string;
-  location: string | null;
+  location: string;
   size: number | null;
   row_count: number | null;
-  inputs: unknown;
+  inputs: { asset: string; version: string | null }[];
   checks: Check[];
 }
 
@@ -249,22 +249,27 @@ export interface Asset {
   stale: boolean;
 }
 
-/** One materialization of an asset; the contract leaves its fields open, so all but `version` are optional. */
+/** One materialization of an asset. */
 export interface AssetVersion {
+  id: number;
   version: string;
-  at?: string;
-  run_id?: string;
-  task?: string;
-  row_count?: number | null;
-  size?: number | null;
-  [k: string]: unknown;
+  at: string;
+  run_id: string;
+  flow: string;
+  task: string;
+  attempt: number;
+  location: string;
+  size: number | null;
+  row_count: number | null;
+  schema: { name: string; type: string }[] | null;
+  inputs: { asset: string; version: string | null }[];
 }
 
 export interface AssetLink {
   key: string;
-  version_read?: string;
-  latest_version?: string;
-  stale?: boolean;
+  version_read: string | null;
+  latest_version: string | null;
+  stale: boolean;
 }
 
 export interface AssetDetail {
@@ -276,7 +281,7 @@ export interface AssetDetail {
 }
 
 export interface AssetLineage {
-  nodes: { key: string; stale: boolean; latest_version: string }[];
+  nodes: { key: string; stale: boolean; latest_version: string | null }[];
   edges: GraphEdge[];
 }
 

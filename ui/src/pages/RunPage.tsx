@@ -145,7 +145,9 @@ export default function RunPage() {
         {data.parent ? (
           <span>
             parent{' '}
-            <Link to={`/runs/${encodeURIComponent(data.parent.run)}?task=${encodeURIComponent(data.parent.task)}`}>
+            <Link
+              to={`/runs/${encodeURIComponent(data.parent.run)}?task=${encodeURIComponent(data.parent.task ?? '')}`}
+            >
               {data.parent.run} › {data.parent.task}
             </Link>
           </span>
