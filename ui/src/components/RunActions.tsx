@@ -121,7 +121,13 @@ export function RunActions({ run, task, onDone }: { run: Run; task?: TaskRun | n
           >
             <label className="field">
               By
-              <input value={by} onChange={(e) => setBy(e.target.value)} placeholder="your name" required />
+              <input
+                value={by}
+                onChange={(e) => setBy(e.target.value)}
+                placeholder="your name"
+                required
+                data-testid="approval-by"
+              />
             </label>
             <label className="field">
               Comment

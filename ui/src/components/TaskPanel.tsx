@@ -136,7 +136,7 @@ export function TaskPanel(props: {
       <h3>Attempts</h3>
       <ApiErrorBox error={detail.error} />
       <AttemptBars attempts={attempts} now={now} />
-      <table className="table">
+      <table className="table attempts">
         <thead>
           <tr>
             <th>#</th>
