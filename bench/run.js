@@ -311,6 +311,10 @@ export const GROUP_MODULES = {
     { path: './data.js', benches: { dataCache: 'dataCacheBench' } },
     { path: './sql.js', benches: { sqlTask: 'sqlTaskBench' } },
   ],
+  api: [
+    { path: './api.js', benches: { runsApi: 'runsApiBench', sseLag: 'sseLagBench' } },
+    { path: './ui.js', benches: { uiRunPage: 'uiRunPageBench' } },
+  ],
   yaml: [{ path: './fuzz.js', benches: { fuzz: 'fuzzBench' } }],
 };
 

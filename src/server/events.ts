@@ -26,7 +26,8 @@ interface LiveEvent {
 }
 
 interface Client {
-  readonly send: (e: LiveEvent) => void;
+  /** Takes the events published since the last batch, in order. */
+  readonly send: (batch: readonly LiveEvent[]) => void;
   readonly end: () => void;
 }
 
@@ -39,6 +40,32 @@ export interface LiveEventsOptions {
   readonly pingMs?: number;
 }
 
+/** The text/event-stream frames of events, made once however many clients get them. */
+const frames = new WeakMap<LiveEvent, string>();
+
+/** The frame of an event on the stream. */
+function frameOf(e: LiveEvent): string {
+  let frame = frames.get(e);
+  if (frame === undefined) {
+    frame = `id: ${e.id}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`;
+    frames.set(e, frame);
+  }
+  return frame;
+}
+
+/** The frames of a batch of events, joined once for every client that takes the whole batch. */
+const batchTexts = new WeakMap<readonly LiveEvent[], string>();
+
+/** The text of `events` on the stream. */
+function textOf(events: readonly LiveEvent[]): string {
+  let text = batchTexts.get(events);
+  if (text === undefined) {
+    text = events.map(frameOf).join('');
+    batchTexts.set(events, text);
+  }
+  return text;
+}
+
 /** Newest runs read per scan; runs still active beyond them stay followed by id. */
 const SCAN_RUNS = 200;
 
@@ -49,6 +76,9 @@ export class LiveEvents {
   private nextId = 1;
   private readonly recent: LiveEvent[] = [];
   private readonly clients = new Set<Client>();
+  /** Events published and not yet sent: they leave together, one write per client. */
+  private pending: LiveEvent[] = [];
+  private flushing: NodeJS.Immediate | undefined;
   private readonly runs = new Map<string, { key: string; tasks: Map<string, string>; logSeq: number }>();
   private seeded = false;
   private scanning: Promise<void> | null = null;
@@ -85,8 +115,9 @@ export class LiveEvents {
   async close(): Promise<void> {
     clearInterval(this.timer);
     for (const off of this.unsubscribe.splice(0)) off();
-    for (const c of [...this.clients]) c.end();
     await this.scanning;
+    this.flush();
+    for (const c of [...this.clients]) c.end();
   }
 
   /** Asks for a scan now (one at a time; a wake during a scan runs one more after it). */
@@ -120,6 +151,11 @@ export class LiveEvents {
       const key = runKey(run);
       if (known && known.key === key && isTerminalRun(run.state)) {
         // Ended and told: stop following it (it stays among the newest and is seen as unchanged).
+        continue;
+      }
+      if (known && known.key === key && run.state === 'queued') {
+        // Still waiting for a worker: its tasks and logs change only once it starts, which
+        // changes its key. A backlog of queued runs then costs each scan nothing.
         continue;
       }
       const entry = known ?? { key: '', tasks: new Map<string, string>(), logSeq: 0 };
@@ -157,17 +193,31 @@ export class LiveEvents {
     const e: LiveEvent = { id: this.nextId++, event, runId: run.id, flow: run.flow, data };
     this.recent.push(e);
     if (this.recent.length > this.bufferSize) this.recent.splice(0, this.recent.length - this.bufferSize);
-    for (const c of this.clients) c.send(e);
+    this.pending.push(e);
+    // Many events come out of one scan: a write per client and event would cost a syscall
+    // each, the whole batch costs one.
+    this.flushing ??= setImmediate(() => this.flush());
+  }
+
+  /** Sends the pending events to every client. */
+  private flush(): void {
+    clearImmediate(this.flushing);
+    this.flushing = undefined;
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    for (const c of this.clients) c.send(batch);
   }
 
   /**
-   * Opens an event stream on `reply` (the caller must not answer it afterwards); `onEvent`
-   * gets every published event and writes what it wants with the returned `write`.
+   * Opens an event stream on `reply` (the caller must not answer it afterwards); `onEvents`
+   * gets every batch of published events and writes what it wants with `writeText` (the
+   * text of events: `textOf`) or the returned `write`.
    */
   private open(
     request: FastifyRequest,
     reply: FastifyReply,
-    onEvent: (e: LiveEvent, write: (e: LiveEvent) => void) => void,
+    onEvents: (batch: readonly LiveEvent[], writeText: (text: string) => void) => void,
   ): { write: (e: LiveEvent) => void; end: () => void } {
     reply.hijack();
     const res = reply.raw;
@@ -180,11 +230,12 @@ export class LiveEvents {
     res.write(': connected\n\n');
     const ping = setInterval(() => res.write(': ping\n\n'), this.pingMs);
     ping.unref();
-    const write = (e: LiveEvent): void => {
-      if (!res.writableEnded) res.write(`id: ${e.id}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`);
+    const writeText = (text: string): void => {
+      if (!res.writableEnded) res.write(text);
     };
+    const write = (e: LiveEvent): void => writeText(frameOf(e));
     const client: Client = {
-      send: (e) => onEvent(e, write),
+      send: (batch) => onEvents(batch, writeText),
       end: () => {
         clearInterval(ping);
         this.clients.delete(client);
@@ -205,11 +256,14 @@ export class LiveEvents {
       (filter.run === undefined || e.runId === filter.run) && (filter.flow === undefined || e.flow === filter.flow);
     const header = request.headers['last-event-id'];
     const last = Number(Array.isArray(header) ? header[0] : header);
-    const { write } = this.open(request, reply, (e, w) => {
-      if (accepts(e)) w(e);
+    const { write } = this.open(request, reply, (batch, writeText) => {
+      const mine = batch.every(accepts) ? batch : batch.filter(accepts);
+      if (mine.length > 0) writeText(textOf(mine));
     });
     if (Number.isInteger(last) && last > 0) {
-      for (const e of this.recent) if (e.id > last && accepts(e)) write(e);
+      // Events still pending reach this client with their batch.
+      const sent = this.pending[0]?.id ?? Infinity;
+      for (const e of this.recent) if (e.id > last && e.id < sent && accepts(e)) write(e);
     }
   }
 
@@ -244,12 +298,16 @@ export class LiveEvents {
         if (lines.length < 1000) return;
       }
     };
-    const stream = this.open(request, reply, (e, write) => {
-      if (e.runId !== runId || ended) return;
+    const stream = this.open(request, reply, (batch) => {
+      const mine = batch.filter((e) => e.runId === runId);
+      if (mine.length === 0 || ended) return;
+      const over = mine.some(
+        (e) => e.event === 'run' && isTerminalRun((e.data as { state: RunRecord['state'] }).state),
+      );
       chain = chain
         .then(async () => {
-          await sendStored(write);
-          if (e.event === 'run' && isTerminalRun((e.data as { state: RunRecord['state'] }).state)) finish();
+          await sendStored(stream.write);
+          if (over) finish();
         })
         .catch(() => finish());
     });

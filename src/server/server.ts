@@ -7,7 +7,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
 import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -19,6 +18,7 @@ import type { HttpLimits } from '../triggers/webhook-server.js';
 import { DEFAULT_HTTP_LIMITS, WebhookHandler, createBoundedServer, listenError } from '../triggers/webhook-server.js';
 import { installErrorHandler, routeNotFound, sendError } from './errors.js';
 import { LiveEvents } from './events.js';
+import { loadUiFiles, sendUiFile } from './ui-files.js';
 import type { LiveEventsOptions } from './events.js';
 import { assetRoutes } from './routes/assets.js';
 import { backfillRoutes } from './routes/backfills.js';
@@ -133,16 +133,17 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   }
 
   const uiDir = options.uiDir ?? DEFAULT_UI_DIR;
-  const uiBuilt = existsSync(join(uiDir, 'index.html'));
-  if (uiBuilt) await app.register(fastifyStatic, { root: uiDir, wildcard: true, index: 'index.html' });
+  const ui = existsSync(join(uiDir, 'index.html')) ? loadUiFiles(uiDir) : null;
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '/';
     if (path === '/api' || path.startsWith('/api/') || (request.method !== 'GET' && request.method !== 'HEAD')) {
       return sendError(reply, routeNotFound(request));
     }
-    // The UI routes in the browser: any other page is its index.html.
-    if (uiBuilt) return reply.type('text/html').sendFile('index.html');
-    return reply.type('text/html; charset=utf-8').send(NOT_BUILT);
+    if (!ui) return reply.type('text/html; charset=utf-8').send(NOT_BUILT);
+    // A file of the UI, or else one of its pages, which the UI routes in the browser: its index.html.
+    const file = ui.get(path) ?? (path.startsWith('/assets/') ? undefined : ui.get('/index.html'));
+    if (!file) return sendError(reply, routeNotFound(request));
+    return sendUiFile(reply, file, request.headers['if-none-match']);
   });
   return app;
 }

@@ -34,8 +34,8 @@ export interface EventHandlers {
   onRun?: (run: Run) => void;
   onTask?: (event: TaskEvent) => void;
   onLog?: (event: LogEvent) => void;
-  /** Called after a reconnection, to read again what the stream cannot replay. */
-  onReconnect?: () => void;
+  /** Called each time the stream opens (the first time too), to read again what it cannot replay. */
+  onOpen?: () => void;
 }
 
 function parse<T>(e: MessageEvent): T | null {
@@ -61,18 +61,18 @@ export function useLiveEvents(filter: { run?: string; flow?: string }, handlers:
     if (!enabled || typeof EventSource === 'undefined') return;
     let source: EventSource | null = null;
     let retryTimer: ReturnType<typeof setTimeout> | undefined;
-    let wasLost = false;
     let closed = false;
 
     const connect = () => {
       source = new EventSource(url);
       source.onopen = () => {
         setConnectionState('open');
-        if (wasLost) handlersRef.current.onReconnect?.();
-        wasLost = false;
+        // What changed before the stream opened (between the page's first read and now, or
+        // while it was down) is not in it: read it again. Both reads overlap, so nothing
+        // falls between them.
+        handlersRef.current.onOpen?.();
       };
       source.onerror = () => {
-        wasLost = true;
         setConnectionState('lost');
         // EventSource retries by itself while CONNECTING; once CLOSED (e.g. a 5xx) it
         // gives up, so open a new one after a pause.

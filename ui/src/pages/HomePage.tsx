@@ -26,7 +26,7 @@ export function HomePage() {
           reload();
         }, 3000);
       },
-      onReconnect: reload,
+      onOpen: reload,
     },
   );
   useEffect(() => () => clearTimeout(reloadTimer.current), []);

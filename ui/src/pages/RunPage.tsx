@@ -27,7 +27,8 @@ import { TERMINAL_RUN } from '../lib/states';
 import { useApi, useNow } from '../lib/use-api';
 import { useStateFavicon } from '../lib/favicon';
 
-const DagView = lazy(() => import('../components/DagView'));
+const loadDagView = () => import('../components/DagView');
+const DagView = lazy(loadDagView);
 
 const TABS = ['graph', 'gantt', 'tasks', 'logs', 'events'] as const;
 type Tab = (typeof TABS)[number];
@@ -45,6 +46,12 @@ export default function RunPage() {
   const live = run.data ? !TERMINAL_RUN.has(run.data.state) : false;
   const now = useNow(1000, live);
   useStateFavicon(run.data?.state ?? null);
+
+  // The graph's code (its layout library is most of the UI's size) loads while the run and
+  // its flow are fetched, not after them.
+  useEffect(() => {
+    if (tab === 'graph') void loadDagView();
+  }, [tab]);
 
   const setRun = run.setData;
   // Task events come in bursts on big runs: apply them a few times a second, not one by one.
@@ -66,7 +73,7 @@ export default function RunPage() {
       onTask: (e) => {
         if (e.run_id === runId) pendingTasks.current.set(e.task.id, e.task);
       },
-      onReconnect: run.reload,
+      onOpen: run.reload,
     },
     live,
   );

@@ -85,7 +85,7 @@ export function RunsPage() {
             (!trigger || r.trigger === trigger);
           return matches && (prev.length === 0 || r.created_at >= (prev[0]?.created_at ?? '')) ? [r, ...prev] : prev;
         }),
-      onReconnect: () => {
+      onOpen: () => {
         generation.current++;
         void load(null, generation.current);
       },
