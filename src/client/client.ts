@@ -11,16 +11,29 @@ import { materializeAsset } from '../app/assets.js';
 import { resolveConfig } from '../app/config.js';
 import { decideApproval, defaultActor, sendSignal } from '../app/run-requests.js';
 import type { FlowRef } from '../app/runs.js';
-import { cancelRun, getRun, listRuns, retryRun, startRun, startRunEagerly, startRuns, watchRun } from '../app/runs.js';
+import {
+  cancelRun,
+  getRun,
+  listRuns,
+  retryRun,
+  runOutputs,
+  startRun,
+  startRunEagerly,
+  startRuns,
+  waitForRun,
+  watchRun,
+} from '../app/runs.js';
 import type { Runtime } from '../app/runtime.js';
 import { createRuntime, openRuntime } from '../app/runtime.js';
 import { setTriggerPaused } from '../app/triggers.js';
 import type { RunningWorker } from '../app/workers.js';
 import { startWorker } from '../app/workers.js';
 import type { HandleHost } from './run-handle.js';
-import { RunHandle, runInfo } from './run-handle.js';
+import { RunHandle, runFailedError } from './run-handle.js';
+import type { RunRecord } from '../store/store.js';
 import type {
   AssetDetail,
+  BatonApi,
   AssetInfo,
   RunAssetInfo,
   CancelOptions,
@@ -43,6 +56,25 @@ import type {
   Worker,
   WorkerOptions,
 } from './types.js';
+
+/** A run record as the client reports it. */
+function runInfo(r: RunRecord): RunInfo {
+  return {
+    id: r.id,
+    flow: r.flow,
+    version: r.version,
+    state: r.state,
+    params: r.params,
+    dedupeKey: r.dedupeKey,
+    createdAt: r.createdAt,
+    startedAt: r.startedAt,
+    endedAt: r.endedAt,
+    error: r.error,
+    triggerId: r.triggerId,
+    parentRunId: r.parentRunId,
+    labels: r.labels,
+  };
+}
 
 /** Opens the runtime the options name: a project's, or a bare store's with default settings. */
 async function runtimeFor(options: ClientOptions): Promise<Runtime> {
@@ -80,14 +112,15 @@ export async function createClient(options: ClientOptions): Promise<BatonClient>
  * A connection to one Baton store: starts runs and waits for them, sends them signals and
  * decisions, and may execute them in this process (`startWorker`). Close it when done.
  */
-export class BatonClient {
+export class BatonClient implements BatonApi {
   private readonly workers = new Set<RunningWorker>();
   private closed = false;
   private readonly host: HandleHost;
 
   constructor(private readonly rt: Runtime) {
     this.host = {
-      runtime: rt,
+      status: (id) => this.status(id),
+      outputs: (id, o) => this.outputs(id, o),
       cancel: (id, o) => this.cancel(id, o),
       retry: (id, o) => this.retry(id, o),
       signal: (id, e, o) => this.signal(id, e, o),
@@ -192,6 +225,14 @@ export class BatonClient {
   /** Waits until the run ends and returns its result: see `RunHandle.result`. */
   async result(runId: string, options: WaitOptions = {}): Promise<RunOutputs> {
     return (await this.handle(runId)).result(options);
+  }
+
+  /** Waits until the run ends: its task outputs by id, or RUN_FAILED. */
+  private async outputs(runId: string, options: WaitOptions): Promise<RunOutputs> {
+    this.open();
+    const run = await waitForRun(this.rt, runId, options);
+    if (run.state !== 'succeeded') throw runFailedError(runInfo(run), await this.tasks(runId));
+    return runOutputs(this.rt, runId);
   }
 
   /** Runs, newest first. */

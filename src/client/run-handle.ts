@@ -1,11 +1,9 @@
 /**
  * A handle on one run: its status, its result once it ends, and what can be asked of it.
- * Handles hold nothing but the run's id; any number may exist for one run, in any process.
+ * Handles hold nothing but the run's id and ask the client they came from, in process or
+ * over HTTP; any number may exist for one run, in any process.
  */
 import { BatonError } from '../core/errors.js';
-import type { RunRecord } from '../store/store.js';
-import { getRun, runOutputs, waitForRun } from '../app/runs.js';
-import type { Runtime } from '../app/runtime.js';
 import type {
   CancelOptions,
   DecisionOptions,
@@ -20,9 +18,11 @@ import type {
   WaitOptions,
 } from './types.js';
 
-/** What a handle asks of the client it came from. */
+/** What a handle asks of the client it came from (the store's, or a server's). */
 export interface HandleHost {
-  readonly runtime: Runtime;
+  status(runId: string): Promise<RunInfo>;
+  /** Waits until the run ends; its task outputs by id when it succeeded, RUN_FAILED otherwise. */
+  outputs(runId: string, options: WaitOptions): Promise<RunOutputs>;
   cancel(runId: string, options?: CancelOptions): Promise<RunInfo>;
   retry(runId: string, options: RetryOptions): Promise<RunInfo>;
   signal(runId: string, event: string, options?: SignalOptions): Promise<SignalOutcome>;
@@ -32,22 +32,23 @@ export interface HandleHost {
   tasks(runId: string): Promise<TaskRunInfo[]>;
 }
 
-export function runInfo(r: RunRecord): RunInfo {
-  return {
-    id: r.id,
-    flow: r.flow,
-    version: r.version,
-    state: r.state,
-    params: r.params,
-    dedupeKey: r.dedupeKey,
-    createdAt: r.createdAt,
-    startedAt: r.startedAt,
-    endedAt: r.endedAt,
-    error: r.error,
-    triggerId: r.triggerId,
-    parentRunId: r.parentRunId,
-    labels: r.labels,
-  };
+/**
+ * RUN_FAILED for a run that ended without succeeding: the run's own error says that a task
+ * failed, the first failed task's says why.
+ */
+export function runFailedError(run: RunInfo, tasks: readonly TaskRunInfo[]): BatonError {
+  const failed = tasks.find((t) => t.state === 'failed' && t.error);
+  const reasons = [run.error?.message, failed ? `task ${failed.id}: ${failed.error?.message}` : undefined];
+  const why = reasons.filter((r): r is string => r !== undefined && r !== '').join('; ');
+  return new BatonError('RUN_FAILED', `run ${run.id} of flow ${run.flow} ${run.state}${why ? `: ${why}` : ''}`, {
+    hint: `See which task failed and why with \`baton show ${run.id}\`.`,
+    details: {
+      runId: run.id,
+      state: run.state,
+      error: run.error,
+      ...(failed ? { task: failed.id, taskError: failed.error } : {}),
+    },
+  });
 }
 
 /** A run that was started or looked up; `O` is what `result()` resolves with. */
@@ -65,8 +66,8 @@ export class RunHandle<O = RunOutputs> {
   ) {}
 
   /** The run as it is now. */
-  async status(): Promise<RunInfo> {
-    return runInfo(await getRun(this.host.runtime, this.id));
+  status(): Promise<RunInfo> {
+    return this.host.status(this.id);
   }
 
   /**
@@ -76,24 +77,7 @@ export class RunHandle<O = RunOutputs> {
    * it failed, was cancelled or timed out; with RUN_WAIT_TIMEOUT after `timeoutMs`.
    */
   async result(options: WaitOptions = {}): Promise<O> {
-    const rt = this.host.runtime;
-    const run = await waitForRun(rt, this.id, options);
-    if (run.state !== 'succeeded') {
-      // The run's own error says that a task failed; the task's says why.
-      const failed = (await rt.store.getTaskRuns(this.id)).find((t) => t.state === 'failed' && t.error);
-      const reasons = [run.error?.message, failed ? `task ${failed.taskId}: ${failed.error?.message}` : undefined];
-      const why = reasons.filter((r): r is string => r !== undefined && r !== '').join('; ');
-      throw new BatonError('RUN_FAILED', `run ${this.id} of flow ${run.flow} ${run.state}${why ? `: ${why}` : ''}`, {
-        hint: `See which task failed and why with \`baton show ${this.id}\`.`,
-        details: {
-          runId: this.id,
-          state: run.state,
-          error: run.error,
-          ...(failed ? { task: failed.taskId, taskError: failed.error } : {}),
-        },
-      });
-    }
-    const outputs = await runOutputs(rt, this.id);
+    const outputs = await this.host.outputs(this.id, options);
     return (this.outputTask === undefined ? outputs : outputs[this.outputTask]) as O;
   }
 

@@ -8,12 +8,23 @@ import type { RunStateName, TaskStateName } from '../core/states.js';
 import type { TaskError } from '../core/model.js';
 import type { FlowDefinition } from '../define/builder.js';
 import type { ParamDef, ParamValues, TaskRef } from '../define/builder-types.js';
+import type { AssetDetail } from '../app/assets.js';
+import type { AssetSummary, RunMaterialization } from '../store/ports/assets.js';
+import type { RunHandle } from './run-handle.js';
 
 export interface ClientOptions {
   /**
+   * A Baton server (`baton server`, `baton dev`) to talk to over its HTTP API instead of a
+   * store: `http://127.0.0.1:8420`. Not with `database` or `project` (USAGE); the flows
+   * are the server project's.
+   */
+  readonly url?: string;
+  /** Headers sent with every request to `url` (e.g. an `authorization` a proxy asks for). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /**
    * The store: the path of a SQLite file (relative to the working directory) or a
    * `postgres://` URL. Default: the store of `project` (its baton.yaml `database`, else
-   * `.baton/baton.db` in it). One of `database` and `project` is required.
+   * `.baton/baton.db` in it). One of `database`, `project` and `url` is required.
    */
   readonly database?: string;
   /**
@@ -226,3 +237,38 @@ export type {
   AssetSummary as AssetInfo,
   RunMaterialization as RunAssetInfo,
 } from '../store/ports/assets.js';
+
+/**
+ * What a program can ask of Baton wherever the runs are: of a store in this process
+ * (`BatonClient`) or of a server over HTTP (`BatonRemoteClient`). Each method is documented
+ * on `BatonClient`.
+ */
+export interface BatonApi {
+  start<O = RunOutputs>(
+    flow: string,
+    params?: Readonly<Record<string, unknown>>,
+    options?: StartOptions<O>,
+  ): Promise<RunHandle<O>>;
+  startMany(inputs: readonly StartManyInput[]): Promise<RunHandle[]>;
+  handle(runId: string): Promise<RunHandle>;
+  status(runId: string): Promise<RunInfo>;
+  result(runId: string, options?: WaitOptions): Promise<RunOutputs>;
+  list(options?: ListOptions): Promise<RunInfo[]>;
+  tasks(runId: string): Promise<TaskRunInfo[]>;
+  watch(
+    runId: string,
+    options?: { afterSeq?: number; signal?: AbortSignal },
+  ): AsyncGenerator<RunEventRecord, void, undefined>;
+  cancel(runId: string, options?: CancelOptions): Promise<RunInfo>;
+  retry(runId: string, options: RetryOptions): Promise<RunInfo>;
+  signal(runId: string, event: string, options?: SignalOptions): Promise<SignalOutcome>;
+  approve(runId: string, task: string, options: DecisionOptions): Promise<DecisionOutcome>;
+  reject(runId: string, task: string, options: DecisionOptions): Promise<DecisionOutcome>;
+  assets(options?: { readonly limit?: number; readonly afterKey?: string }): Promise<AssetSummary[]>;
+  asset(key: string, options?: { readonly limit?: number }): Promise<AssetDetail>;
+  runAssets(runId: string, options?: { readonly limit?: number }): Promise<RunMaterialization[]>;
+  materialize(key: string): Promise<RunHandle>;
+  pauseTrigger(trigger: string): Promise<void>;
+  resumeTrigger(trigger: string): Promise<void>;
+  close(): Promise<void>;
+}

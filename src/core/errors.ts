@@ -451,6 +451,13 @@ export const ERROR_CODES = {
     exitCode: 2,
     source: 'user',
   },
+  SERVER_UNREACHABLE: {
+    summary:
+      'A client opened with `openClient({ url })` could not reach the Baton server, or what answered was not a Baton server.',
+    hint: 'Check that the server runs (`baton server` or `baton dev`) and that the url names its host and port, e.g. http://127.0.0.1:8420.',
+    exitCode: 1,
+    source: 'user',
+  },
   PORT_IN_USE: {
     summary: 'Another process already listens on the port a Baton server was asked to listen on.',
     hint: 'Stop the process that holds the port, or choose another one (`baton dev --port <n>`, `baton scheduler --webhook-port <n>`).',

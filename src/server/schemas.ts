@@ -61,6 +61,7 @@ export const RunSchema = z
     duration_ms: z.number().nullable(),
     params: z.record(z.string(), z.unknown()),
     labels: z.record(z.string(), z.string()),
+    dedupe_key: z.string().nullable().describe('the dedupe key it was started with, or null'),
     error: TaskErrorSchema.nullable(),
     trigger: z.string().nullable().describe('the trigger that made the run (`<flow>/<name>`), or null'),
     parent: z.object({ run: z.string(), task: z.string().nullable() }).nullable(),
@@ -80,6 +81,7 @@ export const TaskRunSchema = z
     duration_ms: z.number().nullable(),
     skip_reason: z.string().nullable(),
     output: z.unknown(),
+    has_output: z.boolean().describe('false while the task run has no output (`output` is then null)'),
     error: TaskErrorSchema.nullable(),
     wait: z.record(z.string(), z.unknown()).optional(),
     group: z.string().optional(),
@@ -107,6 +109,7 @@ export type Check = z.infer<typeof CheckSchema>;
 /** What a run materialized: one asset, by one attempt, with the results of its checks. */
 export const RunAssetSchema = z
   .object({
+    id: z.number().int().describe("the id of this version (as in the asset's versions)"),
     asset: z.string(),
     version: z.string(),
     task: z.string(),
@@ -115,6 +118,7 @@ export const RunAssetSchema = z
     location: z.string(),
     size: z.number().nullable(),
     row_count: z.number().nullable(),
+    schema: z.array(z.object({ name: z.string(), type: z.string() })).nullable(),
     inputs: z.array(z.object({ asset: z.string(), version: z.string().nullable() })),
     checks: z.array(CheckSchema),
   })
@@ -355,6 +359,10 @@ export const RunsQuerySchema = PageQuerySchema.extend({
   since: z.iso.datetime({ offset: true }).optional().describe('created at or after'),
   until: z.iso.datetime({ offset: true }).optional().describe('created before'),
   parent: z.string().optional().describe('only the child runs of this run'),
+  labels: z
+    .string()
+    .optional()
+    .describe('only runs with every one of these labels: `key=value` pairs, comma-separated'),
 });
 export type RunsQuery = z.infer<typeof RunsQuerySchema>;
 
@@ -381,7 +389,12 @@ export const LogsQuerySchema = z.object({
   follow: booleanText.optional().describe('answer a text/event-stream of `log` events until the run ends'),
 });
 
-export const CancelBodySchema = z.object({ reason: z.string().min(1).max(1000).optional() }).optional();
+export const CancelBodySchema = z
+  .object({
+    reason: z.string().min(1).max(1000).optional(),
+    task: z.string().min(1).optional().describe('cancel only this task run of the run'),
+  })
+  .optional();
 export const RetryBodySchema = z
   .object({
     from: z.string().min(1).optional().describe('rerun this task and what depends on it'),
@@ -392,6 +405,9 @@ export const SignalBodySchema = z.object({
   event: z.string().min(1),
   payload: z.unknown().optional(),
   task: z.string().min(1).optional(),
+  key: z.string().min(1).optional().describe('only tasks waiting with this match key take it'),
+  by: z.string().min(1).optional().describe('who sent it, for the history'),
+  id: z.string().min(1).optional().describe('makes the signal idempotent: a second with this id changes nothing'),
 });
 export const SignalResultSchema = z.object({ delivered: z.unknown() });
 export const DecisionBodySchema = z.object({
@@ -408,6 +424,7 @@ export const HistoryQuerySchema = z.object({ limit: z.coerce.number().int().min(
 export const AssetSchema = z
   .looseObject({
     key: z.string(),
+    latest_id: z.number().int().describe('the id of its latest version'),
     latest_version: z.string(),
     latest_at: isoTime,
     flow: z.string(),

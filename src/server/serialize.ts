@@ -15,6 +15,7 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 export function runOut(r: RunRecord): Run {
   return {
     ...(runJson(r) as unknown as Run),
+    dedupe_key: r.dedupeKey,
     duration_ms: r.startedAt !== null && r.endedAt !== null ? r.endedAt - r.startedAt : null,
     trigger: r.triggerId,
     parent: r.parentRunId ? { run: r.parentRunId, task: r.parentTask } : null,
@@ -28,6 +29,7 @@ export function taskOut(t: TaskRunRecord, state: RunState | null): TaskRun {
   const instance = /^(.*)\[(\d+)\]$/.exec(t.taskId);
   return {
     ...base,
+    has_output: t.output !== undefined,
     ...(instance ? { parent_task: instance[1] as string, item: Number(instance[2]) } : {}),
   };
 }
@@ -39,7 +41,7 @@ export function runDetailOut(data: ShowData): RunDetail {
     ...runOut(data.run),
     tasks: data.tasks.map((t) => taskOut(t, data.state)),
     children: data.children.map(runOut),
-    assets: data.assets.map((a) => runAssetJson(a) as RunDetail['assets'][number]),
+    assets: data.assets.map((a) => ({ id: a.id, ...runAssetJson(a), schema: a.schema }) as RunDetail['assets'][number]),
     failure: summary ? (failureJson(summary) as RunDetail['failure']) : null,
   };
 }

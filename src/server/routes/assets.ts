@@ -30,6 +30,7 @@ const ASSETS_READ = 10_000;
 function assetOut(a: AssetSummary): Asset {
   return {
     key: a.key,
+    latest_id: a.latestId,
     latest_version: a.latestVersion,
     latest_at: new Date(a.latestAt).toISOString(),
     flow: a.flow,

@@ -74,6 +74,21 @@ function parseStates(text: string | undefined): RunStateName[] {
   return states as RunStateName[];
 }
 
+/** The labels of a `labels=k=v,k2=v2` query; REQUEST_INVALID for a pair without `=`. */
+function parseLabels(text: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const pair of text.split(',')) {
+    const at = pair.indexOf('=');
+    if (at <= 0) {
+      throw new BatonError('REQUEST_INVALID', `labels: "${pair}" is not key=value`, {
+        hint: 'Give labels as key=value pairs, comma-separated: labels=team=growth,env=prod.',
+      });
+    }
+    labels[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return labels;
+}
+
 /** The runs a query selects, newest first, enough of them for the page asked for. */
 async function selectRuns(rt: Runtime, q: RunsQuery, wanted: number): Promise<RunRecord[]> {
   const states = parseStates(q.state);
@@ -83,6 +98,7 @@ async function selectRuns(rt: Runtime, q: RunsQuery, wanted: number): Promise<Ru
   const limit = filtered ? FILTER_SCAN : wanted;
   const base = {
     ...(q.flow ? { flow: q.flow } : {}),
+    ...(q.labels ? { labels: parseLabels(q.labels) } : {}),
     ...(q.parent ? { parentRunId: q.parent } : {}),
     limit,
   };
@@ -330,7 +346,12 @@ export function runRoutes(rt: Runtime, live: LiveEvents): FastifyPluginAsyncZod 
         },
       },
       async (request) =>
-        runOut(await cancelRun(rt, request.params.id, request.body?.reason ? { reason: request.body.reason } : {})),
+        runOut(
+          await cancelRun(rt, request.params.id, {
+            ...(request.body?.reason ? { reason: request.body.reason } : {}),
+            ...(request.body?.task ? { task: request.body.task } : {}),
+          }),
+        ),
     );
 
     app.post(
@@ -386,7 +407,7 @@ export function runRoutes(rt: Runtime, live: LiveEvents): FastifyPluginAsyncZod 
         },
       },
       async (request) => {
-        const { event, payload, task } = request.body;
+        const { event, payload, task, key, by, id } = request.body;
         if (task !== undefined) {
           throw new BatonError('USAGE', 'a signal goes to every task waiting for its event; `task` is not supported', {
             hint: 'Send the signal without `task`.',
@@ -395,6 +416,9 @@ export function runRoutes(rt: Runtime, live: LiveEvents): FastifyPluginAsyncZod 
         const result = await sendSignal(rt, request.params.id, {
           event,
           ...(payload !== undefined ? { data: payload } : {}),
+          ...(key !== undefined ? { key } : {}),
+          ...(by !== undefined ? { by } : {}),
+          ...(id !== undefined ? { id } : {}),
         });
         return {
           delivered: {
