@@ -140,9 +140,11 @@ export async function dataCacheBench(report) {
         });
         rmSync(join(dir, 'sdk.bin'), { force: true });
         await cache.clear();
+        // Cold and warm end at the same point: the reader has every byte, as a task would.
         await timed('cold', async () => {
           const got = await cache.readThrough(mount, 'big.bin');
           if (!got.fetched) throw new Error('cold read: the cache did not download');
+          if ((await readFully(got.file)) !== OBJECT_BYTES) throw new Error('cold read: short file');
         });
         await timed('warm', async () => {
           const t0 = performance.now();
