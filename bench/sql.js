@@ -1,4 +1,4 @@
-// Group `data`: a `sql` task over a Parquet file of 2,000,000 rows, read through the data
+// Group `data`: a `sql` task over a Parquet file of 5,000,000 rows, read through the data
 // namespace (a local mount), joined with a small dimension table (CSV), aggregated, and
 // written as Parquet through the namespace's atomic write; and the same query run directly
 // with DuckDB's Node API, files named by path. Each is run several times and the medians
@@ -14,7 +14,7 @@ import { taskDataProvider } from '../dist/data/task-data.js';
 import { parseFlowText } from '../dist/define/load-yaml.js';
 import { createSqlExecutor } from '../dist/engine/executors/sql.js';
 
-const ROWS = 2_000_000;
+const ROWS = 5_000_000;
 const CUSTOMERS = 1000;
 const RUNS = 7;
 
