@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { randomFillSync } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 
@@ -71,11 +72,24 @@ function randomFile(path, bytes) {
   }
 }
 
-/** Reads a file to its end, as a task reading its input would. */
+/**
+ * Reads a file to its end, as a task reading its input would, through one reused buffer:
+ * the figures are then of the file's bytes reaching the reader, not of allocating a fresh
+ * buffer per chunk (which costs as much as the read itself on some machines).
+ */
 async function readFully(path) {
-  let n = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: READ_HIGH_WATER })) n += chunk.length;
-  return n;
+  const handle = await open(path, 'r');
+  const buffer = Buffer.allocUnsafe(READ_HIGH_WATER);
+  try {
+    let n = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) return n;
+      n += bytesRead;
+    }
+  } finally {
+    await handle.close();
+  }
 }
 
 function median(values) {
