@@ -69,7 +69,13 @@ export default function RunPage() {
   useLiveEvents(
     { run: runId },
     {
-      onRun: (r: Run) => setRun((prev) => (prev && prev.id === r.id ? { ...prev, ...r } : prev)),
+      onRun: (r: Run) => {
+        setRun((prev) => (prev && prev.id === r.id ? { ...prev, ...r } : prev));
+        // The end of the run closes the stream: read the run once more, after its end. That
+        // read replaces one still in flight (which may have left before the end, and would
+        // otherwise land after this event) and brings the tasks' last states.
+        if (r.id === runId && TERMINAL_RUN.has(r.state)) run.reload();
+      },
       onTask: (e) => {
         if (e.run_id === runId) pendingTasks.current.set(e.task.id, e.task);
       },
