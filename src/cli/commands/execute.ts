@@ -25,6 +25,7 @@ import type { CliContext } from '../context.js';
 import { liveLines, progressCounts, renderProgress, renderShow, runJson } from '../render.js';
 import type { LiveOutput } from '../live-output.js';
 import { createLiveOutput, stderrTerminal } from '../live-output.js';
+import { stopSignal } from '../stop-signal.js';
 
 export interface RunFlags {
   readonly param?: string[];
@@ -410,13 +411,9 @@ export async function workerCommand(
   // The handlers go in before the line that says the worker is up: a supervisor that stops
   // it on reading that line must find SIGTERM handled, not the default that kills at once.
   const drain = () => worker.drain();
-  const stopped = new Promise<void>((resolve) => {
-    const onSignal = (signal: string) => {
-      ctx.stderr(`baton worker: ${signal}, draining: finishing running attempts, then stopping`);
-      void drain().then(resolve);
-    };
-    process.once('SIGTERM', () => onSignal('SIGTERM'));
-    process.once('SIGINT', () => onSignal('SIGINT'));
+  const stopped = stopSignal().then((signal) => {
+    ctx.stderr(`baton worker: ${signal}, draining: finishing running attempts, then stopping`);
+    return drain();
   });
   ctx.stderr(
     postgres
@@ -469,13 +466,10 @@ export async function schedulerCommand(
     onLeadership: (leading) => ctx.stderr(`baton scheduler: ${leading ? 'leading' : 'standing by'}`),
   });
   // The handlers go in before the line that says the scheduler is up (see the worker above).
-  const stopped = new Promise<void>((resolve) => {
-    const onSignal = (signal: string) => {
-      ctx.stderr(`baton scheduler: ${signal}, handing over`);
-      void (webhooks?.stop() ?? Promise.resolve()).then(() => scheduler.stop()).then(resolve);
-    };
-    process.once('SIGTERM', () => onSignal('SIGTERM'));
-    process.once('SIGINT', () => onSignal('SIGINT'));
+  const stopped = stopSignal().then(async (signal) => {
+    ctx.stderr(`baton scheduler: ${signal}, handing over`);
+    await webhooks?.stop();
+    await scheduler.stop();
   });
   ctx.stderr('baton scheduler: started; standing by until it holds the leadership');
   scheduler.start();

@@ -1,6 +1,7 @@
 /** `baton server`: the UI, the API and the webhooks on one port, over either store. */
 import { openRuntime } from '../../app/runtime.js';
 import type { CliContext } from '../context.js';
+import { stopSignal } from '../stop-signal.js';
 
 export async function serverCommand(ctx: CliContext, flags: { port?: number; host?: string }): Promise<number> {
   const say = (m: string) => ctx.stderr(`baton server: ${m}`);
@@ -19,16 +20,10 @@ export async function serverCommand(ctx: CliContext, flags: { port?: number; hos
       portOption: '--port <n>',
       webhooks: { service, env: ctx.runtime.env },
     });
+    const stopped = stopSignal();
     say(`UI and API on ${server.url}`);
     if (!rt.config.databaseUrl) say('serving only: runs execute in `baton worker` or `baton dev`');
-    await new Promise<void>((resolve) => {
-      const onSignal = (signal: string) => {
-        say(`${signal}, stopping`);
-        resolve();
-      };
-      process.once('SIGTERM', () => onSignal('SIGTERM'));
-      process.once('SIGINT', () => onSignal('SIGINT'));
-    });
+    say(`${await stopped}, stopping`);
   } finally {
     await server?.close();
     await service.stop();

@@ -15,6 +15,7 @@ import type { RunEvent } from '../../core/run-machine.js';
 import type { Engine } from '../../engine/engine.js';
 import type { RunRecord, Store } from '../../store/store.js';
 import type { RunningServer } from '../../server/server.js';
+import { stopSignal } from '../stop-signal.js';
 import type { CliContext } from '../context.js';
 import { renderError, renderProblem, table, time } from '../render.js';
 import { LastGoodFlows } from './dev-flows.js';
@@ -144,6 +145,7 @@ export async function devCommand(
           }
         : {}),
     });
+    const stopped = stopSignal();
     say(`UI and API on ${server.url}`);
     if (flags.webhooks !== false) say(`webhooks on ${server.url}hooks/<trigger>`);
 
@@ -193,14 +195,7 @@ export async function devCommand(
     const count = (await listTriggers(rt)).length;
     const store = rt.config.databaseUrl ? 'PostgreSQL' : rt.config.databasePath;
     say(`executing runs and ${count} trigger(s) from ${store}; reloading flows when their files change`);
-    await new Promise<void>((resolve) => {
-      const onSignal = (signal: string) => {
-        say(`${signal}, stopping`);
-        resolve();
-      };
-      process.once('SIGTERM', () => onSignal('SIGTERM'));
-      process.once('SIGINT', () => onSignal('SIGINT'));
-    });
+    say(`${await stopped}, stopping`);
   } finally {
     // Whatever started stops, also when starting failed: nothing is left half-running.
     await watcher?.close();
